@@ -1,0 +1,70 @@
+/*
+ * The memory tier: fixed-size blocks of objects, each with the byte ranges
+ * that have landed (fill marks) and the ranges a running request will
+ * deliver. Reads are answered as soon as their own bytes are present; a
+ * read that cannot be answered is parked and answered from the fetcher
+ * thread when its bytes land. Misses are turned into Range requests for the
+ * missing bytes only (neighbouring gaps coalesced, widened by readahead),
+ * and bytes already being fetched are never asked for twice.
+ *
+ * The cap is hard: buffers are reserved before a request is issued; the
+ * least recently used blocks that no read or request holds are evicted to
+ * make room, and a read whose blocks cannot get room waits, holding
+ * nothing, until a request ends.
+ *
+ * One mutex guards all of it; buffers are written by the fetcher outside
+ * the lock (a request owns the bytes it will deliver) and copied out to
+ * readers under it.
+ */
+#ifndef CHUNKFS_CACHE_MEM_H
+#define CHUNKFS_CACHE_MEM_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct cfs_cache;
+struct cfs_fetcher;
+struct cfs_object;
+
+/*
+ * Completion of a read: called exactly once per cfs_cache_read(), either
+ * before cfs_cache_read() returns (in the caller's thread) or later from
+ * the fetcher thread. On success err is 0 and buf holds len bytes (len is
+ * short only at the end of the object, 0 at or past it); buf is valid
+ * during the call only. On failure err is a negative errno and buf NULL.
+ * Called without the cache's lock held.
+ */
+typedef void (*cfs_read_done_fn)(void *cookie, const void *buf, size_t len, int err);
+
+/*
+ * Create the memory tier. cap and block_size are bytes; block_size is a
+ * power of two and cap at least 4 blocks and 4 MiB (checked by options).
+ * readahead is the largest readahead window in bytes (0: none). The
+ * fetcher must outlive the cache's last request: free the cache after
+ * cfs_fetcher_free().
+ */
+struct cfs_cache *cfs_cache_new(uint64_t cap, uint64_t block_size, uint64_t readahead,
+				struct cfs_fetcher *fetcher);
+
+/* Free every block. No read may be parked and no request running. */
+void cfs_cache_free(struct cfs_cache *c);
+
+/*
+ * Read [off, off + len) of obj (len at most 16 MiB). done(cookie, ...) is
+ * called exactly once as described above. A read of an object that proved
+ * bad (size or ETag mismatch) fails with -EIO. Thread-safe.
+ */
+void cfs_cache_read(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, size_t len,
+		    cfs_read_done_fn done, void *cookie);
+
+/*
+ * Withdraw the parked or waiting read of obj whose cookie is cookie (a FUSE
+ * interrupt). Returns true when it was found: done will not be called and
+ * the caller answers the read itself. Returns false when the read is not
+ * waiting (answered already or being answered). Thread-safe.
+ */
+bool cfs_cache_cancel(struct cfs_cache *c, struct cfs_object *obj, void *cookie);
+
+#endif

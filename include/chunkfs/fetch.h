@@ -1,0 +1,111 @@
+/*
+ * The fetcher: one thread that owns a libcurl multi handle and runs HTTP
+ * Range GETs (RFC 9110 section 14) for the memory tier. Requests are queued
+ * from any thread and picked up through curl_multi_wakeup(); at most
+ * max_connections transfers run at once, demand before readahead, over
+ * reused keep-alive connections.
+ *
+ * Each request delivers the bytes [start, end) of one object in order,
+ * resuming after the last delivered byte when an attempt fails with a
+ * transient error (connection reset, stall longer than the timeout, short
+ * body, 5xx, 429), up to the configured number of retries with exponential
+ * backoff. Every response is checked before its body is used: status 206
+ * with exactly the Content-Range asked for (RFC 9110 section 14.4), or 200
+ * with the whole object when the range asked for is the whole object.
+ *
+ * Only this module includes curl.h.
+ */
+#ifndef CHUNKFS_FETCH_H
+#define CHUNKFS_FETCH_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct cfs_options;
+struct cfs_fetcher;
+
+/* What a response said about the object, handed to on_response. */
+struct cfs_response_info {
+	uint64_t total_size;  /* object size from Content-Range (or Content-Length of a 200) */
+	const char *etag;     /* ETag header value as sent, or NULL when absent */
+};
+
+struct cfs_fetch_ops {
+	/*
+	 * Called in the fetcher thread for every attempt's response, before any
+	 * of its body is delivered. Return 0 to accept, or a negative errno to
+	 * fail the request at once without retrying (e.g. -EIO for a changed
+	 * ETag or size). May be NULL.
+	 */
+	int (*on_response)(void *ctx, const struct cfs_response_info *info);
+	/*
+	 * Called in the fetcher thread for each piece of body, in order: the
+	 * bytes [off, off + len) of the object. buf is valid during the call only.
+	 */
+	void (*on_data)(void *ctx, uint64_t off, const void *buf, size_t len);
+	/*
+	 * Called once in the fetcher thread when the request ends: err is 0 when
+	 * all of [start, end) was delivered, else a negative errno (-EIO for an
+	 * HTTP error or a bad response, -ETIMEDOUT when the retries ran out on
+	 * stalls, -ECANCELED when the fetcher is shutting down).
+	 */
+	void (*on_done)(void *ctx, int err);
+};
+
+enum cfs_fetch_priority {
+	CFS_FETCH_DEMAND,    /* a reader is waiting for these bytes */
+	CFS_FETCH_READAHEAD, /* speculative: runs only when no demand request waits */
+};
+
+/*
+ * Create the fetcher and start its thread. opts is read during the call
+ * (connections, timeouts, retries) and not kept. Returns NULL with *error
+ * set when libcurl cannot be initialised.
+ */
+struct cfs_fetcher *cfs_fetcher_new(const struct cfs_options *opts, GError **error);
+
+/*
+ * Stop the thread: every queued or running request ends with -ECANCELED
+ * (its on_done is called), then the handle is freed. Call once, from a
+ * thread that is not the fetcher's.
+ */
+void cfs_fetcher_free(struct cfs_fetcher *f);
+
+/*
+ * Queue a GET of bytes [start, end) of url (end > start). name (the
+ * object's path, for log lines) and url are copied. The ops and ctx must
+ * stay valid until on_done has returned. Thread-safe; never blocks on the
+ * network.
+ */
+void cfs_fetcher_submit(struct cfs_fetcher *f, const char *name, const char *url, uint64_t start,
+			uint64_t end, enum cfs_fetch_priority prio, const struct cfs_fetch_ops *ops,
+			void *ctx);
+
+/*
+ * Blocking GET of a whole small object in the calling thread, outside the
+ * fetcher thread, for use before the mount exists (the dataset index).
+ * Stores at most max_bytes of body in *body (a GBytes the caller unrefs) and
+ * the ETag, if any, in *etag (g_malloc'd, may be NULL). Fails with a
+ * G_IO_ERROR: G_IO_ERROR_NOT_FOUND on 404, G_IO_ERROR_HOST_UNREACHABLE when
+ * the server cannot be reached, G_IO_ERROR_MESSAGE_TOO_LARGE past
+ * max_bytes, G_IO_ERROR_FAILED for other HTTP errors. The message names
+ * the URL with its secrets redacted. Thread-safe.
+ */
+bool cfs_fetch_small(const struct cfs_options *opts, const char *url, size_t max_bytes,
+		     GBytes **body, char **etag, GError **error);
+
+/*
+ * Blocking HEAD of url in the calling thread: stores the object's size in
+ * bytes (Content-Length) in *size. Errors as cfs_fetch_small(), plus
+ * G_IO_ERROR_INVALID_DATA when the server sends no Content-Length.
+ * Thread-safe.
+ */
+bool cfs_fetch_head(const struct cfs_options *opts, const char *url, uint64_t *size,
+		    GError **error);
+
+/* Global libcurl initialisation; call once from main before any thread exists. */
+void cfs_fetch_global_init(void);
+void cfs_fetch_global_cleanup(void);
+
+#endif

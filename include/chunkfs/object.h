@@ -1,0 +1,46 @@
+/*
+ * A remote object: one file of the bucket path, addressed by URL, with the
+ * size the index or listing gave. Objects live as long as the mount.
+ */
+#ifndef CHUNKFS_OBJECT_H
+#define CHUNKFS_OBJECT_H
+
+#include <glib.h>
+#include <stdint.h>
+
+#include "chunkfs/readahead.h"
+
+struct cfs_response_info;
+
+struct cfs_object {
+	uint32_t id;       /* dense, 0-based, unique within the mount */
+	char *name;        /* path below the mount root, for log lines */
+	char *url;         /* full URL, may hold credentials: log name, not url */
+	uint64_t size;     /* bytes, as the index says */
+
+	/* Guarded by the memory tier's lock. */
+	int error;                      /* sticky negative errno once the object proved bad */
+	GQueue parked;                  /* struct cfs_parked_read, oldest first */
+	struct cfs_ra_streams streams;  /* readahead state of the readers of this object */
+
+	/* Guarded by a lock private to object.c. */
+	char *etag;        /* ETag of the first response, NULL until then or if none */
+};
+
+/*
+ * Create an object. name and url are copied. Returns a new object that the
+ * caller frees with cfs_object_free() after the last reader is gone.
+ */
+struct cfs_object *cfs_object_new(uint32_t id, const char *name, const char *url, uint64_t size);
+void cfs_object_free(struct cfs_object *obj);
+
+/*
+ * Check a response against what is known of the object: the total size must
+ * equal obj->size, and the ETag must equal the one of the first response that
+ * carried one (weak validators compare by their opaque tag, RFC 9110 section
+ * 8.8.3). Logs one line naming the object on a mismatch.
+ * Returns 0 or -EIO. Thread-safe.
+ */
+int cfs_object_check_response(struct cfs_object *obj, const struct cfs_response_info *info);
+
+#endif

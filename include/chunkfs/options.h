@@ -1,0 +1,50 @@
+/* Command-line configuration of one mount. */
+#ifndef CHUNKFS_OPTIONS_H
+#define CHUNKFS_OPTIONS_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CFS_MIB (UINT64_C(1) << 20)
+
+struct cfs_options {
+	char *url;            /* dataset directory URL, always ending in '/' */
+	char *mountpoint;     /* absolute path */
+	bool foreground;      /* -f */
+	bool debug;           /* -d */
+	char *fuse_opts;      /* -o, comma separated, passed to fuse_session_new */
+	uint64_t mem_cache;   /* bytes, memory tier cap */
+	uint64_t block_size;  /* bytes, power of two */
+	uint64_t readahead;   /* bytes, largest readahead window; 0 disables */
+	unsigned max_connections;
+	unsigned connect_timeout_s;
+	unsigned timeout_s;   /* a request that delivers no byte for this long is retried */
+	unsigned retries;     /* attempts after the first one */
+};
+
+/*
+ * Parse a size: a decimal number of bytes with an optional suffix K, M, G or T
+ * (powers of 1024, case-insensitive, an optional trailing "B" or "iB").
+ * Returns true and stores the value in *out; false on anything else
+ * (empty, negative, fraction, unknown suffix, overflow of 64 bits).
+ * Thread-safe.
+ */
+bool cfs_parse_size(const char *text, uint64_t *out);
+
+/*
+ * Parse argv into *opts, filling defaults first: mem_cache 1/8 of physical RAM
+ * capped at 1 GiB, block_size 1 MiB, readahead 16 MiB, 8 connections,
+ * connect timeout 10 s, timeout 30 s, 4 retries.
+ * Handles --help and --version itself by printing to stdout and setting
+ * *exit_now (return value true). On a usage error returns false with a
+ * one-line message in *error (G_OPTION_ERROR domain). argv is not modified.
+ * The strings in *opts are owned by opts: free them with cfs_options_clear().
+ */
+bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts,
+		       bool *exit_now, GError **error);
+
+/* Free the strings held by *opts and zero it. Safe on a zeroed struct. */
+void cfs_options_clear(struct cfs_options *opts);
+
+#endif

@@ -1,0 +1,60 @@
+/*
+ * Process-wide counters, rendered as JSON in .chunkfs/stats.
+ * Every function here is thread-safe (relaxed atomics; a rendering is not a
+ * consistent snapshot across counters, each counter is exact on its own).
+ */
+#ifndef CHUNKFS_STATS_H
+#define CHUNKFS_STATS_H
+
+#include <stdint.h>
+
+enum cfs_counter {
+	CFS_READS,           /* FUSE reads answered with data */
+	CFS_READ_ERRORS,     /* FUSE reads answered with an errno */
+	CFS_BYTES_SERVED,    /* bytes returned to readers */
+	CFS_BYTES_FETCHED,   /* body bytes received from the server */
+	CFS_READAHEAD_BYTES, /* bytes requested by readahead, not by a read */
+	CFS_REQUESTS,        /* HTTP requests started, retries included */
+	CFS_REQUESTS_FAILED, /* requests that gave up after their retries */
+	CFS_RETRIES,         /* attempts after a failed attempt */
+	CFS_MEM_HITS,        /* reads answered from memory without waiting */
+	CFS_MEM_MISSES,      /* reads that had to wait for a fetch */
+	CFS_MEM_EVICTIONS,   /* blocks dropped from the memory tier */
+	CFS_COUNTER_COUNT
+};
+
+enum cfs_gauge {
+	CFS_MEM_BYTES,     /* bytes of block buffers allocated */
+	CFS_MEM_BLOCKS,    /* blocks resident */
+	CFS_MEM_CAP,       /* memory tier cap, bytes */
+	CFS_READS_PARKED,  /* reads waiting for bytes now */
+	CFS_GAUGE_COUNT
+};
+
+void cfs_stats_add(enum cfs_counter c, uint64_t n);
+void cfs_stats_gauge_set(enum cfs_gauge g, int64_t value);
+void cfs_stats_gauge_add(enum cfs_gauge g, int64_t delta);
+uint64_t cfs_stats_get(enum cfs_counter c);
+int64_t cfs_stats_gauge_get(enum cfs_gauge g);
+
+/* Record one time to first byte, in microseconds, into the TTFB histogram. */
+void cfs_stats_ttfb(uint64_t usec);
+
+/*
+ * Percentile (0 < p < 100) of the recorded TTFBs in milliseconds, from a
+ * log-scale histogram (resolution about 9%); 0 when none were recorded.
+ */
+double cfs_stats_ttfb_percentile(double p);
+
+/* Reset every counter and the histogram (gauges keep their values). */
+void cfs_stats_reset(void);
+
+/*
+ * Render all counters, gauges, TTFB p50/p99 (ms) and read amplification
+ * (bytes fetched / bytes served) as a pretty-printed JSON object followed
+ * by a newline. Returns a g_malloc'd string the caller frees; *len gets its
+ * length in bytes.
+ */
+char *cfs_stats_render(uint64_t *len);
+
+#endif

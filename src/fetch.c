@@ -1,0 +1,400 @@
+/* The fetcher thread: a libcurl multi handle running Range GETs with retries. */
+#include "chunkfs/fetch.h"
+
+#include <errno.h>
+#include <gio/gio.h>
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "chunkfs/options.h"
+#include "chunkfs/stats.h"
+#include "fetch_easy.h"
+
+#define BACKOFF_FIRST_US (100 * 1000)
+#define BACKOFF_MAX_US (5 * 1000 * 1000)
+#define IDLE_POLL_MS 1000
+
+#ifndef CURL_WRITEFUNC_ERROR
+#define CURL_WRITEFUNC_ERROR 0
+#endif
+
+struct request {
+	char *name, *url;
+	uint64_t next, end;           /* bytes [next, end) are still to come */
+	enum cfs_fetch_priority prio;
+	const struct cfs_fetch_ops *ops;
+	void *ctx;
+	unsigned attempt;             /* 1 for the first */
+	gint64 due_us;                /* monotonic time a retry may start */
+
+	/* The running attempt. */
+	GList link;                   /* in cfs_fetcher.active while an attempt runs */
+	CURL *easy;
+	gint64 started_us;
+	bool checked;                 /* the response passed its checks */
+	int fatal;                    /* negative errno that ends the request, no retry */
+	bool transient_status;        /* 5xx, 429, 408: retry */
+	char *content_range, *etag;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+struct cfs_fetcher {
+	struct cfs_options cfg;          /* a copy without the strings */
+	CURLM *multi;
+	GThread *thread;
+
+	GMutex lock;                     /* guards incoming and quit */
+	GQueue incoming;
+	bool quit;
+
+	/* Fetcher thread only. */
+	GQueue demand, readahead, waiting; /* waiting: retries until due_us */
+	GQueue active;                     /* requests with a running attempt */
+};
+
+static void request_free(struct request *r)
+{
+	g_free(r->name);
+	g_free(r->url);
+	g_free(r->content_range);
+	g_free(r->etag);
+	g_free(r);
+}
+
+static void finish(struct request *r, int err)
+{
+	if (err && err != -ECANCELED)
+		cfs_stats_add(CFS_REQUESTS_FAILED, 1);
+	r->ops->on_done(r->ctx, err);
+	request_free(r);
+}
+
+static void reset_response(struct request *r)
+{
+	g_clear_pointer(&r->content_range, g_free);
+	g_clear_pointer(&r->etag, g_free);
+	r->checked = false;
+	r->transient_status = false;
+}
+
+static size_t on_header(char *line, size_t size, size_t n, void *p)
+{
+	struct request *r = p;
+	size_t len = size * n;
+	if (len >= 5 && g_ascii_strncasecmp(line, "HTTP/", 5) == 0) {
+		reset_response(r); /* a new response: a redirect or an interim 1xx came first */
+	} else if (len > 14 && g_ascii_strncasecmp(line, "content-range:", 14) == 0) {
+		g_free(r->content_range);
+		r->content_range = g_strstrip(g_strndup(line + 14, len - 14));
+	} else if (len > 5 && g_ascii_strncasecmp(line, "etag:", 5) == 0) {
+		g_free(r->etag);
+		r->etag = g_strstrip(g_strndup(line + 5, len - 5));
+	}
+	return len;
+}
+
+static bool transient_http(long status)
+{
+	return status >= 500 || status == 429 || status == 408;
+}
+
+/* RFC 9110 section 14.4: "bytes first-last/complete-length". */
+static bool parse_content_range(const char *text, uint64_t *first, uint64_t *last,
+				uint64_t *total)
+{
+	if (!text)
+		return false;
+	int used = 0;
+	if (sscanf(text, "bytes %" SCNu64 "-%" SCNu64 "/%" SCNu64 "%n", first, last, total, &used) != 3)
+		return false;
+	return text[used] == '\0' && *first <= *last && *last < *total;
+}
+
+/* Decide on a response when its first body byte (or its end) arrives. */
+static int check_response(struct request *r)
+{
+	long status = 0;
+	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+	struct cfs_response_info info = { .etag = r->etag };
+	uint64_t first, last;
+	if (status == 206) {
+		if (!parse_content_range(r->content_range, &first, &last, &info.total_size) ||
+		    first != r->next || last != r->end - 1) {
+			g_warning("%s bytes %" PRIu64 "-%" PRIu64 ": the server answered with "
+				  "Content-Range '%s'", r->name, r->next, r->end,
+				  r->content_range ? r->content_range : "(none)");
+			return -EIO;
+		}
+	} else if (status == 200 && r->next == 0) {
+		curl_off_t len = -1;
+		curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
+		if (len < (curl_off_t)r->end) {
+			g_warning("%s: the server ignored the Range and sent %" CURL_FORMAT_CURL_OFF_T
+				  " bytes without a valid length", r->name, len);
+			return -EIO;
+		}
+		info.total_size = (uint64_t)len;
+	} else if (status == 200) {
+		g_warning("%s bytes %" PRIu64 "-%" PRIu64 ": the server does not support "
+			  "Range requests (HTTP 200)", r->name, r->next, r->end);
+		return -EIO;
+	} else if (transient_http(status)) {
+		r->transient_status = true;
+		return 0;
+	} else {
+		g_warning("%s bytes %" PRIu64 "-%" PRIu64 ": HTTP %ld", r->name, r->next, r->end,
+			  status);
+		return -EIO;
+	}
+	int err = r->ops->on_response ? r->ops->on_response(r->ctx, &info) : 0;
+	if (err == 0)
+		r->checked = true;
+	return err;
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *p)
+{
+	struct request *r = p;
+	size_t len = size * n;
+	if (!r->checked && !r->transient_status) {
+		gint64 now = g_get_monotonic_time();
+		cfs_stats_ttfb((uint64_t)(now - r->started_us));
+		r->fatal = check_response(r);
+		if (r->fatal)
+			return CURL_WRITEFUNC_ERROR;
+	}
+	if (r->transient_status)
+		return len; /* an error page: drain it, the connection stays usable */
+	size_t use = (size_t)MIN((uint64_t)len, r->end - r->next);
+	if (use) {
+		r->ops->on_data(r->ctx, r->next, data, use);
+		r->next += use;
+		cfs_stats_add(CFS_BYTES_FETCHED, use);
+	}
+	/* A 200 sends the whole object: stop once the part asked for is here. */
+	return r->next == r->end && use < len ? CURL_WRITEFUNC_ERROR : len;
+}
+
+static void start_attempt(struct cfs_fetcher *f, struct request *r)
+{
+	char range[64];
+	snprintf(range, sizeof(range), "%" PRIu64 "-%" PRIu64, r->next, r->end - 1);
+	r->easy = curl_easy_init();
+	r->errbuf[0] = '\0';
+	r->fatal = 0;
+	reset_response(r);
+	cfs_easy_setup(r->easy, &f->cfg, r->url);
+	curl_easy_setopt(r->easy, CURLOPT_RANGE, range);
+	curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
+	curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
+	curl_easy_setopt(r->easy, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
+	r->started_us = g_get_monotonic_time();
+	cfs_stats_add(CFS_REQUESTS, 1);
+	if (r->attempt > 1)
+		cfs_stats_add(CFS_RETRIES, 1);
+	g_debug("GET %s bytes=%s (attempt %u)", r->name, range, r->attempt);
+	curl_multi_add_handle(f->multi, r->easy);
+	r->link.data = r;
+	g_queue_push_tail_link(&f->active, &r->link);
+}
+
+/* Why the attempt failed, for the log line; NULL when it did not fail. */
+static const char *attempt_failure(struct request *r, CURLcode rc, char *buf, size_t size)
+{
+	if (r->transient_status) {
+		long status = 0;
+		curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+		snprintf(buf, size, "HTTP %ld", status);
+		return buf;
+	}
+	if (rc != CURLE_OK)
+		return *r->errbuf ? r->errbuf : curl_easy_strerror(rc);
+	if (r->next < r->end)
+		return "the body ended early";
+	return NULL;
+}
+
+static void schedule_retry(struct cfs_fetcher *f, struct request *r)
+{
+	gint64 backoff = MIN((gint64)BACKOFF_FIRST_US << MIN(r->attempt - 1, 16u), BACKOFF_MAX_US);
+	r->attempt++;
+	r->due_us = g_get_monotonic_time() + backoff;
+	g_queue_push_tail(&f->waiting, r);
+}
+
+static void stop_attempt(struct cfs_fetcher *f, struct request *r)
+{
+	curl_multi_remove_handle(f->multi, r->easy);
+	curl_easy_cleanup(r->easy);
+	r->easy = NULL;
+	g_queue_unlink(&f->active, &r->link);
+}
+
+static void end_attempt(struct cfs_fetcher *f, struct request *r, CURLcode rc)
+{
+	if (!r->checked && !r->fatal && (rc == CURLE_OK || r->next == r->end))
+		r->fatal = check_response(r); /* a response with no body at all */
+	char buf[64];
+	const char *why = r->fatal ? NULL : attempt_failure(r, rc, buf, sizeof(buf));
+	bool timed_out = rc == CURLE_OPERATION_TIMEDOUT;
+	stop_attempt(f, r);
+	if (r->fatal || r->next == r->end) {
+		finish(r, r->fatal);
+	} else if (r->attempt <= f->cfg.retries) {
+		g_message("%s bytes %" PRIu64 "-%" PRIu64 ": %s; retry %u of %u", r->name, r->next,
+			  r->end, why, r->attempt, f->cfg.retries);
+		schedule_retry(f, r);
+	} else {
+		g_warning("%s bytes %" PRIu64 "-%" PRIu64 ": %s; giving up after %u attempts",
+			  r->name, r->next, r->end, why, r->attempt);
+		finish(r, timed_out ? -ETIMEDOUT : -EIO);
+	}
+}
+
+static void drain_incoming(struct cfs_fetcher *f)
+{
+	g_mutex_lock(&f->lock);
+	struct request *r;
+	while ((r = g_queue_pop_head(&f->incoming)))
+		g_queue_push_tail(r->prio == CFS_FETCH_DEMAND ? &f->demand : &f->readahead, r);
+	g_mutex_unlock(&f->lock);
+}
+
+/* Move due retries to the front of their queue; returns ms until the next one is due. */
+static long promote_due(struct cfs_fetcher *f)
+{
+	gint64 now = g_get_monotonic_time(), next = G_MAXINT64;
+	for (GList *l = f->waiting.head; l;) {
+		GList *following = l->next;
+		struct request *r = l->data;
+		if (r->due_us <= now) {
+			g_queue_delete_link(&f->waiting, l);
+			g_queue_push_head(r->prio == CFS_FETCH_DEMAND ? &f->demand : &f->readahead, r);
+		} else {
+			next = MIN(next, r->due_us);
+		}
+		l = following;
+	}
+	return next == G_MAXINT64 ? IDLE_POLL_MS : (long)((next - now) / 1000 + 1);
+}
+
+static void start_queued(struct cfs_fetcher *f)
+{
+	while (f->active.length < f->cfg.max_connections) {
+		struct request *r = g_queue_pop_head(&f->demand);
+		if (!r)
+			r = g_queue_pop_head(&f->readahead);
+		if (!r)
+			break;
+		start_attempt(f, r);
+	}
+}
+
+static void collect_done(struct cfs_fetcher *f)
+{
+	CURLMsg *msg;
+	int left;
+	while ((msg = curl_multi_info_read(f->multi, &left))) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		struct request *r;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+		end_attempt(f, r, msg->data.result);
+	}
+}
+
+/* End every request; on_done may submit more, which are ended too. */
+static void cancel_all(struct cfs_fetcher *f)
+{
+	GQueue *queues[] = { &f->demand, &f->readahead, &f->waiting };
+	for (;;) {
+		drain_incoming(f);
+		struct request *r = NULL;
+		for (unsigned i = 0; !r && i < G_N_ELEMENTS(queues); i++)
+			r = g_queue_pop_head(queues[i]);
+		if (!r && f->active.head) {
+			r = f->active.head->data;
+			stop_attempt(f, r);
+		}
+		if (!r)
+			break;
+		finish(r, -ECANCELED);
+	}
+}
+
+static gpointer fetcher_thread(gpointer p)
+{
+	struct cfs_fetcher *f = p;
+	for (;;) {
+		g_mutex_lock(&f->lock);
+		bool quit = f->quit;
+		g_mutex_unlock(&f->lock);
+		if (quit)
+			break;
+		drain_incoming(f);
+		long wait_ms = promote_due(f);
+		start_queued(f);
+		int still;
+		curl_multi_perform(f->multi, &still);
+		collect_done(f);
+		start_queued(f);
+		curl_multi_poll(f->multi, NULL, 0, (int)MIN(wait_ms, IDLE_POLL_MS), NULL);
+	}
+	cancel_all(f);
+	return NULL;
+}
+
+struct cfs_fetcher *cfs_fetcher_new(const struct cfs_options *opts, GError **error)
+{
+	struct cfs_fetcher *f = g_new0(struct cfs_fetcher, 1);
+	f->cfg = *opts;
+	f->cfg.url = f->cfg.mountpoint = f->cfg.fuse_opts = NULL;
+	f->multi = curl_multi_init();
+	if (!f->multi) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot create a libcurl multi handle");
+		g_free(f);
+		return NULL;
+	}
+	curl_multi_setopt(f->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)opts->max_connections);
+	curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, (long)opts->max_connections);
+	g_mutex_init(&f->lock);
+	g_queue_init(&f->incoming);
+	f->thread = g_thread_new("fetcher", fetcher_thread, f);
+	return f;
+}
+
+void cfs_fetcher_free(struct cfs_fetcher *f)
+{
+	if (!f)
+		return;
+	g_mutex_lock(&f->lock);
+	f->quit = true;
+	g_mutex_unlock(&f->lock);
+	curl_multi_wakeup(f->multi);
+	g_thread_join(f->thread);
+	curl_multi_cleanup(f->multi);
+	g_mutex_clear(&f->lock);
+	g_free(f);
+}
+
+void cfs_fetcher_submit(struct cfs_fetcher *f, const char *name, const char *url, uint64_t start,
+			uint64_t end, enum cfs_fetch_priority prio, const struct cfs_fetch_ops *ops,
+			void *ctx)
+{
+	struct request *r = g_new0(struct request, 1);
+	r->name = g_strdup(name);
+	r->url = g_strdup(url);
+	r->next = start;
+	r->end = end;
+	r->prio = prio;
+	r->ops = ops;
+	r->ctx = ctx;
+	r->attempt = 1;
+	g_mutex_lock(&f->lock);
+	g_queue_push_tail(&f->incoming, r);
+	g_mutex_unlock(&f->lock);
+	curl_multi_wakeup(f->multi);
+}

@@ -1,0 +1,414 @@
+/* FUSE low-level operations, mount and session loop. Only this file includes fuse_lowlevel.h. */
+#define FUSE_USE_VERSION 312
+#include "chunkfs/fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <gio/gio.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "chunkfs/cache_mem.h"
+#include "chunkfs/log.h"
+#include "chunkfs/object.h"
+#include "chunkfs/options.h"
+#include "chunkfs/stats.h"
+#include "chunkfs/tree.h"
+
+/* The tree does not change while mounted: let the kernel keep names and attributes. */
+#define ENTRY_TIMEOUT_S 86400.0
+/* Kernel readahead per open file, set on the mount's bdi once it is up. */
+#define KERNEL_READAHEAD_KB 4096
+#define MAX_BACKGROUND 64
+
+struct cfs_fs {
+	const struct cfs_options *opts;
+	struct cfs_tree *tree;
+	struct cfs_cache *cache;
+	struct fuse_session *se;
+	struct timespec mount_time;
+	bool mounted;
+	GOnce readahead_once;
+};
+
+static struct cfs_fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* The device number of the mount at path, from /proc/self/mountinfo (proc(5)). */
+static bool mount_device(const char *path, unsigned *maj, unsigned *min)
+{
+	char *text = NULL;
+	if (!g_file_get_contents("/proc/self/mountinfo", &text, NULL, NULL))
+		return false;
+	bool found = false;
+	char **lines = g_strsplit(text, "\n", -1);
+	for (char **l = lines; *l; l++) {
+		unsigned a, b;
+		char point[4096];
+		/* "ID PARENT MAJ:MIN ROOT POINT ..."; the last match is the topmost mount. */
+		if (sscanf(*l, "%*u %*u %u:%u %*s %4095s", &a, &b, point) == 3 &&
+		    g_str_equal(point, path) && strstr(*l, " - fuse.chunkfs ")) {
+			*maj = a;
+			*min = b;
+			found = true;
+		}
+	}
+	g_strfreev(lines);
+	g_free(text);
+	return found;
+}
+
+/*
+ * The kernel clamps its readahead to what FUSE_INIT negotiated (128 KiB);
+ * the bdi's sysfs knob raises it, and only takes effect after INIT, so it is
+ * written on the first request that follows. Needs root; skipped with a
+ * debug line otherwise. Paths with characters mountinfo escapes are skipped.
+ */
+static gpointer raise_kernel_readahead(gpointer p)
+{
+	struct cfs_fs *fs = p;
+	unsigned maj, min;
+	if (!mount_device(fs->opts->mountpoint, &maj, &min)) {
+		g_debug("kernel readahead left as it is: %s not found in mountinfo",
+			fs->opts->mountpoint);
+		return NULL;
+	}
+	char path[96];
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", maj, min);
+	FILE *f = fopen(path, "w");
+	if (!f || fprintf(f, "%d\n", KERNEL_READAHEAD_KB) < 0 || fclose(f) != 0)
+		g_debug("cannot raise kernel readahead at %s: %s", path, g_strerror(errno));
+	else
+		g_debug("kernel readahead of the mount set to %d KiB", KERNEL_READAHEAD_KB);
+	return NULL;
+}
+
+static void after_init(struct cfs_fs *fs)
+{
+	g_once(&fs->readahead_once, raise_kernel_readahead, fs);
+}
+
+static void fill_attr(struct cfs_fs *fs, const struct cfs_node *n, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = n->ino;
+	st->st_uid = getuid();
+	st->st_gid = getgid();
+	st->st_atim = st->st_mtim = st->st_ctim = fs->mount_time;
+	if (n->kind == CFS_NODE_DIR) {
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2;
+	} else {
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		st->st_size = (off_t)cfs_node_size(n);
+		st->st_blocks = (st->st_size + 511) / 512;
+	}
+	st->st_blksize = (blksize_t)fs->opts->block_size;
+}
+
+static double attr_timeout(const struct cfs_node *n)
+{
+	return n->kind == CFS_NODE_STATS ? 0.0 : ENTRY_TIMEOUT_S;
+}
+
+static void op_init(void *data, struct fuse_conn_info *conn)
+{
+	(void)data;
+	conn->max_background = MAX_BACKGROUND;
+	conn->congestion_threshold = MAX_BACKGROUND * 3 / 4;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA; /* objects never change */
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct cfs_fs *fs = fs_of(req);
+	after_init(fs);
+	struct cfs_node *dir = cfs_tree_get(fs->tree, parent);
+	if (!dir || dir->kind != CFS_NODE_DIR) {
+		fuse_reply_err(req, dir ? ENOTDIR : ENOENT);
+		return;
+	}
+	struct fuse_entry_param e = { .entry_timeout = ENTRY_TIMEOUT_S };
+	struct cfs_node *n = cfs_tree_lookup(dir, name);
+	if (n) {
+		e.ino = n->ino;
+		e.attr_timeout = attr_timeout(n);
+		fill_attr(fs, n, &e.attr);
+	}
+	fuse_reply_entry(req, &e); /* ino 0: a negative entry the kernel caches */
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)fi;
+	struct cfs_fs *fs = fs_of(req);
+	after_init(fs);
+	struct cfs_node *n = cfs_tree_get(fs->tree, ino);
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	struct stat st;
+	fill_attr(fs, n, &st);
+	fuse_reply_attr(req, &st, attr_timeout(n));
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	(void)fi;
+	struct cfs_fs *fs = fs_of(req);
+	struct cfs_node *dir = cfs_tree_get(fs->tree, ino);
+	if (!dir || dir->kind != CFS_NODE_DIR) {
+		fuse_reply_err(req, dir ? ENOTDIR : ENOENT);
+		return;
+	}
+	char *buf = g_malloc(size);
+	size_t used = 0;
+	/* Offsets: 0 ".", 1 "..", 2 + i the i-th child; each entry carries the next one. */
+	for (uint64_t i = (uint64_t)off; i < 2 + (uint64_t)dir->children->len; i++) {
+		const struct cfs_node *n = i == 0 ? dir : i == 1 ? dir->parent
+					     : g_ptr_array_index(dir->children, i - 2);
+		const char *name = i == 0 ? "." : i == 1 ? ".." : n->name;
+		struct stat st = { .st_ino = n->ino,
+				   .st_mode = n->kind == CFS_NODE_DIR ? S_IFDIR : S_IFREG };
+		size_t need = fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t)i + 1);
+		if (need > size - used)
+			break;
+		used += need;
+	}
+	fuse_reply_buf(req, buf, used);
+	g_free(buf);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct cfs_fs *fs = fs_of(req);
+	struct cfs_node *n = cfs_tree_get(fs->tree, ino);
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (n->kind == CFS_NODE_DIR) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (n->kind == CFS_NODE_STATS) {
+		uint64_t len;
+		char *text = cfs_stats_render(&len);
+		fi->fh = (uint64_t)(uintptr_t)g_bytes_new_take(text, len);
+		fi->direct_io = 1; /* a new rendering at every open, whatever the size said */
+	} else {
+		fi->keep_cache = 1; /* objects are immutable: keep the page cache across opens */
+	}
+	fuse_reply_open(req, fi);
+}
+
+static void reply_slice(fuse_req_t req, GBytes *bytes, size_t size, off_t off)
+{
+	gsize len;
+	const char *data = g_bytes_get_data(bytes, &len);
+	size_t start = MIN((size_t)off, len);
+	fuse_reply_buf(req, data + start, MIN(size, len - start));
+}
+
+static void read_done(void *cookie, const void *buf, size_t len, int err)
+{
+	fuse_req_t req = cookie;
+	if (err)
+		fuse_reply_err(req, -err);
+	else
+		fuse_reply_buf(req, buf, len);
+}
+
+static void read_interrupted(fuse_req_t req, void *data)
+{
+	struct cfs_object *obj = data;
+	if (cfs_cache_cancel(fs_of(req)->cache, obj, req))
+		fuse_reply_err(req, EINTR);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct cfs_fs *fs = fs_of(req);
+	struct cfs_node *n = cfs_tree_get(fs->tree, ino);
+	if (!n || off < 0) {
+		fuse_reply_err(req, n ? EINVAL : ENOENT);
+		return;
+	}
+	switch (n->kind) {
+	case CFS_NODE_OBJECT:
+		/* Registered first: the read may be answered, and req freed, by another thread. */
+		fuse_req_interrupt_func(req, read_interrupted, n->object);
+		cfs_cache_read(fs->cache, n->object, (uint64_t)off, size, read_done, req);
+		break;
+	case CFS_NODE_BYTES:
+		reply_slice(req, n->bytes, size, off);
+		break;
+	case CFS_NODE_STATS:
+		reply_slice(req, (GBytes *)(uintptr_t)fi->fh, size, off);
+		break;
+	case CFS_NODE_DIR:
+		fuse_reply_err(req, EISDIR);
+		break;
+	}
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct cfs_node *n = cfs_tree_get(fs_of(req)->tree, ino);
+	if (n && n->kind == CFS_NODE_STATS)
+		g_bytes_unref((GBytes *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	(void)ino;
+	struct statvfs sv = { .f_bsize = (unsigned long)fs_of(req)->opts->block_size,
+			      .f_frsize = 512, .f_namemax = 255 };
+	fuse_reply_statfs(req, &sv);
+}
+
+/* Everything that would change the tree or a file: this is a read-only file system. */
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	(void)ino, (void)attr, (void)to_set, (void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	(void)parent, (void)name, (void)mode, (void)rdev;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	(void)parent, (void)name, (void)mode;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	(void)parent, (void)name;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	(void)parent, (void)name, (void)newparent, (void)newname, (void)flags;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	(void)parent, (void)name, (void)mode, (void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static const struct fuse_lowlevel_ops ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.getattr = op_getattr,
+	.readdir = op_readdir,
+	.open = op_open,
+	.read = op_read,
+	.release = op_release,
+	.statfs = op_statfs,
+	.setattr = op_setattr,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_unlink,
+	.rename = op_rename,
+	.create = op_create,
+};
+
+static struct fuse_args mount_args(const struct cfs_options *opts)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	fuse_opt_add_arg(&args, "chunkfs");
+	fuse_opt_add_arg(&args, "-o");
+	fuse_opt_add_arg(&args, "ro,default_permissions,fsname=chunkfs,subtype=chunkfs");
+	if (opts->fuse_opts && *opts->fuse_opts) {
+		fuse_opt_add_arg(&args, "-o");
+		fuse_opt_add_arg(&args, opts->fuse_opts);
+	}
+	return args;
+}
+
+struct cfs_fs *cfs_fs_mount(const struct cfs_options *opts, struct cfs_tree *tree, GError **error)
+{
+	struct cfs_fs *fs = g_new0(struct cfs_fs, 1);
+	fs->opts = opts;
+	fs->tree = tree;
+	clock_gettime(CLOCK_REALTIME, &fs->mount_time);
+	struct fuse_args args = mount_args(opts);
+	fs->se = fuse_session_new(&args, &ops, sizeof(ops), fs);
+	fuse_opt_free_args(&args);
+	if (!fs->se) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+			    "cannot create the FUSE session (bad -o option?)");
+		g_free(fs);
+		return NULL;
+	}
+	if (fuse_session_mount(fs->se, opts->mountpoint) != 0) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot mount on %s",
+			    opts->mountpoint);
+		fuse_session_destroy(fs->se);
+		g_free(fs);
+		return NULL;
+	}
+	fs->mounted = true;
+	return fs;
+}
+
+void cfs_fs_daemonize(struct cfs_fs *fs, bool foreground)
+{
+	(void)fs;
+	fuse_daemonize(foreground);
+	if (!foreground)
+		cfs_log_to_syslog();
+}
+
+int cfs_fs_serve(struct cfs_fs *fs, struct cfs_cache *cache)
+{
+	fs->cache = cache;
+	if (fuse_set_signal_handlers(fs->se) != 0)
+		return -EIO;
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_max_threads(cfg, 16);
+	fuse_loop_cfg_set_idle_threads(cfg, 4);
+	int rc = fuse_session_loop_mt(fs->se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	fuse_remove_signal_handlers(fs->se);
+	return rc < 0 ? rc : 0;
+}
+
+void cfs_fs_free(struct cfs_fs *fs)
+{
+	if (!fs)
+		return;
+	if (fs->mounted)
+		fuse_session_unmount(fs->se);
+	fuse_session_destroy(fs->se);
+	g_free(fs);
+}

@@ -1,0 +1,73 @@
+/* One line per message: to stderr in the foreground, to syslog once daemonized. */
+#include "chunkfs/log.h"
+
+#include <glib.h>
+#include <stdio.h>
+#include <syslog.h>
+
+static bool log_debug;
+static bool log_syslog;
+
+static int syslog_priority(GLogLevelFlags level)
+{
+	if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL))
+		return LOG_ERR;
+	if (level & G_LOG_LEVEL_WARNING)
+		return LOG_WARNING;
+	if (level & (G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO))
+		return LOG_INFO;
+	return LOG_DEBUG;
+}
+
+static const char *level_name(GLogLevelFlags level)
+{
+	if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL))
+		return "error";
+	if (level & G_LOG_LEVEL_WARNING)
+		return "warning";
+	if (level & G_LOG_LEVEL_DEBUG)
+		return "debug";
+	return "info";
+}
+
+static const char *field(const GLogField *fields, gsize n, const char *key)
+{
+	for (gsize i = 0; i < n; i++)
+		if (g_strcmp0(fields[i].key, key) == 0 && fields[i].length < 0)
+			return fields[i].value;
+	return NULL;
+}
+
+static GLogWriterOutput writer(GLogLevelFlags level, const GLogField *fields, gsize n,
+			       gpointer data)
+{
+	(void)data;
+	if ((level & G_LOG_LEVEL_DEBUG) && !log_debug)
+		return G_LOG_WRITER_HANDLED;
+	const char *msg = field(fields, n, "MESSAGE");
+	if (!msg)
+		msg = "";
+	if (log_syslog) {
+		syslog(syslog_priority(level), "%s", msg);
+	} else {
+		GDateTime *now = g_date_time_new_now_local();
+		char *stamp = g_date_time_format(now, "%H:%M:%S.%f");
+		stamp[12] = '\0'; /* milliseconds */
+		fprintf(stderr, "%s chunkfs[%s]: %s\n", stamp, level_name(level), msg);
+		g_free(stamp);
+		g_date_time_unref(now);
+	}
+	return G_LOG_WRITER_HANDLED;
+}
+
+void cfs_log_init(bool debug)
+{
+	log_debug = debug;
+	g_log_set_writer_func(writer, NULL, NULL);
+}
+
+void cfs_log_to_syslog(void)
+{
+	openlog("chunkfs", LOG_PID, LOG_DAEMON);
+	log_syslog = true;
+}

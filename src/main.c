@@ -1,0 +1,79 @@
+/* chunkfs: mount a dataset served over HTTP(S) as a read-only FUSE file system. */
+#include <glib.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "chunkfs/cache_mem.h"
+#include "chunkfs/dataset.h"
+#include "chunkfs/fetch.h"
+#include "chunkfs/fs.h"
+#include "chunkfs/log.h"
+#include "chunkfs/options.h"
+#include "chunkfs/tree.h"
+#include "chunkfs/url.h"
+
+/*
+ * Blocks are mmap'd by the memory tier; keep glibc from growing its mmap
+ * threshold so that other large buffers are returned to the system too and
+ * RSS follows the cap.
+ */
+static void tune_malloc(void)
+{
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	mallopt(M_ARENA_MAX, 4);
+}
+
+static int serve(const struct cfs_options *opts, struct cfs_fs *fs)
+{
+	GError *error = NULL;
+	struct cfs_fetcher *fetcher = cfs_fetcher_new(opts, &error);
+	if (!fetcher) {
+		g_warning("%s", error->message);
+		g_error_free(error);
+		return 1;
+	}
+	struct cfs_cache *cache = cfs_cache_new(opts->mem_cache, opts->block_size, opts->readahead,
+						fetcher);
+	char *safe = cfs_url_redact(opts->url);
+	g_message("mounted %s on %s", safe, opts->mountpoint);
+	g_free(safe);
+	int rc = cfs_fs_serve(fs, cache);
+	cfs_fetcher_free(fetcher);
+	cfs_cache_free(cache);
+	return rc == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct cfs_options opts;
+	bool exit_now;
+	GError *error = NULL;
+	tune_malloc();
+	if (!cfs_options_parse(argc, argv, &opts, &exit_now, &error)) {
+		fprintf(stderr, "chunkfs: %s\n", error->message);
+		g_error_free(error);
+		return 2;
+	}
+	if (exit_now)
+		return 0;
+	cfs_log_init(opts.debug);
+	cfs_fetch_global_init();
+	int rc = 1;
+	struct cfs_fs *fs = NULL;
+	struct cfs_tree *tree = cfs_dataset_build(&opts, &error);
+	if (tree)
+		fs = cfs_fs_mount(&opts, tree, &error);
+	if (!fs) {
+		fprintf(stderr, "chunkfs: %s\n", error->message);
+		g_error_free(error);
+	} else {
+		cfs_fs_daemonize(fs, opts.foreground);
+		rc = serve(&opts, fs);
+	}
+	cfs_fs_free(fs);
+	cfs_tree_free(tree);
+	cfs_fetch_global_cleanup();
+	cfs_options_clear(&opts);
+	return rc;
+}

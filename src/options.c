@@ -1,0 +1,220 @@
+/* Command-line parsing with GOptionContext, and the SIZE syntax. */
+#include "chunkfs/options.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "chunkfs/url.h"
+
+#define DEFAULT_MEM_CAP_MAX (UINT64_C(1) << 30)
+
+bool cfs_parse_size(const char *text, uint64_t *out)
+{
+	if (!text || !g_ascii_isdigit(text[0]))
+		return false;
+	errno = 0;
+	char *end;
+	guint64 value = g_ascii_strtoull(text, &end, 10);
+	if (errno)
+		return false;
+	unsigned shift = 0;
+	switch (g_ascii_toupper(*end)) {
+	case '\0': break;
+	case 'K': shift = 10; end++; break;
+	case 'M': shift = 20; end++; break;
+	case 'G': shift = 30; end++; break;
+	case 'T': shift = 40; end++; break;
+	default: return false;
+	}
+	if (shift && (g_ascii_strcasecmp(end, "iB") == 0 || g_ascii_strcasecmp(end, "B") == 0))
+		end += strlen(end);
+	if (*end != '\0')
+		return false;
+	if (shift && value > (G_MAXUINT64 >> shift))
+		return false;
+	*out = value << shift;
+	return true;
+}
+
+static uint64_t default_mem_cache(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES);
+	long page = sysconf(_SC_PAGESIZE);
+	if (pages <= 0 || page <= 0)
+		return 256 * CFS_MIB;
+	return MIN((uint64_t)pages * (uint64_t)page / 8, DEFAULT_MEM_CAP_MAX);
+}
+
+struct raw_args {
+	char *mem_cache, *block_size, *readahead, *fuse_opts;
+	int max_connections, connect_timeout, timeout, retries;
+	gboolean foreground, debug, version;
+	char **rest;
+};
+
+static bool parse_size_opt(const char *name, const char *text, uint64_t *out, GError **error)
+{
+	if (!text)
+		return true;
+	if (cfs_parse_size(text, out))
+		return true;
+	g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+		    "invalid size for --%s: '%s' (bytes, or a number with K, M, G or T)", name, text);
+	return false;
+}
+
+static bool check_int_opt(const char *name, int value, int min, int max, GError **error)
+{
+	if (value >= min && value <= max)
+		return true;
+	g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+		    "--%s must be between %d and %d, not %d", name, min, max, value);
+	return false;
+}
+
+static bool check_sizes(const struct cfs_options *o, GError **error)
+{
+	if (o->block_size < 4096 || o->block_size > 64 * CFS_MIB ||
+	    (o->block_size & (o->block_size - 1))) {
+		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+			    "--block-size must be a power of two from 4K to 64M");
+		return false;
+	}
+	uint64_t min_cap = MAX(4 * o->block_size, 4 * CFS_MIB);
+	if (o->mem_cache < min_cap) {
+		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+			    "--mem-cache must be at least %" G_GUINT64_FORMAT " MiB (4 blocks and 4 MiB)",
+			    min_cap / CFS_MIB);
+		return false;
+	}
+	if (o->readahead > 1024 * CFS_MIB) {
+		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+			    "--readahead must be at most 1G");
+		return false;
+	}
+	return true;
+}
+
+static bool check_mountpoint(const char *path, GError **error)
+{
+	struct stat st;
+	if (stat(path, &st) != 0) {
+		g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
+			    "mountpoint %s: %s", path, g_strerror(errno));
+		return false;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NOTDIR,
+			    "mountpoint %s: not a directory", path);
+		return false;
+	}
+	return true;
+}
+
+static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
+{
+	if (!parse_size_opt("mem-cache", a->mem_cache, &o->mem_cache, error) ||
+	    !parse_size_opt("block-size", a->block_size, &o->block_size, error) ||
+	    !parse_size_opt("readahead", a->readahead, &o->readahead, error) ||
+	    !check_int_opt("max-connections", a->max_connections, 1, 256, error) ||
+	    !check_int_opt("connect-timeout", a->connect_timeout, 1, 3600, error) ||
+	    !check_int_opt("timeout", a->timeout, 1, 3600, error) ||
+	    !check_int_opt("retries", a->retries, 0, 100, error) || !check_sizes(o, error))
+		return false;
+	o->max_connections = (unsigned)a->max_connections;
+	o->connect_timeout_s = (unsigned)a->connect_timeout;
+	o->timeout_s = (unsigned)a->timeout;
+	o->retries = (unsigned)a->retries;
+	o->foreground = a->foreground;
+	o->debug = a->debug;
+	o->fuse_opts = g_strdup(a->fuse_opts);
+
+	guint n = a->rest ? g_strv_length(a->rest) : 0;
+	if (n != 2) {
+		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
+			    n < 2 ? "missing URL or MOUNTPOINT (see --help)"
+				  : "too many arguments: expected URL MOUNTPOINT");
+		return false;
+	}
+	o->url = cfs_url_normalize_dir(a->rest[0], error);
+	if (!o->url)
+		return false;
+	if (!check_mountpoint(a->rest[1], error))
+		return false;
+	o->mountpoint = g_canonicalize_filename(a->rest[1], NULL);
+	return true;
+}
+
+static const char summary[] =
+	"Mount a LitData dataset served over HTTP(S) as a read-only file system.\n"
+	"URL is the dataset directory (it holds index.json). SIZE is bytes or a\n"
+	"number with K, M, G or T (powers of 1024).";
+
+bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *exit_now,
+		       GError **error)
+{
+	struct raw_args a = { .max_connections = 8, .connect_timeout = 10, .timeout = 30,
+			      .retries = 4 };
+	GOptionEntry entries[] = {
+		{ "foreground", 'f', 0, G_OPTION_ARG_NONE, &a.foreground, "Stay in the foreground", NULL },
+		{ "debug", 'd', 0, G_OPTION_ARG_NONE, &a.debug, "Log debug lines (every request)", NULL },
+		{ "options", 'o', 0, G_OPTION_ARG_STRING, &a.fuse_opts, "FUSE mount options", "OPT[,OPT]" },
+		{ "mem-cache", 0, 0, G_OPTION_ARG_STRING, &a.mem_cache,
+		  "Memory tier cap (default 1/8 of RAM, at most 1G)", "SIZE" },
+		{ "block-size", 0, 0, G_OPTION_ARG_STRING, &a.block_size,
+		  "Cache block size, a power of two (default 1M)", "SIZE" },
+		{ "readahead", 0, 0, G_OPTION_ARG_STRING, &a.readahead,
+		  "Largest readahead window of a sequential reader, 0 for none (default 16M)", "SIZE" },
+		{ "max-connections", 0, 0, G_OPTION_ARG_INT, &a.max_connections,
+		  "Concurrent HTTP requests (default 8)", "N" },
+		{ "connect-timeout", 0, 0, G_OPTION_ARG_INT, &a.connect_timeout,
+		  "Seconds to wait for a connection (default 10)", "S" },
+		{ "timeout", 0, 0, G_OPTION_ARG_INT, &a.timeout,
+		  "Retry a request that delivers no byte for S seconds (default 30)", "S" },
+		{ "retries", 0, 0, G_OPTION_ARG_INT, &a.retries,
+		  "Attempts after a failed one before a read fails (default 4)", "N" },
+		{ "version", 'V', 0, G_OPTION_ARG_NONE, &a.version, "Print the version and exit", NULL },
+		{ G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_STRING_ARRAY, &a.rest, NULL, "URL MOUNTPOINT" },
+		{ NULL, 0, 0, 0, NULL, NULL, NULL },
+	};
+	memset(opts, 0, sizeof(*opts));
+	opts->mem_cache = default_mem_cache();
+	opts->block_size = CFS_MIB;
+	opts->readahead = 16 * CFS_MIB;
+	*exit_now = false;
+
+	GOptionContext *ctx = g_option_context_new(NULL);
+	g_option_context_set_summary(ctx, summary);
+	g_option_context_add_main_entries(ctx, entries, NULL);
+	char **args = g_memdup2(argv, sizeof(char *) * (size_t)(argc + 1));
+	int n = argc;
+	bool ok = g_option_context_parse(ctx, &n, &args, error);
+	g_free(args);
+	g_option_context_free(ctx);
+	if (ok && a.version) {
+		printf("chunkfs %s\n", CHUNKFS_VERSION);
+		*exit_now = true;
+	} else if (ok) {
+		ok = convert(&a, opts, error);
+	}
+	g_free(a.mem_cache);
+	g_free(a.block_size);
+	g_free(a.readahead);
+	g_free(a.fuse_opts);
+	g_strfreev(a.rest);
+	if (!ok)
+		cfs_options_clear(opts);
+	return ok;
+}
+
+void cfs_options_clear(struct cfs_options *opts)
+{
+	g_free(opts->url);
+	g_free(opts->mountpoint);
+	g_free(opts->fuse_opts);
+	memset(opts, 0, sizeof(*opts));
+}

@@ -1,0 +1,61 @@
+/* Sequential stream detection and window growth, per object. */
+#include "chunkfs/readahead.h"
+
+#include <glib.h>
+
+#define FIRST_WINDOW (UINT64_C(128) << 10)
+/*
+ * The kernel sends a sequential reader's requests from several FUSE
+ * threads, so they arrive a little out of order: a read that starts within
+ * the slack of where a stream stands still continues it. A stream seen
+ * once gets a narrow slack, so that random readers rarely look sequential.
+ */
+#define SLACK (UINT64_C(2) << 20)
+#define NEW_STREAM_SLACK (UINT64_C(256) << 10)
+
+static struct cfs_ra_stream *find_stream(struct cfs_ra_streams *rs, uint64_t off)
+{
+	for (unsigned i = 0; i < CFS_RA_STREAMS; i++) {
+		struct cfs_ra_stream *s = &rs->s[i];
+		uint64_t slack = s->window ? MAX(SLACK, s->window) : NEW_STREAM_SLACK;
+		if (s->last_use && off + slack >= s->next && off <= s->next + slack)
+			return s;
+	}
+	return NULL;
+}
+
+static struct cfs_ra_stream *oldest_stream(struct cfs_ra_streams *rs)
+{
+	struct cfs_ra_stream *old = &rs->s[0];
+	for (unsigned i = 1; i < CFS_RA_STREAMS; i++)
+		if (rs->s[i].last_use < old->last_use)
+			old = &rs->s[i];
+	return old;
+}
+
+bool cfs_readahead_advise(struct cfs_ra_streams *rs, uint64_t off, uint64_t len,
+			  uint64_t obj_size, uint64_t max_window, uint64_t *start, uint64_t *end)
+{
+	uint64_t read_end = off + len;
+	struct cfs_ra_stream *s = find_stream(rs, off);
+	rs->tick++;
+	if (!s) {
+		s = oldest_stream(rs);
+		*s = (struct cfs_ra_stream){ .next = read_end, .ahead = read_end,
+					     .last_use = rs->tick };
+		return false;
+	}
+	s->last_use = rs->tick;
+	s->next = MAX(s->next, read_end);
+	if (max_window == 0 || s->next >= obj_size)
+		return false;
+	uint64_t want = s->window ? MIN(s->window * 2, max_window)
+				  : MIN(MAX(FIRST_WINDOW, len * 2), max_window);
+	if (s->ahead > s->next && s->ahead - s->next >= want / 2)
+		return false;
+	s->window = want;
+	*start = MAX(s->ahead, s->next);
+	*end = MIN(s->next + want, obj_size);
+	s->ahead = *end;
+	return *start < *end;
+}
