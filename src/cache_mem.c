@@ -484,6 +484,10 @@ static void fill_on_done(void *ctx, int err)
 		struct block *b = g_ptr_array_index(f->blocks, idx - first);
 		cfs_extents_remove(&b->inflight, (uint32_t)lo, (uint32_t)hi);
 	}
+	if (err == -ENOENT && !f->obj->error) {
+		f->obj->error = -EIO; /* listed but gone: do not ask again at every read */
+		err = -EIO;
+	}
 	if (err || f->next < f->end)
 		fail_stranded(c, f->obj, f->next, f->end, err ? err : -EIO, answers);
 	for (guint i = 0; i < f->blocks->len; i++)
@@ -550,7 +554,8 @@ struct cfs_cache *cfs_cache_new(uint64_t cap, uint64_t block_size, uint64_t read
 	g_mutex_init(&c->lock);
 	c->cap = cap;
 	c->block_size = block_size;
-	c->readahead = readahead;
+	/* Streams' windows must not evict each other's prefetched bytes before they are read. */
+	c->readahead = MIN(readahead, cap / 8);
 	c->fetcher = fetcher;
 	c->blocks = g_hash_table_new(key_hash, key_equal);
 	cfs_stats_gauge_set(CFS_MEM_CAP, (int64_t)cap);

@@ -13,6 +13,8 @@
 #define BACKOFF_FIRST_US (100 * 1000)
 #define BACKOFF_MAX_US (5 * 1000 * 1000)
 #define IDLE_POLL_MS 1000
+/* Larger receive buffers mean fewer trips through the memory tier's lock. */
+#define RECEIVE_BUFFER_BYTES (256L << 10)
 
 #ifndef CURL_WRITEFUNC_ERROR
 #define CURL_WRITEFUNC_ERROR 0
@@ -25,15 +27,18 @@ struct request {
 	const struct cfs_fetch_ops *ops;
 	void *ctx;
 	unsigned attempt;             /* 1 for the first */
+	unsigned timeout_s;
 	gint64 due_us;                /* monotonic time a retry may start */
 
 	/* The running attempt. */
 	GList link;                   /* in cfs_fetcher.active while an attempt runs */
 	CURL *easy;
 	gint64 started_us;
+	gint64 last_byte_us;          /* when the last header or body byte arrived */
+	bool stalled;                 /* aborted: nothing arrived for the timeout */
 	bool checked;                 /* the response passed its checks */
 	int fatal;                    /* negative errno that ends the request, no retry */
-	bool transient_status;        /* 5xx, 429, 408: retry */
+	long http_error;              /* an error status whose body is being drained */
 	char *content_range, *etag;
 	char errbuf[CURL_ERROR_SIZE];
 };
@@ -74,13 +79,14 @@ static void reset_response(struct request *r)
 	g_clear_pointer(&r->content_range, g_free);
 	g_clear_pointer(&r->etag, g_free);
 	r->checked = false;
-	r->transient_status = false;
+	r->http_error = 0;
 }
 
 static size_t on_header(char *line, size_t size, size_t n, void *p)
 {
 	struct request *r = p;
 	size_t len = size * n;
+	r->last_byte_us = g_get_monotonic_time();
 	if (len >= 5 && g_ascii_strncasecmp(line, "HTTP/", 5) == 0) {
 		reset_response(r); /* a new response: a redirect or an interim 1xx came first */
 	} else if (len > 14 && g_ascii_strncasecmp(line, "content-range:", 14) == 0) {
@@ -138,13 +144,9 @@ static int check_response(struct request *r)
 		g_warning("%s bytes %" PRIu64 "-%" PRIu64 ": the server does not support "
 			  "Range requests (HTTP 200)", r->name, r->next, r->end);
 		return -EIO;
-	} else if (transient_http(status)) {
-		r->transient_status = true;
-		return 0;
 	} else {
-		g_warning("%s bytes %" PRIu64 "-%" PRIu64 ": HTTP %ld", r->name, r->next, r->end,
-			  status);
-		return -EIO;
+		r->http_error = status; /* decided when its body has been drained */
+		return 0;
 	}
 	int err = r->ops->on_response ? r->ops->on_response(r->ctx, &info) : 0;
 	if (err == 0)
@@ -156,15 +158,15 @@ static size_t on_body(char *data, size_t size, size_t n, void *p)
 {
 	struct request *r = p;
 	size_t len = size * n;
-	if (!r->checked && !r->transient_status) {
-		gint64 now = g_get_monotonic_time();
-		cfs_stats_ttfb((uint64_t)(now - r->started_us));
+	r->last_byte_us = g_get_monotonic_time();
+	if (!r->checked && !r->http_error) {
+		cfs_stats_ttfb((uint64_t)(r->last_byte_us - r->started_us));
 		r->fatal = check_response(r);
 		if (r->fatal)
 			return CURL_WRITEFUNC_ERROR;
 	}
-	if (r->transient_status)
-		return len; /* an error page: drain it, the connection stays usable */
+	if (r->http_error)
+		return len; /* an error page: drain it, so the connection stays usable */
 	size_t use = (size_t)MIN((uint64_t)len, r->end - r->next);
 	if (use) {
 		r->ops->on_data(r->ctx, r->next, data, use);
@@ -175,6 +177,23 @@ static size_t on_body(char *data, size_t size, size_t n, void *p)
 	return r->next == r->end && use < len ? CURL_WRITEFUNC_ERROR : len;
 }
 
+/*
+ * libcurl's low-speed limit averages over several seconds, so a response that
+ * stops after a burst would be noticed late: measure the silence here (called
+ * at least once a second while the transfer runs).
+ */
+static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	struct request *r = p;
+	gint64 limit = (gint64)r->timeout_s * G_USEC_PER_SEC;
+	if (g_get_monotonic_time() - r->last_byte_us <= limit)
+		return 0;
+	r->stalled = true;
+	return 1;
+}
+
 static void start_attempt(struct cfs_fetcher *f, struct request *r)
 {
 	char range[64];
@@ -182,16 +201,22 @@ static void start_attempt(struct cfs_fetcher *f, struct request *r)
 	r->easy = curl_easy_init();
 	r->errbuf[0] = '\0';
 	r->fatal = 0;
+	r->stalled = false;
+	r->timeout_s = f->cfg.timeout_s;
 	reset_response(r);
 	cfs_easy_setup(r->easy, &f->cfg, r->url);
 	curl_easy_setopt(r->easy, CURLOPT_RANGE, range);
+	curl_easy_setopt(r->easy, CURLOPT_BUFFERSIZE, RECEIVE_BUFFER_BYTES);
 	curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
 	curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
 	curl_easy_setopt(r->easy, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
-	r->started_us = g_get_monotonic_time();
+	curl_easy_setopt(r->easy, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(r->easy, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(r->easy, CURLOPT_XFERINFODATA, r);
+	r->started_us = r->last_byte_us = g_get_monotonic_time();
 	cfs_stats_add(CFS_REQUESTS, 1);
 	if (r->attempt > 1)
 		cfs_stats_add(CFS_RETRIES, 1);
@@ -204,10 +229,12 @@ static void start_attempt(struct cfs_fetcher *f, struct request *r)
 /* Why the attempt failed, for the log line; NULL when it did not fail. */
 static const char *attempt_failure(struct request *r, CURLcode rc, char *buf, size_t size)
 {
-	if (r->transient_status) {
-		long status = 0;
-		curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
-		snprintf(buf, size, "HTTP %ld", status);
+	if (r->http_error) {
+		snprintf(buf, size, "HTTP %ld", r->http_error);
+		return buf;
+	}
+	if (r->stalled) {
+		snprintf(buf, size, "no byte for %u s", r->timeout_s);
 		return buf;
 	}
 	if (rc != CURLE_OK)
@@ -239,10 +266,14 @@ static void end_attempt(struct cfs_fetcher *f, struct request *r, CURLcode rc)
 		r->fatal = check_response(r); /* a response with no body at all */
 	char buf[64];
 	const char *why = r->fatal ? NULL : attempt_failure(r, rc, buf, sizeof(buf));
-	bool timed_out = rc == CURLE_OPERATION_TIMEDOUT;
+	bool timed_out = r->stalled || rc == CURLE_OPERATION_TIMEDOUT;
+	long status = r->http_error;
 	stop_attempt(f, r);
-	if (r->fatal || r->next == r->end) {
+	if (r->fatal || (r->next == r->end && !status)) {
 		finish(r, r->fatal);
+	} else if (status && !transient_http(status)) {
+		g_warning("%s bytes %" PRIu64 "-%" PRIu64 ": %s", r->name, r->next, r->end, why);
+		finish(r, status == 404 || status == 410 ? -ENOENT : -EIO);
 	} else if (r->attempt <= f->cfg.retries) {
 		g_message("%s bytes %" PRIu64 "-%" PRIu64 ": %s; retry %u of %u", r->name, r->next,
 			  r->end, why, r->attempt, f->cfg.retries);

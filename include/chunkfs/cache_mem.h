@@ -41,7 +41,8 @@ typedef void (*cfs_read_done_fn)(void *cookie, const void *buf, size_t len, int 
 /*
  * Create the memory tier. cap and block_size are bytes; block_size is a
  * power of two and cap at least 4 blocks and 4 MiB (checked by options).
- * readahead is the largest readahead window in bytes (0: none). The
+ * readahead is the largest readahead window in bytes (0: none), lowered
+ * to an eighth of the cap so that a few streams fit. The
  * fetcher must outlive the cache's last request: free the cache after
  * cfs_fetcher_free().
  */

@@ -7,9 +7,9 @@
  *
  * Each request delivers the bytes [start, end) of one object in order,
  * resuming after the last delivered byte when an attempt fails with a
- * transient error (connection reset, stall longer than the timeout, short
- * body, 5xx, 429), up to the configured number of retries with exponential
- * backoff. Every response is checked before its body is used: status 206
+ * transient error (connection reset, no byte for the timeout, short body,
+ * 5xx, 429, 408), up to the configured number of retries with exponential
+ * backoff. Error bodies are drained so that the connection stays usable. Every response is checked before its body is used: status 206
  * with exactly the Content-Range asked for (RFC 9110 section 14.4), or 200
  * with the whole object when the range asked for is the whole object.
  *
@@ -46,9 +46,10 @@ struct cfs_fetch_ops {
 	void (*on_data)(void *ctx, uint64_t off, const void *buf, size_t len);
 	/*
 	 * Called once in the fetcher thread when the request ends: err is 0 when
-	 * all of [start, end) was delivered, else a negative errno (-EIO for an
+	 * all of [start, end) was delivered, else a negative errno: -ENOENT when
+	 * the server says the object does not exist (404, 410), -EIO for another
 	 * HTTP error or a bad response, -ETIMEDOUT when the retries ran out on
-	 * stalls, -ECANCELED when the fetcher is shutting down).
+	 * stalls, -ECANCELED when the fetcher is shutting down.
 	 */
 	void (*on_done)(void *ctx, int err);
 };
