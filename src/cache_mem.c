@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 
 #include "chunkfs/extents.h"
 #include "chunkfs/fetch.h"
@@ -58,10 +59,14 @@ struct cfs_cache {
 	GQueue mem_wait;              /* struct parked waiting for room, oldest first */
 };
 
-/* A read ready to be answered once the lock is dropped. */
+/*
+ * A read ready to be answered once the lock is dropped: on success it still
+ * pins its blocks, and iov points into them, until the reply has been sent.
+ */
 struct answer {
 	struct parked *r;
-	uint8_t *buf;                 /* NULL on error */
+	struct iovec *iov;            /* NULL on error */
+	int iovcnt;
 	int err;
 };
 
@@ -128,7 +133,7 @@ static bool make_room(struct cfs_cache *c, uint64_t bytes)
 static struct block *block_new(struct cfs_cache *c, const struct cfs_object *obj, uint64_t index)
 {
 	uint32_t len = block_len(c, obj, index);
-	void *data = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *data = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (data == MAP_FAILED)
 		return NULL;
 	struct block *b = g_new0(struct block, 1);
@@ -164,14 +169,6 @@ static void unpin(struct cfs_cache *c, struct block *b)
 	}
 }
 
-static void touch(struct cfs_cache *c, struct block *b)
-{
-	if (b->in_lru) {
-		g_queue_unlink(&c->lru, &b->lru);
-		g_queue_push_tail_link(&c->lru, &b->lru);
-	}
-}
-
 /* Loop over the block indexes of [off, off + len); lo and hi bound the range inside each block. */
 #define FOR_EACH_BLOCK(c, off, len, idx, lo, hi)                                              \
 	for (uint64_t idx = (off) / (c)->block_size, _end = (off) + (len), lo G_GNUC_UNUSED,   \
@@ -192,18 +189,28 @@ static bool is_present(struct cfs_cache *c, const struct cfs_object *obj, uint64
 	return true;
 }
 
-static uint8_t *copy_out(struct cfs_cache *c, const struct cfs_object *obj, uint64_t off,
-			 uint64_t len)
+/* The bytes of a pinned, present range as one iovec per block (g_malloc'd). */
+static struct iovec *range_iov(struct cfs_cache *c, const struct cfs_object *obj, uint64_t off,
+			       uint64_t len, int *count)
 {
-	uint8_t *buf = g_malloc(MAX(len, 1));
-	uint8_t *p = buf;
+	uint64_t first = off / c->block_size, last = len ? (off + len - 1) / c->block_size : first;
+	struct iovec *iov = g_new(struct iovec, last - first + 1);
+	int n = 0;
 	FOR_EACH_BLOCK(c, off, len, idx, lo, hi) {
 		struct block *b = block_get(c, obj, idx);
-		memcpy(p, b->data + lo, hi - lo);
-		p += hi - lo;
-		touch(c, b);
+		iov[n++] = (struct iovec){ b->data + lo, hi - lo };
 	}
-	return buf;
+	*count = n;
+	return iov;
+}
+
+/* The answer of r: its bytes, or err. r's blocks must be pinned unless err. */
+static struct answer make_answer(struct cfs_cache *c, struct parked *r, int err)
+{
+	struct answer a = { r, NULL, 0, err };
+	if (!err)
+		a.iov = range_iov(c, r->obj, r->off, r->len, &a.iovcnt);
+	return a;
 }
 
 /* Drop the pins of r; a block missing here is one pin_read() failed to create. */
@@ -344,11 +351,14 @@ enum outcome { ANSWERED, PARKED, WAITING };
 static enum outcome serve(struct cfs_cache *c, struct parked *r, struct answer *ans)
 {
 	if (r->obj->error) {
-		*ans = (struct answer){ r, NULL, r->obj->error };
+		*ans = make_answer(c, r, r->obj->error);
 		return ANSWERED;
 	}
 	if (is_present(c, r->obj, r->off, r->len)) {
-		*ans = (struct answer){ r, copy_out(c, r->obj, r->off, r->len), 0 };
+		FOR_EACH_BLOCK(c, r->off, r->len, idx, lo, hi)
+			pin(c, block_get(c, r->obj, idx));
+		r->pinned = true;
+		*ans = make_answer(c, r, 0);
 		cfs_stats_add(CFS_MEM_HITS, 1);
 		readahead(c, r->obj, r->off, r->len);
 		return ANSWERED;
@@ -368,25 +378,31 @@ static enum outcome serve(struct cfs_cache *c, struct parked *r, struct answer *
 	return PARKED;
 }
 
-static void deliver(struct answer *a)
+/* Send the answer, then drop the pins that kept its bytes in place. */
+static void deliver(struct cfs_cache *c, struct answer *a)
 {
 	struct parked *r = a->r;
 	if (a->err) {
 		cfs_stats_add(CFS_READ_ERRORS, 1);
-		r->done(r->cookie, NULL, 0, a->err);
+		r->done(r->cookie, NULL, 0, 0, a->err);
 	} else {
 		cfs_stats_add(CFS_READS, 1);
 		cfs_stats_add(CFS_BYTES_SERVED, r->len);
-		r->done(r->cookie, a->buf, r->len, 0);
+		r->done(r->cookie, a->iov, a->iovcnt, r->len, 0);
 	}
-	g_free(a->buf);
+	if (r->pinned) {
+		g_mutex_lock(&c->lock);
+		unpin_read(c, r);
+		g_mutex_unlock(&c->lock);
+	}
+	g_free(a->iov);
 	g_free(r);
 }
 
-static void deliver_all(GArray *answers)
+static void deliver_all(struct cfs_cache *c, GArray *answers)
 {
 	for (guint i = 0; i < answers->len; i++)
-		deliver(&g_array_index(answers, struct answer, i));
+		deliver(c, &g_array_index(answers, struct answer, i));
 	g_array_free(answers, TRUE);
 }
 
@@ -395,8 +411,9 @@ static void unpark(struct cfs_cache *c, struct parked *r, int err, GArray *answe
 {
 	g_queue_unlink(&r->obj->parked, &r->link);
 	cfs_stats_gauge_add(CFS_READS_PARKED, -1);
-	struct answer a = { r, err ? NULL : copy_out(c, r->obj, r->off, r->len), err };
-	unpin_read(c, r);
+	struct answer a = make_answer(c, r, err);
+	if (err)
+		unpin_read(c, r);
 	g_array_append_val(answers, a);
 }
 
@@ -457,7 +474,7 @@ static void fill_on_data(void *ctx, uint64_t off, const void *buf, size_t len)
 	f->next = off + len;
 	answer_ready(c, f->obj, off, off + len, answers);
 	g_mutex_unlock(&c->lock);
-	deliver_all(answers);
+	deliver_all(c, answers);
 }
 
 /* Fail the parked reads of obj that needed bytes of [off, end) that will now not come. */
@@ -494,7 +511,7 @@ static void fill_on_done(void *ctx, int err)
 		unpin(c, g_ptr_array_index(f->blocks, i));
 	retry_waiting(c, answers);
 	g_mutex_unlock(&c->lock);
-	deliver_all(answers);
+	deliver_all(c, answers);
 	g_ptr_array_free(f->blocks, TRUE);
 	g_free(f);
 }
@@ -520,7 +537,7 @@ void cfs_cache_read(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, s
 	enum outcome o = serve(c, r, &a);
 	g_mutex_unlock(&c->lock);
 	if (o == ANSWERED)
-		deliver(&a);
+		deliver(c, &a);
 }
 
 static bool withdraw(struct cfs_cache *c, GQueue *q, struct cfs_object *obj, void *cookie)

@@ -208,32 +208,41 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	if (n->kind == CFS_NODE_STATS) {
-		uint64_t len;
-		char *text = cfs_stats_render(&len);
-		fi->fh = (uint64_t)(uintptr_t)g_bytes_new_take(text, len);
-		fi->direct_io = 1; /* a new rendering at every open, whatever the size said */
-	} else {
+	if (n->kind == CFS_NODE_STATS)
+		fi->direct_io = 1; /* fresh counters at every read, whatever the size said */
+	else
 		fi->keep_cache = 1; /* objects are immutable: keep the page cache across opens */
-	}
 	fuse_reply_open(req, fi);
 }
 
-static void reply_slice(fuse_req_t req, GBytes *bytes, size_t size, off_t off)
+static void reply_slice(fuse_req_t req, const char *data, size_t len, size_t size, off_t off)
 {
-	gsize len;
-	const char *data = g_bytes_get_data(bytes, &len);
 	size_t start = MIN((size_t)off, len);
 	fuse_reply_buf(req, data + start, MIN(size, len - start));
 }
 
-static void read_done(void *cookie, const void *buf, size_t len, int err)
+/*
+ * Rendered at every read, not kept per open: a read can still be running
+ * when the kernel sends RELEASE for a reader that was killed. The file is a
+ * few hundred bytes, read whole by one request.
+ */
+static void reply_stats(fuse_req_t req, size_t size, off_t off)
+{
+	uint64_t len;
+	char *text = cfs_stats_render(&len);
+	reply_slice(req, text, len, size, off);
+	g_free(text);
+}
+
+static void read_done(void *cookie, const struct iovec *iov, int iovcnt, size_t len, int err)
 {
 	fuse_req_t req = cookie;
 	if (err)
 		fuse_reply_err(req, -err);
+	else if (len == 0)
+		fuse_reply_buf(req, NULL, 0);
 	else
-		fuse_reply_buf(req, buf, len);
+		fuse_reply_iov(req, iov, iovcnt);
 }
 
 static void read_interrupted(fuse_req_t req, void *data)
@@ -246,6 +255,7 @@ static void read_interrupted(fuse_req_t req, void *data)
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
+	(void)fi;
 	struct cfs_fs *fs = fs_of(req);
 	struct cfs_node *n = cfs_tree_get(fs->tree, ino);
 	if (!n || off < 0) {
@@ -258,24 +268,19 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_req_interrupt_func(req, read_interrupted, n->object);
 		cfs_cache_read(fs->cache, n->object, (uint64_t)off, size, read_done, req);
 		break;
-	case CFS_NODE_BYTES:
-		reply_slice(req, n->bytes, size, off);
+	case CFS_NODE_BYTES: {
+		gsize len;
+		const char *data = g_bytes_get_data(n->bytes, &len);
+		reply_slice(req, data, len, size, off);
 		break;
+	}
 	case CFS_NODE_STATS:
-		reply_slice(req, (GBytes *)(uintptr_t)fi->fh, size, off);
+		reply_stats(req, size, off);
 		break;
 	case CFS_NODE_DIR:
 		fuse_reply_err(req, EISDIR);
 		break;
 	}
-}
-
-static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct cfs_node *n = cfs_tree_get(fs_of(req)->tree, ino);
-	if (n && n->kind == CFS_NODE_STATS)
-		g_bytes_unref((GBytes *)(uintptr_t)fi->fh);
-	fuse_reply_err(req, 0);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -333,7 +338,6 @@ static const struct fuse_lowlevel_ops ops = {
 	.readdir = op_readdir,
 	.open = op_open,
 	.read = op_read,
-	.release = op_release,
 	.statfs = op_statfs,
 	.setattr = op_setattr,
 	.mknod = op_mknod,

@@ -31,12 +31,15 @@ struct cfs_object;
 /*
  * Completion of a read: called exactly once per cfs_cache_read(), either
  * before cfs_cache_read() returns (in the caller's thread) or later from
- * the fetcher thread. On success err is 0 and buf holds len bytes (len is
- * short only at the end of the object, 0 at or past it); buf is valid
- * during the call only. On failure err is a negative errno and buf NULL.
- * Called without the cache's lock held.
+ * the fetcher thread. On success err is 0 and the len bytes read are in
+ * iov[0..iovcnt) (pieces of cache blocks, valid during the call only: no
+ * copy is made); len is short only at the end of the object, 0 at or past
+ * it. On failure err is a negative errno and iov NULL. Called without the
+ * cache's lock held.
  */
-typedef void (*cfs_read_done_fn)(void *cookie, const void *buf, size_t len, int err);
+struct iovec;
+typedef void (*cfs_read_done_fn)(void *cookie, const struct iovec *iov, int iovcnt, size_t len,
+				 int err);
 
 /*
  * Create the memory tier. cap and block_size are bytes; block_size is a
