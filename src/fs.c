@@ -33,6 +33,10 @@ struct cfs_fs {
 	struct timespec mount_time;
 	bool mounted;
 	GOnce readahead_once;
+
+	GMutex stats_lock;            /* guards the two below */
+	GHashTable *stats_snapshots;  /* file handle -> GBytes rendered at open */
+	uint64_t next_stats_fh;
 };
 
 static struct cfs_fs *fs_of(fuse_req_t req)
@@ -192,6 +196,59 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	g_free(buf);
 }
 
+static void reply_slice(fuse_req_t req, const char *data, size_t len, size_t size, off_t off)
+{
+	size_t start = MIN((size_t)off, len);
+	fuse_reply_buf(req, data + start, MIN(size, len - start));
+}
+
+/*
+ * A reader sees one rendering of the counters per open, taken at open, so
+ * that reads at growing offsets never mix two renderings. Snapshots are
+ * found by handle under a lock and referenced while replying: a read can
+ * still be running when the kernel sends RELEASE for a killed reader.
+ */
+static void open_stats(struct cfs_fs *fs, struct fuse_file_info *fi)
+{
+	uint64_t len;
+	char *text = cfs_stats_render(&len);
+	g_mutex_lock(&fs->stats_lock);
+	fi->fh = ++fs->next_stats_fh;
+	g_hash_table_insert(fs->stats_snapshots, g_memdup2(&fi->fh, sizeof(fi->fh)),
+			    g_bytes_new_take(text, len));
+	g_mutex_unlock(&fs->stats_lock);
+	fi->direct_io = 1; /* the size in stat was an earlier rendering's */
+}
+
+static void reply_stats(struct cfs_fs *fs, fuse_req_t req, uint64_t fh, size_t size, off_t off)
+{
+	g_mutex_lock(&fs->stats_lock);
+	GBytes *snap = g_hash_table_lookup(fs->stats_snapshots, &fh);
+	if (snap)
+		g_bytes_ref(snap);
+	g_mutex_unlock(&fs->stats_lock);
+	if (!snap) { /* released already: the reader is gone */
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	gsize len;
+	const char *data = g_bytes_get_data(snap, &len);
+	reply_slice(req, data, len, size, off);
+	g_bytes_unref(snap);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct cfs_fs *fs = fs_of(req);
+	struct cfs_node *n = cfs_tree_get(fs->tree, ino);
+	if (n && n->kind == CFS_NODE_STATS) {
+		g_mutex_lock(&fs->stats_lock);
+		g_hash_table_remove(fs->stats_snapshots, &fi->fh);
+		g_mutex_unlock(&fs->stats_lock);
+	}
+	fuse_reply_err(req, 0);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct cfs_fs *fs = fs_of(req);
@@ -209,29 +266,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if (n->kind == CFS_NODE_STATS)
-		fi->direct_io = 1; /* fresh counters at every read, whatever the size said */
+		open_stats(fs, fi);
 	else
 		fi->keep_cache = 1; /* objects are immutable: keep the page cache across opens */
 	fuse_reply_open(req, fi);
-}
-
-static void reply_slice(fuse_req_t req, const char *data, size_t len, size_t size, off_t off)
-{
-	size_t start = MIN((size_t)off, len);
-	fuse_reply_buf(req, data + start, MIN(size, len - start));
-}
-
-/*
- * Rendered at every read, not kept per open: a read can still be running
- * when the kernel sends RELEASE for a reader that was killed. The file is a
- * few hundred bytes, read whole by one request.
- */
-static void reply_stats(fuse_req_t req, size_t size, off_t off)
-{
-	uint64_t len;
-	char *text = cfs_stats_render(&len);
-	reply_slice(req, text, len, size, off);
-	g_free(text);
 }
 
 static void read_done(void *cookie, const struct iovec *iov, int iovcnt, size_t len, int err)
@@ -255,7 +293,6 @@ static void read_interrupted(fuse_req_t req, void *data)
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	(void)fi;
 	struct cfs_fs *fs = fs_of(req);
 	struct cfs_node *n = cfs_tree_get(fs->tree, ino);
 	if (!n || off < 0) {
@@ -275,7 +312,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		break;
 	}
 	case CFS_NODE_STATS:
-		reply_stats(req, size, off);
+		reply_stats(fs, req, fi->fh, size, off);
 		break;
 	case CFS_NODE_DIR:
 		fuse_reply_err(req, EISDIR);
@@ -338,6 +375,7 @@ static const struct fuse_lowlevel_ops ops = {
 	.readdir = op_readdir,
 	.open = op_open,
 	.read = op_read,
+	.release = op_release,
 	.statfs = op_statfs,
 	.setattr = op_setattr,
 	.mknod = op_mknod,
@@ -366,6 +404,9 @@ struct cfs_fs *cfs_fs_mount(const struct cfs_options *opts, struct cfs_tree *tre
 	struct cfs_fs *fs = g_new0(struct cfs_fs, 1);
 	fs->opts = opts;
 	fs->tree = tree;
+	g_mutex_init(&fs->stats_lock);
+	fs->stats_snapshots = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
+						    (GDestroyNotify)g_bytes_unref);
 	clock_gettime(CLOCK_REALTIME, &fs->mount_time);
 	struct fuse_args args = mount_args(opts);
 	fs->se = fuse_session_new(&args, &ops, sizeof(ops), fs);
@@ -373,14 +414,15 @@ struct cfs_fs *cfs_fs_mount(const struct cfs_options *opts, struct cfs_tree *tre
 	if (!fs->se) {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
 			    "cannot create the FUSE session (bad -o option?)");
-		g_free(fs);
+		cfs_fs_free(fs);
 		return NULL;
 	}
 	if (fuse_session_mount(fs->se, opts->mountpoint) != 0) {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot mount on %s",
 			    opts->mountpoint);
 		fuse_session_destroy(fs->se);
-		g_free(fs);
+		fs->se = NULL;
+		cfs_fs_free(fs);
 		return NULL;
 	}
 	fs->mounted = true;
@@ -415,6 +457,9 @@ void cfs_fs_free(struct cfs_fs *fs)
 		return;
 	if (fs->mounted)
 		fuse_session_unmount(fs->se);
-	fuse_session_destroy(fs->se);
+	if (fs->se)
+		fuse_session_destroy(fs->se);
+	g_hash_table_destroy(fs->stats_snapshots);
+	g_mutex_clear(&fs->stats_lock);
 	g_free(fs);
 }

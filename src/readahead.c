@@ -8,10 +8,11 @@
  * The kernel sends a sequential reader's requests from several FUSE
  * threads, so they arrive a little out of order: a read that starts within
  * the slack of where a stream stands still continues it. A stream seen
- * once gets a narrow slack, so that random readers rarely look sequential.
+ * once must be continued within a page, so that random readers do not look
+ * sequential.
  */
 #define SLACK (UINT64_C(2) << 20)
-#define NEW_STREAM_SLACK (UINT64_C(256) << 10)
+#define NEW_STREAM_SLACK UINT64_C(4096)
 
 static struct cfs_ra_stream *find_stream(struct cfs_ra_streams *rs, uint64_t off)
 {
