@@ -15,6 +15,12 @@
 
 /* Larger gaps are split so that a long readahead runs over several connections. */
 #define MAX_REQUEST_BYTES (UINT64_C(8) << 20)
+/*
+ * Threads that send the replies of reads answered by arriving bytes: sending
+ * copies the bytes into the kernel's page cache, which the fetcher thread
+ * should not wait for while the next bytes arrive.
+ */
+#define REPLY_THREADS 2
 
 struct block_key {
 	uint32_t obj;
@@ -57,6 +63,7 @@ struct cfs_cache {
 	GHashTable *blocks;           /* struct block_key * -> struct block * */
 	GQueue lru;                   /* unpinned blocks, least recently used first */
 	GQueue mem_wait;              /* struct parked waiting for room, oldest first */
+	GThreadPool *repliers;        /* sends struct answer * queued by the fetcher thread */
 };
 
 /*
@@ -399,10 +406,18 @@ static void deliver(struct cfs_cache *c, struct answer *a)
 	g_free(r);
 }
 
+static void deliver_queued(gpointer data, gpointer cache)
+{
+	deliver(cache, data);
+	g_free(data);
+}
+
+/* Hand the answers collected in the fetcher thread to the reply threads. */
 static void deliver_all(struct cfs_cache *c, GArray *answers)
 {
 	for (guint i = 0; i < answers->len; i++)
-		deliver(c, &g_array_index(answers, struct answer, i));
+		g_thread_pool_push(c->repliers, g_memdup2(&g_array_index(answers, struct answer, i),
+							  sizeof(struct answer)), NULL);
 	g_array_free(answers, TRUE);
 }
 
@@ -575,6 +590,7 @@ struct cfs_cache *cfs_cache_new(uint64_t cap, uint64_t block_size, uint64_t read
 	c->readahead = MIN(readahead, cap / 8);
 	c->fetcher = fetcher;
 	c->blocks = g_hash_table_new(key_hash, key_equal);
+	c->repliers = g_thread_pool_new(deliver_queued, c, REPLY_THREADS, TRUE, NULL);
 	cfs_stats_gauge_set(CFS_MEM_CAP, (int64_t)cap);
 	return c;
 }
@@ -583,6 +599,7 @@ void cfs_cache_free(struct cfs_cache *c)
 {
 	if (!c)
 		return;
+	g_thread_pool_free(c->repliers, FALSE, TRUE);
 	while (c->lru.head)
 		evict_lru(c);
 	g_warn_if_fail(g_hash_table_size(c->blocks) == 0);
