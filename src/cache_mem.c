@@ -13,8 +13,11 @@
 #include "chunkfs/readahead.h"
 #include "chunkfs/stats.h"
 
-/* Larger gaps are split so that a long readahead runs over several connections. */
-#define MAX_REQUEST_BYTES (UINT64_C(8) << 20)
+/*
+ * Larger gaps are split so that a long readahead runs over several
+ * connections; long requests keep the server's own readahead going.
+ */
+#define MAX_REQUEST_BYTES (UINT64_C(32) << 20)
 /*
  * Threads that send the replies of reads answered by arriving bytes: sending
  * copies the bytes into the kernel's page cache, which the fetcher thread
@@ -140,7 +143,7 @@ static bool make_room(struct cfs_cache *c, uint64_t bytes)
 static struct block *block_new(struct cfs_cache *c, const struct cfs_object *obj, uint64_t index)
 {
 	uint32_t len = block_len(c, obj, index);
-	void *data = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	void *data = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (data == MAP_FAILED)
 		return NULL;
 	struct block *b = g_new0(struct block, 1);

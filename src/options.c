@@ -168,7 +168,7 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		{ "block-size", 0, 0, G_OPTION_ARG_STRING, &a.block_size,
 		  "Cache block size, a power of two (default 1M)", "SIZE" },
 		{ "readahead", 0, 0, G_OPTION_ARG_STRING, &a.readahead,
-		  "Largest readahead window of a sequential reader, 0 for none (default 16M)", "SIZE" },
+		  "Largest readahead window of a sequential reader, 0 for none (default 64M)", "SIZE" },
 		{ "max-connections", 0, 0, G_OPTION_ARG_INT, &a.max_connections,
 		  "Concurrent HTTP requests (default 8)", "N" },
 		{ "connect-timeout", 0, 0, G_OPTION_ARG_INT, &a.connect_timeout,
@@ -184,7 +184,7 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 	memset(opts, 0, sizeof(*opts));
 	opts->mem_cache = default_mem_cache();
 	opts->block_size = CFS_MIB;
-	opts->readahead = 16 * CFS_MIB;
+	opts->readahead = 64 * CFS_MIB;
 	*exit_now = false;
 
 	GOptionContext *ctx = g_option_context_new(NULL);

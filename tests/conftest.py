@@ -404,7 +404,7 @@ http {{
         application/json json;
     }}
     sendfile on;
-    tcp_nopush on;
+    tcp_nopush off;
     keepalive_timeout 65;
     keepalive_requests 10000;
     client_body_temp_path {prefix}/tmp/body;

@@ -34,7 +34,7 @@ bool cfs_parse_size(const char *text, uint64_t *out);
 
 /*
  * Parse argv into *opts, filling defaults first: mem_cache 1/8 of physical RAM
- * capped at 1 GiB, block_size 1 MiB, readahead 16 MiB, 8 connections,
+ * capped at 1 GiB, block_size 1 MiB, readahead 64 MiB, 8 connections,
  * connect timeout 10 s, timeout 30 s, 4 retries.
  * Handles --help and --version itself by printing to stdout and setting
  * *exit_now (return value true). On a usage error returns false with a
