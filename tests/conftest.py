@@ -10,6 +10,7 @@ Public API (also used by test_faults.py):
              is_mounted, wait_for, run_with_deadline, scaled, dataset_names,
              index_chunks, free_port
 """
+import errno
 import functools
 import hashlib
 import json
@@ -130,6 +131,18 @@ def index_chunks(dataset_dir):
 def dataset_names(dataset_dir):
     """Files the mount of dataset_dir must show at its root (besides .chunkfs)."""
     return ["index.json"] + [name for name, _ in index_chunks(dataset_dir)]
+
+
+def open_direct(path):
+    """An O_DIRECT descriptor of path (the kernel's page cache and readahead
+    out of the way, so the daemon sees the reads as issued); skips the test
+    where O_DIRECT is refused."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECT)
+    except OSError as e:
+        if e.errno == errno.EINVAL:
+            pytest.skip("O_DIRECT is not supported on this mount")
+        raise
 
 
 def free_port():

@@ -1,11 +1,10 @@
 """Seeded random preads across block boundaries equal the source; EOF reads are empty."""
-import errno
 import os
 import random
 
 import pytest
 
-from conftest import KiB, MiB, index_chunks
+from conftest import KiB, MiB, index_chunks, open_direct
 
 BLOCK = 256 * KiB
 
@@ -37,15 +36,6 @@ def plan_reads(rng, sizes, count, max_len=3 * MiB):
             length = rng.randint(1, max_len)
         reads.append((name, off, length))
     return reads
-
-
-def open_direct(path):
-    try:
-        return os.open(path, os.O_RDONLY | os.O_DIRECT)
-    except OSError as e:
-        if e.errno == errno.EINVAL:
-            pytest.skip("O_DIRECT is not supported on this mount")
-        raise
 
 
 def check_reads(m, src, reads, direct):

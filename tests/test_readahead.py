@@ -1,22 +1,10 @@
 """Readahead: sequential streams get it (tracked per stream, not per descriptor),
 random access does not. O_DIRECT keeps the kernel's own readahead out of the
 way, so the daemon sees the reads exactly as issued."""
-import errno
 import os
 import random
 
-import pytest
-
-from conftest import KiB, MiB, index_chunks
-
-
-def open_direct(path):
-    try:
-        return os.open(path, os.O_RDONLY | os.O_DIRECT)
-    except OSError as e:
-        if e.errno == errno.EINVAL:
-            pytest.skip("O_DIRECT is not supported on this mount")
-        raise
+from conftest import KiB, MiB, index_chunks, open_direct
 
 
 def src_pread(src, length, off):
