@@ -41,7 +41,10 @@ struct block {
 	GList lru;                    /* in cache.lru while unpinned and holding bytes */
 };
 
-/* A read waiting for bytes (in obj->parked) or for room (in cache.mem_wait). */
+/*
+ * A read: parked until its bytes land (in obj->parked), waiting for room (in
+ * cache.mem_wait), or being answered.
+ */
 struct parked {
 	struct cfs_object *obj;
 	uint64_t off, len;
@@ -319,6 +322,16 @@ static void issue(struct cfs_cache *c, struct cfs_object *obj, GArray *ranges,
 	}
 }
 
+/* Request the gaps of [off, off + len); its blocks must exist and be pinned. */
+static void fetch_gaps(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len,
+		       enum cfs_fetch_priority prio)
+{
+	GArray *ranges = g_array_new(FALSE, FALSE, sizeof(struct range));
+	add_gaps(c, obj, off, len, ranges);
+	issue(c, obj, ranges, prio);
+	g_array_free(ranges, TRUE);
+}
+
 /*
  * Ask for the readahead window of the stream this read continues, if any.
  * The window's blocks are held while it is planned, so that making room for
@@ -340,12 +353,8 @@ static void readahead(struct cfs_cache *c, struct cfs_object *obj, uint64_t off,
 		pin(c, b);
 		g_ptr_array_add(held, b);
 	}
-	if (start < end) {
-		GArray *ranges = g_array_new(FALSE, FALSE, sizeof(struct range));
-		add_gaps(c, obj, start, end - start, ranges);
-		issue(c, obj, ranges, CFS_FETCH_READAHEAD);
-		g_array_free(ranges, TRUE);
-	}
+	if (start < end)
+		fetch_gaps(c, obj, start, end - start, CFS_FETCH_READAHEAD);
 	for (guint i = 0; i < held->len; i++)
 		unpin(c, g_ptr_array_index(held, i));
 	g_ptr_array_free(held, TRUE);
@@ -365,9 +374,7 @@ static enum outcome serve(struct cfs_cache *c, struct parked *r, struct answer *
 		return ANSWERED;
 	}
 	if (is_present(c, r->obj, r->off, r->len)) {
-		FOR_EACH_BLOCK(c, r->off, r->len, idx, lo, hi)
-			pin(c, block_get(c, r->obj, idx));
-		r->pinned = true;
+		pin_read(c, r); /* needs no room: every block is there */
 		*ans = make_answer(c, r, 0);
 		cfs_stats_add(CFS_MEM_HITS, 1);
 		readahead(c, r->obj, r->off, r->len);
@@ -377,10 +384,7 @@ static enum outcome serve(struct cfs_cache *c, struct parked *r, struct answer *
 		g_queue_push_tail_link(&c->mem_wait, &r->link);
 		return WAITING;
 	}
-	GArray *ranges = g_array_new(FALSE, FALSE, sizeof(struct range));
-	add_gaps(c, r->obj, r->off, r->len, ranges);
-	issue(c, r->obj, ranges, CFS_FETCH_DEMAND);
-	g_array_free(ranges, TRUE);
+	fetch_gaps(c, r->obj, r->off, r->len, CFS_FETCH_DEMAND);
 	g_queue_push_tail_link(&r->obj->parked, &r->link);
 	cfs_stats_add(CFS_MEM_MISSES, 1);
 	cfs_stats_gauge_add(CFS_READS_PARKED, 1);

@@ -80,17 +80,6 @@ bool cfs_extents_covers(const struct cfs_extents *s, uint32_t lo, uint32_t hi)
 	return false;
 }
 
-uint32_t cfs_extents_overlap(const struct cfs_extents *s, uint32_t lo, uint32_t hi)
-{
-	uint32_t total = 0;
-	for (uint32_t i = 0; i < s->n; i++) {
-		uint32_t a = MAX(lo, s->v[i].lo), b = MIN(hi, s->v[i].hi);
-		if (a < b)
-			total += b - a;
-	}
-	return total;
-}
-
 /* The end of the range of s that contains pos, or pos when none does. */
 static uint32_t skip_covered(const struct cfs_extents *s, uint32_t pos)
 {

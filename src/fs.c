@@ -429,9 +429,8 @@ struct cfs_fs *cfs_fs_mount(const struct cfs_options *opts, struct cfs_tree *tre
 	return fs;
 }
 
-void cfs_fs_daemonize(struct cfs_fs *fs, bool foreground)
+void cfs_fs_daemonize(bool foreground)
 {
-	(void)fs;
 	fuse_daemonize(foreground);
 	if (!foreground)
 		cfs_log_to_syslog();

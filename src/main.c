@@ -68,7 +68,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "chunkfs: %s\n", error->message);
 		g_error_free(error);
 	} else {
-		cfs_fs_daemonize(fs, opts.foreground);
+		cfs_fs_daemonize(opts.foreground);
 		rc = serve(&opts, fs);
 	}
 	cfs_fs_free(fs);

@@ -101,14 +101,6 @@ double cfs_stats_ttfb_percentile(double p)
 	return 0.0;
 }
 
-void cfs_stats_reset(void)
-{
-	for (unsigned c = 0; c < CFS_COUNTER_COUNT; c++)
-		__atomic_store_n(&counters[c], 0, __ATOMIC_RELAXED);
-	for (unsigned b = 0; b < TTFB_BUCKETS; b++)
-		__atomic_store_n(&ttfb[b], 0, __ATOMIC_RELAXED);
-}
-
 char *cfs_stats_render(uint64_t *len)
 {
 	JsonBuilder *b = json_builder_new();

@@ -1,6 +1,7 @@
 /*
  * Building the tree of a mount from the dataset index at the URL: the index
  * itself as a file, each chunk it lists as an object file, and .chunkfs/.
+ * Called once from the main thread, before the mount.
  */
 #ifndef CHUNKFS_DATASET_H
 #define CHUNKFS_DATASET_H

@@ -30,9 +30,6 @@ void cfs_extents_remove(struct cfs_extents *set, uint32_t lo, uint32_t hi);
 /* True when every byte of [lo, hi) is in the set (an empty range is covered). */
 bool cfs_extents_covers(const struct cfs_extents *set, uint32_t lo, uint32_t hi);
 
-/* Number of bytes of [lo, hi) that are in the set. */
-uint32_t cfs_extents_overlap(const struct cfs_extents *set, uint32_t lo, uint32_t hi);
-
 /*
  * The first gap of [lo, hi) not covered by the union of a and b, at or after
  * lo. Returns false when there is none; else stores it in *gap.

@@ -1,6 +1,7 @@
 /*
  * The FUSE layer: mounting, the low-level operations and the multi-threaded
- * session loop. Only this module talks to libfuse.
+ * session loop. Only this module talks to libfuse. The functions below are
+ * called from the main thread, in the order they are declared.
  */
 #ifndef CHUNKFS_FS_H
 #define CHUNKFS_FS_H
@@ -25,7 +26,7 @@ struct cfs_fs *cfs_fs_mount(const struct cfs_options *opts, struct cfs_tree *tre
  * only in the daemon (the parent exits 0 once the daemon is running). Call
  * before any thread is started.
  */
-void cfs_fs_daemonize(struct cfs_fs *fs, bool foreground);
+void cfs_fs_daemonize(bool foreground);
 
 /*
  * Serve requests with the multi-threaded loop until the file system is

@@ -2,7 +2,8 @@
  * LitData dataset index (index.json) as written by litdata's
  * streaming/writer.py (`_merge_no_wait` / `write_chunks_index`): a JSON
  * object with "chunks", a list of {"filename", "chunk_bytes", "chunk_size",
- * "dim"}, and "config" (compression, data_format, ...).
+ * "dim"}, and "config" (compression, data_format, ...). Parsing is
+ * thread-safe; an index is not shared between threads.
  */
 #ifndef CHUNKFS_LITDATA_H
 #define CHUNKFS_LITDATA_H

@@ -46,9 +46,6 @@ void cfs_stats_ttfb(uint64_t usec);
  */
 double cfs_stats_ttfb_percentile(double p);
 
-/* Reset every counter and the histogram (gauges keep their values). */
-void cfs_stats_reset(void);
-
 /*
  * Render all counters, gauges, TTFB p50/p99 (ms) and read amplification
  * (bytes fetched / bytes served) as a pretty-printed JSON object followed

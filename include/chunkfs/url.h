@@ -1,4 +1,7 @@
-/* URLs of the remote: validation, joining names onto a base, redaction for logs. */
+/*
+ * URLs of the remote: validation, joining names onto a base, redaction for
+ * logs (RFC 3986, through GLib's GUri). Every function is thread-safe.
+ */
 #ifndef CHUNKFS_URL_H
 #define CHUNKFS_URL_H
 
