@@ -7,45 +7,46 @@
 #include "chunkfs/litdata.h"
 #include "chunkfs/object.h"
 #include "chunkfs/options.h"
+#include "chunkfs/remote.h"
 #include "chunkfs/tree.h"
 #include "chunkfs/url.h"
 
 #define INDEX_NAME "index.json"
 #define INDEX_MAX_BYTES (256 * CFS_MIB)
 
-static GBytes *fetch_index(const struct cfs_options *opts, GError **error)
+static GBytes *fetch_index(const struct cfs_options *opts, const struct cfs_remote *remote,
+			   GError **error)
 {
-	char *url = cfs_url_join(opts->url, INDEX_NAME);
+	char *url = cfs_url_join(remote->base_url, INDEX_NAME);
 	GBytes *body = NULL;
 	char *etag = NULL;
 	GError *err = NULL;
-	if (!cfs_fetch_small(opts, url, INDEX_MAX_BYTES, &body, &etag, &err)) {
-		char *safe = cfs_url_redact(opts->url);
+	if (!cfs_fetch_small(opts, remote, url, INDEX_MAX_BYTES, &body, &etag, &err)) {
 		if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
 			g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
-				    "no dataset index at %s: %s", safe, err->message);
+				    "no dataset index at %s: %s", remote->shown, err->message);
 		else
 			g_propagate_error(error, g_steal_pointer(&err));
 		g_clear_error(&err);
-		g_free(safe);
 	}
 	g_free(etag);
 	g_free(url);
 	return body;
 }
 
-static bool chunk_size(const struct cfs_options *opts, const struct cfs_litdata_chunk *c,
-		       const char *url, uint64_t *size, GError **error)
+static bool chunk_size(const struct cfs_options *opts, const struct cfs_remote *remote,
+		       const struct cfs_litdata_chunk *c, const char *url, uint64_t *size,
+		       GError **error)
 {
 	if (c->bytes) {
 		*size = c->bytes;
 		return true;
 	}
-	return cfs_fetch_head(opts, url, size, error);
+	return cfs_fetch_head(opts, remote, url, size, error);
 }
 
-static bool add_chunks(const struct cfs_options *opts, struct cfs_tree *t,
-		       const struct cfs_litdata_index *idx, GError **error)
+static bool add_chunks(const struct cfs_options *opts, const struct cfs_remote *remote,
+		       struct cfs_tree *t, const struct cfs_litdata_index *idx, GError **error)
 {
 	struct cfs_node *root = cfs_tree_root(t);
 	uint32_t next_id = 0;
@@ -61,9 +62,9 @@ static bool add_chunks(const struct cfs_options *opts, struct cfs_tree *t,
 			g_free(shown);
 			continue;
 		}
-		char *url = cfs_url_join(opts->url, c->filename);
+		char *url = cfs_url_join(remote->base_url, c->filename);
 		uint64_t size;
-		bool ok = chunk_size(opts, c, url, &size, error);
+		bool ok = chunk_size(opts, remote, c, url, &size, error);
 		if (ok)
 			cfs_tree_add_object(t, root, c->filename,
 					    cfs_object_new(next_id++, c->filename, url, size));
@@ -74,9 +75,10 @@ static bool add_chunks(const struct cfs_options *opts, struct cfs_tree *t,
 	return true;
 }
 
-struct cfs_tree *cfs_dataset_build(const struct cfs_options *opts, GError **error)
+struct cfs_tree *cfs_dataset_build(const struct cfs_options *opts, const struct cfs_remote *remote,
+				   GError **error)
 {
-	GBytes *index = fetch_index(opts, error);
+	GBytes *index = fetch_index(opts, remote, error);
 	if (!index)
 		return NULL;
 	gsize len;
@@ -85,10 +87,8 @@ struct cfs_tree *cfs_dataset_build(const struct cfs_options *opts, GError **erro
 	struct cfs_litdata_index *idx = cfs_litdata_parse_index(text, len, &err);
 	struct cfs_tree *t = NULL;
 	if (!idx) {
-		char *safe = cfs_url_redact(opts->url);
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-			    "%s" INDEX_NAME " is not a LitData index: %s", safe, err->message);
-		g_free(safe);
+			    "%s: " INDEX_NAME " is not a LitData index: %s", remote->shown, err->message);
 		g_error_free(err);
 		goto out;
 	}
@@ -96,7 +96,7 @@ struct cfs_tree *cfs_dataset_build(const struct cfs_options *opts, GError **erro
 	struct cfs_node *root = cfs_tree_root(t);
 	cfs_tree_add_bytes(t, root, INDEX_NAME, index);
 	cfs_tree_add_stats(t, cfs_tree_add_dir(t, root, ".chunkfs"), "stats");
-	if (!add_chunks(opts, t, idx, error)) {
+	if (!add_chunks(opts, remote, t, idx, error)) {
 		cfs_tree_free(t);
 		t = NULL;
 	}

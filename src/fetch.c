@@ -45,6 +45,8 @@ struct request {
 
 struct cfs_fetcher {
 	struct cfs_options cfg;          /* a copy without the strings */
+	const struct cfs_remote *remote;
+	struct curl_slist *headers;      /* the remote's, shared by every transfer */
 	CURLM *multi;
 	GThread *thread;
 
@@ -204,7 +206,7 @@ static void start_attempt(struct cfs_fetcher *f, struct request *r)
 	r->stalled = false;
 	r->timeout_s = f->cfg.timeout_s;
 	reset_response(r);
-	cfs_easy_setup(r->easy, &f->cfg, r->url);
+	cfs_easy_setup(r->easy, &f->cfg, f->remote, f->headers, r->url);
 	curl_easy_setopt(r->easy, CURLOPT_RANGE, range);
 	curl_easy_setopt(r->easy, CURLOPT_BUFFERSIZE, RECEIVE_BUFFER_BYTES);
 	curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
@@ -378,11 +380,17 @@ static gpointer fetcher_thread(gpointer p)
 	return NULL;
 }
 
-struct cfs_fetcher *cfs_fetcher_new(const struct cfs_options *opts, GError **error)
+struct cfs_fetcher *cfs_fetcher_new(const struct cfs_options *opts,
+				    const struct cfs_remote *remote, GError **error)
 {
 	struct cfs_fetcher *f = g_new0(struct cfs_fetcher, 1);
-	f->cfg = *opts;
-	f->cfg.url = f->cfg.mountpoint = f->cfg.fuse_opts = NULL;
+	f->cfg = (struct cfs_options){
+		.max_connections = opts->max_connections,
+		.connect_timeout_s = opts->connect_timeout_s,
+		.timeout_s = opts->timeout_s,
+		.retries = opts->retries,
+	};
+	f->remote = remote;
 	f->multi = curl_multi_init();
 	if (!f->multi) {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot create a libcurl multi handle");
@@ -391,6 +399,7 @@ struct cfs_fetcher *cfs_fetcher_new(const struct cfs_options *opts, GError **err
 	}
 	curl_multi_setopt(f->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)opts->max_connections);
 	curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, (long)opts->max_connections);
+	f->headers = cfs_easy_headers(remote);
 	g_mutex_init(&f->lock);
 	g_queue_init(&f->incoming);
 	f->thread = g_thread_new("fetcher", fetcher_thread, f);
@@ -407,6 +416,7 @@ void cfs_fetcher_free(struct cfs_fetcher *f)
 	curl_multi_wakeup(f->multi);
 	g_thread_join(f->thread);
 	curl_multi_cleanup(f->multi);
+	curl_slist_free_all(f->headers);
 	g_mutex_clear(&f->lock);
 	g_free(f);
 }

@@ -6,9 +6,37 @@
 
 #include "chunkfs/fetch.h"
 #include "chunkfs/options.h"
+#include "chunkfs/remote.h"
 #include "chunkfs/url.h"
 
-void cfs_easy_setup(CURL *easy, const struct cfs_options *opts, const char *url)
+struct curl_slist *cfs_easy_headers(const struct cfs_remote *remote)
+{
+	struct curl_slist *list = NULL;
+	for (char **h = remote->headers; h && *h; h++)
+		list = curl_slist_append(list, *h);
+	return list;
+}
+
+/* --cacert adds to the system's trust: the file as CAINFO, the default directory as CAPATH. */
+static void setup_tls(CURL *easy, const struct cfs_remote *remote)
+{
+	if (remote->insecure) {
+		curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
+		return;
+	}
+	if (remote->ca_file) {
+		curl_easy_setopt(easy, CURLOPT_CAINFO, remote->ca_file);
+		const char *capath = curl_version_info(CURLVERSION_NOW)->capath;
+		if (capath && !remote->ca_dir)
+			curl_easy_setopt(easy, CURLOPT_CAPATH, capath);
+	}
+	if (remote->ca_dir)
+		curl_easy_setopt(easy, CURLOPT_CAPATH, remote->ca_dir);
+}
+
+void cfs_easy_setup(CURL *easy, const struct cfs_options *opts, const struct cfs_remote *remote,
+		    struct curl_slist *headers, const char *url)
 {
 	curl_easy_setopt(easy, CURLOPT_URL, url);
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
@@ -19,14 +47,15 @@ void cfs_easy_setup(CURL *easy, const struct cfs_options *opts, const char *url)
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, (long)opts->connect_timeout_s);
 	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, (long)opts->timeout_s);
-	const char *bundle = getenv("CURL_CA_BUNDLE");
-	if (!bundle || !*bundle)
-		bundle = getenv("SSL_CERT_FILE");
-	if (bundle && *bundle)
-		curl_easy_setopt(easy, CURLOPT_CAINFO, bundle);
-	const char *dir = getenv("SSL_CERT_DIR");
-	if (dir && *dir)
-		curl_easy_setopt(easy, CURLOPT_CAPATH, dir);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+	setup_tls(easy, remote);
+	if (remote->sigv4) {
+		curl_easy_setopt(easy, CURLOPT_AWS_SIGV4, remote->sigv4);
+		curl_easy_setopt(easy, CURLOPT_USERNAME, remote->access_key);
+		curl_easy_setopt(easy, CURLOPT_PASSWORD, remote->secret_key);
+	} else {
+		curl_easy_setopt(easy, CURLOPT_NETRC, (long)CURL_NETRC_OPTIONAL);
+	}
 }
 
 void cfs_fetch_global_init(void)
@@ -71,9 +100,29 @@ static size_t capture_etag(char *line, size_t size, size_t n, void *p)
 	return len;
 }
 
+/* "Code: Message" of an S3 error body, or NULL (S3 API Reference, "Error responses"). */
+static char *s3_error(GByteArray *body)
+{
+	if (!body || !body->len)
+		return NULL;
+	char *text = g_strndup((const char *)body->data, body->len);
+	char *code = NULL, *msg = NULL, *result = NULL;
+	char *c = strstr(text, "<Code>"), *m = strstr(text, "<Message>");
+	if (c && strstr(c, "</Code>"))
+		code = g_strndup(c + 6, (gsize)(strstr(c, "</Code>") - c - 6));
+	if (m && strstr(m, "</Message>"))
+		msg = g_strndup(m + 9, (gsize)(strstr(m, "</Message>") - m - 9));
+	if (code)
+		result = g_strdup_printf(" (%s%s%s)", code, msg ? ": " : "", msg ? msg : "");
+	g_free(code);
+	g_free(msg);
+	g_free(text);
+	return result;
+}
+
 /* Map a finished blocking request to a GError; true when it succeeded. */
 static bool check_result(CURL *easy, CURLcode rc, const char *url, const char *errbuf,
-			 GError **error)
+			 GByteArray *body, GError **error)
 {
 	long status = 0;
 	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
@@ -87,22 +136,25 @@ static bool check_result(CURL *easy, CURLcode rc, const char *url, const char *e
 			    safe, why);
 	else if (rc != CURLE_OK)
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: %s", safe, why);
-	else if (status == 404)
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "%s: HTTP 404 Not Found", safe);
-	else
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: HTTP %ld", safe, status);
+	else {
+		char *detail = s3_error(body);
+		g_set_error(error, G_IO_ERROR, status == 404 ? G_IO_ERROR_NOT_FOUND : G_IO_ERROR_FAILED,
+			    "%s: HTTP %ld%s", safe, status, detail ? detail : "");
+		g_free(detail);
+	}
 	g_free(safe);
 	return false;
 }
 
-bool cfs_fetch_small(const struct cfs_options *opts, const char *url, size_t max_bytes,
-		     GBytes **body, char **etag, GError **error)
+bool cfs_fetch_small(const struct cfs_options *opts, const struct cfs_remote *remote,
+		     const char *url, size_t max_bytes, GBytes **body, char **etag, GError **error)
 {
 	CURL *easy = curl_easy_init();
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct sink s = { .buf = g_byte_array_new(), .max = max_bytes };
 	struct etag_capture cap = { NULL };
-	cfs_easy_setup(easy, opts, url);
+	struct curl_slist *headers = cfs_easy_headers(remote);
+	cfs_easy_setup(easy, opts, remote, headers, url);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, sink_write);
 	curl_easy_setopt(easy, CURLOPT_WRITEDATA, &s);
@@ -117,9 +169,10 @@ bool cfs_fetch_small(const struct cfs_options *opts, const char *url, size_t max
 		g_free(safe);
 		ok = false;
 	} else {
-		ok = check_result(easy, rc, url, errbuf, error);
+		ok = check_result(easy, rc, url, errbuf, s.buf, error);
 	}
 	curl_easy_cleanup(easy);
+	curl_slist_free_all(headers);
 	if (ok) {
 		*body = g_byte_array_free_to_bytes(s.buf);
 		*etag = cap.etag;
@@ -130,16 +183,17 @@ bool cfs_fetch_small(const struct cfs_options *opts, const char *url, size_t max
 	return ok;
 }
 
-bool cfs_fetch_head(const struct cfs_options *opts, const char *url, uint64_t *size,
-		    GError **error)
+bool cfs_fetch_head(const struct cfs_options *opts, const struct cfs_remote *remote,
+		    const char *url, uint64_t *size, GError **error)
 {
 	CURL *easy = curl_easy_init();
 	char errbuf[CURL_ERROR_SIZE] = "";
-	cfs_easy_setup(easy, opts, url);
+	struct curl_slist *headers = cfs_easy_headers(remote);
+	cfs_easy_setup(easy, opts, remote, headers, url);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
 	CURLcode rc = curl_easy_perform(easy);
-	bool ok = check_result(easy, rc, url, errbuf, error);
+	bool ok = check_result(easy, rc, url, errbuf, NULL, error);
 	curl_off_t len = -1;
 	if (ok)
 		curl_easy_getinfo(easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
@@ -153,5 +207,6 @@ bool cfs_fetch_head(const struct cfs_options *opts, const char *url, uint64_t *s
 	if (ok)
 		*size = (uint64_t)len;
 	curl_easy_cleanup(easy);
+	curl_slist_free_all(headers);
 	return ok;
 }

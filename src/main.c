@@ -10,8 +10,8 @@
 #include "chunkfs/fs.h"
 #include "chunkfs/log.h"
 #include "chunkfs/options.h"
+#include "chunkfs/remote.h"
 #include "chunkfs/tree.h"
-#include "chunkfs/url.h"
 
 /*
  * Blocks are mmap'd by the memory tier; keep glibc from growing its mmap
@@ -24,10 +24,10 @@ static void tune_malloc(void)
 	mallopt(M_ARENA_MAX, 4);
 }
 
-static int serve(const struct cfs_options *opts, struct cfs_fs *fs)
+static int serve(const struct cfs_options *opts, const struct cfs_remote *remote, struct cfs_fs *fs)
 {
 	GError *error = NULL;
-	struct cfs_fetcher *fetcher = cfs_fetcher_new(opts, &error);
+	struct cfs_fetcher *fetcher = cfs_fetcher_new(opts, remote, &error);
 	if (!fetcher) {
 		g_warning("%s", error->message);
 		g_error_free(error);
@@ -35,9 +35,7 @@ static int serve(const struct cfs_options *opts, struct cfs_fs *fs)
 	}
 	struct cfs_cache *cache = cfs_cache_new(opts->mem_cache, opts->block_size, opts->readahead,
 						fetcher);
-	char *safe = cfs_url_redact(opts->url);
-	g_message("mounted %s on %s", safe, opts->mountpoint);
-	g_free(safe);
+	g_message("mounted %s on %s", remote->shown, opts->mountpoint);
 	int rc = cfs_fs_serve(fs, cache);
 	cfs_fetcher_free(fetcher);
 	cfs_cache_free(cache);
@@ -61,7 +59,10 @@ int main(int argc, char **argv)
 	cfs_fetch_global_init();
 	int rc = 1;
 	struct cfs_fs *fs = NULL;
-	struct cfs_tree *tree = cfs_dataset_build(&opts, &error);
+	struct cfs_tree *tree = NULL;
+	struct cfs_remote *remote = cfs_remote_new(&opts, &error);
+	if (remote)
+		tree = cfs_dataset_build(&opts, remote, &error);
 	if (tree)
 		fs = cfs_fs_mount(&opts, tree, &error);
 	if (!fs) {
@@ -69,10 +70,11 @@ int main(int argc, char **argv)
 		g_error_free(error);
 	} else {
 		cfs_fs_daemonize(opts.foreground);
-		rc = serve(&opts, fs);
+		rc = serve(&opts, remote, fs);
 	}
 	cfs_fs_free(fs);
 	cfs_tree_free(tree);
+	cfs_remote_free(remote);
 	cfs_fetch_global_cleanup();
 	cfs_options_clear(&opts);
 	return rc;

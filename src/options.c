@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "chunkfs/url.h"
 
 #define DEFAULT_MEM_CAP_MAX (UINT64_C(1) << 30)
 
@@ -52,7 +51,9 @@ static uint64_t default_mem_cache(void)
 struct raw_args {
 	char *mem_cache, *block_size, *readahead, *fuse_opts;
 	int max_connections, connect_timeout, timeout, retries;
-	gboolean foreground, debug, version;
+	gboolean foreground, debug, version, insecure, no_sign_request;
+	char **headers;
+	char *cacert, *endpoint, *region, *s3_addressing, *profile;
 	char **rest;
 };
 
@@ -115,6 +116,47 @@ static bool check_mountpoint(const char *path, GError **error)
 	return true;
 }
 
+/* RFC 9110 section 5: a header field is a token name, a colon, a value. */
+static bool check_headers(char **headers, GError **error)
+{
+	for (char **h = headers; h && *h; h++) {
+		const char *colon = strchr(*h, ':');
+		bool ok = colon && colon > *h;
+		for (const char *p = *h; ok && p < colon; p++)
+			ok = g_ascii_isgraph(*p) && !strchr("\"(),/:;<=>?@[\\]{}", *p);
+		for (const char *p = *h; ok && *p; p++)
+			ok = *p != '\r' && *p != '\n';
+		if (!ok) {
+			g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+				    "--header must be 'Name: value' (a field name, a colon, one line)");
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool check_addressing(const char *value, GError **error)
+{
+	if (!value || g_str_equal(value, "path") || g_str_equal(value, "virtual"))
+		return true;
+	g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+		    "--s3-addressing must be 'path' or 'virtual', not '%s'", value);
+	return false;
+}
+
+/* Move the strings of the remote's settings from the raw arguments into o. */
+static void take_remote_settings(struct raw_args *a, struct cfs_options *o)
+{
+	o->headers = g_steal_pointer(&a->headers);
+	o->cacert = g_steal_pointer(&a->cacert);
+	o->insecure = a->insecure;
+	o->endpoint = g_steal_pointer(&a->endpoint);
+	o->region = g_steal_pointer(&a->region);
+	o->s3_addressing = g_steal_pointer(&a->s3_addressing);
+	o->profile = g_steal_pointer(&a->profile);
+	o->no_sign_request = a->no_sign_request;
+}
+
 static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
 {
 	if (!parse_size_opt("mem-cache", a->mem_cache, &o->mem_cache, error) ||
@@ -123,8 +165,10 @@ static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
 	    !check_int_opt("max-connections", a->max_connections, 1, 256, error) ||
 	    !check_int_opt("connect-timeout", a->connect_timeout, 1, 3600, error) ||
 	    !check_int_opt("timeout", a->timeout, 1, 3600, error) ||
-	    !check_int_opt("retries", a->retries, 0, 100, error) || !check_sizes(o, error))
+	    !check_int_opt("retries", a->retries, 0, 100, error) || !check_sizes(o, error) ||
+	    !check_headers(a->headers, error) || !check_addressing(a->s3_addressing, error))
 		return false;
+	take_remote_settings(a, o);
 	o->max_connections = (unsigned)a->max_connections;
 	o->connect_timeout_s = (unsigned)a->connect_timeout;
 	o->timeout_s = (unsigned)a->timeout;
@@ -140,9 +184,7 @@ static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
 				  : "too many arguments: expected URL MOUNTPOINT");
 		return false;
 	}
-	o->url = cfs_url_normalize_dir(a->rest[0], error);
-	if (!o->url)
-		return false;
+	o->url = g_strdup(a->rest[0]);
 	if (!check_mountpoint(a->rest[1], error))
 		return false;
 	o->mountpoint = g_canonicalize_filename(a->rest[1], NULL);
@@ -150,9 +192,10 @@ static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
 }
 
 static const char summary[] =
-	"Mount a LitData dataset served over HTTP(S) as a read-only file system.\n"
-	"URL is the dataset directory (it holds index.json). SIZE is bytes or a\n"
-	"number with K, M, G or T (powers of 1024).";
+	"Mount a LitData dataset served over HTTP(S) or S3 as a read-only file system.\n"
+	"URL is the dataset directory (it holds index.json): http://HOST/PATH/,\n"
+	"https://HOST/PATH/ or s3://BUCKET/PREFIX. SIZE is bytes or a number with\n"
+	"K, M, G or T (powers of 1024).";
 
 bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *exit_now,
 		       GError **error)
@@ -177,6 +220,23 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		  "Retry a request that delivers no byte for S seconds (default 30)", "S" },
 		{ "retries", 0, 0, G_OPTION_ARG_INT, &a.retries,
 		  "Attempts after a failed one before a read fails (default 4)", "N" },
+		{ "header", 0, 0, G_OPTION_ARG_STRING_ARRAY, &a.headers,
+		  "Send this header with every request (repeatable; never logged)", "'NAME: VALUE'" },
+		{ "cacert", 0, 0, G_OPTION_ARG_FILENAME, &a.cacert,
+		  "Trust this CA (PEM) besides the system's", "FILE" },
+		{ "insecure", 0, 0, G_OPTION_ARG_NONE, &a.insecure,
+		  "Do not verify TLS certificates (warns)", NULL },
+		{ "endpoint", 0, 0, G_OPTION_ARG_STRING, &a.endpoint,
+		  "S3 endpoint (default AWS_ENDPOINT_URL, else AWS's for the region)", "URL" },
+		{ "region", 0, 0, G_OPTION_ARG_STRING, &a.region,
+		  "S3 region (default AWS_REGION, AWS_DEFAULT_REGION, the profile's, us-east-1)", "NAME" },
+		{ "s3-addressing", 0, 0, G_OPTION_ARG_STRING, &a.s3_addressing,
+		  "S3 bucket addressing: path or virtual (default: virtual on AWS, else path)", "STYLE" },
+		{ "profile", 0, 0, G_OPTION_ARG_STRING, &a.profile,
+		  "AWS profile of ~/.aws/credentials and ~/.aws/config (default AWS_PROFILE, else default)",
+		  "NAME" },
+		{ "no-sign-request", 0, 0, G_OPTION_ARG_NONE, &a.no_sign_request,
+		  "Send S3 requests unsigned (public buckets)", NULL },
 		{ "version", 'V', 0, G_OPTION_ARG_NONE, &a.version, "Print the version and exit", NULL },
 		{ G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_STRING_ARRAY, &a.rest, NULL, "URL MOUNTPOINT" },
 		{ NULL, 0, 0, 0, NULL, NULL, NULL },
@@ -205,6 +265,12 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 	g_free(a.block_size);
 	g_free(a.readahead);
 	g_free(a.fuse_opts);
+	g_strfreev(a.headers);
+	g_free(a.cacert);
+	g_free(a.endpoint);
+	g_free(a.region);
+	g_free(a.s3_addressing);
+	g_free(a.profile);
 	g_strfreev(a.rest);
 	if (!ok)
 		cfs_options_clear(opts);
@@ -216,5 +282,11 @@ void cfs_options_clear(struct cfs_options *opts)
 	g_free(opts->url);
 	g_free(opts->mountpoint);
 	g_free(opts->fuse_opts);
+	g_strfreev(opts->headers);
+	g_free(opts->cacert);
+	g_free(opts->endpoint);
+	g_free(opts->region);
+	g_free(opts->s3_addressing);
+	g_free(opts->profile);
 	memset(opts, 0, sizeof(*opts));
 }

@@ -9,10 +9,12 @@
 #include <glib.h>
 
 struct cfs_options;
+struct cfs_remote;
 struct cfs_tree;
 
 /*
- * Fetch URL/index.json (blocking, before the mount exists), parse it as a
+ * Fetch index.json of the remote's dataset directory (blocking, before the
+ * mount exists), parse it as a
  * LitData index and return the tree. Chunk names that cannot be file names
  * are skipped with one log line each. For a compressed dataset, whose index
  * gives uncompressed sizes, each chunk's size is asked of the server.
@@ -20,6 +22,7 @@ struct cfs_tree;
  * reached, there is no index.json (G_IO_ERROR_NOT_FOUND), or it is not a
  * LitData index (G_IO_ERROR_INVALID_DATA).
  */
-struct cfs_tree *cfs_dataset_build(const struct cfs_options *opts, GError **error);
+struct cfs_tree *cfs_dataset_build(const struct cfs_options *opts, const struct cfs_remote *remote,
+				   GError **error);
 
 #endif

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 struct cfs_options;
+struct cfs_remote;
 struct cfs_fetcher;
 
 /* What a response said about the object, handed to on_response. */
@@ -61,10 +62,12 @@ enum cfs_fetch_priority {
 
 /*
  * Create the fetcher and start its thread. opts is read during the call
- * (connections, timeouts, retries) and not kept. Returns NULL with *error
- * set when libcurl cannot be initialised.
+ * (connections, timeouts, retries) and not kept; remote (headers, TLS
+ * trust, signing) must outlive the fetcher. Returns NULL with *error set
+ * when libcurl cannot be initialised.
  */
-struct cfs_fetcher *cfs_fetcher_new(const struct cfs_options *opts, GError **error);
+struct cfs_fetcher *cfs_fetcher_new(const struct cfs_options *opts,
+				    const struct cfs_remote *remote, GError **error);
 
 /*
  * Stop the thread: every queued or running request ends with -ECANCELED
@@ -91,10 +94,12 @@ void cfs_fetcher_submit(struct cfs_fetcher *f, const char *name, const char *url
  * G_IO_ERROR: G_IO_ERROR_NOT_FOUND on 404, G_IO_ERROR_HOST_UNREACHABLE when
  * the server cannot be reached, G_IO_ERROR_MESSAGE_TOO_LARGE past
  * max_bytes, G_IO_ERROR_FAILED for other HTTP errors. The message names
- * the URL with its secrets redacted. Thread-safe.
+ * the URL with its secrets redacted, and the error code and message of an
+ * S3 error body (<Error><Code>...</Code><Message>...</Message>). Requests
+ * carry remote's headers, TLS trust and signature. Thread-safe.
  */
-bool cfs_fetch_small(const struct cfs_options *opts, const char *url, size_t max_bytes,
-		     GBytes **body, char **etag, GError **error);
+bool cfs_fetch_small(const struct cfs_options *opts, const struct cfs_remote *remote,
+		     const char *url, size_t max_bytes, GBytes **body, char **etag, GError **error);
 
 /*
  * Blocking HEAD of url in the calling thread: stores the object's size in
@@ -102,8 +107,8 @@ bool cfs_fetch_small(const struct cfs_options *opts, const char *url, size_t max
  * G_IO_ERROR_INVALID_DATA when the server sends no Content-Length.
  * Thread-safe.
  */
-bool cfs_fetch_head(const struct cfs_options *opts, const char *url, uint64_t *size,
-		    GError **error);
+bool cfs_fetch_head(const struct cfs_options *opts, const struct cfs_remote *remote,
+		    const char *url, uint64_t *size, GError **error);
 
 /* Global libcurl initialisation; call once from main before any thread exists. */
 void cfs_fetch_global_init(void);

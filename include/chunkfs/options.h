@@ -9,7 +9,7 @@
 #define CFS_MIB (UINT64_C(1) << 20)
 
 struct cfs_options {
-	char *url;            /* dataset directory URL, always ending in '/' */
+	char *url;            /* as given: http(s):// or s3://; checked by cfs_remote_new() */
 	char *mountpoint;     /* absolute path */
 	bool foreground;      /* -f */
 	bool debug;           /* -d */
@@ -21,6 +21,14 @@ struct cfs_options {
 	unsigned connect_timeout_s;
 	unsigned timeout_s;   /* a request that delivers no byte for this long is retried */
 	unsigned retries;     /* attempts after the first one */
+	char **headers;       /* --header values "Name: value", NULL-terminated, may be NULL */
+	char *cacert;         /* --cacert: PEM file of an extra CA */
+	bool insecure;        /* --insecure: no TLS verification */
+	char *endpoint;       /* --endpoint: S3 endpoint URL */
+	char *region;         /* --region */
+	char *s3_addressing;  /* --s3-addressing: "path", "virtual", or NULL to choose by endpoint */
+	char *profile;        /* --profile: AWS profile name */
+	bool no_sign_request; /* --no-sign-request: anonymous S3 requests */
 };
 
 /*

@@ -1,0 +1,74 @@
+/* The remote of a mount: base URL, headers and TLS trust, per scheme. */
+#include "chunkfs/remote.h"
+
+#include <gio/gio.h>
+#include <stdlib.h>
+
+#include "chunkfs/options.h"
+#include "chunkfs/url.h"
+#include "remote_s3.h"
+
+static const char *env(const char *name)
+{
+	const char *value = getenv(name);
+	return value && *value ? value : NULL;
+}
+
+/* The CA trust the curl tool would use; first_env is consulted before the curl variables. */
+static void choose_ca(struct cfs_remote *r, const struct cfs_options *opts, const char *first_env)
+{
+	const char *file = opts->cacert;
+	if (!file && first_env)
+		file = env(first_env);
+	if (!file)
+		file = env("CURL_CA_BUNDLE");
+	if (!file)
+		file = env("SSL_CERT_FILE");
+	r->ca_file = g_strdup(file);
+	r->ca_dir = g_strdup(env("SSL_CERT_DIR"));
+	r->insecure = opts->insecure;
+}
+
+static bool is_s3(const char *url)
+{
+	return g_ascii_strncasecmp(url, "s3://", 5) == 0;
+}
+
+struct cfs_remote *cfs_remote_new(const struct cfs_options *opts, GError **error)
+{
+	struct cfs_remote *r = g_new0(struct cfs_remote, 1);
+	r->shown = cfs_url_redact(opts->url);
+	r->headers = g_strdupv(opts->headers);
+	bool ok;
+	if (is_s3(opts->url)) {
+		choose_ca(r, opts, "AWS_CA_BUNDLE");
+		ok = cfs_remote_s3_init(r, opts, error);
+	} else {
+		choose_ca(r, opts, NULL);
+		r->base_url = cfs_url_normalize_dir(opts->url, error);
+		ok = r->base_url != NULL;
+	}
+	if (!ok) {
+		cfs_remote_free(r);
+		return NULL;
+	}
+	if (r->insecure)
+		g_warning("TLS certificates of %s are not verified (--insecure): anyone on the path "
+			  "can change the data", r->shown);
+	return r;
+}
+
+void cfs_remote_free(struct cfs_remote *r)
+{
+	if (!r)
+		return;
+	g_free(r->base_url);
+	g_free(r->shown);
+	g_strfreev(r->headers);
+	g_free(r->ca_file);
+	g_free(r->ca_dir);
+	g_free(r->sigv4);
+	g_free(r->access_key);
+	g_free(r->secret_key);
+	g_free(r);
+}
