@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "chunkfs/extents.h"
+#include "chunkfs/listing.h"
 #include "chunkfs/litdata.h"
 #include "chunkfs/options.h"
 #include "chunkfs/readahead.h"
@@ -138,6 +139,97 @@ static void test_ttfb(void)
 	g_assert_cmpfloat(p99, <, 108.0);
 }
 
+static const struct cfs_entry *entry(const struct cfs_listing *l, guint i)
+{
+	return &g_array_index(l->entries, struct cfs_entry, i);
+}
+
+/* The shape of the S3 API Reference's ListObjectsV2 example, with a delimiter. */
+static void test_listing_s3(void)
+{
+	const char xml[] =
+		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		"<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+		"<Name>bucket</Name><Prefix>data/</Prefix><KeyCount>4</KeyCount>"
+		"<MaxKeys>1000</MaxKeys><Delimiter>/</Delimiter><IsTruncated>true</IsTruncated>"
+		"<NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken>"
+		"<Contents><Key>data/</Key><Size>0</Size></Contents>"
+		"<Contents><Key>data/index.json</Key><LastModified>2026-11-20T23:43:00.000Z</LastModified>"
+		"<ETag>&quot;9b2cf535f27731c974343645a3985328&quot;</ETag><Size>1716</Size>"
+		"<StorageClass>STANDARD</StorageClass></Contents>"
+		"<Contents><Key>data/a b &#233;.bin</Key><ETag>\"x\"</ETag><Size>26124</Size></Contents>"
+		"<CommonPrefixes><Prefix>data/sub/</Prefix></CommonPrefixes>"
+		"</ListBucketResult>";
+	GError *err = NULL;
+	struct cfs_listing *l = cfs_listing_parse_s3(xml, strlen(xml), "data/", &err);
+	g_assert_no_error(err);
+	g_assert_cmpuint(l->entries->len, ==, 3);
+	g_assert_cmpstr(entry(l, 0)->name, ==, "index.json");
+	g_assert_cmpuint(entry(l, 0)->size, ==, 1716);
+	g_assert_cmpstr(entry(l, 0)->etag, ==, "\"9b2cf535f27731c974343645a3985328\"");
+	g_assert_cmpstr(entry(l, 1)->name, ==, "a b \xc3\xa9.bin");
+	g_assert_false(entry(l, 1)->is_dir);
+	g_assert_cmpstr(entry(l, 2)->name, ==, "sub");
+	g_assert_true(entry(l, 2)->is_dir);
+	g_assert_true(l->truncated);
+	g_assert_cmpstr(l->next_token, ==, "1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=");
+	cfs_listing_free(l);
+
+	const char *bad[] = { "<Error><Code>NoSuchBucket</Code></Error>", "<ListBucketResult>",
+			      "<ListBucketResult><Contents><Key>other/x</Key></Contents></ListBucketResult>" };
+	for (unsigned i = 0; i < G_N_ELEMENTS(bad); i++) {
+		g_assert_null(cfs_listing_parse_s3(bad[i], strlen(bad[i]), "data/", &err));
+		g_assert_nonnull(err);
+		g_clear_error(&err);
+	}
+}
+
+static void test_listing_http(void)
+{
+	const char nginx_html[] =
+		"<html>\n<head><title>Index of /lst/</title></head>\n<body>\n"
+		"<h1>Index of /lst/</h1><hr><pre><a href=\"../\">../</a>\n"
+		"<a href=\"sub%20dir/\">sub dir/</a>            21-Nov-2026 00:49       -\n"
+		"<a href=\"a%20b.bin\">a b.bin</a>              21-Nov-2026 00:49       3\n"
+		"</pre><hr></body>\n</html>\n";
+	const char python_html[] =
+		"<!DOCTYPE HTML>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+		"<title>Directory listing for /</title>\n</head>\n<body>\n<ul>\n"
+		"<li><a href=\"a%20b.bin\">a b.bin</a></li>\n"
+		"<li><a href=\"sub%20dir/\">sub dir/</a></li>\n</ul>\n</body>\n</html>\n";
+	const char apache_html[] =
+		"<table><tr><th><a href=\"?C=N;O=D\">Name</a></th></tr>"
+		"<tr><td><a href=\"/data/\">Parent Directory</a></td></tr>"
+		"<tr><td><a href=\"a%20b.bin\">a b.bin</a></td></tr>"
+		"<tr><td><a href=\"sub%20dir/\">sub dir/</a></td></tr></table>";
+	const char *pages[] = { nginx_html, python_html, apache_html };
+	for (unsigned i = 0; i < G_N_ELEMENTS(pages); i++) {
+		GError *err = NULL;
+		struct cfs_listing *l = cfs_listing_parse_http(pages[i], strlen(pages[i]), &err);
+		g_assert_no_error(err);
+		g_assert_cmpuint(l->entries->len, ==, 2);
+		for (guint j = 0; j < 2; j++) {
+			const struct cfs_entry *e = entry(l, j);
+			g_assert_cmpstr(e->name, ==, e->is_dir ? "sub dir" : "a b.bin");
+			g_assert_cmpuint(e->size, ==, CFS_SIZE_UNKNOWN);
+		}
+		cfs_listing_free(l);
+	}
+	const char nginx_json[] =
+		"[\n{ \"name\":\"sub dir\", \"type\":\"directory\", \"mtime\":\"Sat, 21 Nov 2026 00:49:00 GMT\" },\n"
+		"{ \"name\":\"a b.bin\", \"type\":\"file\", \"mtime\":\"Sat, 21 Nov 2026 00:49:00 GMT\", \"size\":3 }\n]\n";
+	GError *err = NULL;
+	struct cfs_listing *l = cfs_listing_parse_http(nginx_json, strlen(nginx_json), &err);
+	g_assert_no_error(err);
+	g_assert_cmpuint(l->entries->len, ==, 2);
+	g_assert_true(entry(l, 0)->is_dir);
+	g_assert_cmpuint(entry(l, 1)->size, ==, 3);
+	cfs_listing_free(l);
+	g_assert_null(cfs_listing_parse_http("plain text", 10, &err));
+	g_assert_error(err, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+	g_clear_error(&err);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -148,5 +240,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/readahead/sequential-and-random", test_readahead);
 	g_test_add_func("/litdata/index", test_litdata_index);
 	g_test_add_func("/stats/ttfb", test_ttfb);
+	g_test_add_func("/listing/s3", test_listing_s3);
+	g_test_add_func("/listing/http", test_listing_http);
 	return g_test_run();
 }

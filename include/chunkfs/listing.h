@@ -1,0 +1,53 @@
+/*
+ * Directory listings of a remote, parsed into entries: S3's ListObjectsV2
+ * response and the HTML or JSON index pages of HTTP servers. Pure functions
+ * over the bytes of one response: no I/O, thread-safe.
+ */
+#ifndef CHUNKFS_LISTING_H
+#define CHUNKFS_LISTING_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CFS_SIZE_UNKNOWN UINT64_MAX
+
+struct cfs_entry {
+	char *name;      /* one path segment, decoded (no '/'); not yet validated as a file name */
+	bool is_dir;
+	uint64_t size;   /* bytes, or CFS_SIZE_UNKNOWN when the listing does not say */
+	char *etag;      /* as listed, or NULL */
+};
+
+struct cfs_listing {
+	GArray *entries;     /* struct cfs_entry, in listing order */
+	bool truncated;      /* S3: more keys follow */
+	char *next_token;    /* S3: NextContinuationToken, or NULL */
+};
+
+/*
+ * Parse one page of an S3 ListObjectsV2 response (S3 API Reference,
+ * "ListObjectsV2": ListBucketResult with Contents/Key, Size, ETag,
+ * CommonPrefixes/Prefix, IsTruncated, NextContinuationToken) for a request
+ * made with prefix (ending in '/', or empty) and delimiter '/'. Names are
+ * the keys with the prefix removed; a common prefix becomes a directory;
+ * the key equal to the prefix itself (a "folder marker") is dropped.
+ * Fails with G_MARKUP_ERROR on malformed XML, G_IO_ERROR_INVALID_DATA when
+ * the root is not ListBucketResult or a key lies outside the prefix.
+ * Returns a listing to free with cfs_listing_free().
+ */
+struct cfs_listing *cfs_listing_parse_s3(const char *xml, size_t len, const char *prefix,
+					 GError **error);
+
+/*
+ * Parse the index page an HTTP server shows for a directory: nginx's JSON
+ * autoindex (a list of {"name", "type", "size"}), or HTML with one link per
+ * entry (nginx, Apache, Python's http.server). In HTML, only relative links
+ * to a direct child count ("name" or "name/"; percent-decoded), and sizes
+ * are unknown. Fails with G_IO_ERROR_INVALID_DATA when the text is neither.
+ */
+struct cfs_listing *cfs_listing_parse_http(const char *text, size_t len, GError **error);
+
+void cfs_listing_free(struct cfs_listing *listing);
+
+#endif
