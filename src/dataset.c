@@ -1,9 +1,16 @@
-/* The tree of a LitData dataset mount. */
+/*
+ * What the mount shows of the remote: its directories, listed on demand,
+ * with every object as a file; a directory that holds a LitData index.json
+ * shows the chunks the index lists with the sizes the index gives (the
+ * index is the truth for its chunks). An HTTP server that does not list
+ * directories still mounts a dataset through its index.json alone.
+ */
 #include "chunkfs/dataset.h"
 
 #include <gio/gio.h>
 
 #include "chunkfs/fetch.h"
+#include "chunkfs/listing.h"
 #include "chunkfs/litdata.h"
 #include "chunkfs/object.h"
 #include "chunkfs/options.h"
@@ -14,94 +21,219 @@
 #define INDEX_NAME "index.json"
 #define INDEX_MAX_BYTES (256 * CFS_MIB)
 
-static GBytes *fetch_index(const struct cfs_options *opts, const struct cfs_remote *remote,
-			   GError **error)
+struct dataset {
+	const struct cfs_options *opts;
+	const struct cfs_remote *remote;
+};
+
+static char *child_path(const struct cfs_node *dir, const char *name)
 {
-	char *url = cfs_url_join(remote->base_url, INDEX_NAME);
+	return *dir->path ? g_strconcat(dir->path, "/", name, NULL) : g_strdup(name);
+}
+
+/* Add an object file for name in dir; size may be CFS_SIZE_UNKNOWN (asked for at lookup). */
+static void add_object(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
+		       const char *name, uint64_t size)
+{
+	char *path = child_path(dir, name);
+	char *url = cfs_url_join(d->remote->base_url, path);
+	cfs_tree_add_object(t, dir, name, cfs_object_new(cfs_tree_next_object_id(t), path, url, size));
+	g_free(url);
+	g_free(path);
+}
+
+/* True when name may be added to dir; logs once why not. */
+static bool acceptable(struct cfs_tree *t, struct cfs_node *dir, const char *name)
+{
+	const char *why;
+	if (cfs_tree_lookup(t, dir, name))
+		return false; /* known from an earlier listing, or .chunkfs */
+	if (cfs_name_valid(name, &why))
+		return true;
+	char *shown = g_strescape(name, NULL);
+	g_warning("%s: skipping \"%s\": %s", *dir->path ? dir->path : "/", shown, why);
+	g_free(shown);
+	return false;
+}
+
+static GBytes *fetch_index(struct dataset *d, const struct cfs_node *dir, GError **error)
+{
+	char *path = child_path(dir, INDEX_NAME);
+	char *url = cfs_url_join(d->remote->base_url, path);
 	GBytes *body = NULL;
 	char *etag = NULL;
 	GError *err = NULL;
-	if (!cfs_fetch_small(opts, remote, url, INDEX_MAX_BYTES, &body, &etag, &err)) {
+	if (!cfs_fetch_small(d->opts, d->remote, url, INDEX_MAX_BYTES, &body, &etag, &err)) {
 		if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
 			g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
-				    "no dataset index at %s: %s", remote->shown, err->message);
+				    "no dataset index at %s: %s", d->remote->shown, err->message);
 		else
 			g_propagate_error(error, g_steal_pointer(&err));
 		g_clear_error(&err);
 	}
 	g_free(etag);
 	g_free(url);
+	g_free(path);
 	return body;
 }
 
-static bool chunk_size(const struct cfs_options *opts, const struct cfs_remote *remote,
-		       const struct cfs_litdata_chunk *c, const char *url, uint64_t *size,
-		       GError **error)
+/* The index.json of dir, parsed; NULL with *error when it cannot be had or is not LitData's. */
+static struct cfs_litdata_index *load_index(struct dataset *d, const struct cfs_node *dir,
+					    GBytes **bytes, GError **error)
 {
-	if (c->bytes) {
-		*size = c->bytes;
-		return true;
+	*bytes = fetch_index(d, dir, error);
+	if (!*bytes)
+		return NULL;
+	gsize len;
+	const char *text = g_bytes_get_data(*bytes, &len);
+	GError *err = NULL;
+	struct cfs_litdata_index *idx = cfs_litdata_parse_index(text, len, &err);
+	if (!idx) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%s%s%s: not a LitData index: %s",
+			    d->remote->shown, *dir->path ? dir->path : "", "/" INDEX_NAME, err->message);
+		g_error_free(err);
+		g_clear_pointer(bytes, g_bytes_unref);
 	}
-	return cfs_fetch_head(opts, remote, url, size, error);
+	return idx;
 }
 
-static bool add_chunks(const struct cfs_options *opts, const struct cfs_remote *remote,
-		       struct cfs_tree *t, const struct cfs_litdata_index *idx, GError **error)
+/* The size a listing gave for name, or CFS_SIZE_UNKNOWN. */
+static uint64_t listed_size(const struct cfs_listing *l, const char *name)
 {
-	struct cfs_node *root = cfs_tree_root(t);
-	uint32_t next_id = 0;
+	for (guint i = 0; l && i < l->entries->len; i++) {
+		const struct cfs_entry *e = &g_array_index(l->entries, struct cfs_entry, i);
+		if (!e->is_dir && g_str_equal(e->name, name))
+			return e->size;
+	}
+	return CFS_SIZE_UNKNOWN;
+}
+
+/* The index file and the chunks it lists, in dataset order. */
+static void add_index_chunks(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
+			     GBytes *bytes, const struct cfs_litdata_index *idx,
+			     const struct cfs_listing *listing)
+{
+	cfs_tree_add_bytes(t, dir, INDEX_NAME, bytes);
 	for (guint i = 0; i < idx->chunks->len; i++) {
 		const struct cfs_litdata_chunk *c =
 			&g_array_index(idx->chunks, struct cfs_litdata_chunk, i);
-		const char *why;
-		if (!cfs_name_valid(c->filename, &why) || g_str_equal(c->filename, INDEX_NAME) ||
-		    cfs_tree_lookup(root, c->filename)) {
-			char *shown = g_strescape(c->filename, NULL);
-			g_warning("index.json: skipping chunk %u named \"%s\": %s", i, shown,
-				  why ? why : "name used twice");
-			g_free(shown);
+		if (!acceptable(t, dir, c->filename))
 			continue;
-		}
-		char *url = cfs_url_join(remote->base_url, c->filename);
-		uint64_t size;
-		bool ok = chunk_size(opts, remote, c, url, &size, error);
-		if (ok)
-			cfs_tree_add_object(t, root, c->filename,
-					    cfs_object_new(next_id++, c->filename, url, size));
-		g_free(url);
-		if (!ok)
-			return false;
+		/* A compressed dataset's index gives uncompressed sizes: the listing's, or ask. */
+		uint64_t size = c->bytes ? c->bytes : listed_size(listing, c->filename);
+		add_object(d, t, dir, c->filename, size);
 	}
+}
+
+static void add_entries(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
+			const struct cfs_listing *l)
+{
+	for (guint i = 0; i < l->entries->len; i++) {
+		const struct cfs_entry *e = &g_array_index(l->entries, struct cfs_entry, i);
+		if (!acceptable(t, dir, e->name))
+			continue;
+		if (e->is_dir)
+			cfs_tree_add_dir(t, dir, e->name, true);
+		else
+			add_object(d, t, dir, e->name, e->size);
+	}
+}
+
+/* A listed directory with index.json: its chunks come from the index when it is LitData's. */
+static void add_dataset_dir(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
+			    const struct cfs_listing *l)
+{
+	GBytes *bytes = NULL;
+	GError *err = NULL;
+	struct cfs_litdata_index *idx = cfs_tree_lookup(t, dir, INDEX_NAME)
+						? NULL : load_index(d, dir, &bytes, &err);
+	if (idx)
+		add_index_chunks(d, t, dir, bytes, idx, l);
+	else if (err)
+		g_warning("%s; showing the directory as it is", err->message);
+	g_clear_error(&err);
+	cfs_litdata_index_free(idx);
+	if (bytes)
+		g_bytes_unref(bytes);
+	add_entries(d, t, dir, l);
+}
+
+static bool is_unlisted_http(const struct dataset *d, const GError *err)
+{
+	return !d->remote->s3 && (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED) ||
+				  g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND) ||
+				  g_error_matches(err, G_IO_ERROR, G_IO_ERROR_INVALID_DATA));
+}
+
+/* An HTTP root that cannot be listed: the dataset index must be there, and is the tree. */
+static bool add_index_only(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
+			   GError **error)
+{
+	GBytes *bytes = NULL;
+	struct cfs_litdata_index *idx = load_index(d, dir, &bytes, error);
+	if (!idx)
+		return false;
+	add_index_chunks(d, t, dir, bytes, idx, NULL);
+	cfs_litdata_index_free(idx);
+	g_bytes_unref(bytes);
+	return true;
+}
+
+static bool has_file(const struct cfs_listing *l, const char *name)
+{
+	for (guint i = 0; i < l->entries->len; i++) {
+		const struct cfs_entry *e = &g_array_index(l->entries, struct cfs_entry, i);
+		if (!e->is_dir && g_str_equal(e->name, name))
+			return true;
+	}
+	return false;
+}
+
+static bool list_dir(void *ctx, struct cfs_tree *t, struct cfs_node *dir, GError **error)
+{
+	struct dataset *d = ctx;
+	struct cfs_listing *l = NULL;
+	GError *err = NULL;
+	if (!cfs_fetch_listing(d->opts, d->remote, dir->path, &l, &err)) {
+		if (dir->ino == CFS_ROOT_INO && is_unlisted_http(d, err)) {
+			g_debug("%s cannot be listed (%s): using its %s", d->remote->shown,
+				err->message, INDEX_NAME);
+			g_error_free(err);
+			return add_index_only(d, t, dir, error);
+		}
+		g_propagate_error(error, err);
+		return false;
+	}
+	if (has_file(l, INDEX_NAME))
+		add_dataset_dir(d, t, dir, l);
+	else
+		add_entries(d, t, dir, l);
+	cfs_listing_free(l);
+	return true;
+}
+
+static bool size_file(void *ctx, struct cfs_node *file, GError **error)
+{
+	struct dataset *d = ctx;
+	uint64_t size;
+	if (!cfs_fetch_head(d->opts, d->remote, file->object->url, &size, error))
+		return false;
+	file->object->size = size;
 	return true;
 }
 
 struct cfs_tree *cfs_dataset_build(const struct cfs_options *opts, const struct cfs_remote *remote,
 				   GError **error)
 {
-	GBytes *index = fetch_index(opts, remote, error);
-	if (!index)
-		return NULL;
-	gsize len;
-	const char *text = g_bytes_get_data(index, &len);
-	GError *err = NULL;
-	struct cfs_litdata_index *idx = cfs_litdata_parse_index(text, len, &err);
-	struct cfs_tree *t = NULL;
-	if (!idx) {
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-			    "%s: " INDEX_NAME " is not a LitData index: %s", remote->shown, err->message);
-		g_error_free(err);
-		goto out;
-	}
-	t = cfs_tree_new();
+	struct dataset *d = g_new0(struct dataset, 1);
+	d->opts = opts;
+	d->remote = remote;
+	struct cfs_tree *t = cfs_tree_new(list_dir, size_file, d, g_free, opts->metadata_ttl_s);
 	struct cfs_node *root = cfs_tree_root(t);
-	cfs_tree_add_bytes(t, root, INDEX_NAME, index);
-	cfs_tree_add_stats(t, cfs_tree_add_dir(t, root, ".chunkfs"), "stats");
-	if (!add_chunks(opts, remote, t, idx, error)) {
+	cfs_tree_add_stats(t, cfs_tree_add_dir(t, root, ".chunkfs", false), "stats");
+	if (!cfs_tree_prepare_dir(t, root, error)) {
 		cfs_tree_free(t);
-		t = NULL;
+		return NULL;
 	}
-out:
-	cfs_litdata_index_free(idx);
-	g_bytes_unref(index);
 	return t;
 }

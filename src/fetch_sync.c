@@ -3,8 +3,10 @@
 
 #include <gio/gio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "chunkfs/fetch.h"
+#include "chunkfs/listing.h"
 #include "chunkfs/options.h"
 #include "chunkfs/remote.h"
 #include "chunkfs/url.h"
@@ -138,8 +140,11 @@ static bool check_result(CURL *easy, CURLcode rc, const char *url, const char *e
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: %s", safe, why);
 	else {
 		char *detail = s3_error(body);
-		g_set_error(error, G_IO_ERROR, status == 404 ? G_IO_ERROR_NOT_FOUND : G_IO_ERROR_FAILED,
-			    "%s: HTTP %ld%s", safe, status, detail ? detail : "");
+		int code = status == 404		     ? G_IO_ERROR_NOT_FOUND
+			   : status == 401 || status == 403 ? G_IO_ERROR_PERMISSION_DENIED
+							    : G_IO_ERROR_FAILED;
+		g_set_error(error, G_IO_ERROR, code, "%s: HTTP %ld%s", safe, status,
+			    detail ? detail : "");
 		g_free(detail);
 	}
 	g_free(safe);
@@ -209,4 +214,78 @@ bool cfs_fetch_head(const struct cfs_options *opts, const struct cfs_remote *rem
 	curl_easy_cleanup(easy);
 	curl_slist_free_all(headers);
 	return ok;
+}
+
+#define LISTING_PAGE_MAX_BYTES (64 * CFS_MIB)
+#define LISTING_MAX_PAGES 100000
+
+/* One ListObjectsV2 page; parameters in the order SigV4's canonical query string sorts them. */
+static char *s3_list_url(const struct cfs_remote *remote, const char *prefix, const char *token)
+{
+	char *p = g_uri_escape_string(prefix, NULL, FALSE);
+	char *t = token ? g_uri_escape_string(token, NULL, FALSE) : NULL;
+	char *url = g_strconcat(remote->list_url, "?", t ? "continuation-token=" : "", t ? t : "",
+				t ? "&" : "", "delimiter=%2F&list-type=2&prefix=", p, NULL);
+	g_free(t);
+	g_free(p);
+	return url;
+}
+
+static struct cfs_listing *parse_page(const struct cfs_remote *remote, GBytes *body,
+				      const char *prefix, GError **error)
+{
+	gsize len;
+	const char *data = g_bytes_get_data(body, &len);
+	return remote->s3 ? cfs_listing_parse_s3(data, len, prefix, error)
+			  : cfs_listing_parse_http(data, len, error);
+}
+
+static void append_entries(struct cfs_listing *into, struct cfs_listing *page)
+{
+	for (guint i = 0; i < page->entries->len; i++) {
+		struct cfs_entry *e = &g_array_index(page->entries, struct cfs_entry, i);
+		g_array_append_val(into->entries, *e);
+		memset(e, 0, sizeof(*e)); /* now into's */
+	}
+	cfs_listing_free(page);
+}
+
+bool cfs_fetch_listing(const struct cfs_options *opts, const struct cfs_remote *remote,
+		       const char *dir, struct cfs_listing **out, GError **error)
+{
+	char *prefix = g_strconcat(remote->s3 ? remote->list_prefix : "", dir, *dir ? "/" : "", NULL);
+	char *token = NULL;
+	struct cfs_listing *all = NULL;
+	bool ok = true;
+	for (unsigned page = 0; ok && page < LISTING_MAX_PAGES; page++) {
+		char *url = remote->s3 ? s3_list_url(remote, prefix, token)
+				       : cfs_url_join(remote->base_url, prefix);
+		GBytes *body = NULL;
+		char *etag = NULL;
+		ok = cfs_fetch_small(opts, remote, url, LISTING_PAGE_MAX_BYTES, &body, &etag, error);
+		struct cfs_listing *l = ok ? parse_page(remote, body, prefix, error) : NULL;
+		ok = l != NULL;
+		g_free(url);
+		g_free(etag);
+		if (body)
+			g_bytes_unref(body);
+		if (!ok)
+			break;
+		g_free(token);
+		token = l->truncated ? g_strdup(l->next_token) : NULL;
+		if (all)
+			append_entries(all, l);
+		else
+			all = l;
+		if (!token)
+			break;
+	}
+	g_free(token);
+	g_free(prefix);
+	if (!ok) {
+		cfs_listing_free(all);
+		return false;
+	}
+	*out = all;
+	return true;
 }

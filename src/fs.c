@@ -19,8 +19,6 @@
 #include "chunkfs/stats.h"
 #include "chunkfs/tree.h"
 
-/* The tree does not change while mounted: let the kernel keep names and attributes. */
-#define ENTRY_TIMEOUT_S 86400.0
 /* Kernel readahead per open file, set on the mount's bdi once it is up. */
 #define KERNEL_READAHEAD_KB 4096
 #define MAX_BACKGROUND 64
@@ -117,9 +115,38 @@ static void fill_attr(struct cfs_fs *fs, const struct cfs_node *n, struct stat *
 	st->st_blksize = (blksize_t)fs->opts->block_size;
 }
 
-static double attr_timeout(const struct cfs_node *n)
+/* Names and attributes are trusted for the metadata TTL: datasets are immutable. */
+static double entry_timeout(const struct cfs_fs *fs)
 {
-	return n->kind == CFS_NODE_STATS ? 0.0 : ENTRY_TIMEOUT_S;
+	return (double)fs->opts->metadata_ttl_s;
+}
+
+static double attr_timeout(const struct cfs_fs *fs, const struct cfs_node *n)
+{
+	return n->kind == CFS_NODE_STATS ? 0.0 : entry_timeout(fs);
+}
+
+/* A failed listing or sizing as an errno for the kernel; logged once, here. */
+static int remote_errno(GError *err)
+{
+	g_warning("%s", err->message);
+	int e = g_error_matches(err, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED) ? EACCES : EIO;
+	g_error_free(err);
+	return e;
+}
+
+/* The directory of inode ino, listed if its listing is due; NULL after replying an error. */
+static struct cfs_node *ready_dir(fuse_req_t req, struct cfs_fs *fs, fuse_ino_t ino)
+{
+	struct cfs_node *dir = cfs_tree_get(fs->tree, ino);
+	GError *err = NULL;
+	if (!dir || dir->kind != CFS_NODE_DIR)
+		fuse_reply_err(req, dir ? ENOTDIR : ENOENT);
+	else if (!cfs_tree_prepare_dir(fs->tree, dir, &err))
+		fuse_reply_err(req, remote_errno(err));
+	else
+		return dir;
+	return NULL;
 }
 
 static void op_init(void *data, struct fuse_conn_info *conn)
@@ -138,16 +165,19 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct cfs_fs *fs = fs_of(req);
 	after_init(fs);
-	struct cfs_node *dir = cfs_tree_get(fs->tree, parent);
-	if (!dir || dir->kind != CFS_NODE_DIR) {
-		fuse_reply_err(req, dir ? ENOTDIR : ENOENT);
+	struct cfs_node *dir = ready_dir(req, fs, parent);
+	if (!dir)
+		return;
+	struct fuse_entry_param e = { .entry_timeout = entry_timeout(fs) };
+	struct cfs_node *n = cfs_tree_lookup(fs->tree, dir, name);
+	GError *err = NULL;
+	if (n && !cfs_tree_prepare_file(fs->tree, n, &err)) {
+		fuse_reply_err(req, remote_errno(err));
 		return;
 	}
-	struct fuse_entry_param e = { .entry_timeout = ENTRY_TIMEOUT_S };
-	struct cfs_node *n = cfs_tree_lookup(dir, name);
 	if (n) {
 		e.ino = n->ino;
-		e.attr_timeout = attr_timeout(n);
+		e.attr_timeout = attr_timeout(fs, n);
 		fill_attr(fs, n, &e.attr);
 	}
 	fuse_reply_entry(req, &e); /* ino 0: a negative entry the kernel caches */
@@ -165,7 +195,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	struct stat st;
 	fill_attr(fs, n, &st);
-	fuse_reply_attr(req, &st, attr_timeout(n));
+	fuse_reply_attr(req, &st, attr_timeout(fs, n));
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -173,17 +203,17 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	(void)fi;
 	struct cfs_fs *fs = fs_of(req);
-	struct cfs_node *dir = cfs_tree_get(fs->tree, ino);
-	if (!dir || dir->kind != CFS_NODE_DIR) {
-		fuse_reply_err(req, dir ? ENOTDIR : ENOENT);
+	struct cfs_node *dir = off == 0 ? ready_dir(req, fs, ino) : cfs_tree_get(fs->tree, ino);
+	if (!dir)
 		return;
-	}
 	char *buf = g_malloc(size);
 	size_t used = 0;
 	/* Offsets: 0 ".", 1 "..", 2 + i the i-th child; each entry carries the next one. */
-	for (uint64_t i = (uint64_t)off; i < 2 + (uint64_t)dir->children->len; i++) {
+	for (uint64_t i = (uint64_t)off;; i++) {
 		const struct cfs_node *n = i == 0 ? dir : i == 1 ? dir->parent
-					     : g_ptr_array_index(dir->children, i - 2);
+					     : cfs_tree_child(fs->tree, dir, (guint)(i - 2));
+		if (!n)
+			break;
 		const char *name = i == 0 ? "." : i == 1 ? ".." : n->name;
 		struct stat st = { .st_ino = n->ino,
 				   .st_mode = n->kind == CFS_NODE_DIR ? S_IFDIR : S_IFREG };

@@ -50,7 +50,7 @@ static uint64_t default_mem_cache(void)
 
 struct raw_args {
 	char *mem_cache, *block_size, *readahead, *fuse_opts;
-	int max_connections, connect_timeout, timeout, retries;
+	int max_connections, connect_timeout, timeout, retries, metadata_ttl;
 	gboolean foreground, debug, version, insecure, no_sign_request;
 	char **headers;
 	char *cacert, *endpoint, *region, *s3_addressing, *profile;
@@ -165,7 +165,9 @@ static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
 	    !check_int_opt("max-connections", a->max_connections, 1, 256, error) ||
 	    !check_int_opt("connect-timeout", a->connect_timeout, 1, 3600, error) ||
 	    !check_int_opt("timeout", a->timeout, 1, 3600, error) ||
-	    !check_int_opt("retries", a->retries, 0, 100, error) || !check_sizes(o, error) ||
+	    !check_int_opt("retries", a->retries, 0, 100, error) ||
+	    !check_int_opt("metadata-ttl", a->metadata_ttl, 0, 365 * 86400, error) ||
+	    !check_sizes(o, error) ||
 	    !check_headers(a->headers, error) || !check_addressing(a->s3_addressing, error))
 		return false;
 	take_remote_settings(a, o);
@@ -173,6 +175,7 @@ static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
 	o->connect_timeout_s = (unsigned)a->connect_timeout;
 	o->timeout_s = (unsigned)a->timeout;
 	o->retries = (unsigned)a->retries;
+	o->metadata_ttl_s = (unsigned)a->metadata_ttl;
 	o->foreground = a->foreground;
 	o->debug = a->debug;
 	o->fuse_opts = g_strdup(a->fuse_opts);
@@ -201,7 +204,7 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		       GError **error)
 {
 	struct raw_args a = { .max_connections = 8, .connect_timeout = 10, .timeout = 30,
-			      .retries = 4 };
+			      .retries = 4, .metadata_ttl = 3600 };
 	GOptionEntry entries[] = {
 		{ "foreground", 'f', 0, G_OPTION_ARG_NONE, &a.foreground, "Stay in the foreground", NULL },
 		{ "debug", 'd', 0, G_OPTION_ARG_NONE, &a.debug, "Log debug lines (every request)", NULL },
@@ -220,6 +223,8 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		  "Retry a request that delivers no byte for S seconds (default 30)", "S" },
 		{ "retries", 0, 0, G_OPTION_ARG_INT, &a.retries,
 		  "Attempts after a failed one before a read fails (default 4)", "N" },
+		{ "metadata-ttl", 0, 0, G_OPTION_ARG_INT, &a.metadata_ttl,
+		  "Seconds a directory listing is trusted (default 3600)", "S" },
 		{ "header", 0, 0, G_OPTION_ARG_STRING_ARRAY, &a.headers,
 		  "Send this header with every request (repeatable; never logged)", "'NAME: VALUE'" },
 		{ "cacert", 0, 0, G_OPTION_ARG_FILENAME, &a.cacert,

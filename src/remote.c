@@ -41,6 +41,7 @@ struct cfs_remote *cfs_remote_new(const struct cfs_options *opts, GError **error
 	r->headers = g_strdupv(opts->headers);
 	bool ok;
 	if (is_s3(opts->url)) {
+		r->s3 = true;
 		choose_ca(r, opts, "AWS_CA_BUNDLE");
 		ok = cfs_remote_s3_init(r, opts, error);
 	} else {
@@ -63,6 +64,8 @@ void cfs_remote_free(struct cfs_remote *r)
 	if (!r)
 		return;
 	g_free(r->base_url);
+	g_free(r->list_url);
+	g_free(r->list_prefix);
 	g_free(r->shown);
 	g_strfreev(r->headers);
 	g_free(r->ca_file);

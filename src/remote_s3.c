@@ -178,31 +178,27 @@ static bool use_virtual_hosts(const struct cfs_options *opts, const char *host,
 	return g_str_has_suffix(host, ".amazonaws.com") && !strchr(bucket, '.');
 }
 
-/* The directory URL of the dataset: endpoint + bucket (as host or path) + prefix. */
-static char *dataset_url(const struct cfs_options *opts, const char *endpoint, const char *bucket,
-			 const char *prefix, GError **error)
+/* The bucket's URL: endpoint + bucket, as a host name or as the first path segment. */
+static char *bucket_url(const struct cfs_options *opts, const char *endpoint, const char *bucket,
+			GError **error)
 {
 	char *dir = cfs_url_normalize_dir(endpoint, error);
 	if (!dir)
 		return NULL;
 	GUri *uri = g_uri_parse(dir, G_URI_FLAGS_ENCODED, NULL);
-	char *path = *prefix ? g_strconcat(prefix, "/", NULL) : g_strdup("");
 	char *url;
 	if (use_virtual_hosts(opts, g_uri_get_host(uri), bucket)) {
 		char *host = g_strconcat(bucket, ".", g_uri_get_host(uri), NULL);
 		GUri *v = g_uri_build(G_URI_FLAGS_ENCODED, g_uri_get_scheme(uri), NULL, host,
 				      g_uri_get_port(uri), g_uri_get_path(uri), NULL, NULL);
-		char *base = g_uri_to_string(v);
-		url = cfs_url_join(base, path);
-		g_free(base);
+		url = g_uri_to_string(v);
 		g_uri_unref(v);
 		g_free(host);
 	} else {
-		char *in_bucket = g_strconcat(bucket, "/", path, NULL);
+		char *in_bucket = g_strconcat(bucket, "/", NULL);
 		url = cfs_url_join(dir, in_bucket);
 		g_free(in_bucket);
 	}
-	g_free(path);
 	g_uri_unref(uri);
 	g_free(dir);
 	return url;
@@ -235,8 +231,12 @@ bool cfs_remote_s3_init(struct cfs_remote *r, const struct cfs_options *opts, GE
 	if (ok) {
 		region = find_region(opts, config);
 		endpoint = find_endpoint(opts, region);
-		r->base_url = dataset_url(opts, endpoint, bucket, prefix, error);
-		ok = r->base_url != NULL;
+		r->list_url = bucket_url(opts, endpoint, bucket, error);
+		ok = r->list_url != NULL;
+	}
+	if (ok) {
+		r->list_prefix = *prefix ? g_strconcat(prefix, "/", NULL) : g_strdup("");
+		r->base_url = cfs_url_join(r->list_url, r->list_prefix);
 	}
 	if (ok && !opts->no_sign_request) {
 		ok = find_credentials(opts, config, &creds, error);

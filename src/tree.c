@@ -1,13 +1,23 @@
 /* Inodes are indexes into one array: inode N is nodes[N - 1]. */
 #include "chunkfs/tree.h"
 
+#include "chunkfs/listing.h"
 #include "chunkfs/object.h"
 #include "chunkfs/stats.h"
 
 struct cfs_tree {
+	GRWLock lock;          /* guards nodes and every directory's children */
 	GPtrArray *nodes;
+	GMutex listing;        /* held while a directory is listed or a file sized */
+	cfs_list_fn list;
+	cfs_size_fn size;
+	void *ctx;
+	GDestroyNotify ctx_free;
+	gint64 ttl_us;
+	uint32_t next_object_id;
 };
 
+/* Called with the write lock held (or before the tree is shared). */
 static struct cfs_node *node_new(struct cfs_tree *t, struct cfs_node *parent, const char *name,
 				 enum cfs_node_kind kind)
 {
@@ -15,6 +25,8 @@ static struct cfs_node *node_new(struct cfs_tree *t, struct cfs_node *parent, co
 	n->ino = t->nodes->len + 1;
 	n->parent = parent ? parent : n;
 	n->name = g_strdup(name);
+	n->path = !parent || !*parent->path ? g_strdup(name)
+					    : g_strconcat(parent->path, "/", name, NULL);
 	n->kind = kind;
 	if (kind == CFS_NODE_DIR) {
 		n->children = g_ptr_array_new();
@@ -40,14 +52,23 @@ static void node_free(gpointer p)
 	if (n->by_name)
 		g_hash_table_destroy(n->by_name);
 	g_free(n->name);
+	g_free(n->path);
 	g_free(n);
 }
 
-struct cfs_tree *cfs_tree_new(void)
+struct cfs_tree *cfs_tree_new(cfs_list_fn list, cfs_size_fn size, void *ctx,
+			      GDestroyNotify ctx_free, unsigned ttl_s)
 {
 	struct cfs_tree *t = g_new0(struct cfs_tree, 1);
+	g_rw_lock_init(&t->lock);
+	g_mutex_init(&t->listing);
 	t->nodes = g_ptr_array_new_with_free_func(node_free);
-	node_new(t, NULL, "", CFS_NODE_DIR);
+	t->list = list;
+	t->size = size;
+	t->ctx = ctx;
+	t->ctx_free = ctx_free;
+	t->ttl_us = (gint64)ttl_s * G_USEC_PER_SEC;
+	node_new(t, NULL, "", CFS_NODE_DIR)->remote = true;
 	return t;
 }
 
@@ -56,69 +77,145 @@ void cfs_tree_free(struct cfs_tree *t)
 	if (!t)
 		return;
 	g_ptr_array_free(t->nodes, TRUE);
+	if (t->ctx_free)
+		t->ctx_free(t->ctx);
+	g_mutex_clear(&t->listing);
+	g_rw_lock_clear(&t->lock);
 	g_free(t);
 }
 
 struct cfs_node *cfs_tree_root(struct cfs_tree *t)
 {
-	return g_ptr_array_index(t->nodes, 0);
+	return cfs_tree_get(t, CFS_ROOT_INO);
 }
 
 struct cfs_node *cfs_tree_get(struct cfs_tree *t, uint64_t ino)
 {
-	if (ino == 0 || ino > t->nodes->len)
-		return NULL;
-	return g_ptr_array_index(t->nodes, ino - 1);
+	g_rw_lock_reader_lock(&t->lock);
+	struct cfs_node *n = ino && ino <= t->nodes->len ? g_ptr_array_index(t->nodes, ino - 1) : NULL;
+	g_rw_lock_reader_unlock(&t->lock);
+	return n;
 }
 
-struct cfs_node *cfs_tree_lookup(struct cfs_node *dir, const char *name)
+static bool listing_is_current(struct cfs_tree *t, struct cfs_node *dir)
+{
+	g_rw_lock_reader_lock(&t->lock);
+	bool current = !dir->remote ||
+		       (dir->listed_us && g_get_monotonic_time() - dir->listed_us < t->ttl_us);
+	g_rw_lock_reader_unlock(&t->lock);
+	return current;
+}
+
+bool cfs_tree_prepare_dir(struct cfs_tree *t, struct cfs_node *dir, GError **error)
+{
+	if (dir->kind != CFS_NODE_DIR || listing_is_current(t, dir))
+		return true;
+	g_mutex_lock(&t->listing);
+	bool ok = true;
+	if (!listing_is_current(t, dir)) { /* another thread may have listed it meanwhile */
+		ok = t->list(t->ctx, t, dir, error);
+		if (ok) {
+			g_rw_lock_writer_lock(&t->lock);
+			dir->listed_us = g_get_monotonic_time();
+			g_rw_lock_writer_unlock(&t->lock);
+		}
+	}
+	g_mutex_unlock(&t->listing);
+	return ok;
+}
+
+bool cfs_tree_prepare_file(struct cfs_tree *t, struct cfs_node *file, GError **error)
+{
+	if (file->kind != CFS_NODE_OBJECT)
+		return true;
+	g_mutex_lock(&t->listing);
+	bool ok = file->object->size != CFS_SIZE_UNKNOWN || t->size(t->ctx, file, error);
+	g_mutex_unlock(&t->listing);
+	return ok;
+}
+
+struct cfs_node *cfs_tree_lookup(struct cfs_tree *t, struct cfs_node *dir, const char *name)
 {
 	if (dir->kind != CFS_NODE_DIR)
 		return NULL;
-	return g_hash_table_lookup(dir->by_name, name);
+	g_rw_lock_reader_lock(&t->lock);
+	struct cfs_node *n = g_hash_table_lookup(dir->by_name, name);
+	g_rw_lock_reader_unlock(&t->lock);
+	return n;
 }
 
-static bool can_add(struct cfs_node *dir, const char *name)
+struct cfs_node *cfs_tree_child(struct cfs_tree *t, struct cfs_node *dir, guint index)
 {
-	return dir->kind == CFS_NODE_DIR && cfs_name_valid(name, NULL) &&
-	       !g_hash_table_contains(dir->by_name, name);
+	g_rw_lock_reader_lock(&t->lock);
+	struct cfs_node *n = index < dir->children->len ? g_ptr_array_index(dir->children, index)
+							: NULL;
+	g_rw_lock_reader_unlock(&t->lock);
+	return n;
 }
 
-struct cfs_node *cfs_tree_add_dir(struct cfs_tree *t, struct cfs_node *dir, const char *name)
+/* What a new node holds, set before other threads can see it. */
+struct content {
+	enum cfs_node_kind kind;
+	bool remote;
+	struct cfs_object *object;
+	GBytes *bytes;
+};
+
+/* Add a node under the write lock, unless the name is invalid or taken. */
+static struct cfs_node *add(struct cfs_tree *t, struct cfs_node *dir, const char *name,
+			    struct content c)
 {
-	return can_add(dir, name) ? node_new(t, dir, name, CFS_NODE_DIR) : NULL;
+	if (dir->kind != CFS_NODE_DIR || !cfs_name_valid(name, NULL))
+		return NULL;
+	g_rw_lock_writer_lock(&t->lock);
+	struct cfs_node *n = NULL;
+	if (!g_hash_table_contains(dir->by_name, name)) {
+		n = node_new(t, dir, name, c.kind);
+		n->remote = c.remote;
+		n->object = c.object;
+		n->bytes = c.bytes ? g_bytes_ref(c.bytes) : NULL;
+	}
+	g_rw_lock_writer_unlock(&t->lock);
+	return n;
+}
+
+struct cfs_node *cfs_tree_add_dir(struct cfs_tree *t, struct cfs_node *dir, const char *name,
+				  bool remote)
+{
+	return add(t, dir, name, (struct content){ .kind = CFS_NODE_DIR, .remote = remote });
 }
 
 struct cfs_node *cfs_tree_add_object(struct cfs_tree *t, struct cfs_node *dir, const char *name,
 				     struct cfs_object *obj)
 {
-	if (!can_add(dir, name))
-		return NULL;
-	struct cfs_node *n = node_new(t, dir, name, CFS_NODE_OBJECT);
-	n->object = obj;
+	struct cfs_node *n = add(t, dir, name, (struct content){ .kind = CFS_NODE_OBJECT,
+								  .object = obj });
+	if (!n)
+		cfs_object_free(obj);
 	return n;
 }
 
 struct cfs_node *cfs_tree_add_bytes(struct cfs_tree *t, struct cfs_node *dir, const char *name,
 				    GBytes *bytes)
 {
-	if (!can_add(dir, name))
-		return NULL;
-	struct cfs_node *n = node_new(t, dir, name, CFS_NODE_BYTES);
-	n->bytes = g_bytes_ref(bytes);
-	return n;
+	return add(t, dir, name, (struct content){ .kind = CFS_NODE_BYTES, .bytes = bytes });
 }
 
 struct cfs_node *cfs_tree_add_stats(struct cfs_tree *t, struct cfs_node *dir, const char *name)
 {
-	return can_add(dir, name) ? node_new(t, dir, name, CFS_NODE_STATS) : NULL;
+	return add(t, dir, name, (struct content){ .kind = CFS_NODE_STATS });
+}
+
+uint32_t cfs_tree_next_object_id(struct cfs_tree *t)
+{
+	return __atomic_fetch_add(&t->next_object_id, 1, __ATOMIC_RELAXED);
 }
 
 uint64_t cfs_node_size(const struct cfs_node *n)
 {
 	switch (n->kind) {
 	case CFS_NODE_OBJECT:
-		return n->object->size;
+		return n->object->size == CFS_SIZE_UNKNOWN ? 0 : n->object->size;
 	case CFS_NODE_BYTES:
 		return g_bytes_get_size(n->bytes);
 	case CFS_NODE_STATS: {

@@ -8,7 +8,10 @@ Public API (also used by test_faults.py):
   fixtures:  chunkfs_bin, sanitized, nginx, mount, big_dataset
   helpers:   run_chunkfs, sha256_file, source_sha256, data_dir, vm_hwm,
              is_mounted, wait_for, run_with_deadline, scaled, dataset_names,
-             index_chunks, free_port
+             index_chunks, free_port, chunkfs_env
+
+chunkfs runs without this machine's CA bundle variables (CA_ENV_VARS) unless a
+test passes them explicitly: mount(..., env=chunkfs_env(CURL_CA_BUNDLE=ca)).
 """
 import errno
 import functools
@@ -19,6 +22,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -42,6 +46,10 @@ SCALE = 3 if SANITIZED else 1
 DEFAULT_BUDGET = 60           # seconds per test (x SCALE) before the watchdog kills its daemons
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "ThreadSanitizer",
                      "MemorySanitizer", "runtime error:")
+# CA bundle variables that libcurl, the curl tool or the AWS tools read. They
+# are removed from chunkfs's environment unless a test passes them itself
+# (env=...), so that TLS tests do not depend on the machine's settings.
+CA_ENV_VARS = ("CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "AWS_CA_BUNDLE")
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 FUSERMOUNT = shutil.which("fusermount3") or "/usr/bin/fusermount3"
 
@@ -270,10 +278,29 @@ def find_pids_by_argv(argv):
     return found
 
 
+def chunkfs_env(base=None, **overrides):
+    """An environment for chunkfs: base (default os.environ) without the CA
+    bundle variables (CA_ENV_VARS), then overrides (a value of None removes
+    the variable). E.g. chunkfs_env(CURL_CA_BUNDLE=ca, HOME=str(home))."""
+    env = dict(os.environ if base is None else base)
+    for var in CA_ENV_VARS:
+        env.pop(var, None)
+    for var, value in overrides.items():
+        if value is None:
+            env.pop(var, None)
+        else:
+            env[var] = str(value)
+    return env
+
+
 def run_chunkfs(bin, args, timeout=30, env=None):
     """Run chunkfs with args to completion; CompletedProcess with text stdout and
     stderr. Output goes through files, so a daemon that inherited them cannot
-    hold the call open. AssertionError on timeout (the child is killed)."""
+    hold the call open. AssertionError on timeout (the child is killed).
+    env=None runs it with chunkfs_env() (no CA bundle variables); a given env
+    is used as it is."""
+    if env is None:
+        env = chunkfs_env()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         argv = [bin] + list(args)
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
@@ -430,9 +457,9 @@ http {{
                        '$connection_requests $msec';
     access_log {access_log} chunkfs;
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{listen_ssl};
         server_name localhost;
-        root {root};
+{ssl_conf}        root {root};
         location / {{
 {limit_rate}        }}
         location = /.nginx-probe {{
@@ -453,18 +480,21 @@ ACCESS_RE = re.compile(r'^(?P<addr>\S+) \[(?P<time>[^\]]*)\] "(?P<request>[^"]*)
 class NginxServer:
     """A running nginx serving root on 127.0.0.1:port.
 
-    url ("http://127.0.0.1:PORT/"), port, pid, root, prefix, conf,
+    With ssl=(certificate, key) (PEM files) it serves HTTPS only.
+    url ("http://127.0.0.1:PORT/", or "https://..." with ssl), port, pid, root, prefix, conf,
     access_log (path; one line per request: addr [time] "request" status
     bytes_sent "range" body_bytes_sent request_time connection
     connection_requests msec), error_log (path), requests() (parsed access log:
     dicts of strings keyed like ACCESS_RE's groups; msec is the end time).
     """
 
-    def __init__(self, root, prefix, limit_rate=None, extra_conf=""):
+    def __init__(self, root, prefix, limit_rate=None, extra_conf="", ssl=None):
         self.root = os.path.abspath(str(root))
         self.prefix = str(prefix)
         self.limit_rate = limit_rate
         self.extra_conf = extra_conf
+        self.ssl = tuple(os.path.abspath(str(p)) for p in ssl) if ssl else None
+        self.scheme = "https" if self.ssl else "http"
         self.access_log = os.path.join(self.prefix, "access.log")
         self.error_log = os.path.join(self.prefix, "error.log")
         self.conf = os.path.join(self.prefix, "nginx.conf")
@@ -479,11 +509,17 @@ class NginxServer:
 
     def _write_conf(self):
         limit = "            limit_rate %s;\n" % self.limit_rate if self.limit_rate else ""
+        ssl_conf = ""
+        if self.ssl:
+            ssl_conf = ("        ssl_certificate %s;\n        ssl_certificate_key %s;\n"
+                        % self.ssl)
         with open(self.conf, "w") as f:
             f.write(NGINX_CONF.format(prefix=self.prefix, error_log=self.error_log,
                                       access_log=self.access_log, port=self.port,
                                       root=self.root, limit_rate=limit,
-                                      extra_conf=self.extra_conf))
+                                      extra_conf=self.extra_conf,
+                                      listen_ssl=" ssl" if self.ssl else "",
+                                      ssl_conf=ssl_conf))
 
     def start(self):
         last_error = ""
@@ -496,7 +532,7 @@ class NginxServer:
                      "-g", "daemon off;"],
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf)
             if self._wait_ready():
-                self.url = "http://127.0.0.1:%d/" % self.port
+                self.url = "%s://127.0.0.1:%d/" % (self.scheme, self.port)
                 return self
             self.stop()
             last_error = self.read_error_log()
@@ -507,7 +543,18 @@ class NginxServer:
     def _probe(self):
         """True when our nginx answers the probe location."""
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=2)
+            if self.ssl:
+                # only "is it our nginx": the certificate is the tests' business
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                try:
+                    s = ctx.wrap_socket(s)    # takes over the descriptor
+                except OSError:
+                    s.close()
+                    raise
+            with s:
                 s.sendall(b"GET /.nginx-probe HTTP/1.0\r\nHost: localhost\r\n\r\n")
                 reply = b""
                 while len(reply) < 4096:
@@ -516,7 +563,7 @@ class NginxServer:
                         break
                     reply += data
             return reply.startswith(b"HTTP/1.1 204") and b"Server: nginx" in reply
-        except OSError:
+        except OSError:  # ssl.SSLError is an OSError
             return False
 
     def _wait_ready(self):
@@ -564,14 +611,16 @@ class NginxServer:
 
 @pytest.fixture
 def nginx(tmp_path):
-    """Factory: nginx(root_dir, limit_rate=None, extra_conf="") -> NginxServer.
-    extra_conf is inserted inside the server {} block. Stopped at teardown."""
+    """Factory: nginx(root_dir, limit_rate=None, extra_conf="", ssl=None) -> NginxServer.
+    extra_conf is inserted inside the server {} block; ssl=(certificate, key)
+    serves HTTPS instead of HTTP. Stopped at teardown."""
     servers = []
 
-    def start(root_dir, limit_rate=None, extra_conf=""):
+    def start(root_dir, limit_rate=None, extra_conf="", ssl=None):
         prefix = tmp_path / ("nginx%d" % len(servers))
         prefix.mkdir()
-        server = NginxServer(root_dir, prefix, limit_rate=limit_rate, extra_conf=extra_conf)
+        server = NginxServer(root_dir, prefix, limit_rate=limit_rate, extra_conf=extra_conf,
+                             ssl=ssl)
         servers.append(server)
         return server.start()
 
@@ -745,6 +794,9 @@ def _sanitizer_env(env, directory):
 def mount(chunkfs_bin, tmp_path, _watchdog):
     """Factory: mount(url, *args, foreground=True, expect_ok=True, env=None) -> Mount.
 
+    env=None runs chunkfs with chunkfs_env() (this environment without the CA
+    bundle variables); a given env is used as it is (build it with chunkfs_env).
+
     Creates a fresh mountpoint, runs chunkfs and waits for index.json to be
     visible (foreground) or checks it right after the command returned 0
     (daemon). With expect_ok=False a failure to mount is not an error: the
@@ -761,7 +813,7 @@ def mount(chunkfs_bin, tmp_path, _watchdog):
         san_dir = str(tmp_path / ("sanitizer%d" % n))
         os.mkdir(san_dir)
         argv = [chunkfs_bin] + (["-f"] if foreground else []) + [str(a) for a in args] + [url, path]
-        base_env = os.environ.copy() if env is None else dict(env)
+        base_env = chunkfs_env() if env is None else dict(env)
         run_env = base_env if foreground else _sanitizer_env(base_env, san_dir)
         m = Mount(argv, path, log, foreground, expect_ok, san_dir)
         mounts.append(m)

@@ -110,6 +110,20 @@ bool cfs_fetch_small(const struct cfs_options *opts, const struct cfs_remote *re
 bool cfs_fetch_head(const struct cfs_options *opts, const struct cfs_remote *remote,
 		    const char *url, uint64_t *size, GError **error);
 
+/*
+ * List the directory dir of the remote (a path below the dataset root, ""
+ * for the root), blocking in the calling thread: for S3, ListObjectsV2 with
+ * delimiter '/' (query parameters in canonical order, as SigV4 signs
+ * them), following continuation tokens; for HTTP, the server's index page
+ * of the directory. Stores a new listing in *out (free with
+ * cfs_listing_free()). Errors as cfs_fetch_small(), plus
+ * G_IO_ERROR_PERMISSION_DENIED for 401/403 and G_IO_ERROR_INVALID_DATA for
+ * a page that is not a listing. Thread-safe.
+ */
+struct cfs_listing;
+bool cfs_fetch_listing(const struct cfs_options *opts, const struct cfs_remote *remote,
+		       const char *dir, struct cfs_listing **out, GError **error);
+
 /* Global libcurl initialisation; call once from main before any thread exists. */
 void cfs_fetch_global_init(void);
 void cfs_fetch_global_cleanup(void);

@@ -21,6 +21,7 @@ struct cfs_options {
 	unsigned connect_timeout_s;
 	unsigned timeout_s;   /* a request that delivers no byte for this long is retried */
 	unsigned retries;     /* attempts after the first one */
+	unsigned metadata_ttl_s; /* listings and sizes are trusted this long */
 	char **headers;       /* --header values "Name: value", NULL-terminated, may be NULL */
 	char *cacert;         /* --cacert: PEM file of an extra CA */
 	bool insecure;        /* --insecure: no TLS verification */

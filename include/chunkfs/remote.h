@@ -13,7 +13,10 @@
 struct cfs_options;
 
 struct cfs_remote {
+	bool s3;
 	char *base_url;     /* http(s) URL of the dataset directory, ending in '/'; may hold secrets */
+	char *list_url;     /* S3: the bucket's URL, for ListObjectsV2 */
+	char *list_prefix;  /* S3: the key prefix of the dataset directory, "" or ending in '/' */
 	char *shown;        /* the URL as the user gave it, redacted: for messages */
 	char **headers;     /* "Name: value" sent with every request, NULL-terminated; never logged */
 	char *ca_file;      /* PEM bundle to trust, or NULL for libcurl's default */

@@ -1,7 +1,15 @@
 /*
  * The inode tree the mount shows: directories, remote objects, small
- * in-memory files (the dataset index) and the stats file. Built before the
- * mount and read-only while it is served, so lookups need no lock.
+ * in-memory files (a dataset index) and the stats file. Directories of the
+ * remote are listed on demand, on their first lookup or readdir and again
+ * when their listing is older than the metadata TTL; files whose size the
+ * listing did not give are sized on their first lookup. Nodes are never
+ * removed while mounted (the kernel may hold their inode numbers), so node
+ * pointers stay valid for the life of the tree.
+ *
+ * Thread-safe: a read-write lock guards the inode table and every
+ * directory's children; one mutex serializes listings, so that concurrent
+ * lookups in a directory being listed wait for that one listing.
  */
 #ifndef CHUNKFS_TREE_H
 #define CHUNKFS_TREE_H
@@ -11,33 +19,53 @@
 #include <stdint.h>
 
 struct cfs_object;
+struct cfs_tree;
 
 #define CFS_ROOT_INO 1
 
 enum cfs_node_kind {
 	CFS_NODE_DIR,
 	CFS_NODE_OBJECT, /* bytes of a remote object, through the memory tier */
-	CFS_NODE_BYTES,  /* bytes held in memory (the index as fetched at mount) */
+	CFS_NODE_BYTES,  /* bytes held in memory (a dataset index as fetched) */
 	CFS_NODE_STATS,  /* .chunkfs/stats, rendered at open */
 };
 
 struct cfs_node {
 	uint64_t ino;
-	struct cfs_node *parent;  /* the root is its own parent */
+	struct cfs_node *parent;   /* the root is its own parent */
 	char *name;
+	char *path;                /* below the mount root, '/'-separated; "" for the root */
 	enum cfs_node_kind kind;
 	struct cfs_object *object; /* CFS_NODE_OBJECT: owned by the tree */
 	GBytes *bytes;             /* CFS_NODE_BYTES */
-	GPtrArray *children;       /* CFS_NODE_DIR: struct cfs_node *, in insertion order */
-	GHashTable *by_name;       /* CFS_NODE_DIR: name -> struct cfs_node * */
+	/* CFS_NODE_DIR, guarded by the tree's lock. */
+	GPtrArray *children;       /* struct cfs_node *, in insertion order */
+	GHashTable *by_name;       /* name -> struct cfs_node * */
+	bool remote;               /* a directory of the remote: listed on demand */
+	gint64 listed_us;          /* monotonic time of the last listing; 0: never */
 };
 
-struct cfs_tree;
+/*
+ * Fill dir (a remote directory) from a listing of the remote, adding the
+ * children it lacks with the cfs_tree_add_* functions. Called with the
+ * tree's listing mutex held, never with its read-write lock. Returns false
+ * with *error set when the remote cannot be listed.
+ */
+typedef bool (*cfs_list_fn)(void *ctx, struct cfs_tree *t, struct cfs_node *dir, GError **error);
 
-/* A tree holding only the root directory (inode CFS_ROOT_INO). */
-struct cfs_tree *cfs_tree_new(void);
+/* Ask the remote for the size of file's object (its listing gave none). */
+typedef bool (*cfs_size_fn)(void *ctx, struct cfs_node *file, GError **error);
 
-/* Free the tree, its nodes and the objects they own. */
+/*
+ * A tree holding only the root directory (inode CFS_ROOT_INO), a remote
+ * directory. list and size are called as described above with ctx, which
+ * the tree frees with ctx_free; listings older than ttl_s seconds are
+ * refreshed (new names are added; names that disappeared stay).
+ */
+struct cfs_tree *cfs_tree_new(cfs_list_fn list, cfs_size_fn size, void *ctx,
+			      GDestroyNotify ctx_free, unsigned ttl_s);
+
+/* Free the tree, its nodes and the objects they own. No other thread may use it. */
 void cfs_tree_free(struct cfs_tree *t);
 
 struct cfs_node *cfs_tree_root(struct cfs_tree *t);
@@ -45,22 +73,41 @@ struct cfs_node *cfs_tree_root(struct cfs_tree *t);
 /* The node with inode ino, or NULL. */
 struct cfs_node *cfs_tree_get(struct cfs_tree *t, uint64_t ino);
 
+/*
+ * Make dir's children current: list it if it is a remote directory never
+ * listed or listed longer ago than the TTL. Blocks on the network while
+ * listing. Returns false with *error set when the listing failed.
+ */
+bool cfs_tree_prepare_dir(struct cfs_tree *t, struct cfs_node *dir, GError **error);
+
+/* Make sure file's object has a size, asking the remote once if needed. */
+bool cfs_tree_prepare_file(struct cfs_tree *t, struct cfs_node *file, GError **error);
+
 /* The child of dir named name, or NULL. */
-struct cfs_node *cfs_tree_lookup(struct cfs_node *dir, const char *name);
+struct cfs_node *cfs_tree_lookup(struct cfs_tree *t, struct cfs_node *dir, const char *name);
+
+/* The index-th child of dir in insertion order, or NULL past the last. */
+struct cfs_node *cfs_tree_child(struct cfs_tree *t, struct cfs_node *dir, guint index);
 
 /*
  * Add a child to dir. name is copied; it must be valid (cfs_name_valid) and
- * not present yet, else NULL is returned and nothing changes. The object or
- * bytes passed become the tree's (the bytes are referenced).
+ * not present yet, else NULL is returned and nothing is added. The object
+ * passed becomes the tree's (freed at once when NULL is returned); the bytes
+ * are referenced. A remote directory is listed on demand; another directory
+ * holds what is added to it.
  */
-struct cfs_node *cfs_tree_add_dir(struct cfs_tree *t, struct cfs_node *dir, const char *name);
+struct cfs_node *cfs_tree_add_dir(struct cfs_tree *t, struct cfs_node *dir, const char *name,
+				  bool remote);
 struct cfs_node *cfs_tree_add_object(struct cfs_tree *t, struct cfs_node *dir, const char *name,
 				     struct cfs_object *obj);
 struct cfs_node *cfs_tree_add_bytes(struct cfs_tree *t, struct cfs_node *dir, const char *name,
 				    GBytes *bytes);
 struct cfs_node *cfs_tree_add_stats(struct cfs_tree *t, struct cfs_node *dir, const char *name);
 
-/* Size in bytes a node shows in stat (the rendered length for stats). */
+/* A new object id, unique in this tree. */
+uint32_t cfs_tree_next_object_id(struct cfs_tree *t);
+
+/* Size in bytes a node shows in stat (the rendered length for stats; 0 while unknown). */
 uint64_t cfs_node_size(const struct cfs_node *n);
 
 /*
