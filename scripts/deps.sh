@@ -3,6 +3,7 @@
 # Source this file (it does not change shell options nor the working directory).
 #
 #   cfs_install_deps [EXTRA_PKG...]   apt-get install whatever is missing
+#   cfs_install_s3rver                s3rver (npm) into tests/node/node_modules, as the lock file pins it
 #   cfs_build DIR [MESON_ARG...]      meson setup (once) + ninja -C DIR
 #   cfs_dataset OUT [LITGEN_ARG...]   deterministic LitData dataset, reused when it matches
 #   cfs_nginx_start ROOT TMP [MODE]   nginx on a free 127.0.0.1 port (CFS_NGINX_PID/PORT)
@@ -63,6 +64,30 @@ cfs_install_deps() {
 	for pkg in "${missing[@]}"; do
 		cfs_pkg_installed "$pkg" || cfs_die "package $pkg is still not installed"
 	done
+}
+
+# cfs_install_s3rver: the local S3 of tests/test_s3.py (s3rver, see tests/node/package.json)
+# into tests/node/node_modules with `npm ci`, exactly as tests/node/package-lock.json pins it,
+# without install scripts. Skipped when node_modules was installed from the same lock file
+# (its sha256 is kept in node_modules/.cfs-lock-sha256). Installs Debian's nodejs and npm only
+# when there is no node or npm at all (a node from elsewhere, with its own npm, is kept).
+cfs_install_s3rver() {
+	local dir=$CFS_ROOT/tests/node want
+	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+		cfs_install_deps nodejs npm
+	fi
+	[[ -f $dir/package-lock.json ]] || cfs_die "missing $dir/package-lock.json"
+	want=$(sha256sum <"$dir/package-lock.json" | cut -d' ' -f1)
+	if [[ -f $dir/node_modules/s3rver/package.json &&
+		$(cat "$dir/node_modules/.cfs-lock-sha256" 2>/dev/null) == "$want" ]]; then
+		cfs_say "s3rver already installed in tests/node/node_modules"
+		return 0
+	fi
+	cfs_say "installing s3rver into tests/node/node_modules (npm ci)"
+	(cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error </dev/null) ||
+		cfs_die "npm ci in $dir failed"
+	[[ -f $dir/node_modules/s3rver/package.json ]] || cfs_die "npm ci did not install s3rver"
+	printf '%s\n' "$want" >"$dir/node_modules/.cfs-lock-sha256"
 }
 
 # cfs_build DIR [MESON_ARG...]: DIR is relative to the repository root.
