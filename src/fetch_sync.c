@@ -102,23 +102,54 @@ static size_t capture_etag(char *line, size_t size, size_t n, void *p)
 	return len;
 }
 
-/* "Code: Message" of an S3 error body, or NULL (S3 API Reference, "Error responses"). */
+struct s3_error_parse {
+	GString *text;
+	char *code, *message;
+};
+
+static void s3_error_start(GMarkupParseContext *ctx, const char *element, const char **names,
+			   const char **values, gpointer data, GError **error)
+{
+	(void)ctx, (void)element, (void)names, (void)values, (void)error;
+	g_string_truncate(((struct s3_error_parse *)data)->text, 0);
+}
+
+static void s3_error_end(GMarkupParseContext *ctx, const char *element, gpointer data,
+			 GError **error)
+{
+	(void)ctx, (void)error;
+	struct s3_error_parse *p = data;
+	if (g_str_equal(element, "Code") && !p->code)
+		p->code = g_strdup(p->text->str);
+	else if (g_str_equal(element, "Message") && !p->message)
+		p->message = g_strdup(p->text->str);
+}
+
+static void s3_error_text(GMarkupParseContext *ctx, const char *text, gsize len, gpointer data,
+			  GError **error)
+{
+	(void)ctx, (void)error;
+	g_string_append_len(((struct s3_error_parse *)data)->text, text, (gssize)len);
+}
+
+/* " (Code: Message)" of an S3 error body, or NULL (S3 API Reference, "Error responses"). */
 static char *s3_error(GByteArray *body)
 {
+	static const GMarkupParser parser = { s3_error_start, s3_error_end, s3_error_text, NULL,
+					      NULL };
 	if (!body || !body->len)
 		return NULL;
-	char *text = g_strndup((const char *)body->data, body->len);
-	char *code = NULL, *msg = NULL, *result = NULL;
-	char *c = strstr(text, "<Code>"), *m = strstr(text, "<Message>");
-	if (c && strstr(c, "</Code>"))
-		code = g_strndup(c + 6, (gsize)(strstr(c, "</Code>") - c - 6));
-	if (m && strstr(m, "</Message>"))
-		msg = g_strndup(m + 9, (gsize)(strstr(m, "</Message>") - m - 9));
-	if (code)
-		result = g_strdup_printf(" (%s%s%s)", code, msg ? ": " : "", msg ? msg : "");
-	g_free(code);
-	g_free(msg);
-	g_free(text);
+	struct s3_error_parse p = { .text = g_string_new(NULL) };
+	GMarkupParseContext *ctx = g_markup_parse_context_new(&parser, 0, &p, NULL);
+	char *result = NULL;
+	if (g_markup_parse_context_parse(ctx, (const char *)body->data, body->len, NULL) &&
+	    g_markup_parse_context_end_parse(ctx, NULL) && p.code)
+		result = g_strdup_printf(" (%s%s%s)", p.code, p.message ? ": " : "",
+					 p.message ? p.message : "");
+	g_markup_parse_context_free(ctx);
+	g_string_free(p.text, TRUE);
+	g_free(p.code);
+	g_free(p.message);
 	return result;
 }
 

@@ -36,6 +36,21 @@ static void credentials_clear(struct credentials *c)
 	memset(c, 0, sizeof(*c));
 }
 
+/*
+ * The AWS tools read these files with Python's configparser, which also takes
+ * ';' comment lines; GKeyFile only knows '#'.
+ */
+static void semicolon_comments_to_hash(char *text)
+{
+	for (char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		char *p = line;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == ';')
+			*p = '#';
+	}
+}
+
 /* An AWS shared file (INI): AWS_* variable name for its path, else ~/.aws/NAME. */
 static GKeyFile *load_aws_file(const char *env_name, const char *file_name)
 {
@@ -44,13 +59,20 @@ static GKeyFile *load_aws_file(const char *env_name, const char *file_name)
 		path = g_build_filename(g_get_home_dir(), ".aws", file_name, NULL);
 	GKeyFile *kf = g_key_file_new();
 	GError *err = NULL;
-	if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &err)) {
+	char *text = NULL;
+	gsize len = 0;
+	if (g_file_get_contents(path, &text, &len, &err)) {
+		semicolon_comments_to_hash(text);
+		g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, &err);
+	}
+	if (err) {
 		if (!g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOENT))
 			g_warning("%s: %s", path, err->message);
 		g_clear_error(&err);
 		g_key_file_free(kf);
 		kf = NULL;
 	}
+	g_free(text);
 	g_free(path);
 	return kf;
 }
@@ -89,16 +111,18 @@ static char *config_section(const char *profile)
 					      : g_strconcat("profile ", profile, NULL);
 }
 
-static bool find_credentials(const struct cfs_options *opts, GKeyFile *config,
-			     struct credentials *c, GError **error)
+static bool env_credentials(struct credentials *c)
 {
-	if (env("AWS_ACCESS_KEY_ID") && env("AWS_SECRET_ACCESS_KEY")) {
-		c->access_key = g_strdup(env("AWS_ACCESS_KEY_ID"));
-		c->secret_key = g_strdup(env("AWS_SECRET_ACCESS_KEY"));
-		c->session_token = g_strdup(env("AWS_SESSION_TOKEN"));
-		return true;
-	}
-	const char *profile = profile_name(opts);
+	if (!env("AWS_ACCESS_KEY_ID") || !env("AWS_SECRET_ACCESS_KEY"))
+		return false;
+	c->access_key = g_strdup(env("AWS_ACCESS_KEY_ID"));
+	c->secret_key = g_strdup(env("AWS_SECRET_ACCESS_KEY"));
+	c->session_token = g_strdup(env("AWS_SESSION_TOKEN"));
+	return true;
+}
+
+static bool profile_credentials(const char *profile, GKeyFile *config, struct credentials *c)
+{
 	GKeyFile *shared = load_aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
 	char *section = config_section(profile);
 	bool found = section_credentials(shared, profile, c) ||
@@ -106,6 +130,20 @@ static bool find_credentials(const struct cfs_options *opts, GKeyFile *config,
 	g_free(section);
 	if (shared)
 		g_key_file_free(shared);
+	return found;
+}
+
+/*
+ * The environment's keys first, then the profile's; as with the AWS CLI, a
+ * profile named with --profile comes first (and the environment's keys are
+ * still used when that profile holds none, e.g. one that only sets a region).
+ */
+static bool find_credentials(const struct cfs_options *opts, GKeyFile *config,
+			     struct credentials *c, GError **error)
+{
+	const char *profile = profile_name(opts);
+	bool found = opts->profile ? profile_credentials(profile, config, c) || env_credentials(c)
+				   : env_credentials(c) || profile_credentials(profile, config, c);
 	if (!found)
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
 			    "no AWS credentials: none in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY nor "
