@@ -55,6 +55,7 @@ int main(int argc, char **argv)
 	}
 	if (exit_now)
 		return 0;
+	cfs_options_hide_secrets(argc, argv);
 	cfs_log_init(opts.debug);
 	cfs_fetch_global_init();
 	int rc = 1;

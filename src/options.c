@@ -283,6 +283,48 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 	return ok;
 }
 
+static void mask(char *from, char *to)
+{
+	for (char *p = from; p < to; p++)
+		*p = '*';
+}
+
+/* Mask "user:password" of "scheme://user:password@host..." and everything after '?'. */
+static void mask_url(char *arg)
+{
+	char *start = strstr(arg, "://");
+	if (!start)
+		return;
+	start += 3;
+	char *end = start + strcspn(start, "/?#");
+	char *at = memchr(start, '@', (size_t)(end - start));
+	if (at)
+		mask(start, at);
+	char *query = strchr(arg, '?');
+	if (query)
+		mask(query + 1, query + strlen(query));
+}
+
+/* Mask the value of "Name: value". */
+static void mask_header(char *arg)
+{
+	char *colon = strchr(arg, ':');
+	if (colon)
+		mask(colon + 1, colon + strlen(colon));
+}
+
+void cfs_options_hide_secrets(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (g_str_has_prefix(argv[i], "--header="))
+			mask_header(argv[i] + strlen("--header="));
+		else if (g_str_equal(argv[i], "--header") && i + 1 < argc)
+			mask_header(argv[++i]);
+		else
+			mask_url(argv[i]);
+	}
+}
+
 void cfs_options_clear(struct cfs_options *opts)
 {
 	g_free(opts->url);

@@ -260,9 +260,18 @@ def pid_alive(pid):
     return state not in ("Z", "X")
 
 
+def _same_argv(cmd, want):
+    """cmd (a /proc cmdline) is want's argv, but for secrets that chunkfs masks
+    with '*' in its own argv (userinfo, query strings, header values)."""
+    if len(cmd) != len(want):
+        return False
+    return all(c == w or c == ord("*") for c, w in zip(cmd, want))
+
+
 def find_pids_by_argv(argv):
-    """PIDs whose /proc/PID/cmdline is exactly argv (which holds a path unique
-    to the calling test, so this never matches a process of anybody else)."""
+    """PIDs whose /proc/PID/cmdline is argv (which holds a path unique to the
+    calling test, so this never matches a process of anybody else), allowing
+    for the secrets chunkfs masks in its process title."""
     want = "\0".join(argv).encode() + b"\0"
     found = []
     for entry in os.listdir("/proc"):
@@ -273,7 +282,7 @@ def find_pids_by_argv(argv):
                 cmd = f.read()
         except OSError:
             continue
-        if cmd == want:
+        if _same_argv(cmd, want):
             found.append(int(entry))
     return found
 
@@ -838,8 +847,9 @@ def mount(chunkfs_bin, tmp_path, _watchdog):
 
 
 def _index_visible(m):
-    return run_with_deadline(lambda: os.path.exists(os.path.join(m.path, "index.json")),
-                             scaled(10), "stat of %s/index.json" % m.path)
+    """The mount answers: its root shows .chunkfs/stats (there with or without a dataset)."""
+    return run_with_deadline(lambda: os.path.exists(os.path.join(m.path, ".chunkfs", "stats")),
+                             scaled(10), "stat of %s/.chunkfs/stats" % m.path)
 
 
 def _wait_foreground_ready(m, timeout):

@@ -386,8 +386,25 @@ def test_every_secret_at_once_over_tls(nginx, mount, www, tls, tmp_path):
               env=chunkfs_env(HOME=empty_home(tmp_path)))
     check_bytes(m)
     assert_no_secret(stats_text(m), HDR_SECRET, PW_SECRET, QUERY_SECRET, what=".chunkfs/stats")
+    with open("/proc/%d/cmdline" % m.pid, "rb") as f:
+        title = f.read().decode(errors="replace")
+    assert_no_secret(title, HDR_SECRET, PW_SECRET, QUERY_SECRET, what="the process title")
+    assert USER not in title.split("@")[0].split("://")[-1], title
     assert m.unmount() == []
     check_debug_log_clean(m, HDR_SECRET, PW_SECRET, PW_BASE64, QUERY_SECRET)
+
+
+def test_daemon_title_holds_no_secret(nginx, mount, www, tmp_path):
+    """A daemonized mount: the process title the daemon keeps has no secret."""
+    srv = nginx(www, extra_conf=location(header_check("X-Dataset-Token", HDR_SECRET),
+                                         *basic_auth(tmp_path)))
+    url = dataset_url(srv, userinfo="%s:%s" % (USER, PW_SECRET), query="sig=" + QUERY_SECRET)
+    m = mount(url, "--header=X-Dataset-Token: %s" % HDR_SECRET, foreground=False,
+              env=chunkfs_env(HOME=empty_home(tmp_path)))
+    check_bytes(m)
+    with open("/proc/%d/cmdline" % m.pid, "rb") as f:
+        title = f.read().decode(errors="replace")
+    assert_no_secret(title, HDR_SECRET, PW_SECRET, QUERY_SECRET, what="the process title")
 
 
 def test_tls_failure_message_holds_no_secret(nginx, mount, www, tls, tmp_path):

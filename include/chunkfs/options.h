@@ -53,6 +53,14 @@ bool cfs_parse_size(const char *text, uint64_t *out);
 bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts,
 		       bool *exit_now, GError **error);
 
+/*
+ * Mask with '*' the secrets in the process's own argv, so that ps and
+ * /proc/PID/cmdline do not show them: the userinfo and query string of URL
+ * arguments and the values of --header. Lengths are kept. Call after
+ * cfs_options_parse(), which copied what it needs. Not thread-safe.
+ */
+void cfs_options_hide_secrets(int argc, char **argv);
+
 /* Free the strings held by *opts and zero it. Safe on a zeroed struct. */
 void cfs_options_clear(struct cfs_options *opts);
 
