@@ -31,13 +31,18 @@ static char *child_path(const struct cfs_node *dir, const char *name)
 	return *dir->path ? g_strconcat(dir->path, "/", name, NULL) : g_strdup(name);
 }
 
-/* Add an object file for name in dir; size may be CFS_SIZE_UNKNOWN (asked for at lookup). */
+/*
+ * Add an object file for name in dir; size may be CFS_SIZE_UNKNOWN (asked
+ * for at lookup). A listed ETag becomes the one every response must carry.
+ */
 static void add_object(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
-		       const char *name, uint64_t size)
+		       const char *name, uint64_t size, const char *etag)
 {
 	char *path = child_path(dir, name);
 	char *url = cfs_url_join(d->remote->base_url, path);
-	cfs_tree_add_object(t, dir, name, cfs_object_new(cfs_tree_next_object_id(t), path, url, size));
+	struct cfs_object *obj = cfs_object_new(cfs_tree_next_object_id(t), path, url, size);
+	obj->etag = g_strdup(etag);
+	cfs_tree_add_object(t, dir, name, obj);
 	g_free(url);
 	g_free(path);
 }
@@ -121,7 +126,7 @@ static void add_index_chunks(struct dataset *d, struct cfs_tree *t, struct cfs_n
 			continue;
 		/* A compressed dataset's index gives uncompressed sizes: the listing's, or ask. */
 		uint64_t size = c->bytes ? c->bytes : listed_size(listing, c->filename);
-		add_object(d, t, dir, c->filename, size);
+		add_object(d, t, dir, c->filename, size, NULL);
 	}
 }
 
@@ -135,7 +140,7 @@ static void add_entries(struct dataset *d, struct cfs_tree *t, struct cfs_node *
 		if (e->is_dir)
 			cfs_tree_add_dir(t, dir, e->name, true);
 		else
-			add_object(d, t, dir, e->name, e->size);
+			add_object(d, t, dir, e->name, e->size, e->etag);
 	}
 }
 

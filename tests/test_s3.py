@@ -16,6 +16,7 @@ holding index.json shows its chunks as the index gives them.
 import concurrent.futures
 import hashlib
 import http.client
+import errno
 import os
 import random
 import re
@@ -653,6 +654,29 @@ def test_listing_refreshed_after_ttl(s3, mount_any, tmp_path):
              "second.txt to appear after the metadata TTL")
     with open(m.file("second.txt"), "rb") as f:
         assert f.read() == b"second!\n"
+
+
+def test_object_changed_after_listing_is_refused(s3, mount_any, tmp_path):
+    """The ETag a listing gave is the one every response must carry: an object
+    rewritten after its directory was listed (same size, new bytes) gives EIO
+    and a log line, never the new or a mix of bytes."""
+    env = clean_env(make_home(tmp_path), **ENV_KEYS)
+    prefix = "changed/%s" % tmp_path.name
+    c = s3.client()
+    c.put_object(BUCKET, prefix + "/obj.bin", b"A" * 100_000)
+    c.put_object(BUCKET, prefix + "/other.bin", b"B" * 1000)
+    m = mount_any(s3_url(BUCKET, prefix), *s3_args(s3), env=env)
+    assert sorted(os.listdir(m.path)) in (["obj.bin", "other.bin"],
+                                          [".chunkfs", "obj.bin", "other.bin"])
+    assert os.path.getsize(m.file("obj.bin")) == 100_000
+    c.put_object(BUCKET, prefix + "/obj.bin", b"C" * 100_000)
+    with pytest.raises(OSError) as e:
+        with open(m.file("obj.bin"), "rb") as f:
+            f.read()
+    assert e.value.errno == errno.EIO
+    with open(m.file("other.bin"), "rb") as f:
+        assert f.read() == b"B" * 1000
+    assert "ETag changed" in m.read_log()
 
 
 def test_more_than_1000_keys_in_one_directory(s3, mount_any, tmp_path, many_dir):

@@ -24,7 +24,7 @@ struct cfs_object {
 	struct cfs_ra_streams streams;  /* readahead state of the readers of this object */
 
 	/* Guarded by a lock private to object.c. */
-	char *etag;        /* ETag of the first response, NULL until then or if none */
+	char *etag;        /* as listed, else of the first response; NULL until then or if none */
 };
 
 /*
@@ -37,8 +37,8 @@ void cfs_object_free(struct cfs_object *obj);
 /*
  * Check a response against what is known of the object: the total size must
  * equal obj->size, and the ETag must equal the one of the first response that
- * carried one (weak validators compare by their opaque tag, RFC 9110 section
- * 8.8.3). Logs one line naming the object on a mismatch.
+ * carried one, or the ETag the listing gave (weak validators compare by
+ * their opaque tag, RFC 9110 section 8.8.3). Logs one line naming the object on a mismatch.
  * Returns 0 or -EIO. Thread-safe.
  */
 int cfs_object_check_response(struct cfs_object *obj, const struct cfs_response_info *info);
