@@ -287,6 +287,18 @@ def find_pids_by_argv(argv):
     return found
 
 
+def stop_process(proc, grace=10):
+    """Stop a Popen we started, by its PID: SIGTERM, then SIGKILL after grace s."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 def chunkfs_env(base=None, **overrides):
     """An environment for chunkfs: base (default os.environ) without the CA
     bundle variables (CA_ENV_VARS), then overrides (a value of None removes
@@ -300,6 +312,51 @@ def chunkfs_env(base=None, **overrides):
         else:
             env[var] = str(value)
     return env
+
+
+def run_until_exit(argv, env, mountpoint, timeout=30):
+    """Run chunkfs (argv) to its exit with env (None: chunkfs_env()); returns
+    (returncode, stderr, seconds). A mount appearing on mountpoint, a process
+    outliving the command, or no exit within the deadline fails the test, after
+    cleaning up by PID."""
+    env = chunkfs_env() if env is None else env
+    start = time.monotonic()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
+        deadline = start + scaled(timeout)
+        problem = None
+        interval = 0.005
+        while p.poll() is None:
+            if mountpoint and is_mounted(mountpoint):
+                problem = "chunkfs mounted %s" % mountpoint
+                break
+            if time.monotonic() > deadline:
+                problem = "chunkfs did not exit within %d s" % scaled(timeout)
+                break
+            time.sleep(interval)
+            interval = min(2 * interval, 0.05)
+        if p.poll() is None:
+            p.kill()
+        rc = p.wait(timeout=10)
+        elapsed = time.monotonic() - start
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")
+    if mountpoint and is_mounted(mountpoint):
+        problem = problem or "chunkfs exited %d but left %s mounted" % (rc, mountpoint)
+    leftover = find_pids_by_argv(argv)
+    if problem or leftover:
+        if mountpoint:
+            force_unmount(mountpoint)
+        for pid in leftover:
+            try:
+                wait_for(lambda: not pid_alive(pid), scaled(5), "PID %d to exit" % pid)
+            except AssertionError:
+                os.kill(pid, 9)
+                problem = problem or "a chunkfs process (PID %d) outlived the command" % pid
+        if problem:
+            pytest.fail("%s\ncommand: %s\nstderr:\n%s" % (problem, argv, tail(stderr)),
+                        pytrace=False)
+    return rc, stderr, elapsed
 
 
 def run_chunkfs(bin, args, timeout=30, env=None):
@@ -588,14 +645,7 @@ class NginxServer:
         return False
 
     def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
     def read_error_log(self):
         try:

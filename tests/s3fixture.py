@@ -34,7 +34,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from conftest import KiB, MiB, TESTS_DIR, data_dir, litgen, scaled, tail
+from conftest import KiB, MiB, TESTS_DIR, data_dir, litgen, scaled, stop_process, tail
 
 NODE_DIR = os.path.join(TESTS_DIR, "node")
 S3RVER_STRICT = os.path.join(NODE_DIR, "s3rver-strict.js")
@@ -325,14 +325,7 @@ class S3rver:
 
     def stop(self):
         """SIGTERM by PID, SIGKILL if it has not exited 10 s later."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
     def client(self, **kw):
         return S3Client(self.port, **kw)

@@ -3,15 +3,11 @@ import errno
 import json
 import os
 import shutil
-import subprocess
-import tempfile
-import time
 
 import pytest
 
-from conftest import (NginxServer, data_dir, dataset_names, find_pids_by_argv, force_unmount,
-                      free_port, index_chunks, is_mounted, pid_alive, run_with_deadline, scaled,
-                      sha256_file, source_sha256, tail, wait_for)
+from conftest import (NginxServer, data_dir, dataset_names, free_port, index_chunks, is_mounted,
+                      run_until_exit, run_with_deadline, scaled, sha256_file, source_sha256)
 
 BAD_INDEXES = {
     "notjson": b"this is not json\n",
@@ -41,44 +37,10 @@ def server(tmp_path_factory):
     srv.stop()
 
 
-def cleanup(argv, mountpoint):
-    """Undo a mount that should not exist, stop its process by PID."""
-    force_unmount(mountpoint)
-    for pid in find_pids_by_argv(argv):
-        try:
-            wait_for(lambda: not pid_alive(pid), scaled(10), "PID %d to exit" % pid)
-        except AssertionError:
-            os.kill(pid, 9)
-
-
 def expect_failure(chunkfs_bin, args, mountpoint, timeout=30):
     """Run chunkfs; assert a non-zero exit, one line on stderr and no mount."""
     argv = [chunkfs_bin] + args
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-        deadline = time.monotonic() + scaled(timeout)
-        problem = None
-        interval = 0.005
-        while p.poll() is None:
-            if mountpoint and is_mounted(mountpoint):
-                problem = "chunkfs mounted %s" % mountpoint
-                break
-            if time.monotonic() > deadline:
-                problem = "chunkfs did not exit within %d s" % scaled(timeout)
-                break
-            time.sleep(interval)
-            interval = min(2 * interval, 0.05)
-        if p.poll() is None:
-            p.kill()
-        rc = p.wait(timeout=10)
-        err.seek(0)
-        stderr = err.read().decode(errors="replace")
-    if mountpoint and is_mounted(mountpoint):
-        problem = problem or "chunkfs exited %d but left %s mounted" % (rc, mountpoint)
-    if problem:
-        cleanup(argv, mountpoint)
-        pytest.fail("%s\ncommand: %s\nstderr:\n%s" % (problem, argv, tail(stderr)),
-                    pytrace=False)
+    rc, stderr, _ = run_until_exit(argv, None, mountpoint, timeout)
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert rc != 0, "chunkfs exited 0 on bad input %s" % argv
     assert len(lines) == 1, "expected one line on stderr, got %d:\n%s" % (len(lines), stderr)

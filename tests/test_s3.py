@@ -22,15 +22,13 @@ import random
 import re
 import socket
 import subprocess
-import tempfile
-import time
 import urllib.parse
 
 import pytest
 
-from conftest import (Mount, MiB, data_dir, dataset_names, find_pids_by_argv, force_unmount,
-                      free_port, index_chunks, is_mounted, pid_alive, run_with_deadline, scaled,
-                      sha256_file, source_sha256, tail, wait_for)
+from conftest import (MiB, data_dir, dataset_names, free_port, index_chunks, is_mounted,
+                      run_until_exit, scaled, sha256_file, source_sha256, tail,
+                      wait_for)
 from s3fixture import (ACCESS_KEY, BUCKET, EMPTY_PREFIX, EU_BUCKET, EU_REGION, GEN_PREFIX,
                        MIXED_PREFIX, ODD_ASCII_PREFIX, ODD_CHUNK_NAMES, ODD_PREFIX,
                        PUBLIC_BUCKET, REGION, SECRET_KEY, TEST_KEY, TEST_SECRET, S3Client,
@@ -188,52 +186,6 @@ def mount_and_check(s3, mount, bucket, prefix, src, args, env, key=None, token=N
     reqs = s3.requests(mark)
     check_requests(reqs, key=key, token=token, anonymous=anonymous)
     return m, reqs
-
-
-@pytest.fixture
-def mount_any(chunkfs_bin, tmp_path, _watchdog):
-    """Factory: mount_any(url, *args, env) -> conftest.Mount, a foreground chunkfs like
-    conftest's mount, for mounts whose root holds no index.json (conftest's mount waits
-    for one): ready once the mount is in mountinfo and its root can be listed. Torn down
-    (unmounted, process waited for or killed by PID, sanitizer reports checked) the same way."""
-    mounts = []
-
-    def start(url, *args, env):
-        n = len(mounts)
-        path = str(tmp_path / ("tree-mnt%d" % n))
-        os.mkdir(path)
-        log = str(tmp_path / ("tree-chunkfs%d.log" % n))
-        argv = [chunkfs_bin, "-f"] + [str(a) for a in args] + [url, path]
-        m = Mount(argv, path, log, True, True, None)
-        mounts.append(m)
-        with open(log, "wb") as logf:
-            m.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                                      env=env, close_fds=True)
-        m.pid = m.proc.pid
-        _watchdog.watch(m)
-
-        def ready():
-            if m.proc.poll() is not None:
-                pytest.fail("chunkfs exited with status %d before the mount was ready\n"
-                            "command: %s\n---- log ----\n%s"
-                            % (m.proc.returncode, " ".join(argv), tail(m.read_log())),
-                            pytrace=False)
-            if not is_mounted(path):
-                return False
-            m.record_connection()
-            run_with_deadline(lambda: os.listdir(path), scaled(10), "readdir of " + path)
-            return True
-
-        wait_for(ready, scaled(20), "the mount of %s" % url)
-        m.ok = True
-        return m
-
-    yield start
-    problems = []
-    for m in reversed(mounts):
-        problems += m.check_teardown()
-    if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
 
 
 # --------------------------------------------------------------------------
@@ -606,14 +558,14 @@ def check_tree(m, local_dir):
     return files, dirs
 
 
-def test_tree_without_index(s3, mount_any, tmp_path, tree_dir):
+def test_tree_without_index(s3, mount, tmp_path, tree_dir):
     """A prefix without index.json mounts with its whole tree: nested directories, an
     empty file, names that come XML-escaped in listings or in UTF-8, and a dataset
     directory (ds/, with index.json); each directory is listed once (ListObjectsV2 with
     delimiter "/", signed), sizes come from the listings (no HEAD), bytes are right."""
     env = clean_env(make_home(tmp_path), **ENV_KEYS)
     mark = s3.mark()
-    m = mount_any(s3_url(BUCKET, TREE_PREFIX), *s3_args(s3), env=env)
+    m = mount(s3_url(BUCKET, TREE_PREFIX), *s3_args(s3), env=env)
     _, dirs = check_tree(m, tree_dir)
     assert sorted(dirs) == ["ds", "odd", "sub", "sub/deeper"]
     assert sorted(os.listdir(m.file("odd"))) == sorted(TREE_ODD_NAMES)
@@ -626,11 +578,11 @@ def test_tree_without_index(s3, mount_any, tmp_path, tree_dir):
         assert q.get("delimiter") == ["/"], r["url"]
 
 
-def test_listing_is_cached(s3, mount_any, tmp_path, tree_dir):
+def test_listing_is_cached(s3, mount, tmp_path, tree_dir):
     """Within --metadata-ttl (default 1 hour) a second walk and lookups of names that
     do not exist send no request."""
     env = clean_env(make_home(tmp_path), **ENV_KEYS)
-    m = mount_any(s3_url(BUCKET, TREE_PREFIX), *s3_args(s3), env=env)
+    m = mount(s3_url(BUCKET, TREE_PREFIX), *s3_args(s3), env=env)
     first = mount_tree(m)
     mark = s3.mark()
     assert mount_tree(m) == first
@@ -640,14 +592,14 @@ def test_listing_is_cached(s3, mount_any, tmp_path, tree_dir):
     assert s3.requests(mark) == []
 
 
-def test_listing_refreshed_after_ttl(s3, mount_any, tmp_path):
+def test_listing_refreshed_after_ttl(s3, mount, tmp_path):
     """With --metadata-ttl=1 an object added after the mount shows up on a later
     readdir (polled against a deadline)."""
     env = clean_env(make_home(tmp_path), **ENV_KEYS)
     prefix = "fresh/%s" % tmp_path.name
     c = s3.client()
     c.put_object(BUCKET, prefix + "/first.txt", b"first\n")
-    m = mount_any(s3_url(BUCKET, prefix), *s3_args(s3), "--metadata-ttl=1", env=env)
+    m = mount(s3_url(BUCKET, prefix), *s3_args(s3), "--metadata-ttl=1", env=env)
     assert sorted(os.listdir(m.path)) in (["first.txt"], [".chunkfs", "first.txt"])
     c.put_object(BUCKET, prefix + "/second.txt", b"second!\n")
     wait_for(lambda: "second.txt" in os.listdir(m.path), scaled(15),
@@ -656,7 +608,7 @@ def test_listing_refreshed_after_ttl(s3, mount_any, tmp_path):
         assert f.read() == b"second!\n"
 
 
-def test_object_changed_after_listing_is_refused(s3, mount_any, tmp_path):
+def test_object_changed_after_listing_is_refused(s3, mount, tmp_path):
     """The ETag a listing gave is the one every response must carry: an object
     rewritten after its directory was listed (same size, new bytes) gives EIO
     and a log line, never the new or a mix of bytes."""
@@ -665,7 +617,7 @@ def test_object_changed_after_listing_is_refused(s3, mount_any, tmp_path):
     c = s3.client()
     c.put_object(BUCKET, prefix + "/obj.bin", b"A" * 100_000)
     c.put_object(BUCKET, prefix + "/other.bin", b"B" * 1000)
-    m = mount_any(s3_url(BUCKET, prefix), *s3_args(s3), env=env)
+    m = mount(s3_url(BUCKET, prefix), *s3_args(s3), env=env)
     assert sorted(os.listdir(m.path)) in (["obj.bin", "other.bin"],
                                           [".chunkfs", "obj.bin", "other.bin"])
     assert os.path.getsize(m.file("obj.bin")) == 100_000
@@ -679,12 +631,12 @@ def test_object_changed_after_listing_is_refused(s3, mount_any, tmp_path):
     assert "ETag changed" in m.read_log()
 
 
-def test_more_than_1000_keys_in_one_directory(s3, mount_any, tmp_path, many_dir):
+def test_more_than_1000_keys_in_one_directory(s3, mount, tmp_path, many_dir):
     """1100 keys: the listing follows the continuation token (base64: + / = in a
     signed query) to the second page; every name and size is there."""
     env = clean_env(make_home(tmp_path), **ENV_KEYS)
     mark = s3.mark()
-    m = mount_any(s3_url(BUCKET, MANY_PREFIX), *s3_args(s3), env=env)
+    m = mount(s3_url(BUCKET, MANY_PREFIX), *s3_args(s3), env=env)
     names = sorted(n for n in os.listdir(m.path) if n != ".chunkfs")
     assert names == ["k%04d.txt" % i for i in range(MANY_KEYS)]
     for i in (0, 999, 1000, MANY_KEYS - 1):
@@ -699,15 +651,15 @@ def test_more_than_1000_keys_in_one_directory(s3, mount_any, tmp_path, many_dir)
     assert tokens[0] is None and tokens[1] and tokens[1][0], tokens
 
 
-def test_bucket_root_and_parent_prefix(s3, mount_any, tmp_path, tree_dir, gen_dataset):
+def test_bucket_root_and_parent_prefix(s3, mount, tmp_path, tree_dir, gen_dataset):
     """s3://BUCKET mounts the whole bucket; a parent prefix shows its datasets as
     directories, each holding its index's chunks."""
     env = clean_env(make_home(tmp_path), **ENV_KEYS)
-    m = mount_any("s3://" + BUCKET, *s3_args(s3), env=env)
+    m = mount("s3://" + BUCKET, *s3_args(s3), env=env)
     top = sorted(n for n in os.listdir(m.path) if n != ".chunkfs")
     assert {"datasets", "tree", "many"} <= set(top), top
     assert sorted(os.listdir(m.file("tree", "sub", "deeper"))) == ["c.bin", "empty.bin"]
-    m2 = mount_any(s3_url(BUCKET, "datasets/"), *s3_args(s3), env=env)
+    m2 = mount(s3_url(BUCKET, "datasets/"), *s3_args(s3), env=env)
     assert {"litdata-mixed", "gen", "odd names", "empty"} <= set(os.listdir(m2.path))
     for name in dataset_names(gen_dataset):
         assert sha256_file(m2.file("gen", name)) == source_sha256(os.path.join(gen_dataset, name))
@@ -715,14 +667,14 @@ def test_bucket_root_and_parent_prefix(s3, mount_any, tmp_path, tree_dir, gen_da
                                                                ODD_ASCII_PREFIX.rsplit("/", 1)[1]])
 
 
-def test_keys_that_cannot_be_names_are_skipped(s3, mount_any, tmp_path):
+def test_keys_that_cannot_be_names_are_skipped(s3, mount, tmp_path):
     """Listed keys with "..", "." or empty segments, or a segment over 255 bytes, are
     skipped with a log line each, never mapped elsewhere (no escape.bin anywhere); a
     "folder" marker object (key ending in "/") is the directory itself; the valid
     objects next to them read right."""
     env = clean_env(make_home(tmp_path), **ENV_KEYS)
     mark = s3.mark()
-    m = mount_any(s3_url(BUCKET, BAD_PREFIX), *s3_args(s3), env=env)
+    m = mount(s3_url(BUCKET, BAD_PREFIX), *s3_args(s3), env=env)
     files, dirs = mount_tree(m)
     want = {rel: len(data) for rel, data in BAD_VALID.items() if not rel.endswith("/")}
     want[BAD_LONGEST_NAME] = 7      # listed only (see BAD_PHANTOM_KEYS): not read here
@@ -732,7 +684,7 @@ def test_keys_that_cannot_be_names_are_skipped(s3, mount_any, tmp_path):
         if not rel.endswith("/"):
             with open(m.file(rel), "rb") as f:
                 assert f.read() == data, rel
-    root = mount_any("s3://" + BUCKET, *s3_args(s3), env=env)
+    root = mount("s3://" + BUCKET, *s3_args(s3), env=env)
     assert "escape.bin" not in os.listdir(root.path)
     assert sorted(os.listdir(root.file(BAD_PREFIX))) == sorted(["ok.bin", "sub", BAD_LONGEST_NAME])
     reqs = s3.requests(mark)
@@ -744,11 +696,11 @@ def test_keys_that_cannot_be_names_are_skipped(s3, mount_any, tmp_path):
         "expected a log line per skipped key:\n" + tail(log)
 
 
-def test_anonymous_listing(s3, mount_any, tmp_path, gen_dataset):
+def test_anonymous_listing(s3, mount, tmp_path, gen_dataset):
     """--no-sign-request lists a public bucket unsigned."""
     env = clean_env(make_home(tmp_path))
     mark = s3.mark()
-    m = mount_any(s3_url(PUBLIC_BUCKET, "datasets"), *s3_args(s3), "--no-sign-request", env=env)
+    m = mount(s3_url(PUBLIC_BUCKET, "datasets"), *s3_args(s3), "--no-sign-request", env=env)
     assert sorted(n for n in os.listdir(m.path) if n != ".chunkfs") == ["gen", "litdata-mixed"]
     for name in dataset_names(MIXED):
         assert sha256_file(m.file("litdata-mixed", name)) == \
@@ -756,15 +708,15 @@ def test_anonymous_listing(s3, mount_any, tmp_path, gen_dataset):
     check_requests(s3.requests(mark), anonymous=True)
 
 
-def test_empty_and_missing_prefixes(s3, mount_any, tmp_path):
+def test_empty_and_missing_prefixes(s3, mount, tmp_path):
     """A prefix holding one object and no index.json shows that object; a prefix with
     no object at all mounts as an empty directory (S3 has no directories to miss)."""
     env = clean_env(make_home(tmp_path), **ENV_KEYS)
-    m = mount_any(s3_url(BUCKET, EMPTY_PREFIX), *s3_args(s3), env=env)
+    m = mount(s3_url(BUCKET, EMPTY_PREFIX), *s3_args(s3), env=env)
     assert [n for n in os.listdir(m.path) if n != ".chunkfs"] == ["readme.txt"]
     with open(m.file("readme.txt"), "rb") as f:
         assert f.read() == b"no index here\n"
-    m2 = mount_any(s3_url(BUCKET, "datasets/nothing-here"), *s3_args(s3), env=env)
+    m2 = mount(s3_url(BUCKET, "datasets/nothing-here"), *s3_args(s3), env=env)
     assert [n for n in os.listdir(m2.path) if n != ".chunkfs"] == []
 
 
@@ -812,47 +764,6 @@ def test_secrets_not_in_error_messages(chunkfs_bin, s3, tmp_path, bucket):
 
 # --------------------------------------------------------------------------
 # bad input
-
-
-def run_until_exit(argv, env, mountpoint, timeout=30):
-    """Run chunkfs to its exit; (returncode, stderr, seconds). A mount appearing, or no
-    exit within the deadline, fails the test (after cleaning up by PID)."""
-    start = time.monotonic()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
-        deadline = start + scaled(timeout)
-        problem = None
-        interval = 0.005
-        while p.poll() is None:
-            if is_mounted(mountpoint):
-                problem = "chunkfs mounted %s" % mountpoint
-                break
-            if time.monotonic() > deadline:
-                problem = "chunkfs did not exit within %d s" % scaled(timeout)
-                break
-            time.sleep(interval)
-            interval = min(2 * interval, 0.05)
-        if p.poll() is None:
-            p.kill()
-        rc = p.wait(timeout=10)
-        elapsed = time.monotonic() - start
-        err.seek(0)
-        stderr = err.read().decode(errors="replace")
-    if is_mounted(mountpoint):
-        problem = problem or "chunkfs exited %d but left %s mounted" % (rc, mountpoint)
-    leftover = find_pids_by_argv(argv)
-    if problem or leftover:
-        force_unmount(mountpoint)
-        for pid in leftover:
-            try:
-                wait_for(lambda: not pid_alive(pid), scaled(5), "PID %d to exit" % pid)
-            except AssertionError:
-                os.kill(pid, 9)
-                problem = problem or "a chunkfs process (PID %d) outlived the command" % pid
-        if problem:
-            pytest.fail("%s\ncommand: %s\nstderr:\n%s" % (problem, argv, tail(stderr)),
-                        pytrace=False)
-    return rc, stderr, elapsed
 
 
 class SilentServer:
