@@ -42,12 +42,14 @@ static void credentials_clear(struct credentials *c)
  */
 static void semicolon_comments_to_hash(char *text)
 {
-	for (char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-		char *p = line;
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (*p == ';')
+	bool line_start = true; /* only blanks since the last newline */
+	for (char *p = text; *p; p++) {
+		if (line_start && *p == ';')
 			*p = '#';
+		if (*p == '\n')
+			line_start = true;
+		else if (*p != ' ' && *p != '\t')
+			line_start = false;
 	}
 }
 
