@@ -102,15 +102,15 @@ static struct cfs_litdata_index *load_index(struct dataset *d, const struct cfs_
 	return idx;
 }
 
-/* The size a listing gave for name, or CFS_SIZE_UNKNOWN. */
-static uint64_t listed_size(const struct cfs_listing *l, const char *name)
+/* The file entry of the listing named name, or NULL (also when there is no listing). */
+static const struct cfs_entry *listed_file(const struct cfs_listing *l, const char *name)
 {
 	for (guint i = 0; l && i < l->entries->len; i++) {
 		const struct cfs_entry *e = &g_array_index(l->entries, struct cfs_entry, i);
 		if (!e->is_dir && g_str_equal(e->name, name))
-			return e->size;
+			return e;
 	}
-	return CFS_SIZE_UNKNOWN;
+	return NULL;
 }
 
 /* The index file and the chunks it lists, in dataset order. */
@@ -125,7 +125,8 @@ static void add_index_chunks(struct dataset *d, struct cfs_tree *t, struct cfs_n
 		if (!acceptable(t, dir, c->filename))
 			continue;
 		/* A compressed dataset's index gives uncompressed sizes: the listing's, or ask. */
-		uint64_t size = c->bytes ? c->bytes : listed_size(listing, c->filename);
+		const struct cfs_entry *e = listed_file(listing, c->filename);
+		uint64_t size = c->bytes ? c->bytes : e ? e->size : CFS_SIZE_UNKNOWN;
 		add_object(d, t, dir, c->filename, size, NULL);
 	}
 }
@@ -184,16 +185,6 @@ static bool add_index_only(struct dataset *d, struct cfs_tree *t, struct cfs_nod
 	return true;
 }
 
-static bool has_file(const struct cfs_listing *l, const char *name)
-{
-	for (guint i = 0; i < l->entries->len; i++) {
-		const struct cfs_entry *e = &g_array_index(l->entries, struct cfs_entry, i);
-		if (!e->is_dir && g_str_equal(e->name, name))
-			return true;
-	}
-	return false;
-}
-
 static bool list_dir(void *ctx, struct cfs_tree *t, struct cfs_node *dir, GError **error)
 {
 	struct dataset *d = ctx;
@@ -209,7 +200,7 @@ static bool list_dir(void *ctx, struct cfs_tree *t, struct cfs_node *dir, GError
 		g_propagate_error(error, err);
 		return false;
 	}
-	if (has_file(l, INDEX_NAME))
+	if (listed_file(l, INDEX_NAME))
 		add_dataset_dir(d, t, dir, l);
 	else
 		add_entries(d, t, dir, l);
