@@ -26,11 +26,6 @@ struct dataset {
 	const struct cfs_remote *remote;
 };
 
-static char *child_path(const struct cfs_node *dir, const char *name)
-{
-	return *dir->path ? g_strconcat(dir->path, "/", name, NULL) : g_strdup(name);
-}
-
 /*
  * Add an object file for name in dir; size may be CFS_SIZE_UNKNOWN (asked
  * for at lookup). A listed ETag becomes the one every response must carry.
@@ -38,7 +33,7 @@ static char *child_path(const struct cfs_node *dir, const char *name)
 static void add_object(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
 		       const char *name, uint64_t size, const char *etag)
 {
-	char *path = child_path(dir, name);
+	char *path = cfs_node_child_path(dir, name);
 	char *url = cfs_url_join(d->remote->base_url, path);
 	struct cfs_object *obj = cfs_object_new(cfs_tree_next_object_id(t), path, url, size);
 	obj->etag = g_strdup(etag);
@@ -63,7 +58,7 @@ static bool acceptable(struct cfs_tree *t, struct cfs_node *dir, const char *nam
 
 static GBytes *fetch_index(struct dataset *d, const struct cfs_node *dir, GError **error)
 {
-	char *path = child_path(dir, INDEX_NAME);
+	char *path = cfs_node_child_path(dir, INDEX_NAME);
 	char *url = cfs_url_join(d->remote->base_url, path);
 	GBytes *body = NULL;
 	char *etag = NULL;

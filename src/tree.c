@@ -25,8 +25,7 @@ static struct cfs_node *node_new(struct cfs_tree *t, struct cfs_node *parent, co
 	n->ino = t->nodes->len + 1;
 	n->parent = parent ? parent : n;
 	n->name = g_strdup(name);
-	n->path = !parent || !*parent->path ? g_strdup(name)
-					    : g_strconcat(parent->path, "/", name, NULL);
+	n->path = parent ? cfs_node_child_path(parent, name) : g_strdup(name);
 	n->kind = kind;
 	if (kind == CFS_NODE_DIR) {
 		n->children = g_ptr_array_new();
@@ -209,6 +208,11 @@ struct cfs_node *cfs_tree_add_stats(struct cfs_tree *t, struct cfs_node *dir, co
 uint32_t cfs_tree_next_object_id(struct cfs_tree *t)
 {
 	return __atomic_fetch_add(&t->next_object_id, 1, __ATOMIC_RELAXED);
+}
+
+char *cfs_node_child_path(const struct cfs_node *dir, const char *name)
+{
+	return *dir->path ? g_strconcat(dir->path, "/", name, NULL) : g_strdup(name);
 }
 
 uint64_t cfs_node_size(const struct cfs_node *n)

@@ -107,6 +107,12 @@ struct cfs_node *cfs_tree_add_stats(struct cfs_tree *t, struct cfs_node *dir, co
 /* A new object id, unique in this tree. */
 uint32_t cfs_tree_next_object_id(struct cfs_tree *t);
 
+/*
+ * The path below the mount root of dir's child name ('/'-separated, as in
+ * cfs_node.path); g_malloc'd, the caller frees it. Thread-safe.
+ */
+char *cfs_node_child_path(const struct cfs_node *dir, const char *name);
+
 /* Size in bytes a node shows in stat (the rendered length for stats; 0 while unknown). */
 uint64_t cfs_node_size(const struct cfs_node *n);
 
