@@ -8,7 +8,7 @@
 #include "chunkfs/url.h"
 #include "remote_s3.h"
 
-static const char *env(const char *name)
+const char *cfs_remote_env(const char *name)
 {
 	const char *value = getenv(name);
 	return value && *value ? value : NULL;
@@ -19,13 +19,13 @@ static void choose_ca(struct cfs_remote *r, const struct cfs_options *opts, cons
 {
 	const char *file = opts->cacert;
 	if (!file && first_env)
-		file = env(first_env);
+		file = cfs_remote_env(first_env);
 	if (!file)
-		file = env("CURL_CA_BUNDLE");
+		file = cfs_remote_env("CURL_CA_BUNDLE");
 	if (!file)
-		file = env("SSL_CERT_FILE");
+		file = cfs_remote_env("SSL_CERT_FILE");
 	r->ca_file = g_strdup(file);
-	r->ca_dir = g_strdup(env("SSL_CERT_DIR"));
+	r->ca_dir = g_strdup(cfs_remote_env("SSL_CERT_DIR"));
 	r->insecure = opts->insecure;
 }
 

@@ -22,12 +22,6 @@ struct credentials {
 	char *access_key, *secret_key, *session_token;
 };
 
-static const char *env(const char *name)
-{
-	const char *value = getenv(name);
-	return value && *value ? value : NULL;
-}
-
 static void credentials_clear(struct credentials *c)
 {
 	g_free(c->access_key);
@@ -56,7 +50,7 @@ static void semicolon_comments_to_hash(char *text)
 /* An AWS shared file (INI): AWS_* variable name for its path, else ~/.aws/NAME. */
 static GKeyFile *load_aws_file(const char *env_name, const char *file_name)
 {
-	char *path = g_strdup(env(env_name));
+	char *path = g_strdup(cfs_remote_env(env_name));
 	if (!path)
 		path = g_build_filename(g_get_home_dir(), ".aws", file_name, NULL);
 	GKeyFile *kf = g_key_file_new();
@@ -103,7 +97,7 @@ static const char *profile_name(const struct cfs_options *opts)
 {
 	if (opts->profile)
 		return opts->profile;
-	return env("AWS_PROFILE") ? env("AWS_PROFILE") : "default";
+	return cfs_remote_env("AWS_PROFILE") ? cfs_remote_env("AWS_PROFILE") : "default";
 }
 
 /* The config file names a profile's section "profile NAME", except "default". */
@@ -115,11 +109,11 @@ static char *config_section(const char *profile)
 
 static bool env_credentials(struct credentials *c)
 {
-	if (!env("AWS_ACCESS_KEY_ID") || !env("AWS_SECRET_ACCESS_KEY"))
+	if (!cfs_remote_env("AWS_ACCESS_KEY_ID") || !cfs_remote_env("AWS_SECRET_ACCESS_KEY"))
 		return false;
-	c->access_key = g_strdup(env("AWS_ACCESS_KEY_ID"));
-	c->secret_key = g_strdup(env("AWS_SECRET_ACCESS_KEY"));
-	c->session_token = g_strdup(env("AWS_SESSION_TOKEN"));
+	c->access_key = g_strdup(cfs_remote_env("AWS_ACCESS_KEY_ID"));
+	c->secret_key = g_strdup(cfs_remote_env("AWS_SECRET_ACCESS_KEY"));
+	c->session_token = g_strdup(cfs_remote_env("AWS_SESSION_TOKEN"));
 	return true;
 }
 
@@ -158,10 +152,10 @@ static char *find_region(const struct cfs_options *opts, GKeyFile *config)
 {
 	if (opts->region)
 		return g_strdup(opts->region);
-	if (env("AWS_REGION"))
-		return g_strdup(env("AWS_REGION"));
-	if (env("AWS_DEFAULT_REGION"))
-		return g_strdup(env("AWS_DEFAULT_REGION"));
+	if (cfs_remote_env("AWS_REGION"))
+		return g_strdup(cfs_remote_env("AWS_REGION"));
+	if (cfs_remote_env("AWS_DEFAULT_REGION"))
+		return g_strdup(cfs_remote_env("AWS_DEFAULT_REGION"));
 	char *section = config_section(profile_name(opts));
 	char *region = key_value(config, section, "region");
 	g_free(section);
@@ -198,10 +192,10 @@ static char *find_endpoint(const struct cfs_options *opts, const char *region)
 {
 	if (opts->endpoint)
 		return g_strdup(opts->endpoint);
-	if (env("AWS_ENDPOINT_URL_S3"))
-		return g_strdup(env("AWS_ENDPOINT_URL_S3"));
-	if (env("AWS_ENDPOINT_URL"))
-		return g_strdup(env("AWS_ENDPOINT_URL"));
+	if (cfs_remote_env("AWS_ENDPOINT_URL_S3"))
+		return g_strdup(cfs_remote_env("AWS_ENDPOINT_URL_S3"));
+	if (cfs_remote_env("AWS_ENDPOINT_URL"))
+		return g_strdup(cfs_remote_env("AWS_ENDPOINT_URL"));
 	return g_strdup_printf("https://s3.%s.amazonaws.com", region);
 }
 
