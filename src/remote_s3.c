@@ -7,7 +7,6 @@
 #include "remote_s3.h"
 
 #include <gio/gio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "chunkfs/options.h"
