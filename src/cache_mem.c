@@ -9,9 +9,11 @@
 
 #include "chunkfs/extents.h"
 #include "chunkfs/fetch.h"
+#include "chunkfs/listing.h"
 #include "chunkfs/object.h"
 #include "chunkfs/readahead.h"
 #include "chunkfs/stats.h"
+#include "chunkfs/zstream.h"
 
 /*
  * Larger gaps are split so that a long readahead runs over several
@@ -48,6 +50,7 @@ struct block {
 struct parked {
 	struct cfs_object *obj;
 	uint64_t off, len;
+	GBytes *head;                 /* bytes answered before the object's, or NULL */
 	cfs_read_done_fn done;
 	void *cookie;
 	bool pinned;                  /* holds a pin on each of its blocks */
@@ -66,6 +69,7 @@ struct cfs_cache {
 	GMutex lock;
 	uint64_t cap, used, block_size, readahead;
 	struct cfs_fetcher *fetcher;
+	struct cfs_zstd *zstd;        /* streams that fill decompressed objects */
 	GHashTable *blocks;           /* struct block_key * -> struct block * */
 	GQueue lru;                   /* unpinned blocks, least recently used first */
 	GQueue mem_wait;              /* struct parked waiting for room, oldest first */
@@ -202,15 +206,20 @@ static bool is_present(struct cfs_cache *c, const struct cfs_object *obj, uint64
 	return true;
 }
 
-/* The bytes of a pinned, present range as one iovec per block (g_malloc'd). */
-static struct iovec *range_iov(struct cfs_cache *c, const struct cfs_object *obj, uint64_t off,
-			       uint64_t len, int *count)
+/* r's head, then the bytes of its pinned, present range: one iovec per block (g_malloc'd). */
+static struct iovec *read_iov(struct cfs_cache *c, const struct parked *r, int *count)
 {
-	uint64_t first = off / c->block_size, last = len ? (off + len - 1) / c->block_size : first;
-	struct iovec *iov = g_new(struct iovec, last - first + 1);
+	uint64_t first = r->off / c->block_size;
+	uint64_t last = r->len ? (r->off + r->len - 1) / c->block_size : first;
+	struct iovec *iov = g_new(struct iovec, last - first + 2);
 	int n = 0;
-	FOR_EACH_BLOCK(c, off, len, idx, lo, hi) {
-		struct block *b = block_get(c, obj, idx);
+	if (r->head) {
+		gsize len;
+		const void *data = g_bytes_get_data(r->head, &len);
+		iov[n++] = (struct iovec){ (void *)data, len };
+	}
+	FOR_EACH_BLOCK(c, r->off, r->len, idx, lo, hi) {
+		struct block *b = block_get(c, r->obj, idx);
 		iov[n++] = (struct iovec){ b->data + lo, hi - lo };
 	}
 	*count = n;
@@ -222,7 +231,7 @@ static struct answer make_answer(struct cfs_cache *c, struct parked *r, int err)
 {
 	struct answer a = { r, NULL, 0, err };
 	if (!err)
-		a.iov = range_iov(c, r->obj, r->off, r->len, &a.iovcnt);
+		a.iov = read_iov(c, r, &a.iovcnt);
 	return a;
 }
 
@@ -332,17 +341,52 @@ static void fetch_gaps(struct cfs_cache *c, struct cfs_object *obj, uint64_t off
 	g_array_free(ranges, TRUE);
 }
 
-/*
- * Ask for the readahead window of the stream this read continues, if any.
- * The window's blocks are held while it is planned, so that making room for
- * one of them cannot evict another; it is cut short at the first block that
- * finds no room.
- */
-static void readahead(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len)
+/* The first byte of [off, off + len) that has not landed; false when all have. */
+static bool first_missing(struct cfs_cache *c, const struct cfs_object *obj, uint64_t off,
+			  uint64_t len, uint64_t *first)
 {
-	uint64_t start, end;
-	if (!cfs_readahead_advise(&obj->streams, off, len, obj->size, c->readahead, &start, &end))
+	FOR_EACH_BLOCK(c, off, len, idx, lo, hi) {
+		struct block *b = block_get(c, obj, idx);
+		struct cfs_extent gap = { (uint32_t)lo, (uint32_t)hi };
+		if (!b || cfs_extents_first_gap(&b->filled, NULL, (uint32_t)lo, (uint32_t)hi, &gap)) {
+			*first = block_start(c, idx) + gap.lo;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * A decompressed object's bytes come from a zstd stream, in order: ask for
+ * everything from the first missing byte to the end of the range.
+ */
+static void want_decompressed(struct cfs_cache *c, struct cfs_object *obj, uint64_t off,
+			      uint64_t len, enum cfs_fetch_priority prio)
+{
+	uint64_t first, end = obj->error ? MIN(off + len, obj->bad_from) : off + len;
+	if (first_missing(c, obj, off, len, &first) && first < end)
+		cfs_zstd_want(c->zstd, obj, first, end, prio);
+}
+
+/* An object whose bytes cannot be had: compressed, of a size nobody could tell. */
+static bool undecodable(const struct cfs_object *obj)
+{
+	return obj->compressed && obj->compressed->size == CFS_SIZE_UNKNOWN;
+}
+
+/*
+ * Fetch [start, end) of obj ahead of any reader. The range's blocks are
+ * held while it is planned, so that making room for one of them cannot
+ * evict another; it is cut short at the first block that finds no room.
+ * A decompressed object's stream makes its own blocks as bytes come out.
+ */
+static void prefetch(struct cfs_cache *c, struct cfs_object *obj, uint64_t start, uint64_t end)
+{
+	if (obj->compressed) {
+		if (!undecodable(obj))
+			want_decompressed(c, obj, start, end - start, CFS_FETCH_READAHEAD);
 		return;
+	}
 	GPtrArray *held = g_ptr_array_new();
 	FOR_EACH_BLOCK(c, start, end - start, idx, lo, hi) {
 		struct block *b = block_get(c, obj, idx);
@@ -360,6 +404,20 @@ static void readahead(struct cfs_cache *c, struct cfs_object *obj, uint64_t off,
 	g_ptr_array_free(held, TRUE);
 }
 
+/* Ask for the readahead window of the stream this read continues, if any. */
+static void readahead(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len)
+{
+	uint64_t start, end;
+	if (cfs_readahead_advise(&obj->streams, off, len, obj->size, c->readahead, &start, &end))
+		prefetch(c, obj, start, end);
+}
+
+/* r needs bytes of its object that proved bad. */
+static bool hits_bad_bytes(const struct parked *r)
+{
+	return r->obj->error && r->off + r->len > r->obj->bad_from;
+}
+
 enum outcome { ANSWERED, PARKED, WAITING };
 
 /*
@@ -369,7 +427,7 @@ enum outcome { ANSWERED, PARKED, WAITING };
  */
 static enum outcome serve(struct cfs_cache *c, struct parked *r, struct answer *ans)
 {
-	if (r->obj->error) {
+	if (hits_bad_bytes(r)) {
 		*ans = make_answer(c, r, r->obj->error);
 		return ANSWERED;
 	}
@@ -380,16 +438,30 @@ static enum outcome serve(struct cfs_cache *c, struct parked *r, struct answer *
 		readahead(c, r->obj, r->off, r->len);
 		return ANSWERED;
 	}
+	if (undecodable(r->obj)) {
+		*ans = make_answer(c, r, -EIO);
+		return ANSWERED;
+	}
 	if (!pin_read(c, r)) {
 		g_queue_push_tail_link(&c->mem_wait, &r->link);
 		return WAITING;
 	}
-	fetch_gaps(c, r->obj, r->off, r->len, CFS_FETCH_DEMAND);
+	if (r->obj->compressed)
+		want_decompressed(c, r->obj, r->off, r->len, CFS_FETCH_DEMAND);
+	else
+		fetch_gaps(c, r->obj, r->off, r->len, CFS_FETCH_DEMAND);
 	g_queue_push_tail_link(&r->obj->parked, &r->link);
 	cfs_stats_add(CFS_MEM_MISSES, 1);
 	cfs_stats_gauge_add(CFS_READS_PARKED, 1);
 	readahead(c, r->obj, r->off, r->len);
 	return PARKED;
+}
+
+static void parked_free(struct parked *r)
+{
+	if (r->head)
+		g_bytes_unref(r->head);
+	g_free(r);
 }
 
 /* Send the answer, then drop the pins that kept its bytes in place. */
@@ -400,9 +472,10 @@ static void deliver(struct cfs_cache *c, struct answer *a)
 		cfs_stats_add(CFS_READ_ERRORS, 1);
 		r->done(r->cookie, NULL, 0, 0, a->err);
 	} else {
+		size_t len = r->len + (r->head ? g_bytes_get_size(r->head) : 0);
 		cfs_stats_add(CFS_READS, 1);
-		cfs_stats_add(CFS_BYTES_SERVED, r->len);
-		r->done(r->cookie, a->iov, a->iovcnt, r->len, 0);
+		cfs_stats_add(CFS_BYTES_SERVED, len);
+		r->done(r->cookie, a->iov, a->iovcnt, len, 0);
 	}
 	if (r->pinned) {
 		g_mutex_lock(&c->lock);
@@ -410,7 +483,7 @@ static void deliver(struct cfs_cache *c, struct answer *a)
 		g_mutex_unlock(&c->lock);
 	}
 	g_free(a->iov);
-	g_free(r);
+	parked_free(r);
 }
 
 static void deliver_queued(gpointer data, gpointer cache)
@@ -506,9 +579,9 @@ static void fail_stranded(struct cfs_cache *c, struct cfs_object *obj, uint64_t 
 	for (GList *l = obj->parked.head; l;) {
 		struct parked *r = l->data;
 		l = l->next;
-		bool hit = obj->error || (r->off < end && off < r->off + r->len);
-		if (hit)
-			unpark(c, r, obj->error ? obj->error : err, answers);
+		bool bad = hits_bad_bytes(r);
+		if (bad || (r->off < end && off < r->off + r->len))
+			unpark(c, r, bad ? obj->error : err, answers);
 	}
 }
 
@@ -544,13 +617,103 @@ static const struct cfs_fetch_ops fill_ops = {
 	.on_done = fill_on_done,
 };
 
+/*
+ * Copy the bytes of [lo, hi) of block b that have not landed from src,
+ * which holds the bytes of the object from src_off on.
+ */
+static void fill_missing(struct cfs_cache *c, struct block *b, uint32_t lo, uint32_t hi,
+			 const uint8_t *src, uint64_t src_off)
+{
+	uint64_t base = block_start(c, b->key.index);
+	struct cfs_extent gap = { lo, lo };
+	while (cfs_extents_first_gap(&b->filled, NULL, gap.hi, hi, &gap))
+		memcpy(b->data + gap.lo, src + (base + gap.lo - src_off), gap.hi - gap.lo);
+	cfs_extents_add(&b->filled, lo, hi);
+}
+
+/*
+ * Decompressed bytes from a zstd stream go into the blocks that exist (the
+ * reads waiting for them pinned theirs) and into new blocks while room can
+ * be made. No request owns these blocks, and a piece is at most
+ * ZSTD_DStreamOutSize() bytes, so the copy is made under the lock.
+ */
+static void zstd_deliver(void *ctx, struct cfs_object *obj, uint64_t off, const void *buf,
+			 size_t len)
+{
+	struct cfs_cache *c = ctx;
+	GArray *answers = g_array_new(FALSE, FALSE, sizeof(struct answer));
+	g_mutex_lock(&c->lock);
+	FOR_EACH_BLOCK(c, off, len, idx, lo, hi) {
+		struct block *b = block_get(c, obj, idx);
+		if (!b && make_room(c, block_len(c, obj, idx)))
+			b = block_new(c, obj, idx);
+		if (!b)
+			continue;
+		pin(c, b);
+		fill_missing(c, b, (uint32_t)lo, (uint32_t)hi, buf, off);
+		unpin(c, b);
+	}
+	answer_ready(c, obj, off, off + len, answers);
+	retry_waiting(c, answers);
+	g_mutex_unlock(&c->lock);
+	deliver_all(c, answers);
+}
+
+static void zstd_failed(void *ctx, struct cfs_object *obj, uint64_t off, int err, bool permanent)
+{
+	struct cfs_cache *c = ctx;
+	GArray *answers = g_array_new(FALSE, FALSE, sizeof(struct answer));
+	g_mutex_lock(&c->lock);
+	if (permanent && (!obj->error || off < obj->bad_from)) {
+		obj->error = err;
+		obj->bad_from = off;
+	}
+	fail_stranded(c, obj, off, obj->size, err, answers);
+	retry_waiting(c, answers);
+	g_mutex_unlock(&c->lock);
+	deliver_all(c, answers);
+}
+
+static bool zstd_reserve(void *ctx, uint64_t bytes)
+{
+	struct cfs_cache *c = ctx;
+	g_mutex_lock(&c->lock);
+	bool ok = make_room(c, bytes);
+	if (ok) {
+		c->used += bytes;
+		cfs_stats_gauge_set(CFS_MEM_BYTES, (int64_t)c->used);
+	}
+	g_mutex_unlock(&c->lock);
+	return ok;
+}
+
+static void zstd_release(void *ctx, uint64_t bytes)
+{
+	struct cfs_cache *c = ctx;
+	GArray *answers = g_array_new(FALSE, FALSE, sizeof(struct answer));
+	g_mutex_lock(&c->lock);
+	c->used -= bytes;
+	cfs_stats_gauge_set(CFS_MEM_BYTES, (int64_t)c->used);
+	retry_waiting(c, answers);
+	g_mutex_unlock(&c->lock);
+	deliver_all(c, answers);
+}
+
+static const struct cfs_zstd_sink zstd_sink = {
+	.deliver = zstd_deliver,
+	.failed = zstd_failed,
+	.reserve = zstd_reserve,
+	.release = zstd_release,
+};
+
 void cfs_cache_read(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, size_t len,
-		    cfs_read_done_fn done, void *cookie)
+		    GBytes *head, cfs_read_done_fn done, void *cookie)
 {
 	struct parked *r = g_new0(struct parked, 1);
 	r->obj = obj;
 	r->off = MIN(off, obj->size);
 	r->len = MIN((uint64_t)len, obj->size - r->off);
+	r->head = head ? g_bytes_ref(head) : NULL;
 	r->done = done;
 	r->cookie = cookie;
 	r->link.data = r;
@@ -572,10 +735,18 @@ static bool withdraw(struct cfs_cache *c, GQueue *q, struct cfs_object *obj, voi
 		if (r->pinned)
 			cfs_stats_gauge_add(CFS_READS_PARKED, -1);
 		unpin_read(c, r);
-		g_free(r);
+		parked_free(r);
 		return true;
 	}
 	return false;
+}
+
+void cfs_cache_prefetch(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len)
+{
+	g_mutex_lock(&c->lock);
+	if (!obj->error && obj->size != CFS_SIZE_UNKNOWN && off < obj->size)
+		prefetch(c, obj, off, off + MIN(len, obj->size - off));
+	g_mutex_unlock(&c->lock);
 }
 
 bool cfs_cache_cancel(struct cfs_cache *c, struct cfs_object *obj, void *cookie)
@@ -596,6 +767,7 @@ struct cfs_cache *cfs_cache_new(uint64_t cap, uint64_t block_size, uint64_t read
 	/* Streams' windows must not evict each other's prefetched bytes before they are read. */
 	c->readahead = MIN(readahead, cap / 8);
 	c->fetcher = fetcher;
+	c->zstd = cfs_zstd_new(fetcher, &zstd_sink, c, cap);
 	c->blocks = g_hash_table_new(key_hash, key_equal);
 	c->repliers = g_thread_pool_new(deliver_queued, c, REPLY_THREADS, TRUE, NULL);
 	cfs_stats_gauge_set(CFS_MEM_CAP, (int64_t)cap);
@@ -606,6 +778,7 @@ void cfs_cache_free(struct cfs_cache *c)
 {
 	if (!c)
 		return;
+	cfs_zstd_free(c->zstd);
 	g_thread_pool_free(c->repliers, FALSE, TRUE);
 	while (c->lru.head)
 		evict_lru(c);

@@ -1,45 +1,67 @@
 /*
  * What the mount shows of the remote: its directories, listed on demand,
- * with every object as a file; a directory that holds a LitData index.json
- * shows the chunks the index lists with the sizes the index gives (the
- * index is the truth for its chunks). An HTTP server that does not list
+ * with every object as a file, and every tar archive's members under
+ * NAME.tar.d/. A directory that holds a dataset index (LitData's or
+ * MosaicML MDS's index.json) shows the chunks the index lists with the
+ * sizes the index gives (the index is the truth for its chunks), .items/
+ * with every item, and for zstd chunks .decompressed/ with the index and
+ * chunks as an uncompressed dataset. An HTTP server that does not list
  * directories still mounts a dataset through its index.json alone.
  */
 #include "chunkfs/dataset.h"
 
 #include <gio/gio.h>
 
+#include "chunkfs/dsindex.h"
 #include "chunkfs/fetch.h"
 #include "chunkfs/listing.h"
-#include "chunkfs/litdata.h"
 #include "chunkfs/object.h"
 #include "chunkfs/options.h"
 #include "chunkfs/remote.h"
 #include "chunkfs/tree.h"
 #include "chunkfs/url.h"
+#include "chunkfs/view.h"
 
 #define INDEX_NAME "index.json"
 #define INDEX_MAX_BYTES (256 * CFS_MIB)
+#define ITEMS_NAME ".items"
+#define PLAIN_NAME ".decompressed"
+#define TAR_SUFFIX ".tar"
+#define TAR_VIEW_SUFFIX ".d"
 
 struct dataset {
 	const struct cfs_options *opts;
 	const struct cfs_remote *remote;
+	struct cfs_views *views;
 };
 
 /*
  * Add an object file for name in dir; size may be CFS_SIZE_UNKNOWN (asked
  * for at lookup). A listed ETag becomes the one every response must carry.
  */
-static void add_object(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
-		       const char *name, uint64_t size, const char *etag)
+static struct cfs_node *add_object(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
+				   const char *name, uint64_t size, const char *etag)
 {
 	char *path = cfs_node_child_path(dir, name);
 	char *url = cfs_url_join(d->remote->base_url, path);
 	struct cfs_object *obj = cfs_object_new(cfs_tree_next_object_id(t), path, url, size);
 	obj->etag = g_strdup(etag);
-	cfs_tree_add_object(t, dir, name, obj);
+	struct cfs_node *n = cfs_tree_add_object(t, dir, name, obj);
 	g_free(url);
 	g_free(path);
+	return n;
+}
+
+/* A file of dir showing the decompressed bytes of the zstd object compressed. */
+static struct cfs_node *add_decompressed(struct cfs_tree *t, struct cfs_node *dir,
+					 const char *name, uint64_t size,
+					 struct cfs_object *compressed)
+{
+	char *path = cfs_node_child_path(dir, name);
+	struct cfs_object *obj = cfs_object_new(cfs_tree_next_object_id(t), path, NULL, size);
+	obj->compressed = compressed;
+	g_free(path);
+	return cfs_tree_add_object(t, dir, name, obj);
 }
 
 /* True when name may be added to dir; logs once why not. */
@@ -77,9 +99,9 @@ static GBytes *fetch_index(struct dataset *d, const struct cfs_node *dir, GError
 	return body;
 }
 
-/* The index.json of dir, parsed; NULL with *error when it cannot be had or is not LitData's. */
-static struct cfs_litdata_index *load_index(struct dataset *d, const struct cfs_node *dir,
-					    GBytes **bytes, GError **error)
+/* The index.json of dir, parsed; NULL with *error when it cannot be had or is not understood. */
+static struct cfs_ds_index *load_index(struct dataset *d, const struct cfs_node *dir,
+				       GBytes **bytes, GError **error)
 {
 	*bytes = fetch_index(d, dir, error);
 	if (!*bytes)
@@ -87,10 +109,11 @@ static struct cfs_litdata_index *load_index(struct dataset *d, const struct cfs_
 	gsize len;
 	const char *text = g_bytes_get_data(*bytes, &len);
 	GError *err = NULL;
-	struct cfs_litdata_index *idx = cfs_litdata_parse_index(text, len, &err);
+	struct cfs_ds_index *idx = cfs_ds_index_parse(text, len, &err);
 	if (!idx) {
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%s%s%s: not a LitData index: %s",
-			    d->remote->shown, *dir->path ? dir->path : "", "/" INDEX_NAME, err->message);
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+			    "%s%s%s: not a dataset index: %s", d->remote->shown,
+			    *dir->path ? dir->path : "", "/" INDEX_NAME, err->message);
 		g_error_free(err);
 		g_clear_pointer(bytes, g_bytes_unref);
 	}
@@ -108,22 +131,83 @@ static const struct cfs_entry *listed_file(const struct cfs_listing *l, const ch
 	return NULL;
 }
 
-/* The index file and the chunks it lists, in dataset order. */
-static void add_index_chunks(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
-			     GBytes *bytes, const struct cfs_litdata_index *idx,
-			     const struct cfs_listing *listing)
+/* Items can be shown for plain chunks and zstd ones, not for other codecs or encryption. */
+static bool items_shown(const struct cfs_node *dir, const struct cfs_ds_index *idx)
 {
-	cfs_tree_add_bytes(t, dir, INDEX_NAME, bytes);
-	for (guint i = 0; i < idx->chunks->len; i++) {
-		const struct cfs_litdata_chunk *c =
-			&g_array_index(idx->chunks, struct cfs_litdata_chunk, i);
-		if (!acceptable(t, dir, c->filename))
+	if (!idx->encrypted && (!idx->compression || idx->zstd))
+		return true;
+	g_message("%s: %s chunks: no %s view", *dir->path ? dir->path : "/",
+		  idx->encrypted ? "encrypted" : idx->compression, ITEMS_NAME);
+	return false;
+}
+
+/* A dataset's chunk nodes and the objects its items are read from, in dataset order. */
+struct chunks {
+	struct cfs_node **nodes;
+	struct cfs_object **sources;
+};
+
+/* The chunks the index lists; zstd ones also decompressed, under plain_dir. */
+static struct chunks add_chunks(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
+				struct cfs_node *plain_dir, const struct cfs_ds_index *idx,
+				const struct cfs_listing *listing)
+{
+	guint n = idx->chunks->len;
+	struct chunks ch = { g_new0(struct cfs_node *, MAX(n, 1)),
+			     g_new0(struct cfs_object *, MAX(n, 1)) };
+	for (guint i = 0; i < n; i++) {
+		const struct cfs_ds_chunk *c = &g_array_index(idx->chunks, struct cfs_ds_chunk, i);
+		if (!acceptable(t, dir, c->name))
 			continue;
 		/* A compressed dataset's index gives uncompressed sizes: the listing's, or ask. */
-		const struct cfs_entry *e = listed_file(listing, c->filename);
-		uint64_t size = c->bytes ? c->bytes : e ? e->size : CFS_SIZE_UNKNOWN;
-		add_object(d, t, dir, c->filename, size, NULL);
+		const struct cfs_entry *e = listed_file(listing, c->name);
+		uint64_t size = c->size != CFS_SIZE_UNKNOWN ? c->size : e ? e->size : CFS_SIZE_UNKNOWN;
+		struct cfs_node *node = add_object(d, t, dir, c->name, size, e ? e->etag : NULL);
+		ch.nodes[i] = node;
+		ch.sources[i] = node ? node->object : NULL;
+		if (node && c->plain_name && plain_dir) {
+			struct cfs_node *plain = acceptable(t, plain_dir, c->plain_name)
+				? add_decompressed(t, plain_dir, c->plain_name, c->plain_size,
+						   node->object)
+				: NULL;
+			ch.sources[i] = plain ? plain->object : NULL;
+		}
 	}
+	return ch;
+}
+
+/* The index file, the chunks it lists in dataset order, and the views of the dataset. */
+static void add_dataset(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
+			GBytes *bytes, struct cfs_ds_index *idx, const struct cfs_listing *listing)
+{
+	cfs_tree_add_bytes(t, dir, INDEX_NAME, bytes);
+	struct cfs_node *plain_dir = NULL;
+	if (idx->plain_index && acceptable(t, dir, PLAIN_NAME)) {
+		plain_dir = cfs_tree_add_dir(t, dir, PLAIN_NAME, false);
+		cfs_tree_add_bytes(t, plain_dir, INDEX_NAME, idx->plain_index);
+	}
+	struct chunks ch = add_chunks(d, t, dir, plain_dir, idx, listing);
+	struct cfs_view *view = NULL;
+	if (items_shown(dir, idx) && acceptable(t, dir, ITEMS_NAME))
+		view = cfs_views_add_items(d->views, g_steal_pointer(&idx), ch.nodes, ch.sources,
+					   dir->ino);
+	if (view)
+		cfs_tree_add_view(t, dir, ITEMS_NAME, view);
+	cfs_ds_index_free(idx);
+	g_free(ch.nodes);
+	g_free(ch.sources);
+}
+
+/* NAME.tar.d/ beside the archive NAME.tar: its members. */
+static void add_tar_view(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
+			 struct cfs_node *tar)
+{
+	char *name = g_strconcat(tar->name, TAR_VIEW_SUFFIX, NULL);
+	struct cfs_view *view = acceptable(t, dir, name)
+		? cfs_views_add_tar(d->views, tar, dir->ino) : NULL;
+	if (view)
+		cfs_tree_add_view(t, dir, name, view);
+	g_free(name);
 }
 
 static void add_entries(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
@@ -133,27 +217,29 @@ static void add_entries(struct dataset *d, struct cfs_tree *t, struct cfs_node *
 		const struct cfs_entry *e = &g_array_index(l->entries, struct cfs_entry, i);
 		if (!acceptable(t, dir, e->name))
 			continue;
+		struct cfs_node *file = NULL;
 		if (e->is_dir)
 			cfs_tree_add_dir(t, dir, e->name, true);
 		else
-			add_object(d, t, dir, e->name, e->size, e->etag);
+			file = add_object(d, t, dir, e->name, e->size, e->etag);
+		if (file && g_str_has_suffix(e->name, TAR_SUFFIX))
+			add_tar_view(d, t, dir, file);
 	}
 }
 
-/* A listed directory with index.json: its chunks come from the index when it is LitData's. */
+/* A listed directory with index.json: its chunks come from the index when it is understood. */
 static void add_dataset_dir(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
 			    const struct cfs_listing *l)
 {
 	GBytes *bytes = NULL;
 	GError *err = NULL;
-	struct cfs_litdata_index *idx = cfs_tree_lookup(t, dir, INDEX_NAME)
-						? NULL : load_index(d, dir, &bytes, &err);
+	struct cfs_ds_index *idx = cfs_tree_lookup(t, dir, INDEX_NAME)
+					   ? NULL : load_index(d, dir, &bytes, &err);
 	if (idx)
-		add_index_chunks(d, t, dir, bytes, idx, l);
+		add_dataset(d, t, dir, bytes, idx, l);
 	else if (err)
 		g_warning("%s; showing the directory as it is", err->message);
 	g_clear_error(&err);
-	cfs_litdata_index_free(idx);
 	if (bytes)
 		g_bytes_unref(bytes);
 	add_entries(d, t, dir, l);
@@ -171,11 +257,10 @@ static bool add_index_only(struct dataset *d, struct cfs_tree *t, struct cfs_nod
 			   GError **error)
 {
 	GBytes *bytes = NULL;
-	struct cfs_litdata_index *idx = load_index(d, dir, &bytes, error);
+	struct cfs_ds_index *idx = load_index(d, dir, &bytes, error);
 	if (!idx)
 		return false;
-	add_index_chunks(d, t, dir, bytes, idx, NULL);
-	cfs_litdata_index_free(idx);
+	add_dataset(d, t, dir, bytes, idx, NULL);
 	g_bytes_unref(bytes);
 	return true;
 }
@@ -203,23 +288,24 @@ static bool list_dir(void *ctx, struct cfs_tree *t, struct cfs_node *dir, GError
 	return true;
 }
 
-static bool size_file(void *ctx, struct cfs_node *file, GError **error)
+static bool size_object(void *ctx, struct cfs_object *obj, GError **error)
 {
 	struct dataset *d = ctx;
 	uint64_t size;
-	if (!cfs_fetch_head(d->opts, d->remote, file->object->url, &size, error))
+	if (!cfs_fetch_head(d->opts, d->remote, obj->url, &size, error))
 		return false;
-	file->object->size = size;
+	obj->size = size;
 	return true;
 }
 
 struct cfs_tree *cfs_dataset_build(const struct cfs_options *opts, const struct cfs_remote *remote,
-				   GError **error)
+				   struct cfs_views *views, GError **error)
 {
 	struct dataset *d = g_new0(struct dataset, 1);
 	d->opts = opts;
 	d->remote = remote;
-	struct cfs_tree *t = cfs_tree_new(list_dir, size_file, d, g_free, opts->metadata_ttl_s);
+	d->views = views;
+	struct cfs_tree *t = cfs_tree_new(list_dir, size_object, d, g_free, opts->metadata_ttl_s);
 	struct cfs_node *root = cfs_tree_root(t);
 	cfs_tree_add_stats(t, cfs_tree_add_dir(t, root, ".chunkfs", false), "stats");
 	if (!cfs_tree_prepare_dir(t, root, error)) {

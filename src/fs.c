@@ -1,10 +1,11 @@
-/* FUSE low-level operations, mount and session loop. Only this file includes fuse_lowlevel.h. */
-#define FUSE_USE_VERSION 312
+/*
+ * FUSE low-level operations on the tree, the read path, mount and session
+ * loop. Only this file and fs_view.c include fuse_lowlevel.h.
+ */
 #include "chunkfs/fs.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse_lowlevel.h>
 #include <gio/gio.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,29 +19,12 @@
 #include "chunkfs/options.h"
 #include "chunkfs/stats.h"
 #include "chunkfs/tree.h"
+#include "chunkfs/view.h"
+#include "fs_private.h"
 
 /* Kernel readahead per open file, set on the mount's bdi once it is up. */
 #define KERNEL_READAHEAD_KB 4096
 #define MAX_BACKGROUND 64
-
-struct cfs_fs {
-	const struct cfs_options *opts;
-	struct cfs_tree *tree;
-	struct cfs_cache *cache;
-	struct fuse_session *se;
-	struct timespec mount_time;
-	bool mounted;
-	GOnce readahead_once;
-
-	GMutex stats_lock;            /* guards the two below */
-	GHashTable *stats_snapshots;  /* file handle -> GBytes rendered at open */
-	uint64_t next_stats_fh;
-};
-
-static struct cfs_fs *fs_of(fuse_req_t req)
-{
-	return fuse_req_userdata(req);
-}
 
 /* The device number of the mount at path, from /proc/self/mountinfo (proc(5)). */
 static bool mount_device(const char *path, unsigned *maj, unsigned *min)
@@ -96,29 +80,47 @@ static void after_init(struct cfs_fs *fs)
 	g_once(&fs->readahead_once, raise_kernel_readahead, fs);
 }
 
-static void fill_attr(struct cfs_fs *fs, const struct cfs_node *n, struct stat *st)
+void fill_attr(const struct cfs_fs *fs, uint64_t ino, bool dir, uint64_t size, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
-	st->st_ino = n->ino;
+	st->st_ino = ino;
 	st->st_uid = getuid();
 	st->st_gid = getgid();
 	st->st_atim = st->st_mtim = st->st_ctim = fs->mount_time;
-	if (n->kind == CFS_NODE_DIR) {
+	if (dir) {
 		st->st_mode = S_IFDIR | 0555;
 		st->st_nlink = 2;
 	} else {
 		st->st_mode = S_IFREG | 0444;
 		st->st_nlink = 1;
-		st->st_size = (off_t)cfs_node_size(n);
+		st->st_size = (off_t)size;
 		st->st_blocks = (st->st_size + 511) / 512;
 	}
 	st->st_blksize = (blksize_t)fs->opts->block_size;
 }
 
+static bool node_is_dir(const struct cfs_node *n)
+{
+	return n->kind == CFS_NODE_DIR || n->kind == CFS_NODE_VIEW;
+}
+
+static void node_attr(const struct cfs_fs *fs, const struct cfs_node *n, struct stat *st)
+{
+	fill_attr(fs, n->ino, node_is_dir(n), cfs_node_size(n), st);
+}
+
 /* Names and attributes are trusted for the metadata TTL: datasets are immutable. */
-static double entry_timeout(const struct cfs_fs *fs)
+double entry_timeout(const struct cfs_fs *fs)
 {
 	return (double)fs->opts->metadata_ttl_s;
+}
+
+struct cfs_view *view_of(struct cfs_fs *fs, uint64_t ino)
+{
+	if (cfs_ino_is_virtual(ino))
+		return cfs_views_get(fs->views, ino);
+	struct cfs_node *n = cfs_tree_get(fs->tree, ino);
+	return n && n->kind == CFS_NODE_VIEW ? n->view : NULL;
 }
 
 static double attr_timeout(const struct cfs_fs *fs, const struct cfs_node *n)
@@ -165,6 +167,11 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct cfs_fs *fs = fs_of(req);
 	after_init(fs);
+	struct cfs_view *view = view_of(fs, parent);
+	if (view) {
+		view_lookup(req, view, parent, name);
+		return;
+	}
 	struct cfs_node *dir = ready_dir(req, fs, parent);
 	if (!dir)
 		return;
@@ -178,7 +185,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (n) {
 		e.ino = n->ino;
 		e.attr_timeout = attr_timeout(fs, n);
-		fill_attr(fs, n, &e.attr);
+		node_attr(fs, n, &e.attr);
 	}
 	fuse_reply_entry(req, &e); /* ino 0: a negative entry the kernel caches */
 }
@@ -188,13 +195,21 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	(void)fi;
 	struct cfs_fs *fs = fs_of(req);
 	after_init(fs);
+	if (cfs_ino_is_virtual(ino)) {
+		struct cfs_view *view = view_of(fs, ino);
+		if (view)
+			view_getattr(req, view, ino);
+		else
+			fuse_reply_err(req, ENOENT);
+		return;
+	}
 	struct cfs_node *n = cfs_tree_get(fs->tree, ino);
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
 	struct stat st;
-	fill_attr(fs, n, &st);
+	node_attr(fs, n, &st);
 	fuse_reply_attr(req, &st, attr_timeout(fs, n));
 }
 
@@ -203,6 +218,11 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	(void)fi;
 	struct cfs_fs *fs = fs_of(req);
+	struct cfs_view *view = view_of(fs, ino);
+	if (view) {
+		view_readdir(req, view, ino, size, off);
+		return;
+	}
 	struct cfs_node *dir = off == 0 ? ready_dir(req, fs, ino) : cfs_tree_get(fs->tree, ino);
 	if (!dir)
 		return;
@@ -215,8 +235,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if (!n)
 			break;
 		const char *name = i == 0 ? "." : i == 1 ? ".." : n->name;
-		struct stat st = { .st_ino = n->ino,
-				   .st_mode = n->kind == CFS_NODE_DIR ? S_IFDIR : S_IFREG };
+		struct stat st = { .st_ino = n->ino, .st_mode = node_is_dir(n) ? S_IFDIR : S_IFREG };
 		size_t need = fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t)i + 1);
 		if (need > size - used)
 			break;
@@ -226,80 +245,107 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	g_free(buf);
 }
 
-static void reply_slice(fuse_req_t req, const char *data, size_t len, size_t size, off_t off)
+struct handle *handle_new(GBytes *head, struct cfs_object *obj, uint64_t off, uint64_t len)
 {
-	size_t start = MIN((size_t)off, len);
-	fuse_reply_buf(req, data + start, MIN(size, len - start));
+	struct handle *h = g_atomic_rc_box_new0(struct handle);
+	*h = (struct handle){ head ? g_bytes_ref(head) : NULL, obj, off, len };
+	return h;
 }
 
-/*
- * A reader sees one rendering of the counters per open, taken at open, so
- * that reads at growing offsets never mix two renderings. Snapshots are
- * found by handle under a lock and referenced while replying: a read can
- * still be running when the kernel sends RELEASE for a killed reader.
- */
-static void open_stats(struct cfs_fs *fs, struct fuse_file_info *fi)
+static void handle_clear(gpointer p)
 {
-	uint64_t len;
-	char *text = cfs_stats_render(&len);
-	g_mutex_lock(&fs->stats_lock);
-	fi->fh = ++fs->next_stats_fh;
-	g_hash_table_insert(fs->stats_snapshots, g_memdup2(&fi->fh, sizeof(fi->fh)),
-			    g_bytes_new_take(text, len));
-	g_mutex_unlock(&fs->stats_lock);
-	fi->direct_io = 1; /* the size in stat was an earlier rendering's */
+	struct handle *h = p;
+	if (h->head)
+		g_bytes_unref(h->head);
 }
 
-static void reply_stats(struct cfs_fs *fs, fuse_req_t req, uint64_t fh, size_t size, off_t off)
+static void handle_put(gpointer h)
 {
-	g_mutex_lock(&fs->stats_lock);
-	GBytes *snap = g_hash_table_lookup(fs->stats_snapshots, &fh);
-	if (snap)
-		g_bytes_ref(snap);
-	g_mutex_unlock(&fs->stats_lock);
-	if (!snap) { /* released already: the reader is gone */
-		fuse_reply_err(req, EBADF);
-		return;
-	}
-	gsize len;
-	const char *data = g_bytes_get_data(snap, &len);
-	reply_slice(req, data, len, size, off);
-	g_bytes_unref(snap);
+	g_atomic_rc_box_release_full(h, handle_clear);
+}
+
+void handle_open(struct cfs_fs *fs, fuse_req_t req, struct fuse_file_info *fi, struct handle *h)
+{
+	g_mutex_lock(&fs->handles_lock);
+	fi->fh = ++fs->next_fh;
+	g_hash_table_insert(fs->handles, g_memdup2(&fi->fh, sizeof(fi->fh)), h);
+	g_mutex_unlock(&fs->handles_lock);
+	fuse_reply_open(req, fi);
+}
+
+/* The handle of fh with a new reference, or NULL once released. */
+static struct handle *handle_get(struct cfs_fs *fs, uint64_t fh)
+{
+	g_mutex_lock(&fs->handles_lock);
+	struct handle *h = g_hash_table_lookup(fs->handles, &fh);
+	if (h)
+		g_atomic_rc_box_acquire(h);
+	g_mutex_unlock(&fs->handles_lock);
+	return h;
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	(void)ino;
 	struct cfs_fs *fs = fs_of(req);
-	struct cfs_node *n = cfs_tree_get(fs->tree, ino);
-	if (n && n->kind == CFS_NODE_STATS) {
-		g_mutex_lock(&fs->stats_lock);
-		g_hash_table_remove(fs->stats_snapshots, &fi->fh);
-		g_mutex_unlock(&fs->stats_lock);
-	}
+	g_mutex_lock(&fs->handles_lock);
+	g_hash_table_remove(fs->handles, &fi->fh);
+	g_mutex_unlock(&fs->handles_lock);
 	fuse_reply_err(req, 0);
+}
+
+/*
+ * What an open tree file reads: an object's bytes, bytes held in memory,
+ * or one rendering of the stats taken at open, so that reads at growing
+ * offsets never mix two renderings.
+ */
+static struct handle *node_handle(const struct cfs_node *n, struct fuse_file_info *fi)
+{
+	switch (n->kind) {
+	case CFS_NODE_OBJECT:
+		fi->keep_cache = 1; /* objects are immutable: keep the page cache across opens */
+		return handle_new(NULL, n->object, 0, n->object->size);
+	case CFS_NODE_BYTES:
+		fi->keep_cache = 1;
+		return handle_new(n->bytes, NULL, 0, 0);
+	case CFS_NODE_STATS: {
+		uint64_t len;
+		char *text = cfs_stats_render(&len);
+		GBytes *snap = g_bytes_new_take(text, len);
+		struct handle *h = handle_new(snap, NULL, 0, 0);
+		g_bytes_unref(snap);
+		fi->direct_io = 1; /* the size in stat was an earlier rendering's */
+		return h;
+	}
+	case CFS_NODE_DIR:
+	case CFS_NODE_VIEW:
+		break;
+	}
+	return NULL;
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct cfs_fs *fs = fs_of(req);
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	struct cfs_view *view = cfs_ino_is_virtual(ino) ? view_of(fs, ino) : NULL;
+	if (view) {
+		view_open(req, view, ino, fi);
+		return;
+	}
 	struct cfs_node *n = cfs_tree_get(fs->tree, ino);
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	if (n->kind == CFS_NODE_DIR) {
+	if (node_is_dir(n)) {
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-		fuse_reply_err(req, EROFS);
-		return;
-	}
-	if (n->kind == CFS_NODE_STATS)
-		open_stats(fs, fi);
-	else
-		fi->keep_cache = 1; /* objects are immutable: keep the page cache across opens */
-	fuse_reply_open(req, fi);
+	handle_open(fs, req, fi, node_handle(n, fi));
 }
 
 static void read_done(void *cookie, const struct iovec *iov, int iovcnt, size_t len, int err)
@@ -320,34 +366,47 @@ static void read_interrupted(fuse_req_t req, void *data)
 		fuse_reply_err(req, EINTR);
 }
 
+/*
+ * Read [off, off + size) of h's file: the part inside the head is sent as
+ * it is, the rest comes from the object through the memory tier.
+ */
+static void read_handle(struct cfs_fs *fs, fuse_req_t req, struct handle *h, size_t size,
+			uint64_t off)
+{
+	gsize head_len = 0;
+	const char *head = h->head ? g_bytes_get_data(h->head, &head_len) : NULL;
+	uint64_t total = head_len + h->len;
+	uint64_t n = off < total ? MIN(size, total - off) : 0;
+	if (!h->obj || off + n <= head_len) {
+		fuse_reply_buf(req, n ? head + off : NULL, n);
+		return;
+	}
+	GBytes *part = off < head_len ? g_bytes_new_from_bytes(h->head, off, head_len - off) : NULL;
+	uint64_t start = off > head_len ? off - head_len : 0;
+	uint64_t len = n - (part ? head_len - off : 0);
+	/* Registered first: the read may be answered, and req freed, by another thread. */
+	fuse_req_interrupt_func(req, read_interrupted, h->obj);
+	cfs_cache_read(fs->cache, h->obj, h->off + start, len, part, read_done, req);
+	if (part)
+		g_bytes_unref(part);
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
+	(void)ino;
 	struct cfs_fs *fs = fs_of(req);
-	struct cfs_node *n = cfs_tree_get(fs->tree, ino);
-	if (!n || off < 0) {
-		fuse_reply_err(req, n ? EINVAL : ENOENT);
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	switch (n->kind) {
-	case CFS_NODE_OBJECT:
-		/* Registered first: the read may be answered, and req freed, by another thread. */
-		fuse_req_interrupt_func(req, read_interrupted, n->object);
-		cfs_cache_read(fs->cache, n->object, (uint64_t)off, size, read_done, req);
-		break;
-	case CFS_NODE_BYTES: {
-		gsize len;
-		const char *data = g_bytes_get_data(n->bytes, &len);
-		reply_slice(req, data, len, size, off);
-		break;
+	struct handle *h = handle_get(fs, fi->fh);
+	if (!h) { /* released already: the reader is gone */
+		fuse_reply_err(req, EBADF);
+		return;
 	}
-	case CFS_NODE_STATS:
-		reply_stats(fs, req, fi->fh, size, off);
-		break;
-	case CFS_NODE_DIR:
-		fuse_reply_err(req, EISDIR);
-		break;
-	}
+	read_handle(fs, req, h, size, (uint64_t)off);
+	handle_put(h);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -429,14 +488,15 @@ static struct fuse_args mount_args(const struct cfs_options *opts)
 	return args;
 }
 
-struct cfs_fs *cfs_fs_mount(const struct cfs_options *opts, struct cfs_tree *tree, GError **error)
+struct cfs_fs *cfs_fs_mount(const struct cfs_options *opts, struct cfs_tree *tree,
+			    struct cfs_views *views, GError **error)
 {
 	struct cfs_fs *fs = g_new0(struct cfs_fs, 1);
 	fs->opts = opts;
 	fs->tree = tree;
-	g_mutex_init(&fs->stats_lock);
-	fs->stats_snapshots = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
-						    (GDestroyNotify)g_bytes_unref);
+	fs->views = views;
+	g_mutex_init(&fs->handles_lock);
+	fs->handles = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, handle_put);
 	clock_gettime(CLOCK_REALTIME, &fs->mount_time);
 	struct fuse_args args = mount_args(opts);
 	fs->se = fuse_session_new(&args, &ops, sizeof(ops), fs);
@@ -488,7 +548,7 @@ void cfs_fs_free(struct cfs_fs *fs)
 		fuse_session_unmount(fs->se);
 	if (fs->se)
 		fuse_session_destroy(fs->se);
-	g_hash_table_destroy(fs->stats_snapshots);
-	g_mutex_clear(&fs->stats_lock);
+	g_hash_table_destroy(fs->handles);
+	g_mutex_clear(&fs->handles_lock);
 	g_free(fs);
 }

@@ -1,102 +1,118 @@
 /* LitData index.json, as litdata's streaming/writer.py writes it. */
-#include "chunkfs/litdata.h"
+#include "chunkfs/leaves.h"
+#include "chunkfs/listing.h"
+#include "dsindex_parse.h"
 
 #include <gio/gio.h>
-#include <json-glib/json-glib.h>
-#include <stdbool.h>
+#include <string.h>
 
-static void chunk_clear(gpointer p)
-{
-	g_free(((struct cfs_litdata_chunk *)p)->filename);
-}
+/* What every chunk entry must give. */
+struct chunk_fields {
+	const char *filename; /* owned by the JSON tree */
+	uint64_t bytes;       /* chunk_bytes */
+	uint32_t items;       /* chunk_size */
+};
 
-void cfs_litdata_index_free(struct cfs_litdata_index *idx)
+static bool chunk_fields(JsonNode *node, guint i, struct chunk_fields *f, GError **error)
 {
-	if (!idx)
-		return;
-	g_array_free(idx->chunks, TRUE);
-	g_free(idx->compression);
-	g_free(idx);
-}
-
-static bool invalid(GError **error, const char *fmt, guint i)
-{
-	g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, fmt, i);
-	return false;
-}
-
-static bool is_int(JsonNode *n)
-{
-	return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_INT64;
-}
-
-static bool parse_chunk(JsonNode *node, guint i, bool compressed, struct cfs_litdata_chunk *c,
-			GError **error)
-{
-	if (!JSON_NODE_HOLDS_OBJECT(node))
-		return invalid(error, "chunk %u is not a JSON object", i);
-	JsonObject *o = json_node_get_object(node);
-	JsonNode *name = json_object_get_member(o, "filename");
-	JsonNode *bytes = json_object_get_member(o, "chunk_bytes");
-	JsonNode *items = json_object_get_member(o, "chunk_size");
-	if (!name || !JSON_NODE_HOLDS_VALUE(name) || json_node_get_value_type(name) != G_TYPE_STRING)
-		return invalid(error, "chunk %u has no string \"filename\"", i);
-	if (!is_int(bytes) || json_node_get_int(bytes) < 0)
-		return invalid(error, "chunk %u has no non-negative integer \"chunk_bytes\"", i);
-	if (!is_int(items) || json_node_get_int(items) < 0 || json_node_get_int(items) > G_MAXUINT32)
-		return invalid(error, "chunk %u has no non-negative integer \"chunk_size\"", i);
-	c->filename = g_strdup(json_node_get_string(name));
-	c->bytes = compressed ? 0 : (uint64_t)json_node_get_int(bytes);
-	c->items = (uint32_t)json_node_get_int(items);
+	JsonObject *o = JSON_NODE_HOLDS_OBJECT(node) ? json_node_get_object(node) : NULL;
+	uint64_t items;
+	if (!o)
+		return cfs_ds_invalid(error, "chunk %u is not a JSON object", i);
+	if (!(f->filename = cfs_json_string(o, "filename")))
+		return cfs_ds_invalid(error, "chunk %u has no string \"filename\"", i);
+	if (!cfs_json_uint(o, "chunk_bytes", G_MAXINT64, &f->bytes))
+		return cfs_ds_invalid(error, "chunk %u has no non-negative integer \"chunk_bytes\"",
+				      i);
+	if (!cfs_json_uint(o, "chunk_size", G_MAXUINT32, &items))
+		return cfs_ds_invalid(error, "chunk %u has no non-negative integer \"chunk_size\"",
+				      i);
+	f->items = (uint32_t)items;
 	return true;
 }
 
-static char *parse_compression(JsonObject *root)
+/* litdata names a compressed chunk "chunk-R-I.zstd.bin"; the plain one is "chunk-R-I.bin". */
+static char *plain_filename(const char *name)
 {
-	JsonNode *config = json_object_get_member(root, "config");
-	if (!config || !JSON_NODE_HOLDS_OBJECT(config))
-		return NULL;
-	JsonNode *c = json_object_get_member(json_node_get_object(config), "compression");
-	if (!c || !JSON_NODE_HOLDS_VALUE(c) || json_node_get_value_type(c) != G_TYPE_STRING)
-		return NULL;
-	return g_strdup(json_node_get_string(c));
+	char *plain = g_strdup(name);
+	if (g_str_has_suffix(plain, ".zstd.bin"))
+		strcpy(plain + strlen(plain) - strlen(".zstd.bin"), ".bin");
+	return plain;
 }
 
-struct cfs_litdata_index *cfs_litdata_parse_index(const char *json, size_t len, GError **error)
+/* The leaves of the dataset's items, from config.data_format and config.item_loader. */
+static struct cfs_leaf_schema *config_schema(JsonObject *config)
 {
-	JsonParser *parser = json_parser_new_immutable();
-	GError *err = NULL;
-	struct cfs_litdata_index *idx = NULL;
-	if (!json_parser_load_from_data(parser, json, (gssize)len, &err)) {
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "not JSON: %s", err->message);
-		g_error_free(err);
-		goto out;
+	JsonArray *formats = cfs_json_array(config, "data_format");
+	const char *loader;
+	if (!formats || !cfs_json_opt_string(config, "item_loader", &loader))
+		return NULL;
+	guint n = json_array_get_length(formats);
+	const char **v = g_new(const char *, n);
+	struct cfs_leaf_schema *s = NULL;
+	guint i = 0;
+	for (; i < n; i++) {
+		JsonNode *f = json_array_get_element(formats, i);
+		if (!JSON_NODE_HOLDS_VALUE(f) || json_node_get_value_type(f) != G_TYPE_STRING)
+			break;
+		v[i] = json_node_get_string(f);
 	}
-	JsonNode *root = json_parser_get_root(parser);
-	JsonNode *chunks = root && JSON_NODE_HOLDS_OBJECT(root)
-				   ? json_object_get_member(json_node_get_object(root), "chunks")
-				   : NULL;
-	if (!chunks || !JSON_NODE_HOLDS_ARRAY(chunks)) {
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-			    "not a LitData index: no \"chunks\" list");
-		goto out;
-	}
-	idx = g_new0(struct cfs_litdata_index, 1);
-	idx->compression = parse_compression(json_node_get_object(root));
-	idx->chunks = g_array_new(FALSE, TRUE, sizeof(struct cfs_litdata_chunk));
-	g_array_set_clear_func(idx->chunks, chunk_clear);
-	JsonArray *list = json_node_get_array(chunks);
+	if (i == n)
+		s = cfs_leaf_schema_litdata(v, n, loader);
+	g_free(v);
+	return s;
+}
+
+/* config: compression, encryption and the schema; an index without one has neither. */
+static bool parse_config(JsonObject *root, struct cfs_ds_index *idx,
+			 const struct cfs_leaf_schema **schema, GError **error)
+{
+	JsonObject *config = cfs_json_object(root, "config");
+	const char *compression;
+	*schema = NULL;
+	if (!config)
+		return true;
+	if (!cfs_json_opt_string(config, "compression", &compression))
+		return cfs_ds_invalid(error, "config.compression is neither null nor a string");
+	JsonNode *encryption = json_object_get_member(config, "encryption");
+	idx->compression = g_strdup(compression);
+	idx->zstd = cfs_ds_is_zstd(compression);
+	idx->encrypted = encryption && !JSON_NODE_HOLDS_NULL(encryption);
+	/* Encrypted items cannot be split. */
+	if (!idx->encrypted)
+		*schema = cfs_ds_keep_schema(idx, config_schema(config));
+	return true;
+}
+
+bool cfs_ds_parse_litdata(JsonObject *root, struct cfs_ds_index *idx, GError **error)
+{
+	JsonArray *list = cfs_json_array(root, "chunks");
+	const struct cfs_leaf_schema *schema;
+	if (!list)
+		return cfs_ds_invalid(error, "not a LitData index: \"chunks\" is not a list");
+	if (!parse_config(root, idx, &schema, error))
+		return false;
 	for (guint i = 0; i < json_array_get_length(list); i++) {
-		struct cfs_litdata_chunk c = { 0 };
-		if (!parse_chunk(json_array_get_element(list, i), i, idx->compression != NULL, &c,
-				 error)) {
-			cfs_litdata_index_free(idx);
-			idx = NULL;
-			goto out;
-		}
+		JsonNode *node = json_array_get_element(list, i);
+		struct chunk_fields f;
+		if (!chunk_fields(node, i, &f, error))
+			return false;
+		bool compressed = idx->compression != NULL;
+		struct cfs_ds_chunk c = {
+			.name = g_strdup(f.filename),
+			/* chunk_bytes is the uncompressed size */
+			.size = compressed ? CFS_SIZE_UNKNOWN : f.bytes,
+			.items = f.items,
+			.plain_name = compressed ? plain_filename(f.filename) : NULL,
+			.plain_size = f.bytes,
+			.schema = schema,
+		};
 		g_array_append_val(idx->chunks, c);
+		if (idx->zstd)
+			json_object_set_string_member(json_node_get_object(node), "filename",
+						      c.plain_name);
 	}
-out:
-	g_object_unref(parser);
-	return idx;
+	if (idx->zstd)
+		json_object_set_null_member(cfs_json_object(root, "config"), "compression");
+	return true;
 }

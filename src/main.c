@@ -12,6 +12,7 @@
 #include "chunkfs/options.h"
 #include "chunkfs/remote.h"
 #include "chunkfs/tree.h"
+#include "chunkfs/view.h"
 
 /*
  * Blocks are mmap'd by the memory tier; keep glibc from growing its mmap
@@ -24,7 +25,8 @@ static void tune_malloc(void)
 	mallopt(M_ARENA_MAX, 4);
 }
 
-static int serve(const struct cfs_options *opts, const struct cfs_remote *remote, struct cfs_fs *fs)
+static int serve(const struct cfs_options *opts, const struct cfs_remote *remote,
+		 struct cfs_tree *tree, struct cfs_views *views, struct cfs_fs *fs)
 {
 	GError *error = NULL;
 	struct cfs_fetcher *fetcher = cfs_fetcher_new(opts, remote, &error);
@@ -35,6 +37,7 @@ static int serve(const struct cfs_options *opts, const struct cfs_remote *remote
 	}
 	struct cfs_cache *cache = cfs_cache_new(opts->mem_cache, opts->block_size, opts->readahead,
 						fetcher);
+	cfs_views_start(views, cache, tree);
 	g_message("mounted %s on %s", remote->shown, opts->mountpoint);
 	int rc = cfs_fs_serve(fs, cache);
 	cfs_fetcher_free(fetcher);
@@ -61,19 +64,21 @@ int main(int argc, char **argv)
 	int rc = 1;
 	struct cfs_fs *fs = NULL;
 	struct cfs_tree *tree = NULL;
+	struct cfs_views *views = cfs_views_new();
 	struct cfs_remote *remote = cfs_remote_new(&opts, &error);
 	if (remote)
-		tree = cfs_dataset_build(&opts, remote, &error);
+		tree = cfs_dataset_build(&opts, remote, views, &error);
 	if (tree)
-		fs = cfs_fs_mount(&opts, tree, &error);
+		fs = cfs_fs_mount(&opts, tree, views, &error);
 	if (!fs) {
 		fprintf(stderr, "chunkfs: %s\n", error->message);
 		g_error_free(error);
 	} else {
 		cfs_fs_daemonize(opts.foreground);
-		rc = serve(&opts, remote, fs);
+		rc = serve(&opts, remote, tree, views, fs);
 	}
 	cfs_fs_free(fs);
+	cfs_views_free(views);
 	cfs_tree_free(tree);
 	cfs_remote_free(remote);
 	cfs_fetch_global_cleanup();

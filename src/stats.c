@@ -23,6 +23,8 @@ static const char *const counter_names[CFS_COUNTER_COUNT] = {
 	[CFS_MEM_HITS] = "mem_hits",
 	[CFS_MEM_MISSES] = "mem_misses",
 	[CFS_MEM_EVICTIONS] = "mem_evictions",
+	[CFS_DECOMPRESSED_BYTES] = "decompressed_bytes",
+	[CFS_CHUNK_HEADERS] = "chunk_headers",
 };
 
 static const char *const gauge_names[CFS_GAUGE_COUNT] = {
@@ -30,6 +32,7 @@ static const char *const gauge_names[CFS_GAUGE_COUNT] = {
 	[CFS_MEM_BLOCKS] = "mem_blocks",
 	[CFS_MEM_CAP] = "mem_cap",
 	[CFS_READS_PARKED] = "reads_parked",
+	[CFS_ZSTD_STREAMS] = "zstd_streams",
 };
 
 void cfs_stats_add(enum cfs_counter c, uint64_t n)

@@ -4,6 +4,7 @@
 #include "chunkfs/listing.h"
 #include "chunkfs/object.h"
 #include "chunkfs/stats.h"
+#include "chunkfs/view.h"
 
 struct cfs_tree {
 	GRWLock lock;          /* guards nodes and every directory's children */
@@ -127,8 +128,9 @@ bool cfs_tree_prepare_file(struct cfs_tree *t, struct cfs_node *file, GError **e
 {
 	if (file->kind != CFS_NODE_OBJECT)
 		return true;
+	struct cfs_object *obj = file->object->compressed ? file->object->compressed : file->object;
 	g_mutex_lock(&t->listing);
-	bool ok = file->object->size != CFS_SIZE_UNKNOWN || t->size(t->ctx, file, error);
+	bool ok = obj->size != CFS_SIZE_UNKNOWN || t->size(t->ctx, obj, error);
 	g_mutex_unlock(&t->listing);
 	return ok;
 }
@@ -158,6 +160,7 @@ struct content {
 	bool remote;
 	struct cfs_object *object;
 	GBytes *bytes;
+	struct cfs_view *view;
 };
 
 /* Add a node under the write lock, unless the name is invalid or taken. */
@@ -173,6 +176,9 @@ static struct cfs_node *add(struct cfs_tree *t, struct cfs_node *dir, const char
 		n->remote = c.remote;
 		n->object = c.object;
 		n->bytes = c.bytes ? g_bytes_ref(c.bytes) : NULL;
+		n->view = c.view;
+		if (c.view)
+			cfs_view_set_root(c.view, n->ino);
 	}
 	g_rw_lock_writer_unlock(&t->lock);
 	return n;
@@ -205,6 +211,12 @@ struct cfs_node *cfs_tree_add_stats(struct cfs_tree *t, struct cfs_node *dir, co
 	return add(t, dir, name, (struct content){ .kind = CFS_NODE_STATS });
 }
 
+struct cfs_node *cfs_tree_add_view(struct cfs_tree *t, struct cfs_node *dir, const char *name,
+				   struct cfs_view *view)
+{
+	return add(t, dir, name, (struct content){ .kind = CFS_NODE_VIEW, .view = view });
+}
+
 uint32_t cfs_tree_next_object_id(struct cfs_tree *t)
 {
 	return __atomic_fetch_add(&t->next_object_id, 1, __ATOMIC_RELAXED);
@@ -228,6 +240,7 @@ uint64_t cfs_node_size(const struct cfs_node *n)
 		return len;
 	}
 	case CFS_NODE_DIR:
+	case CFS_NODE_VIEW:
 		break;
 	}
 	return 0;

@@ -5,10 +5,10 @@ failed. Every wait is a condition polled against a deadline; deadlines are
 multiplied by SCALE when the binary is a sanitizer build (CHUNKFS_SANITIZED=1).
 
 Public API (also used by test_faults.py):
-  fixtures:  chunkfs_bin, sanitized, nginx, mount, big_dataset
+  fixtures:  chunkfs_bin, sanitized, nginx, module_nginx, mount, big_dataset
   helpers:   run_chunkfs, sha256_file, source_sha256, data_dir, vm_hwm,
              is_mounted, wait_for, run_with_deadline, scaled, dataset_names,
-             index_chunks, free_port, chunkfs_env
+             dataset_views, dataset_listing, is_view_dir, index_chunks, free_port, chunkfs_env
 
 chunkfs runs without this machine's CA bundle variables (CA_ENV_VARS) unless a
 test passes them explicitly: mount(..., env=chunkfs_env(CURL_CA_BUNDLE=ca)).
@@ -78,6 +78,25 @@ def wait_for(cond, timeout, what, interval=0.005, max_interval=0.1):
         interval = min(interval * 2, max_interval)
 
 
+def check_erofs(ops):
+    """Run every operation of ops ({what: callable}); each must fail with EROFS. A
+    result that was opened (a file object or a descriptor) is closed."""
+    failures = []
+    for what, op in ops.items():
+        try:
+            result = op()
+        except OSError as e:
+            if e.errno != errno.EROFS:
+                failures.append("%s: %s (want EROFS)" % (what, e))
+            continue
+        if hasattr(result, "close"):
+            result.close()
+        elif isinstance(result, int):
+            os.close(result)
+        failures.append("%s succeeded" % what)
+    assert not failures, "\n".join(failures)
+
+
 def run_with_deadline(fn, timeout, what="call"):
     """Run fn() in a daemon thread; return its result or re-raise its exception.
     AssertionError if it has not finished within timeout seconds (the thread
@@ -139,6 +158,32 @@ def index_chunks(dataset_dir):
 def dataset_names(dataset_dir):
     """Files the mount of dataset_dir must show at its root (besides .chunkfs)."""
     return ["index.json"] + [name for name, _ in index_chunks(dataset_dir)]
+
+
+def dataset_views(dataset_dir):
+    """The hidden directories the mount of a LitData dataset_dir shows beside its files:
+    .items/ when it holds an item, .decompressed/ when its chunks are zstd frames."""
+    with open(os.path.join(dataset_dir, "index.json"), "rb") as f:
+        index = json.load(f)
+    compression = index.get("config", {}).get("compression")
+    views = []
+    if sum(c["chunk_size"] for c in index["chunks"]) and compression in (None, "zstd"):
+        views.append(".items")
+    if compression == "zstd":
+        views.append(".decompressed")
+    return views
+
+
+def is_view_dir(name, siblings):
+    """True for a directory chunkfs adds beside the remote's files: a dataset's .items/
+    or .decompressed/, or X.tar.d/ with the members of an archive X.tar in siblings."""
+    return name in (".items", ".decompressed") or \
+        (name.endswith(".tar.d") and name[:-2] in siblings)
+
+
+def dataset_listing(dataset_dir):
+    """Every name the mount of dataset_dir shows at its root (besides .chunkfs)."""
+    return dataset_names(dataset_dir) + dataset_views(dataset_dir)
 
 
 def open_direct(path):
@@ -680,6 +725,24 @@ def nginx(tmp_path):
         prefix.mkdir()
         server = NginxServer(root_dir, prefix, limit_rate=limit_rate, extra_conf=extra_conf,
                              ssl=ssl)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in reversed(servers):
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def module_nginx(tmp_path_factory):
+    """Factory like nginx, for module-scoped fixtures: module_nginx(root_dir,
+    limit_rate=None, extra_conf="", ssl=None) -> NginxServer, stopped at the
+    end of the module."""
+    servers = []
+
+    def start(root_dir, limit_rate=None, extra_conf="", ssl=None):
+        server = NginxServer(root_dir, tmp_path_factory.mktemp("nginx"), limit_rate=limit_rate,
+                             extra_conf=extra_conf, ssl=ssl)
         servers.append(server)
         return server.start()
 

@@ -12,9 +12,14 @@
  * make room, and a read whose blocks cannot get room waits, holding
  * nothing, until a request ends.
  *
+ * A decompressed object (obj->compressed set) is filled by zstd streams
+ * (zstream.h) instead of Range requests: its missing bytes become a want
+ * on a stream, and every piece a stream decompresses lands in the blocks
+ * that exist or that room can be made for, counted against the same cap.
+ *
  * One mutex guards all of it; buffers are written by the fetcher outside
- * the lock (a request owns the bytes it will deliver) and copied out to
- * readers under it.
+ * the lock (a request owns the bytes it will deliver) and sent to readers
+ * straight from the blocks, which their reads pin.
  */
 #ifndef CHUNKFS_CACHE_MEM_H
 #define CHUNKFS_CACHE_MEM_H
@@ -56,12 +61,23 @@ struct cfs_cache *cfs_cache_new(uint64_t cap, uint64_t block_size, uint64_t read
 void cfs_cache_free(struct cfs_cache *c);
 
 /*
- * Read [off, off + len) of obj (len at most 16 MiB). done(cookie, ...) is
- * called exactly once as described above. A read of an object that proved
- * bad (size or ETag mismatch) fails with -EIO. Thread-safe.
+ * Read [off, off + len) of obj (len at most 16 MiB), answered after the
+ * bytes of head when head is not NULL (a generated file header in front of
+ * an object's range; referenced until the answer is sent). done(cookie,
+ * ...) is called exactly once as described above, with len counting the
+ * head too. A read of an object that proved bad (size or ETag mismatch, a
+ * corrupt zstd frame) fails with -EIO, as does a decompressed object whose
+ * compressed size is unknown. Thread-safe.
  */
 void cfs_cache_read(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, size_t len,
-		    cfs_read_done_fn done, void *cookie);
+		    GBytes *head, cfs_read_done_fn done, void *cookie);
+
+/*
+ * Fetch [off, off + len) of obj at readahead priority with no reader
+ * waiting (the next chunk's first bytes, say): blocks are made while room
+ * can be made without touching pinned ones. Thread-safe; never blocks.
+ */
+void cfs_cache_prefetch(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len);
 
 /*
  * Withdraw the parked or waiting read of obj whose cookie is cookie (a FUSE

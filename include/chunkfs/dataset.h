@@ -1,7 +1,8 @@
 /*
- * Building the tree of a mount from the dataset index at the URL: the index
- * itself as a file, each chunk it lists as an object file, and .chunkfs/.
- * Called once from the main thread, before the mount.
+ * What the tree of a mount shows: the remote's directories, listed on
+ * demand (every object a file, NAME.tar.d/ beside every tar archive), and
+ * in a directory holding a dataset index (dsindex.h) the chunks it lists,
+ * .items/ and, for zstd chunks, .decompressed/; plus .chunkfs/.
  */
 #ifndef CHUNKFS_DATASET_H
 #define CHUNKFS_DATASET_H
@@ -11,18 +12,19 @@
 struct cfs_options;
 struct cfs_remote;
 struct cfs_tree;
+struct cfs_views;
 
 /*
- * Fetch index.json of the remote's dataset directory (blocking, before the
- * mount exists), parse it as a
- * LitData index and return the tree. Chunk names that cannot be file names
- * are skipped with one log line each. For a compressed dataset, whose index
- * gives uncompressed sizes, each chunk's size is asked of the server.
- * Errors (GError, message names the redacted URL): the server cannot be
- * reached, there is no index.json (G_IO_ERROR_NOT_FOUND), or it is not a
- * LitData index (G_IO_ERROR_INVALID_DATA).
+ * The tree of the remote, with its root listed now (blocking, before the
+ * mount exists); other directories are listed when first used. Views of
+ * datasets and archives are added to views. Names that cannot be file names
+ * are skipped with one log line each. A dataset index that cannot be parsed
+ * is logged and its directory shown as it is. Errors (GError, the message
+ * names the redacted URL): the root cannot be listed; an HTTP root that does
+ * not list has no index.json (G_IO_ERROR_NOT_FOUND) or one that is not a
+ * dataset index (G_IO_ERROR_INVALID_DATA). Called once, from the main thread.
  */
 struct cfs_tree *cfs_dataset_build(const struct cfs_options *opts, const struct cfs_remote *remote,
-				   GError **error);
+				   struct cfs_views *views, GError **error);
 
 #endif

@@ -12,14 +12,16 @@
 struct cfs_cache;
 struct cfs_options;
 struct cfs_tree;
+struct cfs_views;
 struct cfs_fs;
 
 /*
  * Create the FUSE session and mount it on opts->mountpoint (read-only,
- * plus opts->fuse_opts). The tree must outlive the returned handle.
- * Fails with a GError naming the mountpoint.
+ * plus opts->fuse_opts). The tree and the views must outlive the returned
+ * handle. Fails with a GError naming the mountpoint.
  */
-struct cfs_fs *cfs_fs_mount(const struct cfs_options *opts, struct cfs_tree *tree, GError **error);
+struct cfs_fs *cfs_fs_mount(const struct cfs_options *opts, struct cfs_tree *tree,
+			    struct cfs_views *views, GError **error);
 
 /*
  * Detach from the terminal unless foreground; the calling process returns

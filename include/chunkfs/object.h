@@ -1,6 +1,8 @@
 /*
- * A remote object: one file of the bucket path, addressed by URL, with the
- * size the index or listing gave. Objects live as long as the mount.
+ * An object: one file of the bucket path, addressed by URL, with the size
+ * the index or listing gave; or the decompressed bytes of such a file (a
+ * zstd chunk), which has no URL of its own. Objects live as long as the
+ * mount.
  */
 #ifndef CHUNKFS_OBJECT_H
 #define CHUNKFS_OBJECT_H
@@ -15,11 +17,14 @@ struct cfs_response_info;
 struct cfs_object {
 	uint32_t id;       /* dense, 0-based, unique within the mount */
 	char *name;        /* path below the mount root, for log lines */
-	char *url;         /* full URL, may hold credentials: log name, not url */
+	char *url;         /* full URL, may hold credentials: log name, not url; NULL when decompressed */
 	uint64_t size;     /* bytes, as the index says */
+	struct cfs_object *compressed; /* the remote object this one decompresses (zstream.h), or NULL */
 
 	/* Guarded by the memory tier's lock. */
 	int error;                      /* sticky negative errno once the object proved bad */
+	uint64_t bad_from;              /* with error: reads of bytes from here on fail (0: all) */
+	int bad_logged;                 /* atomic: the zstd streams reported bad data of it */
 	GQueue parked;                  /* struct cfs_parked_read, oldest first */
 	struct cfs_ra_streams streams;  /* readahead state of the readers of this object */
 

@@ -20,6 +20,8 @@ enum cfs_counter {
 	CFS_MEM_HITS,        /* reads answered from memory without waiting */
 	CFS_MEM_MISSES,      /* reads that had to wait for a fetch */
 	CFS_MEM_EVICTIONS,   /* blocks dropped from the memory tier */
+	CFS_DECOMPRESSED_BYTES, /* bytes produced by decompressing zstd chunks */
+	CFS_CHUNK_HEADERS,   /* chunk headers read to find items */
 	CFS_COUNTER_COUNT
 };
 
@@ -28,6 +30,7 @@ enum cfs_gauge {
 	CFS_MEM_BLOCKS,    /* blocks resident */
 	CFS_MEM_CAP,       /* memory tier cap, bytes */
 	CFS_READS_PARKED,  /* reads waiting for bytes now */
+	CFS_ZSTD_STREAMS,  /* zstd decompression streams alive, idle ones included */
 	CFS_GAUGE_COUNT
 };
 

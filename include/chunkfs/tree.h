@@ -20,6 +20,7 @@
 
 struct cfs_object;
 struct cfs_tree;
+struct cfs_view;
 
 #define CFS_ROOT_INO 1
 
@@ -28,6 +29,7 @@ enum cfs_node_kind {
 	CFS_NODE_OBJECT, /* bytes of a remote object, through the memory tier */
 	CFS_NODE_BYTES,  /* bytes held in memory (a dataset index as fetched) */
 	CFS_NODE_STATS,  /* .chunkfs/stats, rendered at open */
+	CFS_NODE_VIEW,   /* a directory whose entries a view computes (view.h) */
 };
 
 struct cfs_node {
@@ -38,6 +40,7 @@ struct cfs_node {
 	enum cfs_node_kind kind;
 	struct cfs_object *object; /* CFS_NODE_OBJECT: owned by the tree */
 	GBytes *bytes;             /* CFS_NODE_BYTES */
+	struct cfs_view *view;     /* CFS_NODE_VIEW: owned by the views of the mount */
 	/* CFS_NODE_DIR, guarded by the tree's lock. */
 	GPtrArray *children;       /* struct cfs_node *, in insertion order */
 	GHashTable *by_name;       /* name -> struct cfs_node * */
@@ -53,8 +56,8 @@ struct cfs_node {
  */
 typedef bool (*cfs_list_fn)(void *ctx, struct cfs_tree *t, struct cfs_node *dir, GError **error);
 
-/* Ask the remote for the size of file's object (its listing gave none). */
-typedef bool (*cfs_size_fn)(void *ctx, struct cfs_node *file, GError **error);
+/* Ask the remote for the size of a remote object (its listing gave none). */
+typedef bool (*cfs_size_fn)(void *ctx, struct cfs_object *obj, GError **error);
 
 /*
  * A tree holding only the root directory (inode CFS_ROOT_INO), a remote
@@ -80,7 +83,10 @@ struct cfs_node *cfs_tree_get(struct cfs_tree *t, uint64_t ino);
  */
 bool cfs_tree_prepare_dir(struct cfs_tree *t, struct cfs_node *dir, GError **error);
 
-/* Make sure file's object has a size, asking the remote once if needed. */
+/*
+ * Make sure file's remote object has a size (for a decompressed object,
+ * the compressed one it is read from), asking the remote once if needed.
+ */
 bool cfs_tree_prepare_file(struct cfs_tree *t, struct cfs_node *file, GError **error);
 
 /* The child of dir named name, or NULL. */
@@ -103,6 +109,9 @@ struct cfs_node *cfs_tree_add_object(struct cfs_tree *t, struct cfs_node *dir, c
 struct cfs_node *cfs_tree_add_bytes(struct cfs_tree *t, struct cfs_node *dir, const char *name,
 				    GBytes *bytes);
 struct cfs_node *cfs_tree_add_stats(struct cfs_tree *t, struct cfs_node *dir, const char *name);
+/* A directory showing view, which learns the node's inode as its root (cfs_view_set_root). */
+struct cfs_node *cfs_tree_add_view(struct cfs_tree *t, struct cfs_node *dir, const char *name,
+				   struct cfs_view *view);
 
 /* A new object id, unique in this tree. */
 uint32_t cfs_tree_next_object_id(struct cfs_tree *t);
