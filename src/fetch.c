@@ -24,6 +24,7 @@ struct request {
 	char *name, *url;
 	uint64_t next, end;           /* bytes [next, end) are still to come */
 	enum cfs_fetch_priority prio;
+	bool head;                    /* a HEAD: no body, the response's headers only */
 	const struct cfs_fetch_ops *ops;
 	void *ctx;
 	unsigned attempt;             /* 1 for the first */
@@ -198,8 +199,9 @@ static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t
 
 static void start_attempt(struct cfs_fetcher *f, struct request *r)
 {
-	char range[64];
-	snprintf(range, sizeof(range), "%" PRIu64 "-%" PRIu64, r->next, r->end - 1);
+	char range[64] = "";
+	if (!r->head)
+		snprintf(range, sizeof(range), "%" PRIu64 "-%" PRIu64, r->next, r->end - 1);
 	r->easy = curl_easy_init();
 	r->errbuf[0] = '\0';
 	r->fatal = 0;
@@ -207,7 +209,10 @@ static void start_attempt(struct cfs_fetcher *f, struct request *r)
 	r->timeout_s = f->cfg.timeout_s;
 	reset_response(r);
 	cfs_easy_setup(r->easy, &f->cfg, f->remote, f->headers, r->url);
-	curl_easy_setopt(r->easy, CURLOPT_RANGE, range);
+	if (r->head)
+		curl_easy_setopt(r->easy, CURLOPT_NOBODY, 1L);
+	else
+		curl_easy_setopt(r->easy, CURLOPT_RANGE, range);
 	curl_easy_setopt(r->easy, CURLOPT_BUFFERSIZE, RECEIVE_BUFFER_BYTES);
 	curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
 	curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
@@ -222,7 +227,8 @@ static void start_attempt(struct cfs_fetcher *f, struct request *r)
 	cfs_stats_add(CFS_REQUESTS, 1);
 	if (r->attempt > 1)
 		cfs_stats_add(CFS_RETRIES, 1);
-	g_debug("GET %s bytes=%s (attempt %u)", r->name, range, r->attempt);
+	g_debug("%s %s%s%s (attempt %u)", r->head ? "HEAD" : "GET", r->name, *range ? " bytes=" : "",
+		range, r->attempt);
 	curl_multi_add_handle(f->multi, r->easy);
 	r->link.data = r;
 	g_queue_push_tail_link(&f->active, &r->link);
@@ -421,6 +427,28 @@ void cfs_fetcher_free(struct cfs_fetcher *f)
 	g_free(f);
 }
 
+static void submit(struct cfs_fetcher *f, struct request *r)
+{
+	g_mutex_lock(&f->lock);
+	g_queue_push_tail(&f->incoming, r);
+	g_mutex_unlock(&f->lock);
+	curl_multi_wakeup(f->multi);
+}
+
+void cfs_fetcher_submit_head(struct cfs_fetcher *f, const char *name, const char *url,
+			     const struct cfs_fetch_ops *ops, void *ctx)
+{
+	struct request *r = g_new0(struct request, 1);
+	r->name = g_strdup(name);
+	r->url = g_strdup(url);
+	r->head = true;
+	r->prio = CFS_FETCH_DEMAND;
+	r->ops = ops;
+	r->ctx = ctx;
+	r->attempt = 1;
+	submit(f, r);
+}
+
 void cfs_fetcher_submit(struct cfs_fetcher *f, const char *name, const char *url, uint64_t start,
 			uint64_t end, enum cfs_fetch_priority prio, const struct cfs_fetch_ops *ops,
 			void *ctx)
@@ -434,8 +462,5 @@ void cfs_fetcher_submit(struct cfs_fetcher *f, const char *name, const char *url
 	r->ops = ops;
 	r->ctx = ctx;
 	r->attempt = 1;
-	g_mutex_lock(&f->lock);
-	g_queue_push_tail(&f->incoming, r);
-	g_mutex_unlock(&f->lock);
-	curl_multi_wakeup(f->multi);
+	submit(f, r);
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "chunkfs/cache_disk.h"
 #include "chunkfs/cache_mem.h"
 #include "chunkfs/dataset.h"
 #include "chunkfs/fetch.h"
@@ -12,6 +13,7 @@
 #include "chunkfs/options.h"
 #include "chunkfs/remote.h"
 #include "chunkfs/tree.h"
+#include "chunkfs/url.h"
 #include "chunkfs/view.h"
 
 /*
@@ -25,21 +27,44 @@ static void tune_malloc(void)
 	mallopt(M_ARENA_MAX, 4);
 }
 
+/*
+ * The spill tier of the remote (keyed by its URL without secrets), or NULL
+ * when it is off. Opened before the mount, so that a cache another mount
+ * holds fails this one at once.
+ */
+static struct cfs_disk *open_disk(const struct cfs_options *opts, const struct cfs_remote *remote,
+				  GError **error)
+{
+	char *url = cfs_url_redact(remote->base_url);
+	struct cfs_disk_config cfg = { .dir = opts->cache_dir, .url = url, .cap = opts->disk_cache,
+				       .block_size = opts->block_size, .policy = opts->eviction,
+				       .compress = opts->spill_compress };
+	struct cfs_disk *disk = cfs_disk_open(&cfg, error);
+	g_free(url);
+	return disk;
+}
+
 static int serve(const struct cfs_options *opts, const struct cfs_remote *remote,
-		 struct cfs_tree *tree, struct cfs_views *views, struct cfs_fs *fs)
+		 struct cfs_tree *tree, struct cfs_views *views, struct cfs_fs *fs,
+		 struct cfs_disk *disk)
 {
 	GError *error = NULL;
 	struct cfs_fetcher *fetcher = cfs_fetcher_new(opts, remote, &error);
 	if (!fetcher) {
 		g_warning("%s", error->message);
 		g_error_free(error);
+		cfs_disk_free(disk);
 		return 1;
 	}
-	struct cfs_cache *cache = cfs_cache_new(opts->mem_cache, opts->block_size, opts->readahead,
-						fetcher);
+	if (disk)
+		cfs_disk_start(disk);
+	struct cfs_cache_config cfg = { opts->mem_cache, opts->block_size, opts->readahead,
+					opts->eviction };
+	struct cfs_cache *cache = cfs_cache_new(&cfg, fetcher, disk);
 	cfs_views_start(views, cache, tree);
 	g_message("mounted %s on %s", remote->shown, opts->mountpoint);
 	int rc = cfs_fs_serve(fs, cache);
+	cfs_cache_close(cache);
 	cfs_fetcher_free(fetcher);
 	cfs_cache_free(cache);
 	return rc == 0 ? 0 : 1;
@@ -65,17 +90,20 @@ int main(int argc, char **argv)
 	struct cfs_fs *fs = NULL;
 	struct cfs_tree *tree = NULL;
 	struct cfs_views *views = cfs_views_new();
+	struct cfs_disk *disk = NULL;
 	struct cfs_remote *remote = cfs_remote_new(&opts, &error);
-	if (remote)
+	bool ok = remote && (opts.disk_cache == 0 || (disk = open_disk(&opts, remote, &error)));
+	if (ok)
 		tree = cfs_dataset_build(&opts, remote, views, &error);
 	if (tree)
 		fs = cfs_fs_mount(&opts, tree, views, &error);
 	if (!fs) {
 		fprintf(stderr, "chunkfs: %s\n", error->message);
 		g_error_free(error);
+		cfs_disk_free(disk);
 	} else {
 		cfs_fs_daemonize(opts.foreground);
-		rc = serve(&opts, remote, tree, views, fs);
+		rc = serve(&opts, remote, tree, views, fs, disk);
 	}
 	cfs_fs_free(fs);
 	cfs_views_free(views);

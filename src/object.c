@@ -32,6 +32,14 @@ static const char *opaque_tag(const char *etag)
 	return g_str_has_prefix(etag, "W/") ? etag + 2 : etag;
 }
 
+char *cfs_object_etag(struct cfs_object *obj)
+{
+	g_mutex_lock(&etag_lock);
+	char *etag = g_strdup(obj->etag);
+	g_mutex_unlock(&etag_lock);
+	return etag;
+}
+
 int cfs_object_check_response(struct cfs_object *obj, const struct cfs_response_info *info)
 {
 	if (info->total_size != obj->size) {

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "chunkfs/cache_disk.h"
+#include "chunkfs/policy.h"
 
 #define DEFAULT_MEM_CAP_MAX (UINT64_C(1) << 30)
 
@@ -54,6 +56,8 @@ struct raw_args {
 	gboolean foreground, debug, version, insecure, no_sign_request;
 	char **headers;
 	char *cacert, *endpoint, *region, *s3_addressing, *profile;
+	char *cache_dir, *disk_cache, *eviction;
+	gboolean spill_compress;
 	char **rest;
 };
 
@@ -135,6 +139,25 @@ static bool check_headers(char **headers, GError **error)
 	return true;
 }
 
+static bool check_eviction(const char *value, GError **error)
+{
+	if (!value || cfs_policy_known(value))
+		return true;
+	g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+		    "--eviction must be lru, lfu or fifo, not '%s'", value);
+	return false;
+}
+
+/* The spill tier's settings; the directory is made absolute, it outlives a daemon's chdir. */
+static void take_spill_settings(struct raw_args *a, struct cfs_options *o)
+{
+	/* XDG_CACHE_HOME, else ~/.cache (the XDG Base Directory Specification) */
+	o->cache_dir = a->cache_dir ? g_canonicalize_filename(a->cache_dir, NULL)
+				    : g_build_filename(g_get_user_cache_dir(), "chunkfs", NULL);
+	o->eviction = a->eviction ? g_steal_pointer(&a->eviction) : g_strdup("lru");
+	o->spill_compress = a->spill_compress;
+}
+
 static bool check_addressing(const char *value, GError **error)
 {
 	if (!value || g_str_equal(value, "path") || g_str_equal(value, "virtual"))
@@ -162,6 +185,8 @@ static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
 	if (!parse_size_opt("mem-cache", a->mem_cache, &o->mem_cache, error) ||
 	    !parse_size_opt("block-size", a->block_size, &o->block_size, error) ||
 	    !parse_size_opt("readahead", a->readahead, &o->readahead, error) ||
+	    !parse_size_opt("disk-cache", a->disk_cache, &o->disk_cache, error) ||
+	    !check_eviction(a->eviction, error) ||
 	    !check_int_opt("max-connections", a->max_connections, 1, 256, error) ||
 	    !check_int_opt("connect-timeout", a->connect_timeout, 1, 3600, error) ||
 	    !check_int_opt("timeout", a->timeout, 1, 3600, error) ||
@@ -171,6 +196,7 @@ static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
 	    !check_headers(a->headers, error) || !check_addressing(a->s3_addressing, error))
 		return false;
 	take_remote_settings(a, o);
+	take_spill_settings(a, o);
 	o->max_connections = (unsigned)a->max_connections;
 	o->connect_timeout_s = (unsigned)a->connect_timeout;
 	o->timeout_s = (unsigned)a->timeout;
@@ -215,6 +241,16 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		  "Cache block size, a power of two (default 1M)", "SIZE" },
 		{ "readahead", 0, 0, G_OPTION_ARG_STRING, &a.readahead,
 		  "Largest readahead window of a sequential reader, 0 for none (default 64M)", "SIZE" },
+		{ "cache-dir", 0, 0, G_OPTION_ARG_FILENAME, &a.cache_dir,
+		  "Spill tier directory (default $XDG_CACHE_HOME/chunkfs, else ~/.cache/chunkfs)",
+		  "DIR" },
+		{ "disk-cache", 0, 0, G_OPTION_ARG_STRING, &a.disk_cache,
+		  "Spill tier cap, 0 for none (default a tenth of DIR's free space, at most 10G)",
+		  "SIZE" },
+		{ "eviction", 0, 0, G_OPTION_ARG_STRING, &a.eviction,
+		  "Eviction policy of both tiers: lru, lfu or fifo (default lru)", "POLICY" },
+		{ "spill-compress", 0, 0, G_OPTION_ARG_NONE, &a.spill_compress,
+		  "zstd-compress spilled blocks that shrink", NULL },
 		{ "max-connections", 0, 0, G_OPTION_ARG_INT, &a.max_connections,
 		  "Concurrent HTTP requests (default 8)", "N" },
 		{ "connect-timeout", 0, 0, G_OPTION_ARG_INT, &a.connect_timeout,
@@ -251,6 +287,7 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 	opts->mem_cache = default_mem_cache();
 	opts->block_size = CFS_MIB;
 	opts->readahead = 64 * CFS_MIB;
+	opts->disk_cache = CFS_DISK_CAP_AUTO;
 	*exit_now = false;
 
 	GOptionContext *ctx = g_option_context_new(NULL);
@@ -277,6 +314,9 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 	g_free(a.region);
 	g_free(a.s3_addressing);
 	g_free(a.profile);
+	g_free(a.cache_dir);
+	g_free(a.disk_cache);
+	g_free(a.eviction);
 	g_strfreev(a.rest);
 	if (!ok)
 		cfs_options_clear(opts);
@@ -336,5 +376,7 @@ void cfs_options_clear(struct cfs_options *opts)
 	g_free(opts->region);
 	g_free(opts->s3_addressing);
 	g_free(opts->profile);
+	g_free(opts->cache_dir);
+	g_free(opts->eviction);
 	memset(opts, 0, sizeof(*opts));
 }

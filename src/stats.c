@@ -25,6 +25,13 @@ static const char *const counter_names[CFS_COUNTER_COUNT] = {
 	[CFS_MEM_EVICTIONS] = "mem_evictions",
 	[CFS_DECOMPRESSED_BYTES] = "decompressed_bytes",
 	[CFS_CHUNK_HEADERS] = "chunk_headers",
+	[CFS_DISK_HITS] = "disk_hits",
+	[CFS_DISK_MISSES] = "disk_misses",
+	[CFS_SPILLS] = "spills",
+	[CFS_SPILL_ERRORS] = "spill_errors",
+	[CFS_DISK_EVICTIONS] = "disk_evictions",
+	[CFS_DISK_BAD_BLOCKS] = "checksum_failures",
+	[CFS_VALIDATIONS] = "validations",
 };
 
 static const char *const gauge_names[CFS_GAUGE_COUNT] = {
@@ -33,6 +40,9 @@ static const char *const gauge_names[CFS_GAUGE_COUNT] = {
 	[CFS_MEM_CAP] = "mem_cap",
 	[CFS_READS_PARKED] = "reads_parked",
 	[CFS_ZSTD_STREAMS] = "zstd_streams",
+	[CFS_DISK_BYTES] = "disk_bytes",
+	[CFS_DISK_BLOCKS] = "disk_blocks",
+	[CFS_DISK_CAP] = "disk_cap",
 };
 
 void cfs_stats_add(enum cfs_counter c, uint64_t n)
@@ -104,6 +114,13 @@ double cfs_stats_ttfb_percentile(double p)
 	return 0.0;
 }
 
+/* part / whole, or 0 when whole is 0. */
+static void add_ratio(JsonBuilder *b, const char *name, uint64_t part, uint64_t whole)
+{
+	json_builder_set_member_name(b, name);
+	json_builder_add_double_value(b, whole ? (double)part / (double)whole : 0.0);
+}
+
 char *cfs_stats_render(uint64_t *len)
 {
 	JsonBuilder *b = json_builder_new();
@@ -123,8 +140,11 @@ char *cfs_stats_render(uint64_t *len)
 	json_builder_set_member_name(b, "ttfb_ms_p99");
 	json_builder_add_double_value(b, cfs_stats_ttfb_percentile(99));
 	uint64_t served = cfs_stats_get(CFS_BYTES_SERVED);
-	json_builder_set_member_name(b, "read_amplification");
-	json_builder_add_double_value(b, served ? (double)cfs_stats_get(CFS_BYTES_FETCHED) / (double)served : 0.0);
+	add_ratio(b, "read_amplification", cfs_stats_get(CFS_BYTES_FETCHED), served);
+	add_ratio(b, "mem_hit_ratio", cfs_stats_get(CFS_MEM_HITS),
+		  cfs_stats_get(CFS_MEM_HITS) + cfs_stats_get(CFS_MEM_MISSES));
+	add_ratio(b, "disk_hit_ratio", cfs_stats_get(CFS_DISK_HITS),
+		  cfs_stats_get(CFS_DISK_HITS) + cfs_stats_get(CFS_DISK_MISSES));
 	json_builder_end_object(b);
 
 	JsonGenerator *gen = json_generator_new();

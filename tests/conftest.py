@@ -344,13 +344,26 @@ def stop_process(proc, grace=10):
         proc.wait(timeout=10)
 
 
+# The default spill directory of every chunkfs the suite runs ($XDG_CACHE_HOME/chunkfs),
+# so that no test writes under the user's ~/.cache; removed at the end of the session.
+TEST_CACHE_HOME = tempfile.mkdtemp(prefix="chunkfs-test-cache.")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_cache_home():
+    yield
+    shutil.rmtree(TEST_CACHE_HOME, ignore_errors=True)
+
+
 def chunkfs_env(base=None, **overrides):
     """An environment for chunkfs: base (default os.environ) without the CA
-    bundle variables (CA_ENV_VARS), then overrides (a value of None removes
-    the variable). E.g. chunkfs_env(CURL_CA_BUNDLE=ca, HOME=str(home))."""
+    bundle variables (CA_ENV_VARS) and with XDG_CACHE_HOME in the suite's own
+    directory, then overrides (a value of None removes the variable). E.g.
+    chunkfs_env(CURL_CA_BUNDLE=ca, HOME=str(home))."""
     env = dict(os.environ if base is None else base)
     for var in CA_ENV_VARS:
         env.pop(var, None)
+    env["XDG_CACHE_HOME"] = TEST_CACHE_HOME
     for var, value in overrides.items():
         if value is None:
             env.pop(var, None)
@@ -924,13 +937,18 @@ def mount(chunkfs_bin, tmp_path, _watchdog):
     (daemon). With expect_ok=False a failure to mount is not an error: the
     Mount has ok=False and returncode set (the log tells why).
     Teardown unmounts, waits for the process and fails the test on a non-zero
-    exit (foreground, expect_ok) or a sanitizer report in the log."""
+    exit (foreground, expect_ok) or a sanitizer report in the log.
+
+    Unless args give --cache-dir or --disk-cache, each mount spills to a
+    directory of its own (tmp_path/cacheN), so that no two share a cache."""
     mounts = []
 
     def start(url, *args, foreground=True, expect_ok=True, env=None):
         n = len(mounts)
         path = str(tmp_path / ("mnt%d" % n))
         os.mkdir(path)
+        if not any(str(a).startswith(("--cache-dir", "--disk-cache")) for a in args):
+            args = ("--cache-dir=%s" % (tmp_path / ("cache%d" % n)),) + args
         log = str(tmp_path / ("chunkfs%d.log" % n))
         san_dir = str(tmp_path / ("sanitizer%d" % n))
         os.mkdir(san_dir)

@@ -61,7 +61,7 @@ def read_pass(m, big_dataset):
 
 @pytest.mark.budget(120)
 def test_memory_cap(nginx, mount, big_dataset, sanitized):
-    m = mount(nginx(big_dataset).url, "--mem-cache=32M")
+    m = mount(nginx(big_dataset).url, "--mem-cache=32M", "--disk-cache=0")
     total = sum(size for _, size in index_chunks(big_dataset))
     assert total >= 256 * MiB
     sampler = StatsSampler(m)

@@ -2,15 +2,17 @@
 writes them (GNU long names, pax headers, subdirectories, big members); a
 header with a bad checksum ends the member list there."""
 import errno
+import io
 import os
 import random
 import shutil
+import signal
 import subprocess
 import tarfile
 
 import pytest
 
-from conftest import MiB, data_dir, sha256_file, source_sha256
+from conftest import MiB, data_dir, scaled, sha256_file, source_sha256, wait_for
 from itemutil import errno_of, errname, read_bytes
 
 WDS_SHARDS = ["shard-000000.tar", "shard-000001.tar"]
@@ -173,3 +175,33 @@ def test_bad_header_checksum(mount, tars, bad_member):
     assert sha256_file(m.file(BAD_SHARD)) == sha256_file(raw)
     assert BAD_SHARD in m.read_log(), "no log line names the shard:\n" + m.read_log()
     assert m.alive() and m.stats()["mem_cap"] > 0
+
+
+def test_stop_while_a_tar_is_scanned(mount, nginx, tmp_path):
+    """SIGTERM to the daemon while a tar's member list is still being read
+    over a slow link (a reader waiting on it): the daemon stops with the scan
+    in flight (its request cancelled, its later reads refused) and exits 0
+    with no sanitizer report; the reader gets an answer or an error."""
+    root = tmp_path / "slow"
+    root.mkdir()
+    rng = random.Random(99)
+    with tarfile.open(root / "many.tar", "w", format=tarfile.GNU_FORMAT) as t:
+        for i in range(4000):
+            data = rng.randbytes(700)
+            info = tarfile.TarInfo("m%05d.bin" % i)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    srv = nginx(str(root), limit_rate="512k", extra_conf="        autoindex on;\n")
+    m = mount(srv.url, "--readahead=0")
+    lister = subprocess.Popen(["ls", m.file("many.tar.d")], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: m.stats()["bytes_fetched"] > 0, scaled(20), "the scan to start")
+        assert m.stats()["bytes_fetched"] < os.path.getsize(root / "many.tar"), \
+            "the scan ended before the daemon was stopped: the test proves nothing"
+        os.kill(m.pid, signal.SIGTERM)
+        m.proc.wait(timeout=scaled(20))
+    finally:
+        lister.wait(timeout=scaled(20))  # answered, or failed by the connection's end
+    assert m.unmount() == []
+    assert m.returncode == 0, m.read_log()

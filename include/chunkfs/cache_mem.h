@@ -8,9 +8,15 @@
  * and bytes already being fetched are never asked for twice.
  *
  * The cap is hard: buffers are reserved before a request is issued; the
- * least recently used blocks that no read or request holds are evicted to
- * make room, and a read whose blocks cannot get room waits, holding
- * nothing, until a request ends.
+ * blocks that no read or request holds are evicted to make room, in the
+ * order of the eviction policy (policy.h), and a read whose blocks cannot
+ * get room waits, holding nothing, until a request or a spill ends.
+ *
+ * With a spill tier (cache_disk.h), a block about to be evicted that holds
+ * bytes the tier lacks is written there first (and, past three quarters of
+ * the cap, ahead of time); a miss on a block the tier holds reads it back
+ * instead of fetching it, once the object's ETag is known (a HEAD asks for
+ * it when neither the listing nor a response gave it).
  *
  * A decompressed object (obj->compressed set) is filled by zstd streams
  * (zstream.h) instead of Range requests: its missing bytes become a want
@@ -30,6 +36,7 @@
 #include <stdint.h>
 
 struct cfs_cache;
+struct cfs_disk;
 struct cfs_fetcher;
 struct cfs_object;
 
@@ -46,18 +53,37 @@ struct iovec;
 typedef void (*cfs_read_done_fn)(void *cookie, const struct iovec *iov, int iovcnt, size_t len,
 				 int err);
 
-/*
- * Create the memory tier. cap and block_size are bytes; block_size is a
- * power of two and cap at least 4 blocks and 4 MiB (checked by options).
- * readahead is the largest readahead window in bytes (0: none), lowered
- * to an eighth of the cap so that a few streams fit. The
- * fetcher must outlive the cache's last request: free the cache after
- * cfs_fetcher_free().
- */
-struct cfs_cache *cfs_cache_new(uint64_t cap, uint64_t block_size, uint64_t readahead,
-				struct cfs_fetcher *fetcher);
+struct cfs_cache_config {
+	uint64_t cap;         /* bytes: at least 4 blocks and 4 MiB (checked by options) */
+	uint64_t block_size;  /* bytes, a power of two */
+	uint64_t readahead;   /* largest readahead window in bytes (0: none) */
+	const char *policy;   /* eviction policy name (policy.h) */
+};
 
-/* Free every block. No read may be parked and no request running. */
+/*
+ * Create the memory tier. The readahead window is lowered to an eighth of
+ * the cap so that a few streams fit. disk (may be NULL) is the spill tier,
+ * started, which the cache now owns: blocks leaving memory are written to
+ * it and read back from it. The fetcher must outlive the cache's last
+ * request: see cfs_cache_close().
+ */
+struct cfs_cache *cfs_cache_new(const struct cfs_cache_config *cfg, struct cfs_fetcher *fetcher,
+				struct cfs_disk *disk);
+
+/*
+ * Stop serving, at unmount: every read from now on (new, waiting for room
+ * or an ETag, or left by a read-back) is answered with -ECANCELED, and no
+ * request is made, so that callbacks still running (item views reading
+ * on, read-backs and spills ending) never reach a freed fetcher. Call it
+ * before cfs_fetcher_free(), which then cancels what runs. Thread-safe.
+ */
+void cfs_cache_close(struct cfs_cache *c);
+
+/*
+ * Write every block the spill tier lacks to it (so that the next mount
+ * finds it), wait for the writes, then free every block and the spill
+ * tier. Call after cfs_cache_close() and cfs_fetcher_free().
+ */
 void cfs_cache_free(struct cfs_cache *c);
 
 /*

@@ -87,6 +87,15 @@ void cfs_fetcher_submit(struct cfs_fetcher *f, const char *name, const char *url
 			void *ctx);
 
 /*
+ * Queue a HEAD of url: on_response gets the object's size (Content-Length)
+ * and ETag, on_data is not called, on_done ends it as for a GET (retries
+ * included). Used to learn an object's ETag without its bytes.
+ * Thread-safe; never blocks on the network.
+ */
+void cfs_fetcher_submit_head(struct cfs_fetcher *f, const char *name, const char *url,
+			     const struct cfs_fetch_ops *ops, void *ctx);
+
+/*
  * Blocking GET of a whole small object in the calling thread, outside the
  * fetcher thread, for use before the mount exists (the dataset index).
  * Stores at most max_bytes of body in *body (a GBytes the caller unrefs) and

@@ -14,6 +14,14 @@
 
 struct cfs_response_info;
 
+/* Asking the server for a remote object's ETag before trusting spilled blocks of it. */
+enum cfs_validation {
+	CFS_UNVALIDATED,        /* not asked */
+	CFS_VALIDATING,         /* a HEAD is on its way */
+	CFS_VALIDATED,          /* answered: its ETag is known, or it has none */
+	CFS_VALIDATION_FAILED,  /* no answer: spilled blocks wait until a GET brings the ETag */
+};
+
 struct cfs_object {
 	uint32_t id;       /* dense, 0-based, unique within the mount */
 	char *name;        /* path below the mount root, for log lines */
@@ -25,6 +33,7 @@ struct cfs_object {
 	int error;                      /* sticky negative errno once the object proved bad */
 	uint64_t bad_from;              /* with error: reads of bytes from here on fail (0: all) */
 	int bad_logged;                 /* atomic: the zstd streams reported bad data of it */
+	enum cfs_validation validation; /* whether its ETag was asked for (a HEAD) */
 	GQueue parked;                  /* struct cfs_parked_read, oldest first */
 	struct cfs_ra_streams streams;  /* readahead state of the readers of this object */
 
@@ -47,5 +56,8 @@ void cfs_object_free(struct cfs_object *obj);
  * Returns 0 or -EIO. Thread-safe.
  */
 int cfs_object_check_response(struct cfs_object *obj, const struct cfs_response_info *info);
+
+/* The ETag known for obj (listed, or of a response), g_malloc'd; NULL when none. Thread-safe. */
+char *cfs_object_etag(struct cfs_object *obj);
 
 #endif

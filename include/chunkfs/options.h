@@ -30,7 +30,12 @@ struct cfs_options {
 	char *s3_addressing;  /* --s3-addressing: "path", "virtual", or NULL to choose by endpoint */
 	char *profile;        /* --profile: AWS profile name */
 	bool no_sign_request; /* --no-sign-request: anonymous S3 requests */
+	char *cache_dir;      /* --cache-dir: where the spill tier keeps its files */
+	uint64_t disk_cache;  /* bytes, spill tier cap; 0: off; CFS_DISK_CAP_AUTO (cache_disk.h) */
+	char *eviction;       /* --eviction: policy of both tiers (policy.h) */
+	bool spill_compress;  /* --spill-compress: zstd-compress spilled blocks */
 };
+
 
 /*
  * Parse a size: a decimal number of bytes with an optional suffix K, M, G or T
@@ -44,7 +49,9 @@ bool cfs_parse_size(const char *text, uint64_t *out);
 /*
  * Parse argv into *opts, filling defaults first: mem_cache 1/8 of physical RAM
  * capped at 1 GiB, block_size 1 MiB, readahead 64 MiB, 8 connections,
- * connect timeout 10 s, timeout 30 s, 4 retries.
+ * connect timeout 10 s, timeout 30 s, 4 retries, cache_dir
+ * $XDG_CACHE_HOME/chunkfs (else ~/.cache/chunkfs), disk_cache
+ * CFS_DISK_CAP_AUTO, eviction "lru".
  * Handles --help and --version itself by printing to stdout and setting
  * *exit_now (return value true). On a usage error returns false with a
  * one-line message in *error (G_OPTION_ERROR domain). argv is not modified.

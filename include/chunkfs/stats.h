@@ -22,6 +22,13 @@ enum cfs_counter {
 	CFS_MEM_EVICTIONS,   /* blocks dropped from the memory tier */
 	CFS_DECOMPRESSED_BYTES, /* bytes produced by decompressing zstd chunks */
 	CFS_CHUNK_HEADERS,   /* chunk headers read to find items */
+	CFS_DISK_HITS,       /* blocks read back from the spill tier */
+	CFS_DISK_MISSES,     /* blocks the spill tier did not have when memory missed them */
+	CFS_SPILLS,          /* blocks written to the spill tier */
+	CFS_SPILL_ERRORS,    /* block writes that failed (no space, I/O error) */
+	CFS_DISK_EVICTIONS,  /* blocks dropped from the spill tier to make room */
+	CFS_DISK_BAD_BLOCKS, /* spilled files refused on read: torn, truncated, corrupt, foreign */
+	CFS_VALIDATIONS,     /* HEADs made to learn an ETag before reusing spilled blocks */
 	CFS_COUNTER_COUNT
 };
 
@@ -31,6 +38,9 @@ enum cfs_gauge {
 	CFS_MEM_CAP,       /* memory tier cap, bytes */
 	CFS_READS_PARKED,  /* reads waiting for bytes now */
 	CFS_ZSTD_STREAMS,  /* zstd decompression streams alive, idle ones included */
+	CFS_DISK_BYTES,    /* bytes the spill tier takes on disk, as du counts them */
+	CFS_DISK_BLOCKS,   /* blocks in the spill tier */
+	CFS_DISK_CAP,      /* spill tier cap, bytes; 0 when it is off */
 	CFS_GAUGE_COUNT
 };
 
@@ -50,8 +60,10 @@ void cfs_stats_ttfb(uint64_t usec);
 double cfs_stats_ttfb_percentile(double p);
 
 /*
- * Render all counters, gauges, TTFB p50/p99 (ms) and read amplification
- * (bytes fetched / bytes served) as a pretty-printed JSON object followed
+ * Render all counters, gauges, TTFB p50/p99 (ms), read amplification
+ * (bytes fetched / bytes served) and each tier's hit ratio (memory: reads
+ * answered without waiting / reads; disk: blocks read back / blocks that
+ * memory missed) as a pretty-printed JSON object followed
  * by a newline. Returns a g_malloc'd string the caller frees; *len gets its
  * length in bytes.
  */

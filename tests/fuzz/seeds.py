@@ -1,6 +1,6 @@
 """Seed corpora of the fuzz targets, made from the fixtures in tests/data.
 
-    seeds.py OUT    writes OUT/fuzz_dsindex/, OUT/fuzz_chunk/ and OUT/fuzz_tar/
+    seeds.py OUT    writes OUT/fuzz_dsindex/, OUT/fuzz_chunk/, OUT/fuzz_spill/ and OUT/fuzz_tar/
 
 fuzz_chunk inputs are: schema number (1 byte), item count n and chunk size (uint32 LE each),
 then the chunk; the schema numbers are those of fuzz_chunk.c.
@@ -76,6 +76,20 @@ def synthetic(out):
     write(out, "fuzz_chunk", "arrays", fuzz_input(ARRAYS, [head + b"".join(columns)]))
 
 
+def spill_seeds(out):
+    """fuzz_spill inputs: mode, flip (0xffff none), extents, block bytes (see fuzz_spill.c)."""
+    jpeg = read("wds", "shard-000000.tar")[512:4608]
+    text = b"item 31 h\xc3\xa9llo " * 50
+    for name, mode, flip, extents, body in [
+            ("whole-raw", 0, 0xffff, [(0, 4096)], jpeg),
+            ("two-extents-zstd", 1, 0xffff, [(100, 900), (2000, 96)], text),
+            ("flipped-header", 0, 30, [(0, 512)], text),
+            ("flipped-payload-zstd", 1, 200, [(0, 4096)], text)]:
+        head = struct.pack("<BHB", mode, flip, len(extents))
+        head += b"".join(struct.pack("<HH", lo, n) for lo, n in extents)
+        write(out, "fuzz_spill", name, head + body)
+
+
 def main(out):
     for dataset in sorted(os.listdir(DATA)):
         if not os.path.isfile(os.path.join(DATA, dataset, "index.json")):
@@ -93,6 +107,7 @@ def main(out):
         first = items(read(dataset, chunks(json.loads(text))[0][0]))[:3]
         write(out, "fuzz_chunk", dataset + "-first-items", fuzz_input(schema, first))
     synthetic(out)
+    spill_seeds(out)
     for name in sorted(os.listdir(os.path.join(DATA, "wds"))):
         archive = read("wds", name)
         write(out, "fuzz_tar", name, archive)

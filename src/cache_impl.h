@@ -1,0 +1,151 @@
+/*
+ * Private to the memory tier: cache_mem.c keeps the blocks, the room under
+ * the cap and the reads; cache_fill.c is where bytes come from (Range
+ * requests, zstd streams, the spill tier) and where blocks go when they
+ * leave memory (the spill tier). Every function here is called with the
+ * cache's lock held unless it says otherwise.
+ */
+#ifndef CHUNKFS_CACHE_IMPL_H
+#define CHUNKFS_CACHE_IMPL_H
+
+#include <sys/uio.h>
+
+#include "chunkfs/cache_mem.h"
+#include "chunkfs/extents.h"
+#include "chunkfs/fetch.h"
+#include "chunkfs/policy.h"
+
+struct cfs_disk;
+struct cfs_object;
+struct cfs_zstd;
+
+struct block_key {
+	uint32_t obj;
+	uint64_t index;
+};
+
+struct block {
+	struct block_key key;
+	struct cfs_object *obj;
+	uint32_t len;                 /* bytes of the object this block holds when full */
+	uint8_t *data;                /* len bytes, mmap'd so that eviction returns them */
+	struct cfs_extents filled;    /* bytes that have landed */
+	struct cfs_extents inflight;  /* bytes a running request or read-back will deliver */
+	unsigned pins;                /* reads, requests, read-backs and spills using it */
+	struct cfs_policy_entry pol;
+	bool clean;                   /* the spill tier holds exactly the filled bytes */
+	bool spilling;                /* being written to the spill tier, which pins it */
+	bool unspillable;             /* its spill failed: let go without another try */
+	uint64_t spilled_bytes;       /* filled bytes when its spill began */
+};
+
+/*
+ * A read: parked until its bytes land (in obj->parked), waiting for room (in
+ * cache.mem_wait) or for its object's ETag (in cache.val_wait), or being
+ * answered.
+ */
+struct parked {
+	struct cfs_object *obj;
+	uint64_t off, len;
+	GBytes *head;                 /* bytes answered before the object's, or NULL */
+	cfs_read_done_fn done;
+	void *cookie;
+	bool pinned;                  /* holds a pin on each of its blocks */
+	GList link;
+};
+
+struct cfs_cache {
+	GMutex lock;
+	uint64_t cap, used, block_size, readahead;
+	struct cfs_fetcher *fetcher;
+	struct cfs_zstd *zstd;        /* streams that fill decompressed objects */
+	struct cfs_disk *disk;        /* the spill tier, or NULL */
+	struct cfs_policy *policy;
+	uint64_t spilling;            /* bytes of blocks being written to the spill tier */
+	GHashTable *blocks;           /* struct block_key * -> struct block * */
+	uint8_t **pool;               /* buffers of freed full blocks, kept for new ones */
+	unsigned pool_n, pool_max;
+	GQueue mem_wait;              /* struct parked waiting for room, oldest first */
+	GQueue val_wait;              /* struct parked waiting for an ETag before a read-back */
+	bool closing;                 /* cfs_cache_close(): reads fail, nothing is fetched */
+	GThreadPool *repliers;        /* sends struct answer * queued by other threads */
+};
+
+/*
+ * A read ready to be answered once the lock is dropped: on success it still
+ * pins its blocks, and iov points into them, until the reply has been sent.
+ */
+struct answer {
+	struct parked *r;
+	struct iovec *iov;            /* NULL on error */
+	int iovcnt;
+	int err;
+};
+
+static inline uint64_t block_start(const struct cfs_cache *c, uint64_t index)
+{
+	return index * c->block_size;
+}
+
+/* Loop over the block indexes of [off, off + len); lo and hi bound the range inside each block. */
+#define FOR_EACH_BLOCK(c, off, len, idx, lo, hi)                                              \
+	for (uint64_t idx = (off) / (c)->block_size, _end = (off) + (len), lo G_GNUC_UNUSED,   \
+	     hi G_GNUC_UNUSED;                                                                \
+	     block_start(c, idx) < _end &&                                                    \
+	     (lo = MAX(off, block_start(c, idx)) - block_start(c, idx),                       \
+	     hi = MIN(_end, block_start(c, idx + 1)) - block_start(c, idx), 1);               \
+	     idx++)
+
+/* ---- cache_mem.c ---- */
+
+uint32_t cache_block_len(const struct cfs_cache *c, const struct cfs_object *obj,
+			 uint64_t index);
+struct block *cache_block_get(struct cfs_cache *c, const struct cfs_object *obj,
+			      uint64_t index);
+/* A new, empty, unpinned block (room must have been made); NULL when mmap fails. */
+struct block *cache_block_new(struct cfs_cache *c, struct cfs_object *obj, uint64_t index);
+/* Make bytes more fit under the cap, evicting (or starting to spill) unpinned blocks. */
+bool cache_make_room(struct cfs_cache *c, uint64_t bytes);
+void cache_pin(struct cfs_cache *c, struct block *b);
+/* A block with nothing landed and nothing coming is freed by its last unpin. */
+void cache_unpin(struct cfs_cache *c, struct block *b);
+bool cache_is_present(struct cfs_cache *c, const struct cfs_object *obj, uint64_t off,
+		      uint64_t len);
+/* Answer the parked reads of obj that overlap [off, end) and are now complete. */
+void cache_answer_ready(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t end,
+			GArray *answers);
+/* Fail the parked reads of obj that needed bytes of [off, end) that will now not come. */
+void cache_fail_stranded(struct cfs_cache *c, struct cfs_object *obj, uint64_t off,
+			 uint64_t end, int err, GArray *answers);
+/*
+ * Serve again the reads of q (waiting for room, or for an ETag), release
+ * the lock, and answer them with the rest of answers (which it frees).
+ */
+void cache_retry_unlock(struct cfs_cache *c, GQueue *q, GArray *answers);
+/* Hand answers (collected under the lock) to the reply threads. Without the lock. */
+void cache_deliver_all(struct cfs_cache *c, GArray *answers);
+GArray *cache_answers_new(void);
+
+/* ---- cache_fill.c ---- */
+
+/* Ask for the bytes of [off, off + len) that are neither there nor coming. */
+void cache_request_missing(struct cfs_cache *c, struct cfs_object *obj, uint64_t off,
+			   uint64_t len, enum cfs_fetch_priority prio);
+/* Read back from the spill tier the blocks of [off, off + len) that hold nothing yet. */
+void cache_load_blocks(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len);
+/*
+ * A read that must wait for its object's ETag before the spill tier can be
+ * trusted (a HEAD is started for it once): true when so.
+ */
+bool cache_needs_validation(struct cfs_cache *c, const struct parked *r);
+/* b holds bytes the spill tier does not. */
+bool cache_needs_spill(const struct cfs_cache *c, const struct block *b);
+/* Write b to the spill tier; it stays pinned until written. */
+void cache_spill(struct cfs_cache *c, struct block *b);
+/* Bytes of blocks that may be on their way to the spill tier at once. */
+uint64_t cache_spill_budget(const struct cfs_cache *c);
+
+extern const struct cfs_fetch_ops cache_fill_ops;
+extern const struct cfs_zstd_sink cache_zstd_sink;
+
+#endif

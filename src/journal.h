@@ -1,0 +1,63 @@
+/*
+ * Private to the spill tier: its journal, the on-disk index of the block
+ * files. A 24-byte header ("CFSJRNL\n", uint32 LE version 1, 4 zero
+ * bytes, uint64 LE block size), then 32-byte records: uint64 object key,
+ * uint64 block index, uint64 ETag hash, uint32 bytes the block costs under
+ * the cap, one byte of flags (1: added; 0: dropped), and the low 24 bits of
+ * the XXH3-64 of the 29 bytes before them. Records are appended with one
+ * write() each; a torn last record fails its check and ends the replay.
+ * Not thread-safe: the spill tier's lock guards it.
+ */
+#ifndef CHUNKFS_JOURNAL_H
+#define CHUNKFS_JOURNAL_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CFS_JOURNAL_RECORD 32
+
+struct cfs_journal_rec {
+	uint64_t obj, index, bytes, etag_hash;
+	bool add;
+};
+
+struct cfs_journal;
+
+typedef void (*cfs_journal_replay_fn)(const struct cfs_journal_rec *r, void *ctx);
+
+/*
+ * Read the journal at path and replay its records in order. A journal that
+ * is missing, torn in its header, or of another version or block size is
+ * not replayed: *unknown is set, and the files it would have counted must
+ * go. Appending starts after cfs_journal_rewrite(), which
+ * uses tmpdir (same file system) for the new file. Fails with a GError
+ * naming path when it cannot be read.
+ */
+struct cfs_journal *cfs_journal_open(const char *path, const char *tmpdir, uint64_t block_size,
+				     cfs_journal_replay_fn replay, void *ctx, bool *unknown,
+				     GError **error);
+
+/* Append one record; false (logged once) when it could not be written. */
+bool cfs_journal_append(struct cfs_journal *j, const struct cfs_journal_rec *r);
+
+/* Replace the journal with the header and recs[0, n) (a new file renamed over it). */
+bool cfs_journal_rewrite(struct cfs_journal *j, const struct cfs_journal_rec *recs, guint n,
+			 GError **error);
+
+/* The journal's length in bytes, and in records. */
+uint64_t cfs_journal_bytes(const struct cfs_journal *j);
+uint64_t cfs_journal_records(const struct cfs_journal *j);
+
+/*
+ * Whether an append failed since the last rewrite: the journal may then
+ * count a block whose file is gone, until a rewrite puts it right.
+ */
+bool cfs_journal_lost(const struct cfs_journal *j);
+
+/* The length of a journal holding records records. */
+uint64_t cfs_journal_size_for(uint64_t records);
+
+void cfs_journal_close(struct cfs_journal *j);
+
+#endif
