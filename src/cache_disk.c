@@ -22,10 +22,10 @@
 
 /* du counts files and directories in blocks of this size. */
 #define FS_BLOCK UINT64_C(4096)
-/* What a file costs its directory, beyond its own blocks. */
-#define DIRENT_BYTES UINT64_C(64)
-/* DIR, the cache's directory, blocks/, tmp/, lock: one block each. */
-#define FIXED_BYTES (5 * FS_BLOCK)
+/* DIR, the cache's directory, tmp/, lock: one block each (blocks/ is measured). */
+#define FIXED_BYTES (4 * FS_BLOCK)
+/* What adding one name can grow a directory by (a leaf split and an index block). */
+#define DIR_GROWTH (2 * FS_BLOCK)
 /* Read-backs at once: 1 MiB reads, enough of them at a time to keep a disk busy. */
 #define READERS 8
 /* The journal is rewritten once it holds this many more records than blocks. */
@@ -51,6 +51,7 @@ struct cfs_disk {
 	uint64_t cap, block_size;
 	bool compress;
 	int lock_fd;
+	int blocks_fd;               /* blocks/, to measure it */
 	GThreadPool *writer, *readers;
 
 	GMutex lock;                 /* guards everything below */
@@ -58,6 +59,7 @@ struct cfs_disk {
 	struct cfs_policy *policy;
 	uint64_t used;               /* bytes of the block files, as counted */
 	uint64_t pending;            /* bytes of the file being written */
+	uint64_t dir_bytes;          /* blocks/ as du counts it (it never shrinks on ext4) */
 	struct cfs_journal *journal;
 	bool failing;                /* the last write failed */
 };
@@ -99,7 +101,7 @@ static uint64_t hash_text(const char *s)
 
 static uint64_t file_cost(uint64_t size)
 {
-	return du_bytes(size) + DIRENT_BYTES;
+	return du_bytes(size);
 }
 
 static char *block_path(const struct cfs_disk *d, const struct dkey *k)
@@ -107,18 +109,21 @@ static char *block_path(const struct cfs_disk *d, const struct dkey *k)
 	return g_strdup_printf("%s/%016" PRIx64 "-%" PRIu64, d->blocks, k->obj, k->index);
 }
 
-/* Bytes under the cap with the journal grown by records more (and room to rewrite it). */
-static uint64_t total(const struct cfs_disk *d, unsigned records)
+/*
+ * Bytes under the cap with the journal grown by records more, and room to
+ * rewrite it with grow blocks more than there are.
+ */
+static uint64_t total(const struct cfs_disk *d, unsigned records, unsigned grow)
 {
-	uint64_t live = g_hash_table_size(d->index);
+	uint64_t live = g_hash_table_size(d->index) + grow;
 	uint64_t journal = cfs_journal_bytes(d->journal) + records * (uint64_t)CFS_JOURNAL_RECORD;
-	return d->used + d->pending + FIXED_BYTES + du_bytes(journal) +
-	       du_bytes(cfs_journal_size_for(live));
+	return d->used + d->pending + FIXED_BYTES + MAX(d->dir_bytes, FS_BLOCK) + DIR_GROWTH +
+	       du_bytes(journal) + du_bytes(cfs_journal_size_for(live));
 }
 
 static void publish(const struct cfs_disk *d)
 {
-	cfs_stats_gauge_set(CFS_DISK_BYTES, (int64_t)total(d, 0));
+	cfs_stats_gauge_set(CFS_DISK_BYTES, (int64_t)total(d, 0, 0));
 	cfs_stats_gauge_set(CFS_DISK_BLOCKS, g_hash_table_size(d->index));
 }
 
@@ -131,13 +136,14 @@ static void entry_drop(struct cfs_disk *d, struct dentry *e)
 }
 
 static struct dentry *entry_put(struct cfs_disk *d, const struct dkey *k, uint64_t bytes,
-				uint64_t etag_hash)
+				uint64_t etag_hash, unsigned readers)
 {
 	struct dentry *e = g_hash_table_lookup(d->index, k);
 	if (e)
 		entry_drop(d, e);
 	e = g_new0(struct dentry, 1);
-	*e = (struct dentry){ .key = *k, .bytes = bytes, .etag_hash = etag_hash };
+	*e = (struct dentry){ .key = *k, .bytes = bytes, .etag_hash = etag_hash,
+			      .readers = readers };
 	g_hash_table_insert(d->index, &e->key, e);
 	cfs_policy_add(d->policy, &e->pol);
 	d->used += bytes;
@@ -158,7 +164,7 @@ static void replay_one(const struct cfs_journal_rec *r, void *ctx)
 	struct dkey k = { r->obj, r->index };
 	struct dentry *e = g_hash_table_lookup(d->index, &k);
 	if (r->add)
-		entry_put(d, &k, r->bytes, r->etag_hash);
+		entry_put(d, &k, r->bytes, r->etag_hash, 0);
 	else if (e)
 		entry_drop(d, e);
 }
@@ -192,6 +198,14 @@ static bool evictable(struct cfs_policy_entry *p, void *keep)
 	return e->readers == 0 && !(keep && dkey_equal(&e->key, keep));
 }
 
+/* What blocks/ takes now: ext4 grows a directory with its names, and never shrinks it. */
+static void measure_dir(struct cfs_disk *d)
+{
+	struct stat st;
+	if (d->blocks_fd >= 0 && fstat(d->blocks_fd, &st) == 0)
+		d->dir_bytes = (uint64_t)st.st_blocks * 512;
+}
+
 /*
  * Drop blocks other than keep until need more bytes (and the records it
  * takes) fit under the cap, returning the keys of the files to delete;
@@ -199,7 +213,8 @@ static bool evictable(struct cfs_policy_entry *p, void *keep)
  */
 static bool make_room(struct cfs_disk *d, uint64_t need, const struct dkey *keep, GArray *gone)
 {
-	while (total(d, gone->len + 2) + need > d->cap) {
+	measure_dir(d);
+	while (total(d, gone->len + 2, need > 0) + need > d->cap) {
 		struct cfs_policy_entry *p = cfs_policy_victim(d->policy, evictable, (void *)keep);
 		if (!p)
 			return false;
@@ -310,7 +325,10 @@ static bool make_tree(struct cfs_disk *d, const struct cfs_disk_config *cfg, GEr
 	d->root = g_build_filename(cfg->dir, key, NULL);
 	d->blocks = g_build_filename(d->root, "blocks", NULL);
 	d->tmp = g_build_filename(d->root, "tmp", NULL);
-	return make_dir(d->blocks, error) && make_dir(d->tmp, error);
+	if (!make_dir(d->blocks, error) || !make_dir(d->tmp, error))
+		return false;
+	d->blocks_fd = open(d->blocks, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return true;
 }
 
 /*
@@ -331,11 +349,26 @@ static bool load_journal(struct cfs_disk *d, GError **error)
 	return true;
 }
 
+/*
+ * Rewrite the journal compact, so that appending can start. On a full disk
+ * the mount goes on: blocks are read back, but none is spilled until a
+ * later try (after each spill refused) can write it.
+ */
+static void start_journal(struct cfs_disk *d)
+{
+	GError *err = NULL;
+	if (!compact(d, &err)) {
+		g_warning("%s; blocks are not spilled until it can be written", err->message);
+		g_error_free(err);
+	}
+}
+
 struct cfs_disk *cfs_disk_open(const struct cfs_disk_config *cfg, GError **error)
 {
 	struct cfs_disk *d = g_new0(struct cfs_disk, 1);
 	g_mutex_init(&d->lock);
 	d->lock_fd = -1;
+	d->blocks_fd = -1;
 	d->cap = cfg->cap;
 	d->block_size = cfg->block_size;
 	d->compress = cfg->compress;
@@ -352,7 +385,7 @@ struct cfs_disk *cfs_disk_open(const struct cfs_disk_config *cfg, GError **error
 	if (ok) {
 		make_room(d, 0, NULL, gone); /* a smaller cap than last time */
 		unlink_files(d, gone); /* the compacted journal leaves them out */
-		ok = compact(d, error);
+		start_journal(d);
 	}
 	g_array_free(gone, TRUE);
 	if (!ok) {
@@ -390,16 +423,21 @@ bool cfs_disk_has(struct cfs_disk *d, const char *name, uint64_t index, const ch
 	for (uint64_t i = 0; stale && i < nblocks; i++) {
 		struct dkey b = { k.obj, i };
 		struct dentry *old = g_hash_table_lookup(d->index, &b);
-		if (old && old->readers == 0) {
+		if (old && old->readers == 0)
 			g_array_append_val(gone, b);
-			entry_drop(d, old);
-		}
 	}
+	/* Deleted before their room is given back, which the writer may take at once. */
+	unlink_files(d, gone);
+	for (guint i = 0; i < gone->len; i++) {
+		entry_drop(d, g_hash_table_lookup(d->index, &g_array_index(gone, struct dkey, i)));
+		note_del(d, &g_array_index(gone, struct dkey, i));
+	}
+	if (gone->len)
+		publish(d);
 	g_mutex_unlock(&d->lock);
 	if (stale)
 		g_message("%s changed on the server (ETag %s): dropping its %u spilled blocks", name,
 			  *etag ? etag : "none", gone->len);
-	delete_files(d, gone);
 	g_array_free(gone, TRUE);
 	return e && !stale;
 }
@@ -655,9 +693,11 @@ static bool reserve(struct spill *s, uint64_t cost, uint64_t etag_hash)
 {
 	struct cfs_disk *d = s->d;
 	GArray *gone = g_array_new(FALSE, FALSE, sizeof(struct dkey));
-	struct cfs_journal_rec r = { s->key.obj, s->key.index, cost, etag_hash, true };
 	g_mutex_lock(&d->lock);
 	struct dentry *old = g_hash_table_lookup(d->index, &s->key);
+	/* A crash before the rename leaves the old file under the name: count the larger. */
+	struct cfs_journal_rec r = { s->key.obj, s->key.index, MAX(cost, old ? old->bytes : 0),
+				     etag_hash, true };
 	bool ok = (!old || old->readers == 0) && make_room(d, cost, &s->key, gone) &&
 		  cfs_journal_append(d->journal, &r); /* before the file: none goes uncounted */
 	if (ok)
@@ -677,16 +717,15 @@ static void settle(struct spill *s, uint64_t cost, uint64_t etag_hash, bool writ
 	d->pending = 0;
 	struct dentry *old = g_hash_table_lookup(d->index, &s->key);
 	if (written) {
-		entry_put(d, &s->key, cost, etag_hash);
+		entry_put(d, &s->key, cost, etag_hash, old ? old->readers : 0);
 	} else {
+		unlink(path); /* an older version: deleted, then recorded gone */
 		if (old)
 			entry_drop(d, old);
 		note_del(d, &s->key);
 	}
 	publish(d);
 	g_mutex_unlock(&d->lock);
-	if (!written)
-		unlink(path); /* an older version, which the journal no longer counts */
 }
 
 /* Say once that writes fail, and once that they work again. */
@@ -723,9 +762,52 @@ static void maybe_compact(struct cfs_disk *d)
 	g_mutex_unlock(&d->lock);
 }
 
+/* A block file's name as its key; false for any other name. */
+static bool parse_name(const char *name, struct dkey *k)
+{
+	char *end;
+	if (strlen(name) < 18 || name[16] != '-' || !g_ascii_isxdigit(name[0]))
+		return false;
+	k->obj = g_ascii_strtoull(name, &end, 16);
+	if (end != name + 16 || !g_ascii_isdigit(name[17]))
+		return false;
+	k->index = g_ascii_strtoull(name + 17, &end, 10);
+	return *end == '\0';
+}
+
+/*
+ * Delete the files of blocks/ that the journal does not count: a crash
+ * between a deletion and its record, or a foreign file. The writer's first
+ * job, so that no file it renames into place meanwhile is mistaken for one,
+ * and mounting never waits for a scan.
+ */
+static void sweep(struct cfs_disk *d)
+{
+	DIR *dp = opendir(d->blocks);
+	struct dirent *de;
+	unsigned n = 0;
+	while (dp && (de = readdir(dp))) {
+		struct dkey k;
+		if (de->d_name[0] == '.' && (!de->d_name[1] || !strcmp(de->d_name, "..")))
+			continue;
+		g_mutex_lock(&d->lock);
+		bool counted = parse_name(de->d_name, &k) && g_hash_table_lookup(d->index, &k);
+		g_mutex_unlock(&d->lock);
+		if (!counted && unlinkat(dirfd(dp), de->d_name, 0) == 0)
+			n++;
+	}
+	if (dp)
+		closedir(dp);
+	if (n)
+		g_message("%s: deleted %u files the journal did not count", d->blocks, n);
+}
+
 static void spill_run(gpointer data, gpointer user)
 {
-	(void)user;
+	if (data == user) { /* the job cfs_disk_start() queues first */
+		sweep(user);
+		return;
+	}
 	struct spill *s = data;
 	struct cfs_spill_file f;
 	cfs_spill_prepare(&s->id, &s->extents, s->data, s->d->compress, &f);
@@ -769,6 +851,7 @@ void cfs_disk_start(struct cfs_disk *d)
 {
 	write_pid(d);
 	d->writer = g_thread_pool_new(spill_run, d, 1, TRUE, NULL);
+	g_thread_pool_push(d->writer, d, NULL);
 	d->readers = g_thread_pool_new(load_run, d, READERS, TRUE, NULL);
 }
 
@@ -794,6 +877,8 @@ void cfs_disk_free(struct cfs_disk *d)
 	cfs_policy_free(d->policy);
 	if (d->lock_fd >= 0)
 		close(d->lock_fd);
+	if (d->blocks_fd >= 0)
+		close(d->blocks_fd);
 	g_mutex_clear(&d->lock);
 	g_free(d->root);
 	g_free(d->blocks);

@@ -22,7 +22,8 @@ struct cfs_journal {
 	uint64_t records;
 	bool failed;          /* an append failed: said once */
 	bool torn;            /* a short append is still at the end */
-	bool lost;            /* an append failed since the last rewrite */
+	bool lost;            /* an append or a rewrite failed since the last rewrite */
+	uint64_t file_len;    /* bytes of the file read at open, there until the first rewrite */
 };
 
 static void put(uint8_t *p, uint64_t v, int bytes)
@@ -103,6 +104,7 @@ struct cfs_journal *cfs_journal_open(const char *path, const char *tmpdir, uint6
 	j->tmpdir = g_strdup(tmpdir);
 	j->block_size = block_size;
 	j->fd = -1;
+	j->file_len = len;
 	return j;
 }
 
@@ -146,17 +148,15 @@ bool cfs_journal_rewrite(struct cfs_journal *j, const struct cfs_journal_rec *re
 		encode(&recs[i], buf + HEADER + (gsize)i * CFS_JOURNAL_RECORD);
 	char *tmp = g_build_filename(j->tmpdir, "journal", NULL);
 	bool ok = g_file_set_contents(tmp, (const gchar *)buf, (gssize)len, error);
-	if (ok && rename(tmp, j->path) != 0) {
+	/* Opened before the rename: on any failure the old journal stays in use, whole. */
+	int fd = ok ? open(tmp, O_WRONLY | O_APPEND | O_CLOEXEC) : -1;
+	if (ok && (fd < 0 || rename(tmp, j->path) != 0)) {
 		int e = errno;
-		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "cannot rename %s: %s",
+		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "cannot put %s in place: %s",
 			    tmp, g_strerror(e));
-		ok = false;
-	}
-	int fd = ok ? open(j->path, O_WRONLY | O_APPEND | O_CLOEXEC) : -1;
-	if (ok && fd < 0) {
-		int e = errno;
-		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "cannot open %s: %s",
-			    j->path, g_strerror(e));
+		if (fd >= 0)
+			close(fd);
+		unlink(tmp);
 		ok = false;
 	}
 	if (ok) {
@@ -167,6 +167,7 @@ bool cfs_journal_rewrite(struct cfs_journal *j, const struct cfs_journal_rec *re
 		j->torn = false;
 		j->lost = false;
 	}
+	j->lost |= !ok;
 	g_free(tmp);
 	g_free(buf);
 	return ok;
@@ -179,7 +180,7 @@ uint64_t cfs_journal_size_for(uint64_t records)
 
 uint64_t cfs_journal_bytes(const struct cfs_journal *j)
 {
-	return cfs_journal_size_for(j->records);
+	return j->fd >= 0 ? cfs_journal_size_for(j->records) : j->file_len;
 }
 
 uint64_t cfs_journal_records(const struct cfs_journal *j)

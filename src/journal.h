@@ -45,13 +45,16 @@ bool cfs_journal_append(struct cfs_journal *j, const struct cfs_journal_rec *r);
 bool cfs_journal_rewrite(struct cfs_journal *j, const struct cfs_journal_rec *recs, guint n,
 			 GError **error);
 
-/* The journal's length in bytes, and in records. */
+/*
+ * The journal's length in bytes (until the first rewrite, that of the file
+ * read at open, which is still there), and the records appended since.
+ */
 uint64_t cfs_journal_bytes(const struct cfs_journal *j);
 uint64_t cfs_journal_records(const struct cfs_journal *j);
 
 /*
- * Whether an append failed since the last rewrite: the journal may then
- * count a block whose file is gone, until a rewrite puts it right.
+ * Whether an append or a rewrite failed since the last rewrite: the journal
+ * may then count a block whose file is gone, until a rewrite puts it right.
  */
 bool cfs_journal_lost(const struct cfs_journal *j);
 

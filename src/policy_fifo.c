@@ -5,7 +5,7 @@
 
 static void *fifo_create(void)
 {
-	return g_new0(GQueue, 1);
+	return g_queue_new(); /* g_queue_free() returns it to GSlice */
 }
 
 static void fifo_destroy(void *state)

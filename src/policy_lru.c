@@ -9,7 +9,7 @@
 
 static void *lru_create(void)
 {
-	return g_new0(GQueue, 1);
+	return g_queue_new(); /* g_queue_free() returns it to GSlice */
 }
 
 static void lru_destroy(void *state)

@@ -25,11 +25,14 @@ def test_page_cache_kept_across_opens(nginx, mount, big_dataset):
     assert sha256_file(m.file(name)) == src
     first = m.stats()
     assert first["bytes_served"] >= size
-    # A second open is served by the page cache: the daemon sees no read.
+    # A second open is served by the page cache: without keep_cache the open
+    # would drop it and every read would come again. Not "no read at all":
+    # these machines run a DAMON pageout scheme (kdamond, min age 12
+    # aggregation intervals) that may evict pages read a moment ago.
     assert sha256_file(m.file(name)) == src
     second = m.stats()
-    assert second["reads"] == first["reads"]
-    assert second["bytes_served"] == first["bytes_served"]
+    assert second["reads"] - first["reads"] <= first["reads"] // 4, (first, second)
+    assert second["bytes_served"] - first["bytes_served"] <= size // 4
 
 
 def test_reads_arrive_in_1mib_requests(nginx, mount, big_dataset):

@@ -10,13 +10,16 @@
  *             or dropped, appended before a block file appears and after it
  *             is gone; replayed and rewritten compact at the next mount
  *   blocks/   one file per block, named <XXH3-64 of the object name>-<index>
- *             (spillfmt.h); written under tmp/ and renamed into place
+ *             (spillfmt.h); written under tmp/ and renamed into place; files
+ *             the journal does not count are deleted after each mount
  *   tmp/      files being written; emptied at mount
  *
  * The cap counts every file and directory of that tree as du sees it on
- * ext4 (4 KiB blocks, and the extent blocks of fragmented files), and space is reserved, by evicting blocks at once, before a file
- * is written, so du never exceeds the cap. A write that fails (ENOSPC, EIO)
- * drops that block only, with one log line until writes work again.
+ * ext4 (4 KiB blocks, the extent blocks of fragmented files, blocks/ as
+ * measured), and space is reserved, by evicting blocks at once, before a
+ * file is written, so du never exceeds the cap. A write that fails
+ * (ENOSPC, EIO) drops that block only, with one log line until writes work
+ * again.
  *
  * Thread-safe. The writer is one thread, the readers a pool of eight; their
  * callbacks run there, without the tier's lock.
