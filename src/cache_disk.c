@@ -236,14 +236,20 @@ static void unlink_files(struct cfs_disk *d, GArray *gone)
 	}
 }
 
+/* Record the files of gone deleted. Under the lock. */
+static void note_gone(struct cfs_disk *d, GArray *gone)
+{
+	for (guint i = 0; i < gone->len; i++)
+		note_del(d, &g_array_index(gone, struct dkey, i));
+	publish(d);
+}
+
 /* Delete the files of gone, then record it: a crash in between leaves a record without a file. */
 static void delete_files(struct cfs_disk *d, GArray *gone)
 {
 	unlink_files(d, gone);
 	g_mutex_lock(&d->lock);
-	for (guint i = 0; i < gone->len; i++)
-		note_del(d, &g_array_index(gone, struct dkey, i));
-	publish(d);
+	note_gone(d, gone);
 	g_mutex_unlock(&d->lock);
 }
 
@@ -411,34 +417,41 @@ struct load {
 	void *ctx;
 };
 
+/*
+ * Delete the files of the blocks of object obj (nblocks of them) that no
+ * read-back holds, before their room is given back, which the writer may
+ * take at once; returns how many. Under the lock.
+ */
+static guint drop_object(struct cfs_disk *d, uint64_t obj, uint64_t nblocks)
+{
+	GArray *gone = g_array_new(FALSE, FALSE, sizeof(struct dkey));
+	for (uint64_t i = 0; i < nblocks; i++) {
+		struct dkey b = { obj, i };
+		struct dentry *e = g_hash_table_lookup(d->index, &b);
+		if (e && e->readers == 0)
+			g_array_append_val(gone, b);
+	}
+	unlink_files(d, gone);
+	for (guint i = 0; i < gone->len; i++)
+		entry_drop(d, g_hash_table_lookup(d->index, &g_array_index(gone, struct dkey, i)));
+	note_gone(d, gone);
+	guint n = gone->len;
+	g_array_free(gone, TRUE);
+	return n;
+}
+
 bool cfs_disk_has(struct cfs_disk *d, const char *name, uint64_t index, const char *etag,
 		  uint64_t nblocks)
 {
 	struct dkey k = { hash_text(name), index };
-	uint64_t want = etag ? hash_text(etag) : 0;
-	GArray *gone = g_array_new(FALSE, FALSE, sizeof(struct dkey));
 	g_mutex_lock(&d->lock);
 	struct dentry *e = g_hash_table_lookup(d->index, &k);
-	bool stale = etag && e && e->etag_hash != want;
-	for (uint64_t i = 0; stale && i < nblocks; i++) {
-		struct dkey b = { k.obj, i };
-		struct dentry *old = g_hash_table_lookup(d->index, &b);
-		if (old && old->readers == 0)
-			g_array_append_val(gone, b);
-	}
-	/* Deleted before their room is given back, which the writer may take at once. */
-	unlink_files(d, gone);
-	for (guint i = 0; i < gone->len; i++) {
-		entry_drop(d, g_hash_table_lookup(d->index, &g_array_index(gone, struct dkey, i)));
-		note_del(d, &g_array_index(gone, struct dkey, i));
-	}
-	if (gone->len)
-		publish(d);
+	bool stale = etag && e && e->etag_hash != hash_text(etag);
+	guint dropped = stale ? drop_object(d, k.obj, nblocks) : 0;
 	g_mutex_unlock(&d->lock);
 	if (stale)
 		g_message("%s changed on the server (ETag %s): dropping its %u spilled blocks", name,
-			  *etag ? etag : "none", gone->len);
-	g_array_free(gone, TRUE);
+			  *etag ? etag : "none", dropped);
 	return e && !stale;
 }
 

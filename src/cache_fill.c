@@ -312,14 +312,6 @@ static struct cfs_spill_id spill_id(const struct block *b, const char *etag)
 	return (struct cfs_spill_id){ b->obj->name, etag, b->obj->size, b->key.index, b->len };
 }
 
-static uint64_t filled_bytes(const struct block *b)
-{
-	uint64_t n = 0;
-	for (uint32_t i = 0; i < b->filled.n; i++)
-		n += b->filled.v[i].hi - b->filled.v[i].lo;
-	return n;
-}
-
 uint64_t cache_spill_budget(const struct cfs_cache *c)
 {
 	return MIN(SPILL_BUDGET_MAX, c->cap / 4);
@@ -354,7 +346,7 @@ static void spill_done(void *ctx, bool ok)
 	g_mutex_lock(&c->lock);
 	c->spilling -= b->len;
 	b->spilling = false;
-	b->clean = ok && filled_bytes(b) == b->spilled_bytes; /* nothing landed meanwhile */
+	b->clean = ok && cfs_extents_bytes(&b->filled) == b->spilled_bytes; /* nothing landed meanwhile */
 	b->unspillable = !ok;
 	cache_unpin(c, b);
 	cache_retry_unlock(c, &c->mem_wait, answers);
@@ -366,7 +358,7 @@ void cache_spill(struct cfs_cache *c, struct block *b)
 	struct cfs_spill_id id = spill_id(b, etag ? etag : "");
 	cache_pin(c, b);
 	b->spilling = true;
-	b->spilled_bytes = filled_bytes(b);
+	b->spilled_bytes = cfs_extents_bytes(&b->filled);
 	c->spilling += b->len;
 	cfs_disk_spill(c->disk, &id, &b->filled, b->data, spill_done, transfer_new(c, b));
 	g_free(etag);

@@ -2,6 +2,7 @@
 #include "chunkfs/cache_mem.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -88,19 +89,19 @@ static bool can_evict(struct cfs_policy_entry *e, void *ctx)
 }
 
 /*
- * Start writing to the spill tier the blocks next in line for eviction,
- * while the writes in flight stay within budget.
+ * Start writing to the spill tier the unpinned blocks that it lacks among
+ * the first scan in eviction order, while the writes in flight stay within
+ * budget bytes.
  */
-static void clean_ahead(struct cfs_cache *c)
+static void spill_ahead(struct cfs_cache *c, unsigned scan, uint64_t budget)
 {
 	if (!c->disk)
 		return;
 	struct cfs_policy_entry *e = cfs_policy_first(c->policy);
-	for (unsigned seen = 0; e && seen < CLEAN_AHEAD_SCAN; seen++) {
+	for (unsigned seen = 0; e && seen < scan; seen++) {
 		struct block *b = block_of(e);
 		e = cfs_policy_next(c->policy, e);
-		if (b->pins == 0 && cache_needs_spill(c, b) &&
-		    c->spilling + b->len <= cache_spill_budget(c))
+		if (b->pins == 0 && cache_needs_spill(c, b) && c->spilling + b->len <= budget)
 			cache_spill(c, b);
 	}
 }
@@ -119,7 +120,7 @@ bool cache_make_room(struct cfs_cache *c, uint64_t bytes)
 		block_free(c, b);
 		cfs_stats_add(CFS_MEM_EVICTIONS, 1);
 	}
-	clean_ahead(c);
+	spill_ahead(c, CLEAN_AHEAD_SCAN, cache_spill_budget(c));
 	return true;
 }
 
@@ -506,18 +507,6 @@ struct cfs_cache *cfs_cache_new(const struct cfs_cache_config *cfg, struct cfs_f
 	return c;
 }
 
-/* Write every block the spill tier lacks, so that the next mount finds it. */
-static void flush(struct cfs_cache *c)
-{
-	g_mutex_lock(&c->lock);
-	for (struct cfs_policy_entry *e = cfs_policy_first(c->policy); e;) {
-		struct block *b = block_of(e);
-		e = cfs_policy_next(c->policy, e);
-		if (b->pins == 0 && cache_needs_spill(c, b))
-			cache_spill(c, b);
-	}
-	g_mutex_unlock(&c->lock);
-}
 
 void cfs_cache_close(struct cfs_cache *c)
 {
@@ -535,8 +524,10 @@ void cfs_cache_free(struct cfs_cache *c)
 	if (!c)
 		return;
 	cfs_zstd_free(c->zstd);
-	if (c->disk)
-		flush(c);
+	/* Every block the spill tier lacks, so that the next mount finds it. */
+	g_mutex_lock(&c->lock);
+	spill_ahead(c, UINT_MAX, UINT64_MAX);
+	g_mutex_unlock(&c->lock);
 	cfs_disk_free(c->disk); /* waits for the writes, whose ends unpin their blocks */
 	g_thread_pool_free(c->repliers, FALSE, TRUE);
 	struct cfs_policy_entry *e;

@@ -117,6 +117,14 @@ bool cfs_extents_first_gap(const struct cfs_extents *a, const struct cfs_extents
 	return true;
 }
 
+uint32_t cfs_extents_bytes(const struct cfs_extents *s)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < s->n; i++)
+		n += s->v[i].hi - s->v[i].lo;
+	return n;
+}
+
 void cfs_extents_clear(struct cfs_extents *s)
 {
 	g_free(s->v);

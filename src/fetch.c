@@ -427,8 +427,15 @@ void cfs_fetcher_free(struct cfs_fetcher *f)
 	g_free(f);
 }
 
-static void submit(struct cfs_fetcher *f, struct request *r)
+/* Queue a request for the fetcher thread: a HEAD when head, else GET of [start, end). */
+static void submit(struct cfs_fetcher *f, const char *name, const char *url, bool head,
+		   uint64_t start, uint64_t end, enum cfs_fetch_priority prio,
+		   const struct cfs_fetch_ops *ops, void *ctx)
 {
+	struct request *r = g_new(struct request, 1);
+	*r = (struct request){ .name = g_strdup(name), .url = g_strdup(url), .head = head,
+			       .next = start, .end = end, .prio = prio, .ops = ops, .ctx = ctx,
+			       .attempt = 1 };
 	g_mutex_lock(&f->lock);
 	g_queue_push_tail(&f->incoming, r);
 	g_mutex_unlock(&f->lock);
@@ -438,29 +445,12 @@ static void submit(struct cfs_fetcher *f, struct request *r)
 void cfs_fetcher_submit_head(struct cfs_fetcher *f, const char *name, const char *url,
 			     const struct cfs_fetch_ops *ops, void *ctx)
 {
-	struct request *r = g_new0(struct request, 1);
-	r->name = g_strdup(name);
-	r->url = g_strdup(url);
-	r->head = true;
-	r->prio = CFS_FETCH_DEMAND;
-	r->ops = ops;
-	r->ctx = ctx;
-	r->attempt = 1;
-	submit(f, r);
+	submit(f, name, url, true, 0, 0, CFS_FETCH_DEMAND, ops, ctx);
 }
 
 void cfs_fetcher_submit(struct cfs_fetcher *f, const char *name, const char *url, uint64_t start,
 			uint64_t end, enum cfs_fetch_priority prio, const struct cfs_fetch_ops *ops,
 			void *ctx)
 {
-	struct request *r = g_new0(struct request, 1);
-	r->name = g_strdup(name);
-	r->url = g_strdup(url);
-	r->next = start;
-	r->end = end;
-	r->prio = prio;
-	r->ops = ops;
-	r->ctx = ctx;
-	r->attempt = 1;
-	submit(f, r);
+	submit(f, name, url, false, start, end, prio, ops, ctx);
 }

@@ -46,14 +46,6 @@ static uint64_t get64(const uint8_t *p)
 	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
 }
 
-static uint32_t payload_bytes(const struct cfs_extents *x)
-{
-	uint32_t n = 0;
-	for (uint32_t i = 0; i < x->n; i++)
-		n += x->v[i].hi - x->v[i].lo;
-	return n;
-}
-
 /* The extents' bytes of data, one after the other, into out. */
 static void gather_into(const struct cfs_extents *x, const uint8_t *data, uint8_t *out)
 {
@@ -131,7 +123,7 @@ static GBytes *header_bytes(const struct cfs_spill_id *id, const struct cfs_exte
 void cfs_spill_prepare(const struct cfs_spill_id *id, const struct cfs_extents *extents,
 		       const uint8_t *data, bool compress, struct cfs_spill_file *out)
 {
-	uint32_t raw_len = payload_bytes(extents);
+	uint32_t raw_len = cfs_extents_bytes(extents);
 	*out = (struct cfs_spill_file){ 0 };
 	if (compress) {
 		uint8_t *raw = gather_payload(extents, data, raw_len);
@@ -159,7 +151,7 @@ GBytes *cfs_spill_encode(const struct cfs_spill_id *id, const struct cfs_extents
 	cfs_spill_prepare(id, extents, data, compress, &f);
 	gsize header;
 	const uint8_t *h = g_bytes_get_data(f.header, &header);
-	size_t payload = f.packed ? f.packed_len : payload_bytes(extents);
+	size_t payload = f.packed ? f.packed_len : cfs_extents_bytes(extents);
 	uint8_t *buf = g_malloc(header + payload);
 	memcpy(buf, h, header);
 	if (f.packed)
@@ -279,16 +271,19 @@ void cfs_spill_layout_clear(struct cfs_spill_layout *l)
 
 bool cfs_spill_check_raw(const struct cfs_spill_layout *l, const uint8_t *data, GError **error)
 {
-	XXH3_state_t *st = XXH3_createState();
-	XXH3_64bits_reset(st);
-	for (uint32_t i = 0; i < l->extents.n; i++)
-		XXH3_64bits_update(st, data + l->extents.v[i].lo,
-				   l->extents.v[i].hi - l->extents.v[i].lo);
-	bool ok = XXH3_64bits_digest(st) == l->checksum;
-	XXH3_freeState(st);
+	bool ok = extents_hash(&l->extents, data) == l->checksum;
 	if (!ok)
 		invalid(error, "payload checksum mismatch");
 	return ok;
+}
+
+/* Place a raw payload's extents where they belong in data. */
+static void place_raw(const struct cfs_spill_layout *l, const uint8_t *payload, uint8_t *data)
+{
+	for (uint32_t i = 0; i < l->extents.n; i++) {
+		memcpy(data + l->extents.v[i].lo, payload, l->extents.v[i].hi - l->extents.v[i].lo);
+		payload += l->extents.v[i].hi - l->extents.v[i].lo;
+	}
 }
 
 bool cfs_spill_unpack(const struct cfs_spill_layout *l, const uint8_t *payload, uint8_t *data,
@@ -303,22 +298,10 @@ bool cfs_spill_unpack(const struct cfs_spill_layout *l, const uint8_t *payload, 
 	bool ok = !ZSTD_isError(n) && n == l->raw;
 	if (!ok)
 		invalid(error, "compressed payload does not decompress to %u bytes", l->raw);
-	const uint8_t *p = raw;
-	for (uint32_t i = 0; ok && i < l->extents.n; i++) {
-		memcpy(data + l->extents.v[i].lo, p, l->extents.v[i].hi - l->extents.v[i].lo);
-		p += l->extents.v[i].hi - l->extents.v[i].lo;
-	}
+	if (ok)
+		place_raw(l, raw, data);
 	g_free(raw);
 	return ok;
-}
-
-/* Place a raw payload's extents where they belong in data. */
-static void place_raw(const struct cfs_spill_layout *l, const uint8_t *payload, uint8_t *data)
-{
-	for (uint32_t i = 0; i < l->extents.n; i++) {
-		memcpy(data + l->extents.v[i].lo, payload, l->extents.v[i].hi - l->extents.v[i].lo);
-		payload += l->extents.v[i].hi - l->extents.v[i].lo;
-	}
 }
 
 bool cfs_spill_decode(const uint8_t *buf, size_t len, const struct cfs_spill_id *id,

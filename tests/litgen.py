@@ -16,12 +16,15 @@ import random
 import struct
 
 
-def chunk_items(rng, target, item_min, item_max, first_index):
-    """Leaves of items for one chunk of about target bytes."""
+def chunk_items(rng, target, item_min, item_max, first_index, alphabet=None):
+    """Leaves of items for one chunk of about target bytes; with alphabet (bytes),
+    the "bytes" leaves are letters of it (compressible) instead of random bytes."""
+    table = bytes(alphabet[i % len(alphabet)] for i in range(256)) if alphabet else None
     items, total, index = [], 4, first_index
     while total < target:
         size = rng.randint(item_min, item_max)
-        items.append((struct.pack("<q", index), rng.randbytes(size)))
+        leaf = rng.randbytes(size)
+        items.append((struct.pack("<q", index), leaf.translate(table) if table else leaf))
         total += 4 + 8 + 8 + size
         index += 1
     return items
@@ -38,13 +41,15 @@ def encode_chunk(items):
     return struct.pack("<I", len(items)) + struct.pack("<%dI" % len(offsets), *offsets) + b"".join(bodies)
 
 
-def write_dataset(out, chunks=4, chunk_bytes=64 << 20, item_min=64 << 10, item_max=256 << 10, seed=1):
-    """Write the dataset into out; returns the list of chunk file names."""
+def write_dataset(out, chunks=4, chunk_bytes=64 << 20, item_min=64 << 10, item_max=256 << 10, seed=1,
+                  alphabet=None):
+    """Write the dataset into out; returns the list of chunk file names. alphabet:
+    see chunk_items."""
     os.makedirs(out, exist_ok=True)
     rng = random.Random(seed)
     entries, names, index = [], [], 0
     for i in range(chunks):
-        items = chunk_items(rng, chunk_bytes, item_min, item_max, index)
+        items = chunk_items(rng, chunk_bytes, item_min, item_max, index, alphabet)
         index += len(items)
         data = encode_chunk(items)
         name = "chunk-0-%d.bin" % i

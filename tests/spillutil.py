@@ -2,17 +2,14 @@
 that the page cache cannot answer, the size of a cache directory as du counts
 it (sampled in a thread), and the layout and format of a spill directory."""
 import hashlib
-import json
 import mmap
 import os
-import random
 import struct
 import subprocess
 import threading
 
 import xxhash
 
-import litgen
 from conftest import MiB, index_chunks, open_direct, source_sha256
 
 BLOCK_MAGIC = b"CFSBLK\r\n"
@@ -256,34 +253,7 @@ def check_block_file(path, src, block_size):
 
 
 # --------------------------------------------------------------------------
-# datasets
-
-
-def write_text_dataset(out, chunks, chunk_bytes, seed):
-    """A LitData dataset like litgen.write_dataset's whose item bytes are seeded
-    random letters from a 16-letter alphabet: zstd halves them."""
-    os.makedirs(out, exist_ok=True)
-    rng = random.Random(seed)
-    table = bytes(b"abcdefghijklmnop"[i % 16] for i in range(256))
-    entries, index = [], 0
-    for i in range(chunks):
-        items, total = [], 4
-        while total < chunk_bytes:
-            size = rng.randint(64 << 10, 256 << 10)
-            items.append((struct.pack("<q", index), rng.randbytes(size).translate(table)))
-            total += 20 + size
-            index += 1
-        data = litgen.encode_chunk(items)
-        name = "chunk-0-%d.bin" % i
-        with open(os.path.join(out, name), "wb") as f:
-            f.write(data)
-        entries.append({"chunk_bytes": len(data), "chunk_size": len(items), "dim": None,
-                        "filename": name})
-    config = {"chunk_bytes": chunk_bytes, "chunk_size": None, "compression": None,
-              "data_format": ["int", "bytes"], "data_spec": None, "encryption": None,
-              "item_loader": "PyTreeLoader"}
-    with open(os.path.join(out, "index.json"), "w") as f:
-        json.dump({"chunks": entries, "config": config, "updated_at": "0"}, f)
+# the journal
 
 
 JOURNAL_MAGIC = b"CFSJRNL\n"

@@ -24,7 +24,7 @@ from conftest import (KiB, MiB, chunkfs_env, data_dir, force_unmount, index_chun
                       run_until_exit, scaled, sha256_file, source_sha256, stop_process, wait_for)
 from spillutil import (DuSampler, block_files, check_all, check_block_file, dataset_bytes, du,
                        du_command, journal_header, journal_record, parse_block, read_direct,
-                       tmp_files, url_dir, write_text_dataset)
+                       tmp_files, url_dir)
 
 
 @pytest.fixture(scope="module")
@@ -668,7 +668,7 @@ def test_spill_compress(nginx, mount, tmp_path):
     their bytes (zstd frames that decompress to the source's bytes), and a
     remount reads them back right from disk."""
     src = str(tmp_path / "text")
-    write_text_dataset(src, chunks=4, chunk_bytes=8 * MiB, seed=8)
+    litgen.write_dataset(src, chunks=4, chunk_bytes=8 * MiB, seed=8, alphabet=b"abcdefghijklmnop")
     total = dataset_bytes(src)
     cache = str(tmp_path / "spill")
     args = ("--mem-cache=8M", "--disk-cache=1G", "--spill-compress", "--cache-dir=" + cache)

@@ -43,6 +43,7 @@ static void test_extents(void)
 	g_assert_cmpuint(s.n, ==, 1);
 	cfs_extents_remove(&s, 15, 18);
 	g_assert_cmpuint(s.n, ==, 2);
+	g_assert_cmpuint(cfs_extents_bytes(&s), ==, (15 - 10) + (40 - 18));
 	g_assert_false(cfs_extents_covers(&s, 14, 16));
 
 	struct cfs_extents inflight = { 0 };

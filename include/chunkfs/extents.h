@@ -38,6 +38,9 @@ bool cfs_extents_covers(const struct cfs_extents *set, uint32_t lo, uint32_t hi)
 bool cfs_extents_first_gap(const struct cfs_extents *a, const struct cfs_extents *b,
 			   uint32_t lo, uint32_t hi, struct cfs_extent *gap);
 
+/* The bytes the set covers: the sum of its ranges' lengths. */
+uint32_t cfs_extents_bytes(const struct cfs_extents *set);
+
 /* Free the array; the set is empty and reusable afterwards. */
 void cfs_extents_clear(struct cfs_extents *set);
 
