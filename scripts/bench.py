@@ -16,8 +16,13 @@ before every timed run; runs interleaved round-robin, median of --reps):
               work directory; the page cache is dropped before each epoch and the SECOND
               epoch is timed, so it is read back from the readers' cache files on the local
               disk. The reference is cat of the same files in the data directory after
-              dropping the page cache (a local disk read); curl (no cache) is there for
-              context. nginx's log and chunkfs's stats show what the second epoch fetched.
+              dropping the page cache (a local disk read), read once untimed before, as
+              the mounts' cache files were just written (a VM's host caches both). Both
+              layouts are also read by 8 threads with 1 MiB preads (the local files;
+              chunkfs's block files, straight from its cache directory): what the disk
+              gives each, without FUSE. curl (no cache) is there for context. nginx's log
+              and chunkfs's stats show what the second epoch fetched. --epoch2-reps runs
+              (default 5).
   warm        (extra, --no-warm skips it) sequential again with the server's page cache
               warm, so the disk is out of the way: the network and FUSE path only.
 Every read is checked against the source (sizes always; sha256 of every random item;
@@ -29,6 +34,7 @@ the bench; every mount and process started here is unmounted/stopped by PID on e
 """
 import argparse
 import datetime
+import glob
 import hashlib
 import http.client
 import json
@@ -41,6 +47,7 @@ import statistics
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 MB = 1e6
@@ -64,6 +71,8 @@ VERIFY_TIMEOUT = 120.0
 CHUNKFS_ARGS = ["--mem-cache=256M", "--disk-cache=0"]
 SPILL_SETTLE = 1.0      # the spill writes count as settled after this long without a new one
 SPILL_SETTLE_MAX = 20.0
+RAW_READERS = 8         # threads of the raw reads of a layout (chunkfs reads back with 8)
+RAW_PIECE = 1 << 20     # bytes per pread of the raw reads (chunkfs's block size)
 
 
 def log(msg):
@@ -203,6 +212,64 @@ def unmount(path):
         time.sleep(0.2)
     log("%s busy; lazy unmount" % path)
     subprocess.run(["fusermount3", "-uz", path])
+
+
+def wait_exit(proc, timeout):
+    """time.perf_counter() when proc exits, or None if it still runs after timeout seconds.
+    Popen.wait(timeout) polls with sleeps of up to 50 ms, which would add up to 50 ms to a
+    read of 0.2 s. A thread waits instead, with WNOWAIT: the child is not reaped there, so
+    its /proc entry stays readable and Popen reaps it as usual."""
+    ended = []
+
+    def wait():
+        try:
+            os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+            ended.append(time.perf_counter())
+        except ChildProcessError:
+            pass  # reaped by Popen after the timeout
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    waiter.join(timeout)
+    return ended[0] if ended else None
+
+
+def parallel_mbps(jobs):
+    """Run jobs (callables that read and return a byte count) in order on RAW_READERS
+    threads; MB/s over them all."""
+    todo = list(reversed(jobs))
+    done = [0]
+    lock = threading.Lock()
+
+    def run():
+        while True:
+            with lock:
+                if not todo:
+                    return
+                job = todo.pop()
+            n = job()
+            with lock:
+                done[0] += n
+
+    threads = [threading.Thread(target=run) for _ in range(RAW_READERS)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return done[0] / (time.perf_counter() - t0) / MB
+
+
+def pread_all(fd, off, length):
+    """Read [off, off + length) of fd in RAW_PIECE preads (to its end when length is None)."""
+    buf = bytearray(RAW_PIECE)
+    n = 0
+    while length is None or n < length:
+        got = os.preadv(fd, [buf], off + n)
+        if not got:
+            break
+        n += got
+    return n if length is None else min(n, length)
 
 
 def drop_caches():
@@ -545,11 +612,9 @@ class Bench:
             t0 = time.perf_counter()
             proc = subprocess.Popen(["cat"] + paths, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                     stderr=err)
-        try:
-            proc.wait(SEQ_CAP)
-            elapsed = time.perf_counter() - t0
-        except subprocess.TimeoutExpired:
-            elapsed = time.perf_counter() - t0
+        end = wait_exit(proc, SEQ_CAP)
+        elapsed = (end if end is not None else time.perf_counter()) - t0
+        if end is None:
             done = 0
             try:
                 with open("/proc/%d/io" % proc.pid) as f:
@@ -564,7 +629,7 @@ class Bench:
             if done <= 0:
                 raise Unavailable("cat read nothing in %.0fs" % SEQ_CAP)
             return done, elapsed, True
-        if proc.returncode != 0:
+        if proc.wait() != 0:  # it has exited: this only reaps it
             raise Unavailable("cat failed: %s" % tail(errf, 1))
         return self.chunk_size if size is None else size, elapsed, False
 
@@ -640,15 +705,53 @@ class Bench:
                                   % (name, m.reader, got, self.source_sha(name), r.stderr.strip()))
         self.verified[key] = "sha256 OK"
 
+    def raw_local_mbps(self, paths):
+        """The local files read after drop_caches by RAW_READERS threads, RAW_PIECE bytes
+        a pread, in order; MB/s."""
+        fds = [os.open(p, os.O_RDONLY) for p in paths]
+        try:
+            jobs = [lambda fd=fd, off=off: pread_all(fd, off, RAW_PIECE)
+                    for fd in fds for off in range(0, os.fstat(fd).st_size, RAW_PIECE)]
+            self.cold_start()
+            return parallel_mbps(jobs)
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def raw_blocks_mbps(self, cache):
+        """chunkfs's block files read straight from its cache directory after drop_caches,
+        as raw_local_mbps reads the local files (each file opened by the thread that reads
+        it, as chunkfs does); MB/s of the files' bytes, or None when there are none."""
+        paths = sorted(glob.glob(os.path.join(cache, "*", "blocks", "*")),
+                       key=lambda p: (p.rsplit("-", 1)[0], int(p.rsplit("-", 1)[1])))
+        if not paths:
+            return None
+
+        def read_file(path):
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                return 0  # evicted since the listing: not counted
+            try:
+                return pread_all(fd, 0, None)
+            finally:
+                os.close(fd)
+        self.cold_start()
+        return parallel_mbps([lambda p=p: read_file(p) for p in paths])
+
     def epoch_run(self, reader, rep):
         """The dataset read twice; returns the second epoch's rate (mbps), the first's
         (mbps1), what nginx served during the second, and the readers' cache figures."""
         files = [n for n, _ in self.chunks]
         if reader == "local":
+            local = [os.path.join(self.data, n) for n in files]
+            # Read once untimed: a VM's host caches what its guest just wrote or read, and
+            # the mounts read back files they have just written.
+            self.timed_cat(local, self.data_size)
             self.cold_start()
-            size, elapsed, partial = self.timed_cat([os.path.join(self.data, n) for n in files],
-                                                    self.data_size)
-            return {"mbps": size / elapsed / MB, "partial": size if partial else None}
+            size, elapsed, partial = self.timed_cat(local, self.data_size)
+            return {"mbps": size / elapsed / MB, "partial": size if partial else None,
+                    "raw_mbps": self.raw_local_mbps(local)}
         if reader == "direct":
             self.cold_start()
             size, elapsed, partial = self.curl_files([self.url + n for n in files])
@@ -683,6 +786,7 @@ class Bench:
                 res["mbps"] = size / e2 / MB
                 res["partial"] = size if partial else None
                 if reader == "chunkfs":
+                    res["raw_mbps"] = self.raw_blocks_mbps(cache)
                     after = m.stats()
                     res["stats"] = after
                     if before and after:
@@ -783,18 +887,19 @@ class Bench:
                  "epoch2": "second epoch"}
         for kind, fn, kind_readers in plan:
             self.warm = kind == "warm"
-            for rep in range(self.a.reps):
+            reps = self.a.epoch2_reps if kind == "epoch2" else self.a.reps
+            for rep in range(reps):
                 for r in kind_readers:
                     if r in failed[kind]:
                         continue
                     if self.time_left() <= 0:
                         if results[kind][r]:
                             short[kind][r] = "%d of %d runs (time budget of %ds used up)" % (
-                                len(results[kind][r]), self.a.reps, self.a.budget)
+                                len(results[kind][r]), reps, self.a.budget)
                         else:
                             failed[kind][r] = "not run: time budget of %ds used up" % self.a.budget
                         continue
-                    what = "%s %s run %d/%d" % (names[kind], r, rep + 1, self.a.reps)
+                    what = "%s %s run %d/%d" % (names[kind], r, rep + 1, reps)
                     try:
                         res = fn(r, rep)
                     except Unavailable as e:
@@ -1017,11 +1122,13 @@ def epoch_table(b, results, failed, L):
              "cache holds neither the mount's pages nor the cache files, so the bytes come from the "
              "readers' cache files on the local disk (or from nginx, which the HTTP column would show). "
              "The reference (ratio 1.00x) is `cat` of the same files in the data directory after "
-             "`drop_caches`: a cold local disk read. Median of %d runs (interleaved); each run's "
-             "cache directory is deleted after it."
+             "`drop_caches`: a cold local disk read. The files are read once, untimed, before: this "
+             "is a VM, whose host caches what the guest just wrote or read, and the mounts read back "
+             "cache files they have just written, so the reference gets the same help. Median of %d "
+             "runs (interleaved); each run's cache directory is deleted after it."
              % (", ".join("`%s`" % n for n, _ in b.chunks), b.data_size / MB, b.work,
                 "same file system as" if same_disk else "NOT on the same file system as",
-                b.data, a.reps))
+                b.data, a.epoch2_reps))
     L.append("")
     setups = {
         "local": "`cat DATA/chunk... > /dev/null` after `drop_caches`",
@@ -1079,11 +1186,29 @@ def epoch_table(b, results, failed, L):
                          % (len(parts), len(runs), SEQ_CAP, statistics.median(parts) / MB))
         if r in b.short["epoch2"]:
             notes.append(b.short["epoch2"][r])
+        notes.append(raw_note(r, runs, runs_of.get("local")))
         L.append("| %s | %s | %s | %s | %s | %s | %s | %s |"
                  % (LABELS[r], setups[r], num(med), ratio(med, ref),
                     ", ".join(num(x["mbps"]) for x in runs), first, http_s,
                     "; ".join(n for n in notes if n)))
     L.append("")
+
+
+def raw_note(r, runs, local_runs):
+    """What the disk gives the layout of reader r (local files, chunkfs's block files) read by
+    RAW_READERS threads without FUSE, and for chunkfs how that compares with the local files."""
+    raws = [x["raw_mbps"] for x in runs if x.get("raw_mbps")]
+    if r not in ("local", "chunkfs") or not raws:
+        return ""
+    what = "the same files" if r == "local" else "its block files, straight from its cache directory"
+    note = ("%s read by %d threads in %d KiB preads, no FUSE: %s MB/s (%s)"
+            % (what, RAW_READERS, RAW_PIECE >> 10, num(statistics.median(raws)),
+               ", ".join(num(x) for x in raws)))
+    local_raws = [x["raw_mbps"] for x in local_runs or [] if x.get("raw_mbps")]
+    if r == "chunkfs" and local_raws:
+        note += ", %.2fx the same read of the local files" % (
+            statistics.median(raws) / statistics.median(local_raws))
+    return note
 
 
 def main():
@@ -1109,11 +1234,15 @@ def main():
     p.add_argument("--epoch2-mem", default="64M",
                    help="chunkfs --mem-cache in the second-epoch workload (default 64M; "
                         "smaller than the data)")
+    p.add_argument("--epoch2-reps", type=int, default=5,
+                   help="runs of the second-epoch workload (default 5; the disk is the noisiest part)")
     p.add_argument("--no-warm", dest="warm", action="store_false",
                    help="skip the extra sequential runs with the server's page cache warm")
     p.add_argument("--budget", type=int, default=480,
                    help="seconds after which no new run is started (default 480)")
     a = p.parse_args()
+    if a.reps < 1 or a.epoch2_reps < 1:
+        p.error("--reps and --epoch2-reps must be at least 1")
 
     def on_signal(signum, _frame):
         raise SystemExit(128 + signum)
