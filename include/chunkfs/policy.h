@@ -6,7 +6,8 @@
  * can evict now (one no read or request holds).
  *
  * A policy is one file (policy_lru.c, policy_lfu.c, policy_fifo.c) that
- * fills a struct cfs_policy_ops; cfs_policy_new() finds it by name.
+ * fills a struct cfs_policy_ops; cfs_policy_new() finds it by name. LRU
+ * and FIFO share the queue of policy_queue.c and differ only in touch.
  * Not thread-safe: the tier's lock protects its policy.
  */
 #ifndef CHUNKFS_POLICY_H
