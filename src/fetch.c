@@ -172,9 +172,10 @@ static size_t on_body(char *data, size_t size, size_t n, void *p)
 		return len; /* an error page: drain it, so the connection stays usable */
 	size_t use = (size_t)MIN((uint64_t)len, r->end - r->next);
 	if (use) {
+		/* Counted first: on_data can wake a reader, who may read the stats next. */
+		cfs_stats_add(CFS_BYTES_FETCHED, use);
 		r->ops->on_data(r->ctx, r->next, data, use);
 		r->next += use;
-		cfs_stats_add(CFS_BYTES_FETCHED, use);
 	}
 	/* A 200 sends the whole object: stop once the part asked for is here. */
 	return r->next == r->end && use < len ? CURL_WRITEFUNC_ERROR : len;
