@@ -175,16 +175,38 @@ static void rec_of_entry(struct cfs_policy_entry *p, struct cfs_journal_rec *r)
 	*r = (struct cfs_journal_rec){ e->key.obj, e->key.index, e->bytes, e->etag_hash, true };
 }
 
-/* Rewrite the journal as the blocks there are, in eviction order. Under the lock. */
-static bool compact(struct cfs_disk *d, GError **error)
+/*
+ * The blocks there are as records, listed so that the next mount, adding
+ * them back in turn, rebuilds their eviction order (counts of use are not
+ * kept). Under the lock.
+ */
+static struct cfs_journal_rec *records_in_order(struct cfs_disk *d, guint *n)
 {
-	guint n = g_hash_table_size(d->index);
-	struct cfs_journal_rec *recs = g_new(struct cfs_journal_rec, MAX(n, 1));
+	*n = g_hash_table_size(d->index);
+	struct cfs_journal_rec *recs = g_new(struct cfs_journal_rec, MAX(*n, 1));
+	bool reverse = cfs_policy_adds_first(d->policy);
 	guint i = 0;
 	for (struct cfs_policy_entry *p = cfs_policy_first(d->policy); p;
-	     p = cfs_policy_next(d->policy, p))
-		rec_of_entry(p, &recs[i++]);
-	bool ok = cfs_journal_rewrite(d->journal, recs, i, error);
+	     p = cfs_policy_next(d->policy, p), i++)
+		rec_of_entry(p, &recs[reverse ? *n - 1 - i : i]);
+	return recs;
+}
+
+/*
+ * Rewrite the journal as the blocks there are. Takes the lock, but lets it
+ * go while the new file is written: reads go on meanwhile.
+ */
+static bool compact(struct cfs_disk *d, GError **error)
+{
+	guint n;
+	g_mutex_lock(&d->lock);
+	struct cfs_journal_rec *recs = records_in_order(d, &n);
+	cfs_journal_rewrite_begin(d->journal);
+	g_mutex_unlock(&d->lock);
+	bool ok = cfs_journal_rewrite_write(d->journal, recs, n, error);
+	g_mutex_lock(&d->lock);
+	ok = cfs_journal_rewrite_end(d->journal, ok, error);
+	g_mutex_unlock(&d->lock);
 	g_free(recs);
 	return ok;
 }
@@ -312,15 +334,21 @@ static void empty_dir(const char *dir)
 		closedir(dp);
 }
 
-/* A tenth of the free space where the cache lives, at most CFS_DISK_CAP_AUTO_MAX. */
-static uint64_t auto_cap(const char *dir)
+/*
+ * A tenth of the space there is for the cache: what is free where it lives
+ * and what it holds already, which it may reuse (counting only the free
+ * space would shrink the cap at every mount of a filled cache), at most
+ * CFS_DISK_CAP_AUTO_MAX. After the journal is read.
+ */
+static uint64_t auto_cap(const struct cfs_disk *d)
 {
 	struct statvfs sv;
-	if (statvfs(dir, &sv) != 0)
+	if (statvfs(d->root, &sv) != 0)
 		return 0;
-	uint64_t cap = MIN((uint64_t)sv.f_bavail * sv.f_frsize / 10, CFS_DISK_CAP_AUTO_MAX);
-	g_debug("spill tier %s: cap %" PRIu64 " MiB (a tenth of the free space)", dir,
-		  cap >> 20);
+	uint64_t space = (uint64_t)sv.f_bavail * sv.f_frsize + total(d, 0, 0);
+	uint64_t cap = MIN(space / 10, CFS_DISK_CAP_AUTO_MAX);
+	g_debug("spill tier %s: cap %" PRIu64 " MiB (a tenth of the free space and what it holds)",
+		d->root, cap >> 20);
 	return cap;
 }
 
@@ -382,12 +410,12 @@ struct cfs_disk *cfs_disk_open(const struct cfs_disk_config *cfg, GError **error
 	d->policy = cfs_policy_new(cfg->policy);
 	GArray *gone = g_array_new(FALSE, FALSE, sizeof(struct dkey));
 	bool ok = make_tree(d, cfg, error) && take_lock(d, error);
-	if (ok && d->cap == CFS_DISK_CAP_AUTO)
-		d->cap = auto_cap(d->root);
 	if (ok) {
 		empty_dir(d->tmp);
 		ok = load_journal(d, error);
 	}
+	if (ok && d->cap == CFS_DISK_CAP_AUTO)
+		d->cap = auto_cap(d);
 	if (ok) {
 		make_room(d, 0, NULL, gone); /* a smaller cap than last time */
 		unlink_files(d, gone); /* the compacted journal leaves them out */
@@ -711,11 +739,13 @@ static bool reserve(struct spill *s, uint64_t cost, uint64_t etag_hash)
 	/* A crash before the rename leaves the old file under the name: count the larger. */
 	struct cfs_journal_rec r = { s->key.obj, s->key.index, MAX(cost, old ? old->bytes : 0),
 				     etag_hash, true };
-	bool ok = (!old || old->readers == 0) && make_room(d, cost, &s->key, gone) &&
-		  cfs_journal_append(d->journal, &r); /* before the file: none goes uncounted */
+	bool room = (!old || old->readers == 0) && make_room(d, cost, &s->key, gone);
+	bool ok = room && cfs_journal_append(d->journal, &r); /* before the file: none uncounted */
 	if (ok)
 		d->pending = cost;
 	g_mutex_unlock(&d->lock);
+	if (room && !ok)
+		cfs_stats_add(CFS_SPILL_ERRORS, 1); /* the append said why, once */
 	delete_files(d, gone);
 	g_array_free(gone, TRUE);
 	return ok;
@@ -764,15 +794,29 @@ static void maybe_compact(struct cfs_disk *d)
 	GError *err = NULL;
 	g_mutex_lock(&d->lock);
 	bool lost = cfs_journal_lost(d->journal);
-	if ((lost || cfs_journal_records(d->journal) > 2 * g_hash_table_size(d->index) +
-			     COMPACT_SLACK) && !compact(d, &err)) {
+	bool due = lost || cfs_journal_records(d->journal) > 2 * g_hash_table_size(d->index) +
+				   COMPACT_SLACK;
+	g_mutex_unlock(&d->lock);
+	if (due && !compact(d, &err)) {
 		if (lost)
 			g_debug("%s", err->message);
 		else
 			g_warning("%s", err->message);
 		g_error_free(err);
 	}
-	g_mutex_unlock(&d->lock);
+}
+
+/*
+ * At unmount, whatever the journal's length: the next mount then starts
+ * from the eviction order of now, which read-backs changed unrecorded.
+ */
+static void save_order(struct cfs_disk *d)
+{
+	GError *err = NULL;
+	if (!compact(d, &err)) {
+		g_warning("%s; the next mount evicts in the order of the records", err->message);
+		g_error_free(err);
+	}
 }
 
 /* A block file's name as its key; false for any other name. */
@@ -815,13 +859,11 @@ static void sweep(struct cfs_disk *d)
 		g_message("%s: deleted %u files the journal did not count", d->blocks, n);
 }
 
-static void spill_run(gpointer data, gpointer user)
+/* Write the file of s under the cap; false when it was not written. */
+static bool spill_one(struct spill *s)
 {
-	if (data == user) { /* the job cfs_disk_start() queues first */
-		sweep(user);
-		return;
-	}
-	struct spill *s = data;
+	if (!cfs_spill_id_fits(&s->id))
+		return false; /* a name or ETag too long for the format: the block stays in memory */
 	struct cfs_spill_file f;
 	cfs_spill_prepare(&s->id, &s->extents, s->data, s->d->compress, &f);
 	GArray *iov = file_iov(s, &f);
@@ -836,11 +878,22 @@ static void spill_run(gpointer data, gpointer user)
 		cfs_stats_add(ok ? CFS_SPILLS : CFS_SPILL_ERRORS, 1);
 		g_clear_error(&err);
 	}
-	maybe_compact(s->d);
-	s->done(s->ctx, ok);
 	g_array_free(iov, TRUE);
 	cfs_spill_file_clear(&f);
 	g_free(path);
+	return ok;
+}
+
+static void spill_run(gpointer data, gpointer user)
+{
+	if (data == user) { /* the job cfs_disk_start() queues first */
+		sweep(user);
+		return;
+	}
+	struct spill *s = data;
+	bool ok = spill_one(s);
+	maybe_compact(s->d);
+	s->done(s->ctx, ok);
 	cfs_extents_clear(&s->extents);
 	g_free((char *)s->id.name);
 	g_free((char *)s->id.etag);
@@ -877,7 +930,7 @@ void cfs_disk_free(struct cfs_disk *d)
 	if (d->readers)
 		g_thread_pool_free(d->readers, FALSE, TRUE);
 	if (d->writer)
-		maybe_compact(d);
+		save_order(d);
 	cfs_journal_close(d->journal);
 	GHashTableIter it;
 	gpointer e;

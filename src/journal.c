@@ -24,6 +24,11 @@ struct cfs_journal {
 	bool torn;            /* a short append is still at the end */
 	bool lost;            /* an append or a rewrite failed since the last rewrite */
 	uint64_t file_len;    /* bytes of the file read at open, there until the first rewrite */
+	/* A rewrite between its begin and its end. */
+	GByteArray *kept;     /* records appended since its begin, encoded */
+	char *draft;          /* its new file under tmpdir, once written */
+	int draft_fd;         /* open on draft for appending */
+	guint draft_records;
 };
 
 static void put(uint8_t *p, uint64_t v, int bytes)
@@ -104,6 +109,7 @@ struct cfs_journal *cfs_journal_open(const char *path, const char *tmpdir, uint6
 	j->tmpdir = g_strdup(tmpdir);
 	j->block_size = block_size;
 	j->fd = -1;
+	j->draft_fd = -1;
 	j->file_len = len;
 	return j;
 }
@@ -129,6 +135,8 @@ bool cfs_journal_append(struct cfs_journal *j, const struct cfs_journal_rec *r)
 		untear(j);
 	}
 	bool ok = n == (ssize_t)sizeof(rec);
+	if (j->kept)
+		g_byte_array_append(j->kept, rec, sizeof(rec)); /* the new journal must have it */
 	if (ok)
 		j->records++;
 	else if (!j->failed)
@@ -138,8 +146,22 @@ bool cfs_journal_append(struct cfs_journal *j, const struct cfs_journal_rec *r)
 	return ok;
 }
 
-bool cfs_journal_rewrite(struct cfs_journal *j, const struct cfs_journal_rec *recs, guint n,
-			 GError **error)
+void cfs_journal_rewrite_begin(struct cfs_journal *j)
+{
+	g_assert(!j->kept);
+	j->kept = g_byte_array_new();
+}
+
+static bool set_io_error(GError **error, const char *what, const char *path)
+{
+	int e = errno;
+	g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "cannot %s %s: %s", what, path,
+		    g_strerror(e));
+	return false;
+}
+
+bool cfs_journal_rewrite_write(struct cfs_journal *j, const struct cfs_journal_rec *recs,
+			       guint n, GError **error)
 {
 	gsize len = cfs_journal_size_for(n);
 	uint8_t *buf = g_malloc(len);
@@ -150,27 +172,61 @@ bool cfs_journal_rewrite(struct cfs_journal *j, const struct cfs_journal_rec *re
 	bool ok = g_file_set_contents(tmp, (const gchar *)buf, (gssize)len, error);
 	/* Opened before the rename: on any failure the old journal stays in use, whole. */
 	int fd = ok ? open(tmp, O_WRONLY | O_APPEND | O_CLOEXEC) : -1;
-	if (ok && (fd < 0 || rename(tmp, j->path) != 0)) {
-		int e = errno;
-		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "cannot put %s in place: %s",
-			    tmp, g_strerror(e));
-		if (fd >= 0)
-			close(fd);
+	if (ok && fd < 0)
+		ok = set_io_error(error, "open", tmp);
+	g_free(buf);
+	if (!ok) {
 		unlink(tmp);
-		ok = false;
+		g_free(tmp);
+		return false;
 	}
+	j->draft = tmp;
+	j->draft_fd = fd;
+	j->draft_records = n;
+	return true;
+}
+
+/* Append the records kept since the begin to the draft, and put it in place. */
+static bool finish_draft(struct cfs_journal *j, GError **error)
+{
+	ssize_t n = write(j->draft_fd, j->kept->data, j->kept->len);
+	if (n != (ssize_t)j->kept->len) {
+		if (n >= 0)
+			errno = ENOSPC; /* a short write is a full disk */
+		return set_io_error(error, "write", j->draft);
+	}
+	if (rename(j->draft, j->path) != 0)
+		return set_io_error(error, "put in place", j->draft);
+	return true;
+}
+
+bool cfs_journal_rewrite_end(struct cfs_journal *j, bool ok, GError **error)
+{
+	ok = ok && finish_draft(j, error);
 	if (ok) {
 		if (j->fd >= 0)
 			close(j->fd);
-		j->fd = fd;
-		j->records = n;
+		j->fd = j->draft_fd;
+		j->records = j->draft_records + j->kept->len / CFS_JOURNAL_RECORD;
 		j->torn = false;
 		j->lost = false;
+	} else if (j->draft) {
+		close(j->draft_fd);
+		unlink(j->draft);
 	}
 	j->lost |= !ok;
-	g_free(tmp);
-	g_free(buf);
+	j->draft_fd = -1;
+	g_clear_pointer(&j->draft, g_free);
+	g_byte_array_free(j->kept, TRUE);
+	j->kept = NULL;
 	return ok;
+}
+
+bool cfs_journal_rewrite(struct cfs_journal *j, const struct cfs_journal_rec *recs, guint n,
+			 GError **error)
+{
+	cfs_journal_rewrite_begin(j);
+	return cfs_journal_rewrite_end(j, cfs_journal_rewrite_write(j, recs, n, error), error);
 }
 
 uint64_t cfs_journal_size_for(uint64_t records)

@@ -6,7 +6,8 @@
  * the cap, one byte of flags (1: added; 0: dropped), and the low 24 bits of
  * the XXH3-64 of the 29 bytes before them. Records are appended with one
  * write() each; a torn last record fails its check and ends the replay.
- * Not thread-safe: the spill tier's lock guards it.
+ * Not thread-safe: the spill tier's lock guards it, except for
+ * cfs_journal_rewrite_write().
  */
 #ifndef CHUNKFS_JOURNAL_H
 #define CHUNKFS_JOURNAL_H
@@ -38,10 +39,27 @@ struct cfs_journal *cfs_journal_open(const char *path, const char *tmpdir, uint6
 				     cfs_journal_replay_fn replay, void *ctx, bool *unknown,
 				     GError **error);
 
-/* Append one record; false (logged once) when it could not be written. */
+/*
+ * Append one record; false (logged once) when it could not be written.
+ * During a rewrite it is kept for the new file either way (a record of a
+ * file that is not there is harmless: a read-back drops it).
+ */
 bool cfs_journal_append(struct cfs_journal *j, const struct cfs_journal_rec *r);
 
-/* Replace the journal with the header and recs[0, n) (a new file renamed over it). */
+/*
+ * Replace the journal with the header and recs[0, n) (a new file renamed
+ * over it), in three steps so that the lock is not held while the file is
+ * written: begin (under the lock: from now on appended records are kept
+ * for the new file too), write (without it; recs is what the journal held
+ * at begin), end (under it: the kept records follow recs, and the new file
+ * replaces the old one if ok and every step worked; false with error set
+ * otherwise, the old journal still in use). One rewrite at a time.
+ * cfs_journal_rewrite() does the three at once.
+ */
+void cfs_journal_rewrite_begin(struct cfs_journal *j);
+bool cfs_journal_rewrite_write(struct cfs_journal *j, const struct cfs_journal_rec *recs,
+			       guint n, GError **error);
+bool cfs_journal_rewrite_end(struct cfs_journal *j, bool ok, GError **error);
 bool cfs_journal_rewrite(struct cfs_journal *j, const struct cfs_journal_rec *recs, guint n,
 			 GError **error);
 

@@ -245,7 +245,8 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		  "Spill tier directory (default $XDG_CACHE_HOME/chunkfs, else ~/.cache/chunkfs)",
 		  "DIR" },
 		{ "disk-cache", 0, 0, G_OPTION_ARG_STRING, &a.disk_cache,
-		  "Spill tier cap, 0 for none (default a tenth of DIR's free space, at most 10G)",
+		  "Spill tier cap, 0 for none (default a tenth of DIR's free space and what the"
+		  " cache holds, at most 10G)",
 		  "SIZE" },
 		{ "eviction", 0, 0, G_OPTION_ARG_STRING, &a.eviction,
 		  "Eviction policy of both tiers: lru, lfu or fifo (default lru)", "POLICY" },

@@ -71,6 +71,11 @@ void cfs_policy_release(struct cfs_policy *p, struct cfs_policy_entry *e)
 	p->ops->touch(p->state, e, false);
 }
 
+bool cfs_policy_adds_first(const struct cfs_policy *p)
+{
+	return p->ops->adds_first;
+}
+
 struct cfs_policy_entry *cfs_policy_first(struct cfs_policy *p)
 {
 	return p->ops->first(p->state);

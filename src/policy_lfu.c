@@ -60,6 +60,7 @@ static struct cfs_policy_entry *lfu_next(void *state, struct cfs_policy_entry *e
 
 const struct cfs_policy_ops cfs_policy_lfu = {
 	.name = "lfu",
+	.adds_first = true,
 	.create = lfu_create,
 	.destroy = lfu_destroy,
 	.add = lfu_add,

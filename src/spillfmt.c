@@ -120,6 +120,11 @@ static GBytes *header_bytes(const struct cfs_spill_id *id, const struct cfs_exte
 	return g_bytes_new_take(buf, header);
 }
 
+bool cfs_spill_id_fits(const struct cfs_spill_id *id)
+{
+	return strlen(id->name) <= CFS_SPILL_TEXT_MAX && strlen(id->etag) <= CFS_SPILL_TEXT_MAX;
+}
+
 void cfs_spill_prepare(const struct cfs_spill_id *id, const struct cfs_extents *extents,
 		       const uint8_t *data, bool compress, struct cfs_spill_file *out)
 {

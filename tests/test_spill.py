@@ -855,14 +855,17 @@ def test_other_block_size_starts_afresh(nginx, mount, medium, tmp_path):
 
 
 def test_defaults(nginx, small_tmpfs, mount, tmp_path):
-    """Without --disk-cache the cap is a tenth of the free space of --cache-dir;
+    """Without --disk-cache the cap is a tenth of the free space of --cache-dir
+    (and of the few KiB a new cache's directories and journal take);
     without --cache-dir the cache is $XDG_CACHE_HOME/chunkfs, else
     ~/.cache/chunkfs; --disk-cache=0 writes nothing."""
     src = data_dir("litdata-mixed")
     url = nginx(src).url
     sv = os.statvfs(small_tmpfs)
+    free = sv.f_bavail * sv.f_frsize
     m = mount(url, "--cache-dir=" + small_tmpfs)
-    assert m.stats()["disk_cap"] == sv.f_bavail * sv.f_frsize // 10
+    cap = m.stats()["disk_cap"]
+    assert free // 10 <= cap <= (free + 64 * KiB) // 10, (free, cap)
     for env, where in ((chunkfs_env(XDG_CACHE_HOME=str(tmp_path / "xdg")), "xdg/chunkfs"),
                        (chunkfs_env(XDG_CACHE_HOME=None, HOME=str(tmp_path / "home")),
                         "home/.cache/chunkfs")):
@@ -880,6 +883,31 @@ def test_defaults(nginx, small_tmpfs, mount, tmp_path):
     assert st["disk_cap"] == st["spills"] == st["disk_bytes"] == 0
     assert m.unmount() == []
     assert not off.exists()
+
+
+def test_default_cap_holds_across_remounts(nginx, small_tmpfs, mount, medium):
+    """The default cap counts what the cache holds as room it has: a cache
+    filled to that cap and mounted again keeps its cap and every block
+    (were the cap a tenth of what is left free, each mount would lower it
+    and evict). 64 KiB blocks, so that a few KiB of cap make a difference."""
+    url = nginx(medium).url
+    args = ("--cache-dir=" + small_tmpfs, "--mem-cache=8M", "--block-size=64K")
+    m = mount(url, *args)
+    cap = m.stats()["disk_cap"]
+    check_all(m, medium)
+    assert m.unmount() == []
+    kept = len(block_files(small_tmpfs))
+    alloc, _ = du_command(small_tmpfs)
+    assert alloc > 0.8 * cap, "the cache was not filled: du %d of a cap of %d" % (alloc, cap)
+    for _ in range(2):
+        m = mount(url, *args)
+        st = m.stats()
+        print("cap %d, remounted %d; blocks %d, remounted %d" % (cap, st["disk_cap"], kept,
+                                                                 st["disk_blocks"]))
+        assert abs(st["disk_cap"] - cap) <= 64 * KiB, (cap, st["disk_cap"])
+        assert st["disk_evictions"] == 0 and st["disk_blocks"] == kept
+        assert m.unmount() == []
+        assert len(block_files(small_tmpfs)) == kept
 
 
 def test_uncounted_files_are_swept(nginx, mount, medium, tmp_path):

@@ -112,6 +112,40 @@ static void test_spill_roundtrip(void)
 	roundtrip(true, true); /* i % 251 compresses */
 }
 
+/* The longest name and ETag the format's 16-bit lengths hold round-trip; one more does not fit. */
+static void test_spill_id_fits(void)
+{
+	char *longest = g_strnfill(CFS_SPILL_TEXT_MAX, 'e');
+	char *over = g_strnfill(CFS_SPILL_TEXT_MAX + 1, 'e');
+	struct cfs_spill_id id = block_id;
+	g_assert_true(cfs_spill_id_fits(&id));
+	id.etag = over;
+	g_assert_false(cfs_spill_id_fits(&id));
+	id.etag = block_id.etag;
+	id.name = over;
+	g_assert_false(cfs_spill_id_fits(&id));
+	id.name = longest;
+	id.etag = longest;
+	g_assert_true(cfs_spill_id_fits(&id));
+	uint8_t *data = g_malloc(id.len), *back = g_malloc0(id.len);
+	struct cfs_extents x = { 0 }, got = { 0 };
+	make_block(data, &x);
+	GBytes *file = cfs_spill_encode(&id, &x, data, false);
+	gsize len;
+	const uint8_t *bytes = g_bytes_get_data(file, &len);
+	g_assert_true(cfs_spill_decode(bytes, len, &id, back, &got, NULL));
+	g_assert_cmpuint(got.n, ==, x.n);
+	g_assert_cmpmem(back + x.v[0].lo, x.v[0].hi - x.v[0].lo, data + x.v[0].lo,
+			x.v[0].hi - x.v[0].lo);
+	g_bytes_unref(file);
+	cfs_extents_clear(&x);
+	cfs_extents_clear(&got);
+	g_free(data);
+	g_free(back);
+	g_free(longest);
+	g_free(over);
+}
+
 /* Decoding buf (a copy of a good file, changed by the caller) as id must fail. */
 static void expect_refused(const uint8_t *buf, size_t len, const struct cfs_spill_id *id,
 			   const char *why)
@@ -214,6 +248,33 @@ static void test_journal(void)
 	g_assert_false(g_array_index(recs, struct cfs_journal_rec, 2).add);
 	cfs_journal_close(j);
 
+	/*
+	 * A rewrite in three steps keeps what is appended while its file is
+	 * written: the replay sees its records, then that one. One that failed
+	 * leaves the journal as it was, what was appended meanwhile included.
+	 */
+	g_array_set_size(recs, 0);
+	j = open_journal(dir, 65536, recs, &unknown);
+	g_assert_true(cfs_journal_rewrite(j, &a, 1, NULL));
+	cfs_journal_rewrite_begin(j);
+	struct cfs_journal_rec late = { 5, 6, 4096, 99, true };
+	g_assert_true(cfs_journal_append(j, &late));
+	g_assert_true(cfs_journal_rewrite_write(j, &b, 1, NULL));
+	g_assert_true(cfs_journal_rewrite_end(j, true, NULL));
+	g_assert_cmpuint(cfs_journal_records(j), ==, 2);
+	cfs_journal_rewrite_begin(j);
+	g_assert_true(cfs_journal_append(j, &del));
+	g_assert_false(cfs_journal_rewrite_end(j, false, NULL));
+	g_assert_true(cfs_journal_lost(j));
+	g_assert_cmpuint(cfs_journal_records(j), ==, 3);
+	cfs_journal_close(j);
+	g_array_set_size(recs, 0);
+	cfs_journal_close(open_journal(dir, 65536, recs, &unknown));
+	g_assert_cmpuint(recs->len, ==, 3);
+	g_assert_cmpuint(g_array_index(recs, struct cfs_journal_rec, 0).obj, ==, 3);
+	g_assert_cmpuint(g_array_index(recs, struct cfs_journal_rec, 1).obj, ==, 5);
+	g_assert_false(g_array_index(recs, struct cfs_journal_rec, 2).add);
+
 	/* Another block size: not replayed. */
 	g_array_set_size(recs, 0);
 	j = open_journal(dir, 4096, recs, &unknown);
@@ -234,6 +295,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/policy/order", test_policies);
 	g_test_add_func("/spill/roundtrip", test_spill_roundtrip);
 	g_test_add_func("/spill/refused", test_spill_refused);
+	g_test_add_func("/spill/id-fits", test_spill_id_fits);
 	g_test_add_func("/journal/replay", test_journal);
 	return g_test_run();
 }

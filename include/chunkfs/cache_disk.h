@@ -36,13 +36,16 @@
 
 struct cfs_disk;
 
-/* A cap of a tenth of the free space of the directory's file system, at most this. */
+/*
+ * A cap of a tenth of the free space of the directory's file system plus
+ * the bytes the URL's cache already holds there, at most CFS_DISK_CAP_AUTO_MAX.
+ */
 #define CFS_DISK_CAP_AUTO UINT64_MAX
 #define CFS_DISK_CAP_AUTO_MAX (UINT64_C(10) << 30)
 
 struct cfs_disk_config {
 	const char *dir;      /* --cache-dir: shared by the caches of every URL */
-	const char *url;      /* what the cache is of, as given on the command line */
+	const char *url;      /* what the cache is of: the dataset's base URL, credentials redacted */
 	uint64_t cap;         /* bytes, more than 0, or CFS_DISK_CAP_AUTO */
 	uint64_t block_size;  /* bytes; a cache of another block size is emptied */
 	const char *policy;   /* eviction policy name (policy.h) */
@@ -54,16 +57,27 @@ struct cfs_disk_config {
  * its lock, empty tmp/, replay the journal (a torn last record is dropped)
  * and rewrite it compact, and evict down to the cap. Takes time in the
  * number of blocks, not their bytes (no block file is read). Call before
- * any thread exists. Fails with a GError naming the directory:
- * G_IO_ERROR_BUSY when another mount of the same URL holds the lock (with
- * its PID), else the errno of what could not be made or read.
+ * any thread exists. cfg is not kept; cfg->policy must name a policy
+ * (cfs_policy_known()). The caller owns the result: cfs_disk_free().
+ * Fails with a GError naming the directory: G_IO_ERROR_BUSY when another
+ * mount of the same URL holds the lock (with its PID), else the errno of
+ * what could not be made or read.
  */
 struct cfs_disk *cfs_disk_open(const struct cfs_disk_config *cfg, GError **error);
 
-/* Start the writer and readers (after daemonizing: the lock then records this PID). */
+/*
+ * Start the writer and readers, once, before the first spill or load
+ * (after daemonizing: the lock then records this PID). Cannot fail: a
+ * thread that cannot start aborts, as glib does.
+ */
 void cfs_disk_start(struct cfs_disk *d);
 
-/* Finish the writes queued, stop the threads, close. Safe on NULL. */
+/*
+ * Finish the writes and read-backs queued (their callbacks run here, on the
+ * tier's threads), stop the threads, save the eviction order in the
+ * journal, and close. No spill or load may be queued meanwhile or after.
+ * Safe on NULL.
+ */
 void cfs_disk_free(struct cfs_disk *d);
 
 /*

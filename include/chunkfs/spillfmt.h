@@ -35,7 +35,12 @@
 
 #include "chunkfs/extents.h"
 
-/* Which block a file must hold. */
+/*
+ * Which block a file must hold. The name and the ETag are at most
+ * CFS_SPILL_TEXT_MAX bytes each (their lengths are 16-bit): see
+ * cfs_spill_id_fits().
+ */
+#define CFS_SPILL_TEXT_MAX 65535
 struct cfs_spill_id {
 	const char *name;      /* the object's name (path below the mount root) */
 	const char *etag;      /* the object's ETag as the server sent it; "" when none */
@@ -55,11 +60,16 @@ struct cfs_spill_file {
 	size_t packed_len;
 };
 
+/* Whether the file format can name id (its name and ETag fit). */
+bool cfs_spill_id_fits(const struct cfs_spill_id *id);
+
 /*
- * The file of the block id holding the bytes of extents (sorted, disjoint,
- * inside [0, id->len)) of data (the whole block). With compress, the
- * payload is a zstd frame (level 1) when that is smaller. Clear *out with
- * cfs_spill_file_clear().
+ * The file of the block id (which must fit) holding the bytes of extents
+ * (sorted, disjoint, inside [0, id->len)) of data (the whole block). With
+ * compress, the payload is a zstd frame (level 1) when that is smaller.
+ * *out owns its header and packed payload; a raw payload is not copied,
+ * so data must stay as it is until the file is written. Clear *out with
+ * cfs_spill_file_clear(), which frees what it owns and leaves it empty.
  */
 void cfs_spill_prepare(const struct cfs_spill_id *id, const struct cfs_extents *extents,
 		       const uint8_t *data, bool compress, struct cfs_spill_file *out);
@@ -93,6 +103,7 @@ struct cfs_spill_layout {
 bool cfs_spill_read_header(const uint8_t *buf, size_t len, uint64_t file_len,
 			   const struct cfs_spill_id *id, struct cfs_spill_layout *out,
 			   size_t *need, GError **error);
+/* Free the extents of l, leaving it empty. */
 void cfs_spill_layout_clear(struct cfs_spill_layout *l);
 
 /*
