@@ -414,8 +414,10 @@ struct cfs_disk *cfs_disk_open(const struct cfs_disk_config *cfg, GError **error
 		empty_dir(d->tmp);
 		ok = load_journal(d, error);
 	}
-	if (ok && d->cap == CFS_DISK_CAP_AUTO)
+	if (ok && d->cap == CFS_DISK_CAP_AUTO) {
+		measure_dir(d);
 		d->cap = auto_cap(d);
+	}
 	if (ok) {
 		make_room(d, 0, NULL, gone); /* a smaller cap than last time */
 		unlink_files(d, gone); /* the compacted journal leaves them out */

@@ -174,6 +174,14 @@ bool cfs_journal_rewrite_write(struct cfs_journal *j, const struct cfs_journal_r
 	int fd = ok ? open(tmp, O_WRONLY | O_APPEND | O_CLOEXEC) : -1;
 	if (ok && fd < 0)
 		ok = set_io_error(error, "open", tmp);
+	/*
+	 * On disk before it replaces the old one: a crash must not leave an empty
+	 * journal (XFS can), which would empty the cache at the next mount.
+	 */
+	if (ok && fdatasync(fd) != 0)
+		ok = set_io_error(error, "sync", tmp);
+	if (!ok && fd >= 0)
+		close(fd);
 	g_free(buf);
 	if (!ok) {
 		unlink(tmp);
@@ -189,7 +197,8 @@ bool cfs_journal_rewrite_write(struct cfs_journal *j, const struct cfs_journal_r
 /* Append the records kept since the begin to the draft, and put it in place. */
 static bool finish_draft(struct cfs_journal *j, GError **error)
 {
-	ssize_t n = write(j->draft_fd, j->kept->data, j->kept->len);
+	g_return_val_if_fail(j->draft, false);
+	ssize_t n = j->kept->len ? write(j->draft_fd, j->kept->data, j->kept->len) : 0;
 	if (n != (ssize_t)j->kept->len) {
 		if (n >= 0)
 			errno = ENOSPC; /* a short write is a full disk */
