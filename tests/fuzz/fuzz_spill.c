@@ -5,7 +5,9 @@
  * (0xffff: none), an extent count (at most 8) and uint16 LE pairs (start,
  * length) inside a 4 KiB block, then the block's bytes (repeated to fill
  * it). That block is encoded and decoded back: untouched it must come back
- * whole; with any byte of its file flipped it must be refused.
+ * whole; with any byte of its file flipped it must be refused. Both files
+ * are also read as the spill tier reads one: a short probe of the header,
+ * then as many bytes as it asks for.
  */
 #include <gio/gio.h>
 #include <stdbool.h>
@@ -15,6 +17,8 @@
 #include "chunkfs/spillfmt.h"
 
 #define LEN 4096
+/* Shorter than most headers here, so that the second read is taken. */
+#define PROBE 80
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -25,8 +29,30 @@ static uint16_t u16(const uint8_t *p)
 	return (uint16_t)(p[0] | p[1] << 8);
 }
 
+/* The header of the file data[0, size) read from a probe, then whole; whether it was accepted. */
+static bool probe_header(const uint8_t *data, size_t size)
+{
+	struct cfs_spill_layout l;
+	size_t len = size < PROBE ? size : PROBE, need;
+	GError *err = NULL;
+	bool ok = cfs_spill_read_header(data, len, size, &id, &l, &need, &err);
+	if (!ok && !err) {
+		if (need <= len || need > size)
+			abort(); /* asked for bytes it had, or that the file lacks */
+		ok = cfs_spill_read_header(data, need, size, &id, &l, &need, &err);
+		if (!ok && !err)
+			abort(); /* the whole header must decide */
+	}
+	if (ok)
+		cfs_spill_layout_clear(&l);
+	else
+		g_error_free(err);
+	return ok;
+}
+
 static void decode_raw(const uint8_t *data, size_t size)
 {
+	probe_header(data, size);
 	uint8_t *copy = g_memdup2(data, size), *block = g_malloc0(LEN);
 	struct cfs_extents got = { 0 };
 	GError *err = NULL;
@@ -72,6 +98,8 @@ static void roundtrip(const uint8_t *data, size_t size)
 		bool flipped = flip != 0xffff && flip < len;
 		if (flipped)
 			copy[flip] ^= 0x5a;
+		if (!probe_header(copy, len) && !flipped)
+			abort(); /* a good file's header was refused */
 		GError *err = NULL;
 		bool ok = cfs_spill_decode(copy, len, &id, back, &got, &err);
 		if (ok == flipped)
