@@ -231,13 +231,6 @@ bool cfs_journal_rewrite_end(struct cfs_journal *j, bool ok, GError **error)
 	return ok;
 }
 
-bool cfs_journal_rewrite(struct cfs_journal *j, const struct cfs_journal_rec *recs, guint n,
-			 GError **error)
-{
-	cfs_journal_rewrite_begin(j);
-	return cfs_journal_rewrite_end(j, cfs_journal_rewrite_write(j, recs, n, error), error);
-}
-
 uint64_t cfs_journal_size_for(uint64_t records)
 {
 	return HEADER + records * CFS_JOURNAL_RECORD;

@@ -31,8 +31,8 @@ typedef void (*cfs_journal_replay_fn)(const struct cfs_journal_rec *r, void *ctx
  * Read the journal at path and replay its records in order. A journal that
  * is missing, torn in its header, or of another version or block size is
  * not replayed: *unknown is set, and the files it would have counted must
- * go. Appending starts after cfs_journal_rewrite(), which
- * uses tmpdir (same file system) for the new file. Fails with a GError
+ * go. Appending starts after the first rewrite, which writes its new file
+ * in tmpdir (same file system). Fails with a GError
  * naming path when it cannot be read.
  */
 struct cfs_journal *cfs_journal_open(const char *path, const char *tmpdir, uint64_t block_size,
@@ -54,14 +54,11 @@ bool cfs_journal_append(struct cfs_journal *j, const struct cfs_journal_rec *r);
  * at begin), end (under it: the kept records follow recs, and the new file
  * replaces the old one if ok and every step worked; false with error set
  * otherwise, the old journal still in use). One rewrite at a time.
- * cfs_journal_rewrite() does the three at once.
  */
 void cfs_journal_rewrite_begin(struct cfs_journal *j);
 bool cfs_journal_rewrite_write(struct cfs_journal *j, const struct cfs_journal_rec *recs,
 			       guint n, GError **error);
 bool cfs_journal_rewrite_end(struct cfs_journal *j, bool ok, GError **error);
-bool cfs_journal_rewrite(struct cfs_journal *j, const struct cfs_journal_rec *recs, guint n,
-			 GError **error);
 
 /*
  * The journal's length in bytes (until the first rewrite, that of the file
