@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "cache_impl.h"
 #include "chunkfs/cache_disk.h"
@@ -29,6 +30,36 @@ struct fill {
 };
 
 /* ---- Range requests ---- */
+
+static __thread struct prefault *prefault_list;
+
+void cache_prefault_begin(struct prefault *p)
+{
+	p->n = 0;
+	prefault_list = p;
+}
+
+void cache_prefault_end(struct prefault *p)
+{
+	prefault_list = NULL;
+	uintptr_t page = 4096;
+	for (unsigned i = 0; i < p->n; i++) {
+		uintptr_t lo = (uintptr_t)p->v[i].addr & ~(page - 1);
+		uintptr_t hi = ((uintptr_t)p->v[i].addr + p->v[i].len + page - 1) & ~(page - 1);
+		/*
+		 * Safe even when the request has ended and the buffer went to
+		 * another block (or was unmapped): populating never changes bytes.
+		 */
+		madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+	}
+}
+
+static void note_prefault(void *addr, size_t len)
+{
+	struct prefault *p = prefault_list;
+	if (p && p->n < G_N_ELEMENTS(p->v))
+		p->v[p->n++] = (typeof(p->v[0])){ addr, len };
+}
 
 struct range {
 	uint64_t start, end;
@@ -76,6 +107,7 @@ static void issue(struct cfs_cache *c, struct cfs_object *obj, GArray *ranges,
 			cfs_extents_add(&b->inflight, (uint32_t)lo, (uint32_t)hi);
 			cache_pin(c, b);
 			g_ptr_array_add(f->blocks, b);
+			note_prefault(b->data + lo, hi - lo);
 		}
 		if (prio == CFS_FETCH_READAHEAD)
 			cfs_stats_add(CFS_READAHEAD_BYTES, r->end - r->start);
@@ -257,6 +289,7 @@ static bool zstd_reserve(void *ctx, uint64_t bytes)
 	bool ok = cache_make_room(c, bytes);
 	if (ok) {
 		c->used += bytes;
+		cache_trim_idle(c);
 		cfs_stats_gauge_set(CFS_MEM_BYTES, (int64_t)c->used);
 	}
 	g_mutex_unlock(&c->lock);

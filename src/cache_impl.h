@@ -28,7 +28,7 @@ struct block {
 	struct block_key key;
 	struct cfs_object *obj;
 	uint32_t len;                 /* bytes of the object this block holds when full */
-	uint8_t *data;                /* len bytes, mmap'd so that eviction returns them */
+	uint8_t *data;                /* len bytes (blockmem.h) */
 	struct cfs_extents filled;    /* bytes that have landed */
 	struct cfs_extents inflight;  /* bytes a running request or read-back will deliver */
 	unsigned pins;                /* reads, requests, read-backs and spills using it */
@@ -63,8 +63,7 @@ struct cfs_cache {
 	struct cfs_policy *policy;
 	uint64_t spilling;            /* bytes of blocks being written to the spill tier */
 	GHashTable *blocks;           /* struct block_key * -> struct block * */
-	uint8_t **pool;               /* buffers of freed full blocks, kept for new ones */
-	unsigned pool_n, pool_max;
+	struct cfs_blockmem *mem;     /* the blocks' buffers */
 	GQueue mem_wait;              /* struct parked waiting for room, oldest first */
 	GQueue val_wait;              /* struct parked waiting for an ETag before a read-back */
 	bool closing;                 /* cfs_cache_close(): reads fail, nothing is fetched */
@@ -104,6 +103,8 @@ struct block *cache_block_get(struct cfs_cache *c, const struct cfs_object *obj,
 			      uint64_t index);
 /* A new, empty, unpinned block (room must have been made); NULL when mmap fails. */
 struct block *cache_block_new(struct cfs_cache *c, struct cfs_object *obj, uint64_t index);
+/* Give back idle block memory that no longer fits under the cap beside what is used. */
+void cache_trim_idle(struct cfs_cache *c);
 /* Make bytes more fit under the cap, evicting (or starting to spill) unpinned blocks. */
 bool cache_make_room(struct cfs_cache *c, uint64_t bytes);
 void cache_pin(struct cfs_cache *c, struct block *b);
@@ -127,6 +128,23 @@ void cache_deliver_all(struct cfs_cache *c, GArray *answers);
 GArray *cache_answers_new(void);
 
 /* ---- cache_fill.c ---- */
+
+/*
+ * Block bytes that requests issued by this thread will deliver, to be
+ * faulted in by this thread once it has dropped the lock, while the
+ * requests are on the wire: the fetcher thread, which copies every byte
+ * that arrives, then finds the pages there instead of faulting each one.
+ * Ranges past the array's room are left to fault as they are written.
+ */
+struct prefault {
+	struct { void *addr; size_t len; } v[32];
+	unsigned n;
+};
+
+/* Collect into p the ranges of the requests this thread issues, until cache_prefault_end(). */
+void cache_prefault_begin(struct prefault *p);
+/* Stop collecting and fault in the ranges. Without the lock. */
+void cache_prefault_end(struct prefault *p);
 
 /* Ask for the bytes of [off, off + len) that are neither there nor coming. */
 void cache_request_missing(struct cfs_cache *c, struct cfs_object *obj, uint64_t off,

@@ -4,9 +4,9 @@
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "cache_impl.h"
+#include "chunkfs/blockmem.h"
 #include "chunkfs/cache_disk.h"
 #include "chunkfs/listing.h"
 #include "chunkfs/object.h"
@@ -21,19 +21,17 @@
  */
 #define REPLY_THREADS 2
 /*
- * Blocks next in line for eviction are written to the spill tier ahead of
- * time (each is written once anyway: at eviction or at unmount), so that
+ * Once the memory tier is fuller than this share of its cap (in percent),
+ * the blocks next in line for eviction are written to the spill tier ahead
+ * of time (each is written once anyway: at eviction or at unmount), so that
  * room is there when a read needs it and the next epoch does not start
- * with the writes of this one. This many are looked at each time.
+ * with the writes of this one. This many are looked at each time. Below
+ * it nothing is written while reads run: the writes' checksums, copies and
+ * fresh page cache cost the foreground a third to two thirds of a cold
+ * read's speed on the 2-core VM (docs/architecture.md).
  */
 #define CLEAN_AHEAD_SCAN 256
-/*
- * Buffers of freed blocks kept for new ones (at most this many bytes,
- * outside the cap): a fresh mapping costs a page fault and a zeroed page
- * for every 4 KiB, which is most of the work of reading a block back.
- */
-#define POOL_BYTES (UINT64_C(16) << 20)
-#define POOL_BUFFERS 8
+#define CLEAN_AHEAD_FROM_PERCENT 75
 
 static guint key_hash(gconstpointer p)
 {
@@ -67,10 +65,7 @@ static void block_free(struct cfs_cache *c, struct block *b)
 {
 	cfs_policy_remove(c->policy, &b->pol);
 	g_hash_table_remove(c->blocks, &b->key);
-	if (b->len == c->block_size && c->pool_n < c->pool_max)
-		c->pool[c->pool_n++] = b->data;
-	else
-		munmap(b->data, b->len);
+	cfs_blockmem_put(c->mem, b->data, b->len);
 	cfs_extents_clear(&b->filled);
 	cfs_extents_clear(&b->inflight);
 	c->used -= b->len;
@@ -106,6 +101,11 @@ static void spill_ahead(struct cfs_cache *c, unsigned scan, uint64_t budget)
 	}
 }
 
+void cache_trim_idle(struct cfs_cache *c)
+{
+	cfs_blockmem_trim(c->mem, c->cap - MIN(c->used, c->cap));
+}
+
 bool cache_make_room(struct cfs_cache *c, uint64_t bytes)
 {
 	while (c->used + bytes > c->cap) {
@@ -120,16 +120,16 @@ bool cache_make_room(struct cfs_cache *c, uint64_t bytes)
 		block_free(c, b);
 		cfs_stats_add(CFS_MEM_EVICTIONS, 1);
 	}
-	spill_ahead(c, CLEAN_AHEAD_SCAN, cache_spill_budget(c));
+	if (c->used + bytes > c->cap / 100 * CLEAN_AHEAD_FROM_PERCENT)
+		spill_ahead(c, CLEAN_AHEAD_SCAN, cache_spill_budget(c));
 	return true;
 }
 
 struct block *cache_block_new(struct cfs_cache *c, struct cfs_object *obj, uint64_t index)
 {
 	uint32_t len = cache_block_len(c, obj, index);
-	void *data = len == c->block_size && c->pool_n ? c->pool[--c->pool_n]
-		: mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (data == MAP_FAILED)
+	void *data = cfs_blockmem_get(c->mem, len);
+	if (!data)
 		return NULL;
 	struct block *b = g_new0(struct block, 1);
 	b->key = (struct block_key){ obj->id, index };
@@ -139,6 +139,7 @@ struct block *cache_block_new(struct cfs_cache *c, struct cfs_object *obj, uint6
 	g_hash_table_insert(c->blocks, &b->key, b);
 	cfs_policy_add(c->policy, &b->pol);
 	c->used += len;
+	cache_trim_idle(c);
 	cfs_stats_gauge_set(CFS_MEM_BYTES, (int64_t)c->used);
 	cfs_stats_gauge_add(CFS_MEM_BLOCKS, 1);
 	return b;
@@ -446,11 +447,14 @@ void cfs_cache_read(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, s
 	r->cookie = cookie;
 	r->link.data = r;
 	struct answer a;
+	struct prefault pf;
+	cache_prefault_begin(&pf);
 	g_mutex_lock(&c->lock);
 	enum outcome o = serve(c, r, &a);
 	g_mutex_unlock(&c->lock);
 	if (o == ANSWERED)
 		deliver(c, &a);
+	cache_prefault_end(&pf);
 }
 
 static bool withdraw(struct cfs_cache *c, GQueue *q, struct cfs_object *obj, void *cookie)
@@ -471,10 +475,13 @@ static bool withdraw(struct cfs_cache *c, GQueue *q, struct cfs_object *obj, voi
 
 void cfs_cache_prefetch(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len)
 {
+	struct prefault pf;
+	cache_prefault_begin(&pf);
 	g_mutex_lock(&c->lock);
 	if (!obj->error && obj->size != CFS_SIZE_UNKNOWN && off < obj->size)
 		prefetch(c, obj, off, off + MIN(len, obj->size - off));
 	g_mutex_unlock(&c->lock);
+	cache_prefault_end(&pf);
 }
 
 bool cfs_cache_cancel(struct cfs_cache *c, struct cfs_object *obj, void *cookie)
@@ -493,6 +500,7 @@ struct cfs_cache *cfs_cache_new(const struct cfs_cache_config *cfg, struct cfs_f
 	g_mutex_init(&c->lock);
 	c->cap = cfg->cap;
 	c->block_size = cfg->block_size;
+	c->mem = cfs_blockmem_new(cfg->cap, cfg->block_size);
 	/* Streams' windows must not evict each other's prefetched bytes before they are read. */
 	c->readahead = MIN(cfg->readahead, cfg->cap / 8);
 	c->fetcher = fetcher;
@@ -500,8 +508,6 @@ struct cfs_cache *cfs_cache_new(const struct cfs_cache_config *cfg, struct cfs_f
 	c->policy = cfs_policy_new(cfg->policy);
 	c->zstd = cfs_zstd_new(fetcher, &cache_zstd_sink, c, cfg->cap);
 	c->blocks = g_hash_table_new(key_hash, key_equal);
-	c->pool_max = (unsigned)MIN(POOL_BUFFERS, POOL_BYTES / cfg->block_size);
-	c->pool = g_new0(uint8_t *, MAX(c->pool_max, 1));
 	c->repliers = g_thread_pool_new(deliver_queued, c, REPLY_THREADS, TRUE, NULL);
 	cfs_stats_gauge_set(CFS_MEM_CAP, (int64_t)cfg->cap);
 	return c;
@@ -535,9 +541,7 @@ void cfs_cache_free(struct cfs_cache *c)
 		block_free(c, block_of(e));
 	g_warn_if_fail(g_hash_table_size(c->blocks) == 0);
 	g_hash_table_destroy(c->blocks);
-	while (c->pool_n)
-		munmap(c->pool[--c->pool_n], c->block_size);
-	g_free(c->pool);
+	cfs_blockmem_free(c->mem);
 	cfs_policy_free(c->policy);
 	g_mutex_clear(&c->lock);
 	g_free(c);

@@ -44,12 +44,18 @@ struct request {
 	char errbuf[CURL_ERROR_SIZE];
 };
 
-struct cfs_fetcher {
-	struct cfs_options cfg;          /* a copy without the strings */
+/*
+ * One fetcher thread with its own libcurl multi handle and connections.
+ * Requests are spread over the engines, so that receiving and copying the
+ * bytes of several responses runs on several cores.
+ */
+struct engine {
+	struct cfs_options cfg;          /* a copy without the strings; max_connections its share */
 	const struct cfs_remote *remote;
 	struct curl_slist *headers;      /* the remote's, shared by every transfer */
 	CURLM *multi;
 	GThread *thread;
+	unsigned load;                   /* requests queued or running (atomic) */
 
 	GMutex lock;                     /* guards incoming and quit */
 	GQueue incoming;
@@ -58,6 +64,13 @@ struct cfs_fetcher {
 	/* Fetcher thread only. */
 	GQueue demand, readahead, waiting; /* waiting: retries until due_us */
 	GQueue active;                     /* requests with a running attempt */
+	GQueue idle_easy;                  /* GET handles kept for the next attempts */
+};
+
+struct cfs_fetcher {
+	struct engine *engines;
+	unsigned n;
+	struct curl_slist *headers;
 };
 
 static void request_free(struct request *r)
@@ -69,8 +82,9 @@ static void request_free(struct request *r)
 	g_free(r);
 }
 
-static void finish(struct request *r, int err)
+static void finish(struct engine *f, struct request *r, int err)
 {
+	__atomic_fetch_sub(&f->load, 1, __ATOMIC_RELAXED);
 	if (err && err != -ECANCELED)
 		cfs_stats_add(CFS_REQUESTS_FAILED, 1);
 	r->ops->on_done(r->ctx, err);
@@ -198,23 +212,40 @@ static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t
 	return 1;
 }
 
-static void start_attempt(struct cfs_fetcher *f, struct request *r)
+/*
+ * A GET handle: a kept one when there is one. A handle keeps its receive
+ * buffer, which a fresh one would allocate (and fault in) at every request.
+ */
+static CURL *get_handle(struct engine *f, const char *url)
+{
+	CURL *easy = g_queue_pop_head(&f->idle_easy);
+	if (easy) {
+		curl_easy_setopt(easy, CURLOPT_URL, url);
+		return easy;
+	}
+	easy = curl_easy_init();
+	cfs_easy_setup(easy, &f->cfg, f->remote, f->headers, url);
+	curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, RECEIVE_BUFFER_BYTES);
+	return easy;
+}
+
+static void start_attempt(struct engine *f, struct request *r)
 {
 	char range[64] = "";
-	if (!r->head)
+	if (r->head) {
+		r->easy = curl_easy_init();
+		cfs_easy_setup(r->easy, &f->cfg, f->remote, f->headers, r->url);
+		curl_easy_setopt(r->easy, CURLOPT_NOBODY, 1L);
+	} else {
 		snprintf(range, sizeof(range), "%" PRIu64 "-%" PRIu64, r->next, r->end - 1);
-	r->easy = curl_easy_init();
+		r->easy = get_handle(f, r->url);
+		curl_easy_setopt(r->easy, CURLOPT_RANGE, range);
+	}
 	r->errbuf[0] = '\0';
 	r->fatal = 0;
 	r->stalled = false;
 	r->timeout_s = f->cfg.timeout_s;
 	reset_response(r);
-	cfs_easy_setup(r->easy, &f->cfg, f->remote, f->headers, r->url);
-	if (r->head)
-		curl_easy_setopt(r->easy, CURLOPT_NOBODY, 1L);
-	else
-		curl_easy_setopt(r->easy, CURLOPT_RANGE, range);
-	curl_easy_setopt(r->easy, CURLOPT_BUFFERSIZE, RECEIVE_BUFFER_BYTES);
 	curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
 	curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
 	curl_easy_setopt(r->easy, CURLOPT_HEADERFUNCTION, on_header);
@@ -253,7 +284,7 @@ static const char *attempt_failure(struct request *r, CURLcode rc, char *buf, si
 	return NULL;
 }
 
-static void schedule_retry(struct cfs_fetcher *f, struct request *r)
+static void schedule_retry(struct engine *f, struct request *r)
 {
 	gint64 backoff = MIN((gint64)BACKOFF_FIRST_US << MIN(r->attempt - 1, 16u), BACKOFF_MAX_US);
 	r->attempt++;
@@ -261,15 +292,18 @@ static void schedule_retry(struct cfs_fetcher *f, struct request *r)
 	g_queue_push_tail(&f->waiting, r);
 }
 
-static void stop_attempt(struct cfs_fetcher *f, struct request *r)
+static void stop_attempt(struct engine *f, struct request *r)
 {
 	curl_multi_remove_handle(f->multi, r->easy);
-	curl_easy_cleanup(r->easy);
+	if (!r->head && f->idle_easy.length < f->cfg.max_connections)
+		g_queue_push_head(&f->idle_easy, r->easy);
+	else
+		curl_easy_cleanup(r->easy);
 	r->easy = NULL;
 	g_queue_unlink(&f->active, &r->link);
 }
 
-static void end_attempt(struct cfs_fetcher *f, struct request *r, CURLcode rc)
+static void end_attempt(struct engine *f, struct request *r, CURLcode rc)
 {
 	if (!r->checked && !r->fatal && (rc == CURLE_OK || r->next == r->end))
 		r->fatal = check_response(r); /* a response with no body at all */
@@ -279,10 +313,10 @@ static void end_attempt(struct cfs_fetcher *f, struct request *r, CURLcode rc)
 	long status = r->http_error;
 	stop_attempt(f, r);
 	if (r->fatal || (r->next == r->end && !status)) {
-		finish(r, r->fatal);
+		finish(f, r, r->fatal);
 	} else if (status && !transient_http(status)) {
 		g_warning("%s bytes %" PRIu64 "-%" PRIu64 ": %s", r->name, r->next, r->end, why);
-		finish(r, status == 404 || status == 410 ? -ENOENT : -EIO);
+		finish(f, r, status == 404 || status == 410 ? -ENOENT : -EIO);
 	} else if (r->attempt <= f->cfg.retries) {
 		g_message("%s bytes %" PRIu64 "-%" PRIu64 ": %s; retry %u of %u", r->name, r->next,
 			  r->end, why, r->attempt, f->cfg.retries);
@@ -290,11 +324,11 @@ static void end_attempt(struct cfs_fetcher *f, struct request *r, CURLcode rc)
 	} else {
 		g_warning("%s bytes %" PRIu64 "-%" PRIu64 ": %s; giving up after %u attempts",
 			  r->name, r->next, r->end, why, r->attempt);
-		finish(r, timed_out ? -ETIMEDOUT : -EIO);
+		finish(f, r, timed_out ? -ETIMEDOUT : -EIO);
 	}
 }
 
-static void drain_incoming(struct cfs_fetcher *f)
+static void drain_incoming(struct engine *f)
 {
 	g_mutex_lock(&f->lock);
 	struct request *r;
@@ -304,7 +338,7 @@ static void drain_incoming(struct cfs_fetcher *f)
 }
 
 /* Move due retries to the front of their queue; returns ms until the next one is due. */
-static long promote_due(struct cfs_fetcher *f)
+static long promote_due(struct engine *f)
 {
 	gint64 now = g_get_monotonic_time(), next = G_MAXINT64;
 	for (GList *l = f->waiting.head; l;) {
@@ -321,7 +355,7 @@ static long promote_due(struct cfs_fetcher *f)
 	return next == G_MAXINT64 ? IDLE_POLL_MS : (long)((next - now) / 1000 + 1);
 }
 
-static void start_queued(struct cfs_fetcher *f)
+static void start_queued(struct engine *f)
 {
 	while (f->active.length < f->cfg.max_connections) {
 		struct request *r = g_queue_pop_head(&f->demand);
@@ -333,7 +367,7 @@ static void start_queued(struct cfs_fetcher *f)
 	}
 }
 
-static void collect_done(struct cfs_fetcher *f)
+static void collect_done(struct engine *f)
 {
 	CURLMsg *msg;
 	int left;
@@ -347,7 +381,7 @@ static void collect_done(struct cfs_fetcher *f)
 }
 
 /* End every request; on_done may submit more, which are ended too. */
-static void cancel_all(struct cfs_fetcher *f)
+static void cancel_all(struct engine *f)
 {
 	GQueue *queues[] = { &f->demand, &f->readahead, &f->waiting };
 	for (;;) {
@@ -361,13 +395,13 @@ static void cancel_all(struct cfs_fetcher *f)
 		}
 		if (!r)
 			break;
-		finish(r, -ECANCELED);
+		finish(f, r, -ECANCELED);
 	}
 }
 
 static gpointer fetcher_thread(gpointer p)
 {
-	struct cfs_fetcher *f = p;
+	struct engine *f = p;
 	for (;;) {
 		g_mutex_lock(&f->lock);
 		bool quit = f->quit;
@@ -384,52 +418,93 @@ static gpointer fetcher_thread(gpointer p)
 		curl_multi_poll(f->multi, NULL, 0, (int)MIN(wait_ms, IDLE_POLL_MS), NULL);
 	}
 	cancel_all(f);
+	g_queue_clear_full(&f->idle_easy, curl_easy_cleanup);
 	return NULL;
 }
 
-struct cfs_fetcher *cfs_fetcher_new(const struct cfs_options *opts,
-				    const struct cfs_remote *remote, GError **error)
+static bool engine_start(struct engine *f, const struct cfs_options *opts,
+			 const struct cfs_remote *remote, struct curl_slist *headers,
+			 unsigned connections)
 {
-	struct cfs_fetcher *f = g_new0(struct cfs_fetcher, 1);
 	f->cfg = (struct cfs_options){
-		.max_connections = opts->max_connections,
+		.max_connections = connections,
 		.connect_timeout_s = opts->connect_timeout_s,
 		.timeout_s = opts->timeout_s,
 		.retries = opts->retries,
 	};
 	f->remote = remote;
+	f->headers = headers;
 	f->multi = curl_multi_init();
-	if (!f->multi) {
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot create a libcurl multi handle");
-		g_free(f);
-		return NULL;
-	}
-	curl_multi_setopt(f->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)opts->max_connections);
-	curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, (long)opts->max_connections);
-	f->headers = cfs_easy_headers(remote);
+	if (!f->multi)
+		return false;
+	curl_multi_setopt(f->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)connections);
+	curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, (long)connections);
 	g_mutex_init(&f->lock);
 	g_queue_init(&f->incoming);
 	f->thread = g_thread_new("fetcher", fetcher_thread, f);
-	return f;
+	return true;
 }
 
-void cfs_fetcher_free(struct cfs_fetcher *f)
+static void engine_stop(struct engine *f)
 {
-	if (!f)
-		return;
 	g_mutex_lock(&f->lock);
 	f->quit = true;
 	g_mutex_unlock(&f->lock);
 	curl_multi_wakeup(f->multi);
 	g_thread_join(f->thread);
 	curl_multi_cleanup(f->multi);
-	curl_slist_free_all(f->headers);
 	g_mutex_clear(&f->lock);
-	g_free(f);
 }
 
-/* Queue a request for the fetcher thread: a HEAD when head, else GET of [start, end). */
-static void submit(struct cfs_fetcher *f, const char *name, const char *url, bool head,
+struct cfs_fetcher *cfs_fetcher_new(const struct cfs_options *opts,
+				    const struct cfs_remote *remote, GError **error)
+{
+	struct cfs_fetcher *fetcher = g_new0(struct cfs_fetcher, 1);
+	unsigned n = MAX(1, MIN(opts->fetch_threads, opts->max_connections));
+	fetcher->engines = g_new0(struct engine, n);
+	fetcher->headers = cfs_easy_headers(remote);
+	for (unsigned i = 0; i < n; i++) {
+		/* The connections are shared out; the first engines take what does not divide. */
+		unsigned share = opts->max_connections / n + (i < opts->max_connections % n);
+		if (!engine_start(&fetcher->engines[i], opts, remote, fetcher->headers, share)) {
+			g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+				    "cannot create a libcurl multi handle");
+			cfs_fetcher_free(fetcher);
+			return NULL;
+		}
+		fetcher->n = i + 1;
+	}
+	return fetcher;
+}
+
+void cfs_fetcher_free(struct cfs_fetcher *fetcher)
+{
+	if (!fetcher)
+		return;
+	for (unsigned i = 0; i < fetcher->n; i++)
+		engine_stop(&fetcher->engines[i]);
+	curl_slist_free_all(fetcher->headers);
+	g_free(fetcher->engines);
+	g_free(fetcher);
+}
+
+/* The engine with the fewest requests queued or running. */
+static struct engine *least_loaded(struct cfs_fetcher *fetcher)
+{
+	struct engine *best = &fetcher->engines[0];
+	unsigned best_load = __atomic_load_n(&best->load, __ATOMIC_RELAXED);
+	for (unsigned i = 1; i < fetcher->n && best_load; i++) {
+		unsigned load = __atomic_load_n(&fetcher->engines[i].load, __ATOMIC_RELAXED);
+		if (load < best_load) {
+			best = &fetcher->engines[i];
+			best_load = load;
+		}
+	}
+	return best;
+}
+
+/* Queue a request for a fetcher thread: a HEAD when head, else GET of [start, end). */
+static void submit(struct cfs_fetcher *fetcher, const char *name, const char *url, bool head,
 		   uint64_t start, uint64_t end, enum cfs_fetch_priority prio,
 		   const struct cfs_fetch_ops *ops, void *ctx)
 {
@@ -437,6 +512,8 @@ static void submit(struct cfs_fetcher *f, const char *name, const char *url, boo
 	*r = (struct request){ .name = g_strdup(name), .url = g_strdup(url), .head = head,
 			       .next = start, .end = end, .prio = prio, .ops = ops, .ctx = ctx,
 			       .attempt = 1 };
+	struct engine *f = least_loaded(fetcher);
+	__atomic_fetch_add(&f->load, 1, __ATOMIC_RELAXED);
 	g_mutex_lock(&f->lock);
 	g_queue_push_tail(&f->incoming, r);
 	g_mutex_unlock(&f->lock);

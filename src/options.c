@@ -52,7 +52,7 @@ static uint64_t default_mem_cache(void)
 
 struct raw_args {
 	char *mem_cache, *block_size, *readahead, *fuse_opts;
-	int max_connections, connect_timeout, timeout, retries, metadata_ttl;
+	int max_connections, fetch_threads, connect_timeout, timeout, retries, metadata_ttl;
 	gboolean foreground, debug, version, insecure, no_sign_request;
 	char **headers;
 	char *cacert, *endpoint, *region, *s3_addressing, *profile;
@@ -188,6 +188,7 @@ static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
 	    !parse_size_opt("disk-cache", a->disk_cache, &o->disk_cache, error) ||
 	    !check_eviction(a->eviction, error) ||
 	    !check_int_opt("max-connections", a->max_connections, 1, 256, error) ||
+	    !check_int_opt("fetch-threads", a->fetch_threads, 1, 16, error) ||
 	    !check_int_opt("connect-timeout", a->connect_timeout, 1, 3600, error) ||
 	    !check_int_opt("timeout", a->timeout, 1, 3600, error) ||
 	    !check_int_opt("retries", a->retries, 0, 100, error) ||
@@ -198,6 +199,7 @@ static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
 	take_remote_settings(a, o);
 	take_spill_settings(a, o);
 	o->max_connections = (unsigned)a->max_connections;
+	o->fetch_threads = (unsigned)a->fetch_threads;
 	o->connect_timeout_s = (unsigned)a->connect_timeout;
 	o->timeout_s = (unsigned)a->timeout;
 	o->retries = (unsigned)a->retries;
@@ -229,7 +231,7 @@ static const char summary[] =
 bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *exit_now,
 		       GError **error)
 {
-	struct raw_args a = { .max_connections = 8, .connect_timeout = 10, .timeout = 30,
+	struct raw_args a = { .max_connections = 8, .fetch_threads = 2, .connect_timeout = 10, .timeout = 30,
 			      .retries = 4, .metadata_ttl = 3600 };
 	GOptionEntry entries[] = {
 		{ "foreground", 'f', 0, G_OPTION_ARG_NONE, &a.foreground, "Stay in the foreground", NULL },
@@ -254,6 +256,8 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		  "zstd-compress spilled blocks that shrink", NULL },
 		{ "max-connections", 0, 0, G_OPTION_ARG_INT, &a.max_connections,
 		  "Concurrent HTTP requests (default 8)", "N" },
+		{ "fetch-threads", 0, 0, G_OPTION_ARG_INT, &a.fetch_threads,
+		  "Threads that receive responses, sharing the connections (default 2)", "N" },
 		{ "connect-timeout", 0, 0, G_OPTION_ARG_INT, &a.connect_timeout,
 		  "Seconds to wait for a connection (default 10)", "S" },
 		{ "timeout", 0, 0, G_OPTION_ARG_INT, &a.timeout,

@@ -51,8 +51,6 @@ struct cfs_zstd {
 	const struct cfs_zstd_sink *sink;
 	void *ctx;
 	int window_log_max;
-	uint8_t *out;            /* fetcher thread: output buffer of ZSTD_decompressStream() */
-	size_t out_size;
 
 	GMutex lock;
 	GQueue streams;          /* struct stream */
@@ -224,13 +222,30 @@ static bool emit(struct stream *s, const uint8_t *buf, size_t len)
 	return true;
 }
 
+/*
+ * The output buffer of ZSTD_decompressStream(), one per fetcher thread
+ * (pieces of different streams are decompressed at once by several), of
+ * ZSTD_DStreamOutSize() bytes.
+ */
+static GPrivate out_buffer = G_PRIVATE_INIT(g_free);
+
+static uint8_t *thread_out_buffer(void)
+{
+	uint8_t *buf = g_private_get(&out_buffer);
+	if (!buf) {
+		buf = g_malloc(ZSTD_DStreamOutSize());
+		g_private_set(&out_buffer, buf);
+	}
+	return buf;
+}
+
 static void piece_on_data(void *ctx, uint64_t off, const void *buf, size_t len)
 {
 	struct stream *s = ctx;
-	struct cfs_zstd *z = s->z;
+	uint8_t *outbuf = thread_out_buffer();
 	ZSTD_inBuffer in = { buf, len, 0 };
 	while (!s->error) {
-		ZSTD_outBuffer out = { z->out, z->out_size, 0 };
+		ZSTD_outBuffer out = { outbuf, ZSTD_DStreamOutSize(), 0 };
 		size_t ret = ZSTD_decompressStream(s->ds, &out, &in);
 		if (ZSTD_isError(ret)) {
 			bad_data(s, "bad zstd data near compressed byte %" PRIu64 ": %s",
@@ -238,7 +253,7 @@ static void piece_on_data(void *ctx, uint64_t off, const void *buf, size_t len)
 			break;
 		}
 		s->frame_left = ret;
-		if (!reserve_state(s) || (out.pos && !emit(s, z->out, out.pos)))
+		if (!reserve_state(s) || (out.pos && !emit(s, outbuf, out.pos)))
 			break;
 		if (in.pos == in.size && out.pos < out.size)
 			break; /* all input used and all output flushed */
@@ -327,8 +342,6 @@ struct cfs_zstd *cfs_zstd_new(struct cfs_fetcher *fetcher, const struct cfs_zstd
 	z->sink = sink;
 	z->ctx = sink_ctx;
 	z->window_log_max = window_log_max(cap);
-	z->out_size = ZSTD_DStreamOutSize();
-	z->out = g_malloc(z->out_size);
 	g_mutex_init(&z->lock);
 	g_queue_init(&z->streams);
 	return z;
@@ -344,6 +357,5 @@ void cfs_zstd_free(struct cfs_zstd *z)
 		stream_free(s);
 	}
 	g_mutex_clear(&z->lock);
-	g_free(z->out);
 	g_free(z);
 }

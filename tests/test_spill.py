@@ -201,6 +201,32 @@ def test_second_pass_and_remount_read_from_disk(nginx, mount, medium, tmp_path):
     assert len({r["request"] for r in heads}) == len(heads), "an object was HEADed twice"
 
 
+@pytest.mark.budget(60)
+def test_no_spill_writes_while_memory_has_room(nginx, mount, medium, tmp_path):
+    """96 MiB read through 256 MiB of memory: nothing is written to the spill
+    tier while the reads run (the writes would slow them, and memory has
+    room); the unmount writes every block, and a remount reads it all back
+    without fetching a byte."""
+    cache = str(tmp_path / "spill")
+    args = ("--mem-cache=256M", "--disk-cache=1G", "--cache-dir=" + cache)
+    srv = nginx(medium)
+    m = mount(srv.url, *args)
+    check_all(m, medium)
+    st = m.stats()
+    assert st["bytes_fetched"] >= dataset_bytes(medium)
+    assert st["spills"] == 0, "%d blocks spilled while memory had room" % st["spills"]
+    assert block_files(cache) == []
+    assert m.unmount() == []
+    names = {parse_block(open(p, "rb").read())["name"] for p in block_files(cache)}
+    assert names == {name for name, _ in index_chunks(medium)}
+    m2 = mount(srv.url, *args)
+    check_all(m2, medium)
+    again = m2.stats()
+    assert again["bytes_fetched"] == 0
+    assert again["disk_hits"] >= dataset_bytes(medium) // MiB
+    assert again["read_errors"] == again["checksum_failures"] == 0
+
+
 # --------------------------------------------------------------------------
 # 3. one mount per cache
 

@@ -1,4 +1,4 @@
-"""Runs the C unit tests (tests/unit_tests.c and tests/unit_spill.c, GLib's test framework)
+"""Runs the C unit tests (tests/unit_*.c, GLib's test framework)
 built next to the daemon."""
 import os
 import subprocess
@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 
-@pytest.mark.parametrize("name", ["unit_tests", "unit_spill"])
+@pytest.mark.parametrize("name", ["unit_tests", "unit_spill", "unit_blockmem"])
 def test_unit_tests(chunkfs_bin, name):
     binary = os.path.join(os.path.dirname(chunkfs_bin), "tests", name)
     assert os.access(binary, os.X_OK), "%s not built next to %s" % (name, chunkfs_bin)

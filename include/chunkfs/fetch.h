@@ -1,9 +1,12 @@
 /*
- * The fetcher: one thread that owns a libcurl multi handle and runs HTTP
- * Range GETs (RFC 9110 section 14) for the memory tier. Requests are queued
- * from any thread and picked up through curl_multi_wakeup(); at most
- * max_connections transfers run at once, demand before readahead, over
- * reused keep-alive connections.
+ * The fetcher: fetch_threads threads, each owning a libcurl multi handle
+ * and its share of max_connections, running HTTP Range GETs (RFC 9110
+ * section 14) for the memory tier. A request is queued, from any thread, on
+ * the thread with the fewest requests queued or running, and picked up
+ * through curl_multi_wakeup(); each thread runs demand before readahead,
+ * over reused keep-alive connections (and reused easy handles, whose
+ * receive buffers stay faulted in). Several threads let the receiving and
+ * copying of several responses use several cores.
  *
  * Each request delivers the bytes [start, end) of one object in order,
  * resuming after the last delivered byte when an attempt fails with a
@@ -32,22 +35,27 @@ struct cfs_response_info {
 	const char *etag;     /* ETag header value as sent, or NULL when absent */
 };
 
+/*
+ * What a request calls back. The callbacks of one request all run in one
+ * fetcher thread, in order; those of different requests may run at the
+ * same time in different fetcher threads.
+ */
 struct cfs_fetch_ops {
 	/*
-	 * Called in the fetcher thread for every attempt's response, before any
-	 * of its body is delivered. Return 0 to accept, or a negative errno to
+	 * Called for every attempt's response, before any of its body is
+	 * delivered. Return 0 to accept, or a negative errno to
 	 * fail the request at once without retrying (e.g. -EIO for a changed
 	 * ETag or size). May be NULL.
 	 */
 	int (*on_response)(void *ctx, const struct cfs_response_info *info);
 	/*
-	 * Called in the fetcher thread for each piece of body, in order: the
-	 * bytes [off, off + len) of the object. buf is valid during the call only.
+	 * Called for each piece of body, in order: the bytes [off, off + len)
+	 * of the object. buf is valid during the call only.
 	 */
 	void (*on_data)(void *ctx, uint64_t off, const void *buf, size_t len);
 	/*
-	 * Called once in the fetcher thread when the request ends: err is 0 when
-	 * all of [start, end) was delivered, else a negative errno: -ENOENT when
+	 * Called once when the request ends: err is 0 when all of
+	 * [start, end) was delivered, else a negative errno: -ENOENT when
 	 * the server says the object does not exist (404, 410), -EIO for another
 	 * HTTP error or a bad response, -ETIMEDOUT when the retries ran out on
 	 * stalls, -ECANCELED when the fetcher is shutting down.
@@ -61,8 +69,9 @@ enum cfs_fetch_priority {
 };
 
 /*
- * Create the fetcher and start its thread. opts is read during the call
- * (connections, timeouts, retries) and not kept; remote (headers, TLS
+ * Create the fetcher and start its threads (opts->fetch_threads, at most
+ * one per connection). opts is read during the call (connections,
+ * threads, timeouts, retries) and not kept; remote (headers, TLS
  * trust, signing) must outlive the fetcher. Returns NULL with *error set
  * when libcurl cannot be initialised.
  */
@@ -70,9 +79,9 @@ struct cfs_fetcher *cfs_fetcher_new(const struct cfs_options *opts,
 				    const struct cfs_remote *remote, GError **error);
 
 /*
- * Stop the thread: every queued or running request ends with -ECANCELED
- * (its on_done is called), then the handle is freed. Call once, from a
- * thread that is not the fetcher's.
+ * Stop the threads: every queued or running request ends with -ECANCELED
+ * (its on_done is called), then the handles are freed. Call once, from a
+ * thread that is not a fetcher thread.
  */
 void cfs_fetcher_free(struct cfs_fetcher *f);
 

@@ -18,6 +18,7 @@ struct cfs_options {
 	uint64_t block_size;  /* bytes, power of two */
 	uint64_t readahead;   /* bytes, largest readahead window; 0 disables */
 	unsigned max_connections;
+	unsigned fetch_threads;   /* fetcher threads sharing max_connections */
 	unsigned connect_timeout_s;
 	unsigned timeout_s;   /* a request that delivers no byte for this long is retried */
 	unsigned retries;     /* attempts after the first one */

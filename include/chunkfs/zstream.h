@@ -3,7 +3,7 @@
  * or more frames, RFC 8878), produced as its compressed bytes arrive. A
  * stream fetches the compressed object in pieces through the fetcher
  * (Range GETs that start small, so the first bytes come out early, and
- * double up to 8 MiB) and decompresses each piece in the fetcher thread as
+ * double up to 8 MiB) and decompresses each piece in a fetcher thread as
  * it lands, handing every decompressed piece to a sink (the memory tier).
  *
  * zstd cannot seek, so a stream only moves forward: it produces
@@ -32,7 +32,11 @@
 struct cfs_object;
 struct cfs_zstd;
 
-/* Where decompressed bytes go. Every callback runs in the fetcher thread. */
+/*
+ * Where decompressed bytes go. Every callback runs in a fetcher thread;
+ * one stream's callbacks never run at once (it has one piece in flight),
+ * but different streams' can.
+ */
 struct cfs_zstd_sink {
 	/* Bytes [off, off + len) of obj, decompressed; buf is valid during the call only. */
 	void (*deliver)(void *ctx, struct cfs_object *obj, uint64_t off, const void *buf,
