@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 
 #include "cache_impl.h"
@@ -42,6 +43,7 @@ void cache_prefault_begin(struct prefault *p)
 void cache_prefault_end(struct prefault *p)
 {
 	prefault_list = NULL;
+	if (getenv("CFS_NOPF")) return;
 	uintptr_t page = 4096;
 	for (unsigned i = 0; i < p->n; i++) {
 		uintptr_t lo = (uintptr_t)p->v[i].addr & ~(page - 1);

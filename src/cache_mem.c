@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <stdlib.h>
 
 #include "cache_impl.h"
 #include "chunkfs/blockmem.h"
@@ -378,8 +379,16 @@ GArray *cache_answers_new(void)
 	return g_array_new(FALSE, FALSE, sizeof(struct answer));
 }
 
+static int inline_max = -1;
 void cache_deliver_all(struct cfs_cache *c, GArray *answers)
 {
+	if (inline_max < 0) inline_max = getenv("CFS_INLINE") ? atoi(getenv("CFS_INLINE")) : 0;
+	if (answers->len == 1 && g_array_index(answers, struct answer, 0).r->len <= (uint64_t)inline_max &&
+	    g_thread_pool_unprocessed(c->repliers) == 0) {
+		deliver(c, &g_array_index(answers, struct answer, 0));
+		g_array_free(answers, TRUE);
+		return;
+	}
 	for (guint i = 0; i < answers->len; i++)
 		g_thread_pool_push(c->repliers, g_memdup2(&g_array_index(answers, struct answer, i),
 							  sizeof(struct answer)), NULL);

@@ -17,9 +17,9 @@ struct curl_slist *cfs_easy_headers(const struct cfs_remote *remote);
 /*
  * Set the options common to every request on a fresh easy handle: URL,
  * connect timeout, stall timeout (no byte for opts->timeout_s seconds),
- * no signals, TCP keep-alive, user agent, optional ~/.netrc, and the
- * remote's headers (the list must outlive the transfer), TLS trust and
- * SigV4 signature.
+ * no signals, TCP keep-alive, user agent, ~/.netrc when the remote found
+ * one, and the remote's headers (the list must outlive the transfer), TLS
+ * trust and SigV4 signature.
  */
 void cfs_easy_setup(CURL *easy, const struct cfs_options *opts, const struct cfs_remote *remote,
 		    struct curl_slist *headers, const char *url);

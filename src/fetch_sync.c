@@ -55,8 +55,9 @@ void cfs_easy_setup(CURL *easy, const struct cfs_options *opts, const struct cfs
 		curl_easy_setopt(easy, CURLOPT_AWS_SIGV4, remote->sigv4);
 		curl_easy_setopt(easy, CURLOPT_USERNAME, remote->access_key);
 		curl_easy_setopt(easy, CURLOPT_PASSWORD, remote->secret_key);
-	} else {
+	} else if (remote->netrc) {
 		curl_easy_setopt(easy, CURLOPT_NETRC, (long)CURL_NETRC_OPTIONAL);
+		curl_easy_setopt(easy, CURLOPT_NETRC_FILE, remote->netrc);
 	}
 }
 

@@ -17,13 +17,21 @@
 #include "chunkfs/view.h"
 
 /*
- * Blocks are mmap'd by the memory tier; keep glibc from growing its mmap
- * threshold so that other large buffers are returned to the system too and
- * RSS follows the cap.
+ * Blocks live in the memory tier's own arena (blockmem.h). What glibc
+ * serves: libcurl's receive buffer of every transfer (256 KiB, allocated
+ * at its start and freed at its end), which must come from the heap, warm,
+ * rather than from a fresh mmap that every random item would fault in
+ * again (one mmap, 64 page faults and one munmap per request, measured),
+ * nor from heap memory given back and faulted in again at every request
+ * (a heap keeps up to 2 MiB free at its top: a fetcher's transfers'
+ * buffers); and a fixed mmap threshold, so that buffers larger than a
+ * block (zstd windows, listings) are still returned to the system when
+ * freed and RSS follows the cap.
  */
 static void tune_malloc(void)
 {
-	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 2 * 1024 * 1024);
 	mallopt(M_ARENA_MAX, 4);
 }
 

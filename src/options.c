@@ -231,8 +231,8 @@ static const char summary[] =
 bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *exit_now,
 		       GError **error)
 {
-	struct raw_args a = { .max_connections = 8, .fetch_threads = 2, .connect_timeout = 10, .timeout = 30,
-			      .retries = 4, .metadata_ttl = 3600 };
+	struct raw_args a = { .max_connections = 8, .fetch_threads = 2, .connect_timeout = 10,
+			      .timeout = 30, .retries = 4, .metadata_ttl = 3600 };
 	GOptionEntry entries[] = {
 		{ "foreground", 'f', 0, G_OPTION_ARG_NONE, &a.foreground, "Stay in the foreground", NULL },
 		{ "debug", 'd', 0, G_OPTION_ARG_NONE, &a.debug, "Log debug lines (every request)", NULL },

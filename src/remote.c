@@ -29,6 +29,19 @@ static void choose_ca(struct cfs_remote *r, const struct cfs_options *opts, cons
 	r->insecure = opts->insecure;
 }
 
+/*
+ * ~/.netrc, where the curl tool looks for it, when it exists now: libcurl
+ * would otherwise try to open it at every request.
+ */
+static char *find_netrc(void)
+{
+	char *path = g_build_filename(g_get_home_dir(), ".netrc", NULL);
+	if (g_file_test(path, G_FILE_TEST_EXISTS))
+		return path;
+	g_free(path);
+	return NULL;
+}
+
 static bool is_s3(const char *url)
 {
 	return g_ascii_strncasecmp(url, "s3://", 5) == 0;
@@ -46,6 +59,7 @@ struct cfs_remote *cfs_remote_new(const struct cfs_options *opts, GError **error
 		ok = cfs_remote_s3_init(r, opts, error);
 	} else {
 		choose_ca(r, opts, NULL);
+		r->netrc = find_netrc();
 		r->base_url = cfs_url_normalize_dir(opts->url, error);
 		ok = r->base_url != NULL;
 	}
@@ -70,6 +84,7 @@ void cfs_remote_free(struct cfs_remote *r)
 	g_strfreev(r->headers);
 	g_free(r->ca_file);
 	g_free(r->ca_dir);
+	g_free(r->netrc);
 	g_free(r->sigv4);
 	g_free(r->access_key);
 	g_free(r->secret_key);

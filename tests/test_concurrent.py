@@ -93,10 +93,12 @@ def big_jobs(m, names):
 
 
 @pytest.mark.budget(120)
-def test_eight_readers_single_pass(nginx, mount, big_dataset):
+@pytest.mark.parametrize("threads", [2, 4])
+def test_eight_readers_single_pass(nginx, mount, big_dataset, threads):
     """One cold pass with a cache big enough for everything: each block is
-    fetched once, whatever number of readers want it."""
-    m = mount(nginx(big_dataset).url, "--mem-cache=512M")
+    fetched once, whatever number of readers want it and however many fetch
+    threads receive it."""
+    m = mount(nginx(big_dataset).url, "--mem-cache=512M", "--fetch-threads=%d" % threads)
     chunks = index_chunks(big_dataset)
     total = sum(size for _, size in chunks)
     check_results(run_readers(big_jobs(m, [n for n, _ in chunks]), scaled(240)), big_dataset)

@@ -72,6 +72,8 @@ CASES = {
     "eviction-unknown": lambda u, t: (["--eviction=mru"], _url(u, "mixed"), t),
     "cache-dir-is-file": lambda u, t: (["--cache-dir=" + t + "-file"], _url(u, "mixed"), t),
     "connections-not-number": lambda u, t: (["--max-connections=abc"], _url(u, "mixed"), t),
+    "fetch-threads-zero": lambda u, t: (["--fetch-threads=0"], _url(u, "mixed"), t),
+    "fetch-threads-too-many": lambda u, t: (["--fetch-threads=17"], _url(u, "mixed"), t),
     "timeout-not-number": lambda u, t: (["--timeout=soon"], _url(u, "mixed"), t),
     "url-not-a-url": lambda u, t: ([], "not a url", t),
     "url-no-host": lambda u, t: ([], "http://", t),

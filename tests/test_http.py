@@ -83,13 +83,14 @@ def max_parallel(entries):
     return best
 
 
-@pytest.mark.parametrize("limit", [1, 3])
-def test_max_connections_bounds_parallel_requests(nginx, mount, big_dataset, limit):
+@pytest.mark.parametrize("limit,threads", [(1, 2), (3, 2), (5, 4)])
+def test_max_connections_bounds_parallel_requests(nginx, mount, big_dataset, limit, threads):
     """Four readers at once: the server never has more requests in flight
-    than --max-connections."""
+    than --max-connections, however many fetch threads share them."""
     chunks = index_chunks(big_dataset)
     srv = nginx(big_dataset)
-    m = mount(srv.url, "--max-connections=%d" % limit, "--mem-cache=64M")
+    m = mount(srv.url, "--max-connections=%d" % limit, "--fetch-threads=%d" % threads,
+              "--mem-cache=64M")
     errors = []
 
     def reader(name):

@@ -8,7 +8,7 @@ from conftest import (GiB, KiB, MiB, data_dir, dataset_listing, dataset_names, i
                       mountinfo, run_chunkfs, sha256_file, source_sha256)
 
 OPTIONS = ["-f", "-d", "-o", "--mem-cache", "--block-size", "--readahead", "--max-connections",
-           "--connect-timeout", "--timeout", "--retries", "--version", "--help"]
+           "--fetch-threads", "--connect-timeout", "--timeout", "--retries", "--version", "--help"]
 
 
 def test_version(chunkfs_bin):

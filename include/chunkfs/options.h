@@ -49,8 +49,8 @@ bool cfs_parse_size(const char *text, uint64_t *out);
 
 /*
  * Parse argv into *opts, filling defaults first: mem_cache 1/8 of physical RAM
- * capped at 1 GiB, block_size 1 MiB, readahead 64 MiB, 8 connections,
- * connect timeout 10 s, timeout 30 s, 4 retries, cache_dir
+ * capped at 1 GiB, block_size 1 MiB, readahead 64 MiB, 8 connections over
+ * 2 fetch threads, connect timeout 10 s, timeout 30 s, 4 retries, cache_dir
  * $XDG_CACHE_HOME/chunkfs (else ~/.cache/chunkfs), disk_cache
  * CFS_DISK_CAP_AUTO, eviction "lru".
  * Handles --help and --version itself by printing to stdout and setting

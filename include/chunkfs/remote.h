@@ -22,6 +22,7 @@ struct cfs_remote {
 	char *ca_file;      /* PEM bundle to trust, or NULL for libcurl's default */
 	char *ca_dir;       /* hashed CA directory to trust as well, or NULL */
 	bool insecure;      /* no certificate or host name verification */
+	char *netrc;        /* HTTP: ~/.netrc if it existed at mount, else NULL */
 	char *sigv4;        /* CURLOPT_AWS_SIGV4 provider string ("aws:amz:REGION:s3"), or NULL */
 	char *access_key;   /* with sigv4 */
 	char *secret_key;   /* with sigv4; never logged */
@@ -30,7 +31,7 @@ struct cfs_remote {
 /*
  * Build the remote of opts->url:
  * - http(s)://HOST/PATH: the URL itself (user:password in it is used for
- *   HTTP authentication, as is ~/.netrc); CA bundle from --cacert, else
+ *   HTTP authentication, as is ~/.netrc if it exists at mount); CA bundle from --cacert, else
  *   CURL_CA_BUNDLE, else SSL_CERT_FILE (and SSL_CERT_DIR), as the curl tool
  *   reads them.
  * - s3://BUCKET/PREFIX: the endpoint from --endpoint, AWS_ENDPOINT_URL_S3 or
