@@ -1,4 +1,4 @@
-/* The fetcher thread: a libcurl multi handle running Range GETs with retries. */
+/* The fetcher threads: libcurl multi handles running Range GETs with retries. */
 #include "chunkfs/fetch.h"
 
 #include <errno.h>

@@ -2,7 +2,7 @@
  * The memory tier: fixed-size blocks of objects, each with the byte ranges
  * that have landed (fill marks) and the ranges a running request will
  * deliver. Reads are answered as soon as their own bytes are present; a
- * read that cannot be answered is parked and answered from the fetcher
+ * read that cannot be answered is parked and answered from a fetcher
  * thread when its bytes land. Misses are turned into Range requests for the
  * missing bytes only (neighbouring gaps coalesced, widened by readahead),
  * and bytes already being fetched are never asked for twice.
@@ -14,7 +14,7 @@
  *
  * With a spill tier (cache_disk.h), a block about to be evicted that holds
  * bytes the tier lacks is written there first (and, past three quarters of
- * the cap, ahead of time); a miss on a block the tier holds reads it back
+ * the cap, ahead of time; below it nothing is written until unmount); a miss on a block the tier holds reads it back
  * instead of fetching it, once the object's ETag is known (a HEAD asks for
  * it when neither the listing nor a response gave it).
  *
@@ -43,7 +43,9 @@ struct cfs_object;
 /*
  * Completion of a read: called exactly once per cfs_cache_read(), either
  * before cfs_cache_read() returns (in the caller's thread) or later from
- * the fetcher thread. On success err is 0 and the len bytes read are in
+ * the thread that completed it (a fetcher thread as the last bytes land, a
+ * spill reader, any thread ending a request) or from a reply thread (reads
+ * of more than 256 KiB). On success err is 0 and the len bytes read are in
  * iov[0..iovcnt) (pieces of cache blocks, valid during the call only: no
  * copy is made); len is short only at the end of the object, 0 at or past
  * it. On failure err is a negative errno and iov NULL. Called without the

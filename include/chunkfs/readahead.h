@@ -2,8 +2,9 @@
  * Readahead policy: detects sequential streams among the reads of one
  * object by their positions (not by file descriptor, so forked DataLoader
  * workers sharing a descriptor are seen for what they read) and gives each
- * stream a window that starts small and doubles up to a maximum.
- * A read that continues no stream starts a new one and gets no readahead.
+ * stream a window that starts small and doubles up to a maximum, once the
+ * stream has run 1 MiB. A read that continues no stream starts a new one
+ * and gets no readahead.
  * Not thread-safe: the owner (the memory tier) holds its lock.
  */
 #ifndef CHUNKFS_READAHEAD_H
@@ -15,6 +16,7 @@
 #define CFS_RA_STREAMS 8
 
 struct cfs_ra_stream {
+	uint64_t start;     /* offset of the stream's first read */
 	uint64_t next;      /* offset just past the last read of the stream */
 	uint64_t ahead;     /* readahead was asked for up to here */
 	uint64_t window;    /* bytes; 0 for a stream seen once */
@@ -29,8 +31,8 @@ struct cfs_ra_streams {
 /*
  * Account the read [off, off + len) of an object of obj_size bytes and say
  * what to prefetch: returns true with [*start, *end) when the read continues
- * a stream whose readahead runs low (less than half a window ahead), false
- * otherwise. max_window is in bytes; 0 turns readahead off.
+ * a stream that has run at least 1 MiB and whose readahead runs low (less
+ * than half a window ahead), false otherwise. max_window is in bytes; 0 turns readahead off.
  */
 bool cfs_readahead_advise(struct cfs_ra_streams *rs, uint64_t off, uint64_t len,
 			  uint64_t obj_size, uint64_t max_window,
