@@ -18,10 +18,11 @@ Readers, one column each:
              cannot serve what an earlier run left. --compare-bin adds the same configs of
              a second binary (a baseline) as more columns.
   rclone     rclone mount --vfs-cache-mode full and off (--rclone-modes), a fresh
-             --cache-dir each mount.
-  httpdirfs  httpdirfs -f --no-range-check (its cache off). It is very slow, so its timed
-             runs stop at --httpdirfs-cap seconds; their rate counts what was read by then
-             (marked "partial").
+             --cache-dir each mount, its other options at their defaults.
+  httpdirfs  httpdirfs -f --no-range-check (its cache off).
+A timed run stops at --cap seconds (rclone: --rclone-cap, httpdirfs: --httpdirfs-cap; both
+are slow on random items and would take the whole time budget otherwise); its rate then
+counts what was read by then, marked "partial" in the report.
 
 Workloads (--workloads). Each is repeated --reps times; the readers take turns round-robin
 (the order rotates every round), and a cell is the median (min-max) of the runs.
@@ -43,9 +44,12 @@ Workloads (--workloads). Each is repeated --reps times; the readers take turns r
   remount  after each cold seq run of chunkfs defaults: unmount, mount again with the same
            cache dir, drop the page cache, read the chunk again; bytes_fetched of that read.
   epoch2   (extra) the 4 chunks read twice through one mount whose memory cap is smaller
-           than the data (chunkfs --mem-cache=64M with a spill tier; rclone full cache);
-           the page cache is dropped before the timed second epoch, whose rate is compared
-           with a cold read of the same files from the local disk.
+           than the data (chunkfs --mem-cache=64M (--epoch2-mem) with a spill tier; rclone
+           full cache); the cache writes are let settle and the page cache is dropped before
+           the timed second epoch, whose rate is compared with a cold read of the same files
+           from the local disk (read once untimed before: the VM's host caches them too).
+rss and epoch2 use --bin only, not --compare-bin. --budget: no run starts after that many
+seconds, so a slow machine gives fewer runs rather than a longer bench.
 
 Cold: a fresh mount, `sync; echo 3 > /proc/sys/vm/drop_caches`, then the server's files
 read once (so nginx serves them from memory), then the timed run. Warm: the same run
