@@ -1,48 +1,85 @@
 #!/usr/bin/env python3
-"""chunkfs benchmark measurements; run through scripts/bench, which installs, builds,
-generates the data, starts nginx and passes the arguments below.
+"""chunkfs benchmark (issue 11): cold and warm reads through chunkfs, rclone mount and
+httpdirfs against a plain HTTP client doing the same byte ranges, all in one run.
 
-Measurements (each cold: a fresh mount and `sync; echo 3 > /proc/sys/vm/drop_caches`
-before every timed run; runs interleaved round-robin, median of --reps):
-  sequential  the whole chunk: curl -o /dev/null (direct) vs cat MNT/chunk > /dev/null
-              through chunkfs, rclone mount and httpdirfs.
-  random      --items whole items picked with --seed from the chunk's offset table:
-              HTTP Range GETs over one keep-alive connection (direct) vs os.pread of each
-              item through each mount, sequentially in one process.
-  epoch2      (--no-epoch2 skips it) "warm second epoch": the dataset's chunk files read
-              twice in full with cat through one mount whose memory cap is smaller than
-              the data (chunkfs --mem-cache=64M plus a spill tier, rclone mount
-              --vfs-cache-mode full), each with its disk cache in a fresh directory of the
-              work directory; the page cache is dropped before each epoch and the SECOND
-              epoch is timed, so it is read back from the readers' cache files on the local
-              disk. The reference is cat of the same files in the data directory after
-              dropping the page cache (a local disk read), read once untimed before, as
-              the mounts' cache files were just written (a VM's host caches both). Both
-              layouts are also read by 8 threads with 1 MiB preads (the local files;
-              chunkfs's block files, straight from its cache directory): what the disk
-              gives each, without FUSE. curl (no cache) is there for context. nginx's log
-              and chunkfs's stats show what the second epoch fetched. --epoch2-reps runs
-              (default 5).
-  warm        (extra, --no-warm skips it) sequential again with the server's page cache
-              warm, so the disk is out of the way: the network and FUSE path only.
-Every read is checked against the source (sizes always; sha256 of every random item;
-sha256 of the whole chunk once per reader, outside the timed part; for the second epoch,
-sha256 of every chunk file once per reader, after the timed part).
+Run it through scripts/bench, which installs rclone and httpdirfs, builds chunkfs (unless
+--no-build), writes the dataset (4 x 256 MiB LitData chunks, items of 64-256 KiB), starts
+nginx on 127.0.0.1 (sendfile on) and passes the arguments below.
 
-The timed reads run in child processes with timeouts, so that a hung mount cannot hang
-the bench; every mount and process started here is unmounted/stopped by PID on exit.
+Readers, one column each:
+  direct     the reference: Python's http.client in the reader process itself, one
+             keep-alive connection per reader process, never a process per request. It
+             asks for the byte ranges that a reader of a mount asks for. Sequential:
+             1 MiB Range GETs over one connection. Items: a chunk's offset table is read
+             once (one Range GET of its 4*(N+2) header bytes) and kept, then one Range GET
+             per item.
+  chunkfs    --configs: defaults, --mem-cache=64M, --mem-cache=4G, --disk-cache=0. Every
+             mount gets a fresh, empty --cache-dir in the work directory, so its spill tier
+             cannot serve what an earlier run left. --compare-bin adds the same configs of
+             a second binary (a baseline) as more columns.
+  rclone     rclone mount --vfs-cache-mode full and off (--rclone-modes), a fresh
+             --cache-dir each mount, its other options at their defaults.
+  httpdirfs  httpdirfs -f --no-range-check (its cache off).
+A timed run stops at --cap seconds (rclone: --rclone-cap, httpdirfs: --httpdirfs-cap; both
+are slow on random items and would take the whole time budget otherwise); its rate then
+counts what was read by then, marked "partial" in the report.
+
+Workloads (--workloads). Each is repeated --reps times; the readers take turns round-robin
+(the order rotates every round), and a cell is the median (min-max) of the runs.
+  seq      one 256 MiB chunk read whole with 1 MiB reads (MB/s).
+  rnd      --items random items (seeded, drawn across the 4 chunks) by one process in
+           LitData's PyTreeLoader pattern: open the chunk, pread the 8-byte offset pair at
+           4*(1+i), pread the item, close (items/s).
+  par8     --procs reader processes x --per-proc other random items each, the same
+           pattern; items/s over the wall time from the first process's start to the
+           last one's end (the processes start together, on a signal).
+  ttfb     time to the first item on a slow server: a second nginx with limit_rate
+           (--slow-rate per connection) behind a delaying TCP proxy (--slow-delay per
+           request). nginx-light has no module that delays a request, so the proxy (this
+           file's `_proxy`) holds each request for the delay before passing it on. On a
+           fresh mount one random item of each chunk is read, each chunk's first touch:
+           ms from open() (direct: from connecting) to having the item's bytes.
+  rss      chunkfs --mem-cache=64M while 1 GiB streams through (the 4 chunks read whole
+           with 1 MiB reads); the daemon's VmRSS sampled every 10 ms, and its VmHWM.
+  remount  after each cold seq run of chunkfs defaults: unmount, mount again with the same
+           cache dir, drop the page cache, read the chunk again; bytes_fetched of that read.
+  epoch2   (extra) the 4 chunks read twice through one mount whose memory cap is smaller
+           than the data (chunkfs --mem-cache=64M (--epoch2-mem) with a spill tier; rclone
+           full cache); the cache writes are let settle and the page cache is dropped before
+           the timed second epoch, whose rate is compared with a cold read of the same files
+           from the local disk (read once untimed before: the VM's host caches them too).
+rss and epoch2 use --bin only, not --compare-bin. --budget: no run starts after that many
+seconds, so a slow machine gives fewer runs rather than a longer bench.
+
+Cold: a fresh mount, `sync; echo 3 > /proc/sys/vm/drop_caches`, then the server's files
+read once (so nginx serves them from memory), then the timed run. Warm: the same run
+again on the same mount. direct has nothing to keep: its warm run is a second run.
+
+For every mount: the daemon's peak RSS (VmHWM from /proc/PID/status before unmounting),
+its CPU seconds (utime + stime from /proc/PID/stat over the timed cold run) per GB the
+workload read, and for chunkfs the read amplification: bytes_fetched (MNT/.chunkfs/stats,
+its growth over the timed run) / bytes the workload read.
+
+Every byte is checked: each timed run reads into one buffer and hashes it after the clock
+stops (sha256 of the chunk, of each item), against the source files.
+
+Every timed read runs in a child process (`_worker`) that stops itself at its cap and is
+killed if it overruns the cap by HANG_GRACE; every mount is unmounted (fusermount3 -u,
+lazily as a last resort) and its process stopped by PID; waits are on conditions with
+deadlines. Network: 127.0.0.1 only. Python 3.11 standard library only.
 """
 import argparse
 import datetime
-import glob
 import hashlib
 import http.client
 import json
 import os
 import platform
 import random
+import selectors
 import shutil
 import signal
+import socket
 import statistics
 import struct
 import subprocess
@@ -51,28 +88,26 @@ import threading
 import time
 
 MB = 1e6
-READERS = ("direct", "chunkfs", "rclone", "httpdirfs")
-LABELS = {
-    "local": "local disk",
-    "direct": "direct",
-    "chunkfs": "chunkfs",
-    "rclone": "rclone mount",
-    "httpdirfs": "httpdirfs",
-}
+MiB = 1 << 20
+PIECE = 1 << 20            # sequential reads and Range GETs: 1 MiB
 MOUNT_TIMEOUT = 30.0
-# A timed read still running after its cap is stopped and its rate taken over what it read
-# so far (marked "partial"): slow readers cost at most the cap, not minutes.
-SEQ_CAP = 40.0
-RANDOM_CAP = 60.0
-HANG_GRACE = 60.0   # a worker past its cap by this much is killed: a hang, not a slow reader
-VERIFY_TIMEOUT = 120.0
-# chunkfs in the cold workloads: no spill tier, so that every run fetches over HTTP (with the
-# default spill tier, in ~/.cache/chunkfs, a run would read back what the previous one left).
-CHUNKFS_ARGS = ["--mem-cache=256M", "--disk-cache=0"]
-SPILL_SETTLE = 1.0      # the spill writes count as settled after this long without a new one
-SPILL_SETTLE_MAX = 20.0
-RAW_READERS = 8         # threads of the raw reads of a layout (chunkfs reads back with 8)
-RAW_PIECE = 1 << 20     # bytes per pread of the raw reads (chunkfs's block size)
+HANG_GRACE = 30.0          # a worker past its cap by this much is killed: a hang
+READY_TIMEOUT = 60.0       # par8: the processes must be ready to start within this
+SETTLE = 1.0               # epoch2: cache writes count as settled after this long still
+SETTLE_MAX = 30.0
+RSS_INTERVAL = 0.01        # rss: VmRSS sample period
+RSS_SLACK = 32 * MiB       # rss: allowed above the memory cap
+REMOUNT_SLACK = 0.01       # remount: "finds the blocks" if it fetched <= 1% of the chunk
+
+WORKLOADS = ("seq", "rnd", "par8", "ttfb", "rss", "remount", "epoch2")
+CONFIGS = {  # chunkfs configs: key -> (label, options besides --cache-dir)
+    "defaults": ("defaults", []),
+    "64M": ("--mem-cache=64M", ["--mem-cache=64M"]),
+    "4G": ("--mem-cache=4G", ["--mem-cache=4G"]),
+    "nodisk": ("--disk-cache=0", ["--disk-cache=0"]),
+}
+RCLONE_MODES = ("full", "off")
+TOOLS = ("direct", "chunkfs", "rclone", "httpdirfs")
 
 
 def log(msg):
@@ -83,57 +118,251 @@ class Unavailable(Exception):
     """A reader could not be measured (mount failed, timed out, wrong bytes...)."""
 
 
-# ---------------------------------------------------------------- worker (child process)
+# ================================================================ child processes
 
-def worker(argv):
-    """`bench.py _worker pread PATH PLAN` or `_worker http HOST PORT PATH PLAN`: time the
-    reads of PLAN (a JSON list of [offset, length]) and print JSON with the elapsed time,
-    the bytes read and the sha256 of each range (hashed after the clock stops)."""
-    kind, cap = argv[0], float(argv[1])
-    if kind == "pread":
-        path, plan_file = argv[2], argv[3]
-    else:
-        host, port, path, plan_file = argv[2], int(argv[3]), argv[4], argv[5]
-    with open(plan_file) as f:
-        plan = json.load(f)
-    out = []
-    t0 = time.perf_counter()
-    deadline = t0 + cap
+class FileSource:
+    """Reads through a mount, as a LitData reader does."""
 
-    def todo():
-        for item in plan:
-            if time.perf_counter() >= deadline:
-                return
-            yield item
-    if kind == "pread":
-        fd = os.open(path, os.O_RDONLY)
+    def __init__(self, spec):
+        self.paths = spec["paths"]
+
+    def read_whole(self, c, mv, deadline):
+        """Read chunk c from its start into mv with 1 MiB reads; bytes read (fewer at the
+        deadline)."""
+        fd = os.open(self.paths[c], os.O_RDONLY)
         try:
-            for off, n in todo():
-                data = os.pread(fd, n, off)
-                while len(data) < n:  # FUSE answers whole reads; be tolerant anyway
-                    more = os.pread(fd, n - len(data), off + len(data))
-                    if not more:
-                        break
-                    data += more
-                out.append(data)
+            n = 0
+            while n < len(mv) and time.monotonic() < deadline:
+                got = os.readv(fd, [mv[n:n + PIECE]])
+                if not got:
+                    break
+                n += got
+            return n
         finally:
             os.close(fd)
+
+    def read_item(self, c, i, mv):
+        """PyTreeLoader: open, pread the offset pair at 4*(1+i), pread the item, close.
+        The item lands at the start of mv; returns its size."""
+        fd = os.open(self.paths[c], os.O_RDONLY)
+        try:
+            pair = os.pread(fd, 8, 4 * (1 + i))
+            if len(pair) != 8:
+                raise SystemExit("short read of the offset pair of item %d" % i)
+            begin, end = struct.unpack("<II", pair)
+            n = end - begin
+            if not 0 < n <= len(mv):
+                raise SystemExit("item %d of chunk %d: bad offsets %d..%d" % (i, c, begin, end))
+            got = 0
+            while got < n:
+                k = os.preadv(fd, [mv[got:n]], begin + got)
+                if not k:
+                    raise SystemExit("item %d: end of file after %d of %d bytes" % (i, got, n))
+                got += k
+            return n
+        finally:
+            os.close(fd)
+
+
+class HttpSource:
+    """The direct reader: one keep-alive connection; offset tables read once and kept."""
+
+    def __init__(self, spec):
+        self.host, self.port = spec["host"], spec["port"]
+        self.paths, self.counts = spec["paths"], spec["counts"]
+        self.tables = {}
+        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
+        self.conn.connect()
+
+    def close(self):
+        self.conn.close()
+
+    def get_into(self, c, off, mv):
+        """Range GET of len(mv) bytes of chunk c at off, received into mv."""
+        n = len(mv)
+        self.conn.request("GET", self.paths[c], headers={"Range": "bytes=%d-%d" % (off, off + n - 1)})
+        resp = self.conn.getresponse()
+        if resp.status != 206:
+            raise SystemExit("HTTP %d for bytes %d+%d of %s" % (resp.status, off, n, self.paths[c]))
+        got = 0
+        while got < n:
+            k = resp.readinto(mv[got:])
+            if not k:
+                raise SystemExit("response ended after %d of %d bytes" % (got, n))
+            got += k
+        if resp.read():
+            raise SystemExit("response longer than %d bytes" % n)
+        return n
+
+    def table(self, c):
+        if c not in self.tables:
+            count = self.counts[c]
+            raw = bytearray(4 * (count + 2))
+            self.get_into(c, 0, memoryview(raw))
+            self.tables[c] = struct.unpack_from("<%dI" % (count + 1), raw, 4)
+        return self.tables[c]
+
+    def read_whole(self, c, mv, deadline):
+        n = 0
+        while n < len(mv) and time.monotonic() < deadline:
+            n += self.get_into(c, n, mv[n:n + PIECE])
+        return n
+
+    def read_item(self, c, i, mv):
+        t = self.table(c)
+        n = t[i + 1] - t[i]
+        if not 0 < n <= len(mv):
+            raise SystemExit("item %d of chunk %d: bad offsets" % (i, c))
+        return self.get_into(c, t[i], mv[:n])
+
+
+def make_source(spec):
+    return HttpSource(spec) if spec["mode"] == "http" else FileSource(spec)
+
+
+def prefaulted(size):
+    """A zeroed buffer of size bytes whose pages are already touched (not timed)."""
+    buf = bytearray(size)
+    buf[::4096] = bytes(len(range(0, size, 4096)))
+    return buf
+
+
+def job_seq(job, src):
+    """Read each of job["files"] ([chunk, size]) whole: [bytes read, sha256 of them] each."""
+    total = sum(size for _, size in job["files"])
+    buf = prefaulted(total)
+    mv = memoryview(buf)
+    t0 = wait_start(job)
+    deadline = t0 + job["cap"]
+    pos, done = 0, []
+    for c, size in job["files"]:
+        n = src.read_whole(c, mv[pos:pos + size], deadline)
+        done.append((pos, n, size))
+        pos += n
+        if n < size:
+            break
+    t1 = time.monotonic()
+    shas = [[n, hashlib.sha256(mv[p:p + n]).hexdigest()] for p, n, _ in done]
+    return {"t0": t0, "t1": t1, "bytes": pos, "sha256": shas,
+            "partial": pos < total}
+
+
+def job_items(job, src):
+    """Read job["plan"] ([chunk, item] pairs) in the PyTreeLoader pattern."""
+    buf = prefaulted(job["buffer"])
+    mv = memoryview(buf)
+    t0 = wait_start(job)
+    deadline = t0 + job["cap"]
+    pos, sizes = 0, []
+    for c, i in job["plan"]:
+        if time.monotonic() >= deadline:
+            break
+        n = src.read_item(c, i, mv[pos:])
+        sizes.append(n)
+        pos += n
+    t1 = time.monotonic()
+    shas, p = [], 0
+    for n in sizes:
+        shas.append(hashlib.sha256(mv[p:p + n]).hexdigest())
+        p += n
+    return {"t0": t0, "t1": t1, "done": len(sizes), "bytes": pos, "sha256": shas,
+            "partial": len(sizes) < len(job["plan"])}
+
+
+def job_ttfb(job, spec):
+    """Each of job["plan"] on a first touch: ms from open (direct: connect) to its bytes."""
+    buf = prefaulted(job["buffer"])
+    mv = memoryview(buf)
+    t_start = time.monotonic()
+    ms, shas = [], []
+    for c, i in job["plan"]:
+        if time.monotonic() >= t_start + job["cap"]:
+            break
+        t0 = time.monotonic()
+        src = make_source(spec)      # direct: a new connection, no offset table yet
+        n = src.read_item(c, i, mv)
+        t1 = time.monotonic()
+        if isinstance(src, HttpSource):
+            src.close()
+        ms.append((t1 - t0) * 1000)
+        shas.append(hashlib.sha256(mv[:n]).hexdigest())
+    return {"ms": ms, "sha256": shas, "partial": len(ms) < len(job["plan"])}
+
+
+def wait_start(job):
+    """par8: say "ready" on stdout and wait for the start signal on stdin."""
+    if job.get("sync"):
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+        if sys.stdin.readline().strip() != "go":
+            raise SystemExit("no start signal")
+    return time.monotonic()
+
+
+def worker_main(job_file):
+    """`bench.py _worker JOB`: run the job (JSON) and write its result (JSON) to job["out"]."""
+    with open(job_file) as f:
+        job = json.load(f)
+    if job["kind"] == "ttfb":
+        res = job_ttfb(job, job["source"])
     else:
-        conn = http.client.HTTPConnection(host, port, timeout=30)
-        for off, n in todo():
-            conn.request("GET", path, headers={"Range": "bytes=%d-%d" % (off, off + n - 1)})
-            resp = conn.getresponse()
-            data = resp.read()
-            if resp.status != 206:
-                raise SystemExit("HTTP %d for range %d+%d" % (resp.status, off, n))
-            out.append(data)
-        conn.close()
-    elapsed = time.perf_counter() - t0
-    json.dump({"elapsed": elapsed, "done": len(out), "bytes": sum(len(d) for d in out),
-               "sha256": [hashlib.sha256(d).hexdigest() for d in out]}, sys.stdout)
+        src = make_source(job["source"])
+        res = (job_seq if job["kind"] == "seq" else job_items)(job, src)
+        if isinstance(src, HttpSource):
+            src.close()
+    tmp = job["out"] + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(res, f)
+    os.rename(tmp, job["out"])
 
 
-# ---------------------------------------------------------------- system helpers
+def proxy_main(target_port, delay_ms):
+    """`bench.py _proxy PORT DELAY_MS WORK`: a TCP proxy on a free port of 127.0.0.1 (printed
+    on stdout) to nginx on PORT that holds every request DELAY_MS before passing it on (WORK,
+    the work directory, is only there for scripts/bench to find a leftover proxy). A
+    request arrives in one segment (curl, Go's net/http and http.client send headers in
+    one write), so each read from a client is one request. Fault injection, not timing."""
+    delay = delay_ms / 1000.0
+    server = socket.create_server(("127.0.0.1", 0))
+    print(server.getsockname()[1], flush=True)
+
+    def pump(src, dst, hold):
+        try:
+            while True:
+                data = src.recv(1 << 18)
+                if not data:
+                    break
+                if hold:
+                    time.sleep(hold)
+                dst.sendall(data)
+        except OSError:
+            pass
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def serve(client):
+        try:
+            upstream = socket.create_connection(("127.0.0.1", target_port))
+        except OSError:
+            client.close()
+            return
+        for s in (client, upstream):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        back = threading.Thread(target=pump, args=(upstream, client, 0), daemon=True)
+        back.start()
+        pump(client, upstream, delay)
+        back.join()
+        client.close()
+        upstream.close()
+
+    while True:
+        client, _ = server.accept()
+        threading.Thread(target=serve, args=(client,), daemon=True).start()
+
+
+# ================================================================ system helpers
 
 def mountinfo_points():
     points = set()
@@ -150,6 +379,7 @@ def is_mounted(path):
 
 
 def wait_for(cond, timeout, interval=0.05):
+    """Poll cond until it is true (True) or timeout seconds pass (False)."""
     deadline = time.monotonic() + timeout
     while True:
         if cond():
@@ -185,6 +415,7 @@ def pids_with_arg(arg, name):
 
 
 def stop_pid(pid, grace=10.0):
+    """SIGTERM, wait up to grace seconds, then SIGKILL."""
     if not pid_alive(pid):
         return
     try:
@@ -201,6 +432,18 @@ def stop_pid(pid, grace=10.0):
     wait_for(lambda: not pid_alive(pid), 10)
 
 
+def stop_child(proc, grace=10.0):
+    """Stop a child started here (Popen) and reap it."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
 def unmount(path):
     if not is_mounted(path):
         return
@@ -214,64 +457,6 @@ def unmount(path):
     subprocess.run(["fusermount3", "-uz", path])
 
 
-def wait_exit(proc, timeout):
-    """time.perf_counter() when proc exits, or None if it still runs after timeout seconds.
-    Popen.wait(timeout) polls with sleeps of up to 50 ms, which would add up to 50 ms to a
-    read of 0.2 s. A thread waits instead, with WNOWAIT: the child is not reaped there, so
-    its /proc entry stays readable and Popen reaps it as usual."""
-    ended = []
-
-    def wait():
-        try:
-            os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
-            ended.append(time.perf_counter())
-        except ChildProcessError:
-            pass  # reaped by Popen after the timeout
-
-    waiter = threading.Thread(target=wait, daemon=True)
-    waiter.start()
-    waiter.join(timeout)
-    return ended[0] if ended else None
-
-
-def parallel_mbps(jobs):
-    """Run jobs (callables that read and return a byte count) in order on RAW_READERS
-    threads; MB/s over them all."""
-    todo = list(reversed(jobs))
-    done = [0]
-    lock = threading.Lock()
-
-    def run():
-        while True:
-            with lock:
-                if not todo:
-                    return
-                job = todo.pop()
-            n = job()
-            with lock:
-                done[0] += n
-
-    threads = [threading.Thread(target=run) for _ in range(RAW_READERS)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return done[0] / (time.perf_counter() - t0) / MB
-
-
-def pread_all(fd, off, length):
-    """Read [off, off + length) of fd in RAW_PIECE preads (to its end when length is None)."""
-    buf = bytearray(RAW_PIECE)
-    n = 0
-    while length is None or n < length:
-        got = os.preadv(fd, [buf], off + n)
-        if not got:
-            break
-        n += got
-    return n if length is None else min(n, length)
-
-
 def drop_caches():
     os.sync()
     try:
@@ -280,6 +465,28 @@ def drop_caches():
         return True
     except OSError:
         return False
+
+
+def proc_status(pid, field):
+    """A kB field of /proc/PID/status (VmRSS, VmHWM) in bytes, or None."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def proc_cpu(pid):
+    """utime + stime of PID (all its threads) in seconds, or None."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def tail(path, n=3):
@@ -310,19 +517,8 @@ def cmd_version(argv, want=""):
     return lines[0] if lines else "?"
 
 
-def parse_size(text):
-    """Bytes of a chunkfs SIZE (a number, with K, M, G or T: powers of 1024), or None."""
-    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    t = text.strip().upper()
-    unit = t[-1:] if t[-1:] in units else ""
-    try:
-        return int(t[:len(t) - len(unit)]) * units[unit]
-    except ValueError:
-        return None
-
-
 def du(path):
-    """Bytes that the files under path take on disk (as du counts them)."""
+    """Bytes that the files under path take on disk."""
     total = 0
     for root, dirs, files in os.walk(path):
         for n in dirs + files:
@@ -333,37 +529,146 @@ def du(path):
     return total
 
 
-def find_number(tree, keys):
-    """First numeric value under any of keys, searching nested dicts."""
-    if isinstance(tree, dict):
-        for k in keys:
-            if isinstance(tree.get(k), (int, float)) and not isinstance(tree.get(k), bool):
-                return tree[k]
-        for v in tree.values():
-            n = find_number(v, keys)
-            if n is not None:
-                return n
-    return None
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
-# ---------------------------------------------------------------- mounts
+def port_open(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def read_line(proc, timeout):
+    """The first line proc writes on its stdout, waiting at most timeout seconds."""
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    data = b""
+    try:
+        while b"\n" not in data:
+            left = deadline - time.monotonic()
+            if left <= 0 or not sel.select(left):
+                return None
+            more = os.read(proc.stdout.fileno(), 256)
+            if not more:
+                return None
+            data += more
+    finally:
+        sel.close()
+    return data.split(b"\n", 1)[0].decode()
+
+
+# ================================================================ dataset
+
+class Dataset:
+    """The LitData chunks on local disk (what nginx serves): offsets and checksums."""
+
+    def __init__(self, data):
+        self.dir = data
+        with open(os.path.join(data, "index.json")) as f:
+            index = json.load(f)
+        self.names = [c["filename"] for c in index["chunks"]]
+        self.sizes = [c["chunk_bytes"] for c in index["chunks"]]
+        self.counts = [c["chunk_size"] for c in index["chunks"]]
+        self.offsets = []
+        for name, size, count in zip(self.names, self.sizes, self.counts):
+            path = os.path.join(data, name)
+            if os.path.getsize(path) != size:
+                raise SystemExit("%s: size differs from index.json" % path)
+            with open(path, "rb") as f:
+                head = f.read(4 * (count + 2))
+            if struct.unpack_from("<I", head)[0] != count:
+                raise SystemExit("%s: item count differs from index.json" % path)
+            self.offsets.append(struct.unpack_from("<%dI" % (count + 1), head, 4))
+        self.total = sum(self.sizes)
+        self._file_sha, self._item_sha = {}, {}
+
+    def path(self, c):
+        return os.path.join(self.dir, self.names[c])
+
+    def item_size(self, c, i):
+        return self.offsets[c][i + 1] - self.offsets[c][i]
+
+    def file_sha(self, c):
+        if c not in self._file_sha:
+            h = hashlib.sha256()
+            with open(self.path(c), "rb") as f:
+                for block in iter(lambda: f.read(8 * MiB), b""):
+                    h.update(block)
+            self._file_sha[c] = h.hexdigest()
+        return self._file_sha[c]
+
+    def prefix_sha(self, c, n):
+        """sha256 of the first n bytes of chunk c (what a capped run read)."""
+        h = hashlib.sha256()
+        with open(self.path(c), "rb") as f:
+            while n > 0:
+                block = f.read(min(n, 8 * MiB))
+                if not block:
+                    break
+                h.update(block)
+                n -= len(block)
+        return h.hexdigest()
+
+    def item_sha(self, c, i):
+        if (c, i) not in self._item_sha:
+            with open(self.path(c), "rb") as f:
+                f.seek(self.offsets[c][i])
+                self._item_sha[(c, i)] = hashlib.sha256(f.read(self.item_size(c, i))).hexdigest()
+        return self._item_sha[(c, i)]
+
+    def warm_server(self, chunks):
+        """Read the files once, so that nginx serves them from the page cache."""
+        buf = bytearray(8 * MiB)
+        for c in list(chunks):
+            with open(self.path(c), "rb", buffering=0) as f:
+                while f.readinto(buf):
+                    pass
+        with open(os.path.join(self.dir, "index.json"), "rb") as f:
+            f.read()
+
+    def pick(self, rng, n):
+        """n distinct random items across all chunks, as [chunk, item] pairs."""
+        every = [(c, i) for c in range(len(self.names)) for i in range(self.counts[c])]
+        return [list(x) for x in rng.sample(every, min(n, len(every)))]
+
+
+# ================================================================ readers and mounts
+
+class Reader:
+    """One column: direct, a chunkfs binary with some options, rclone, httpdirfs."""
+
+    def __init__(self, key, label, tool, args=(), binary=None):
+        self.key, self.label, self.tool = key, label, tool
+        self.args, self.bin = list(args), binary
+
+    @property
+    def direct(self):
+        return self.tool == "direct"
+
 
 class Mount:
-    """One fresh mount of one reader; a context manager that always cleans up."""
+    """One mount of one reader (a context manager that always cleans up). cache: its
+    cache directory (chunkfs --cache-dir, rclone --cache-dir), made by the caller."""
 
-    def __init__(self, bench, reader, tag, args=None):
-        self.bench, self.reader = bench, reader
-        self.args = args   # the reader's options, instead of the cold workloads' ones
-        self.point = os.path.join(bench.work, "mnt-%s-%s" % (reader, tag))
-        self.log = os.path.join(bench.work, "%s-%s.log" % (reader, tag))
-        self.proc = None   # rclone / httpdirfs, started here in the foreground
-        self.pid = None    # chunkfs daemon
+    def __init__(self, bench, reader, tag, url, cache=None):
+        self.bench, self.reader, self.url, self.cache = bench, reader, url, cache
+        self.point = os.path.join(bench.work, "mnt-%s-%s" % (reader.key, tag))
+        self.log = os.path.join(bench.work, "%s-%s.log" % (reader.key, tag))
+        self.proc = None   # rclone / httpdirfs, in the foreground
+        self.pid = None    # the process serving the mount
 
     def __enter__(self):
         os.makedirs(self.point, exist_ok=True)
         self.bench.active.append(self)
         try:
-            getattr(self, "_mount_" + self.reader)()
+            getattr(self, "_mount_" + self.reader.tool)()
+            self._ready()
         except BaseException:
             self.close()
             raise
@@ -372,12 +677,11 @@ class Mount:
     def __exit__(self, *exc):
         self.close()
 
-    def file(self, name):
-        return os.path.join(self.point, name)
+    def file(self, c):
+        return os.path.join(self.point, self.bench.ds.names[c])
 
-    def _ready(self, what):
-        name = self.bench.chunk
-        size = self.bench.chunk_size
+    def _ready(self):
+        ds = self.bench.ds
 
         def ok():
             if self.proc is not None and self.proc.poll() is not None:
@@ -385,864 +689,1030 @@ class Mount:
             if not is_mounted(self.point):
                 return False
             try:
-                return os.stat(self.file(name)).st_size == size
+                return os.stat(self.file(0)).st_size == ds.sizes[0]
             except OSError:
                 return False
-        if not wait_for(ok, MOUNT_TIMEOUT, 0.1):
+        what = self.reader.label
+        if not wait_for(ok, MOUNT_TIMEOUT, 0.05):
             raise Unavailable("%s: no %s of %d bytes in the mount after %.0fs (%s)"
-                              % (what, name, size, MOUNT_TIMEOUT, tail(self.log) or "no log"))
+                              % (what, ds.names[0], ds.sizes[0], MOUNT_TIMEOUT, tail(self.log) or "no log"))
         if self.proc is not None and self.proc.poll() is not None:
             raise Unavailable("%s exited with %d: %s" % (what, self.proc.returncode, tail(self.log)))
 
     def _mount_chunkfs(self):
-        opts = CHUNKFS_ARGS if self.args is None else self.args
-        argv = [self.bench.bin] + opts + [self.bench.url, self.point]
+        r = self.reader
+        argv = [r.bin] + r.args + ["--cache-dir=" + self.cache, self.url, self.point]
         with open(self.log, "ab") as logf:
             try:
                 # Output to a file, never a pipe: the daemon may keep it open.
-                r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                                   timeout=MOUNT_TIMEOUT * 2)
+                res = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                     timeout=MOUNT_TIMEOUT * 2)
             except subprocess.TimeoutExpired:
                 raise Unavailable("chunkfs did not return within %.0fs" % (MOUNT_TIMEOUT * 2))
             except OSError as e:
                 raise Unavailable("cannot run %s: %s" % (argv[0], e))
-        pids = pids_with_arg(self.point, "chunkfs")
+        pids = pids_with_arg(self.point, os.path.basename(r.bin))
         self.pid = pids[0] if pids else None
-        if r.returncode != 0:
-            raise Unavailable("chunkfs exited with %d: %s" % (r.returncode, tail(self.log)))
-        if not is_mounted(self.point):
-            raise Unavailable("chunkfs exited 0 but %s is not mounted" % self.point)
+        if res.returncode != 0:
+            raise Unavailable("chunkfs exited with %d: %s" % (res.returncode, tail(self.log)))
         if self.pid is None:
-            raise Unavailable("mounted, but no chunkfs process has %s in its argv" % self.point)
-        self._ready("chunkfs")
+            raise Unavailable("no chunkfs process has %s in its argv" % self.point)
 
     def _spawn(self, argv):
-        logf = open(self.log, "ab")
-        try:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
-        except OSError as e:
-            raise Unavailable("cannot run %s: %s" % (argv[0], e))
-        finally:
-            logf.close()
+        with open(self.log, "ab") as logf:
+            try:
+                self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
+            except OSError as e:
+                raise Unavailable("cannot run %s: %s" % (argv[0], e))
+        self.pid = self.proc.pid
 
     def _mount_rclone(self):
-        w = self.bench.work
-        opts = ["--cache-dir", os.path.join(w, "rclone-cache")] if self.args is None else self.args
-        self._spawn(["rclone", "mount", ":http:", self.point, "--http-url", self.bench.url,
-                     "--read-only", "--config", os.path.join(w, "rclone.conf")] + opts)
-        self._ready("rclone")
+        self._spawn(["rclone", "mount", ":http:", self.point, "--http-url", self.url, "--read-only",
+                     "--config", os.path.join(self.bench.work, "rclone.conf"),
+                     "--cache-dir", self.cache] + self.reader.args)
 
     def _mount_httpdirfs(self):
-        self._spawn(["httpdirfs", "-f", "--no-range-check", self.bench.url, self.point])
-        self._ready("httpdirfs")
+        self._spawn(["httpdirfs", "-f", "--no-range-check", self.url, self.point])
 
     def stats(self):
+        if self.reader.tool != "chunkfs":
+            return None
         try:
-            with open(self.file(".chunkfs/stats")) as f:
+            with open(os.path.join(self.point, ".chunkfs", "stats")) as f:
                 return json.load(f)
         except (OSError, ValueError) as e:
             log("cannot read chunkfs stats: %s" % e)
             return None
+
+    def snapshot(self):
+        """What the daemon has done so far: CPU seconds and (chunkfs) its stats."""
+        return {"cpu": proc_cpu(self.pid), "stats": self.stats()}
 
     def close(self):
         if self in self.bench.active:
             self.bench.active.remove(self)
         unmount(self.point)
         if self.proc is not None:
-            if not wait_for(lambda: self.proc.poll() is not None, 15, 0.05):
-                log("%s still running after unmount; stopping PID %d" % (self.reader, self.proc.pid))
-                self.proc.terminate()
-                try:
-                    self.proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(10)
-        pids = set(pids_with_arg(self.point, "chunkfs"))
-        if self.pid is not None:
-            pids.add(self.pid)
+            if not wait_for(lambda: self.proc.poll() is not None, 15, 0.02):
+                log("%s still running after unmount; stopping PID %d" % (self.reader.label, self.proc.pid))
+                stop_child(self.proc)
+        pids = set()
+        if self.reader.tool == "chunkfs":
+            pids.update(pids_with_arg(self.point, os.path.basename(self.reader.bin)))
+            if self.pid is not None:
+                pids.add(self.pid)
         for pid in pids:
-            if not wait_for(lambda: not pid_alive(pid), 30, 0.05):
+            if not wait_for(lambda: not pid_alive(pid), 30, 0.02):
                 log("chunkfs daemon %d still running 30s after unmount; stopping it" % pid)
-                self.bench.notes.add("chunkfs daemon did not exit after unmount")
+                self.bench.notes.add("a chunkfs daemon did not exit within 30 s of its unmount")
                 stop_pid(pid)
         if is_mounted(self.point):
             unmount(self.point)
 
 
-# ---------------------------------------------------------------- the bench
+class SlowServer:
+    """The ttfb workload's server: a second nginx (one process) with limit_rate per
+    connection, behind the delaying proxy of proxy_main."""
+
+    def __init__(self, bench):
+        self.bench = bench
+        self.nginx = self.proxy = None
+        self.url = None
+
+    def start(self):
+        a, work = self.bench.a, self.bench.work
+        root = os.path.dirname(os.path.abspath(a.data))
+        for _ in range(5):
+            port = free_port()
+            conf = os.path.join(work, "nginx-slow.conf")
+            with open(conf, "w") as f:
+                f.write(NGINX_SLOW_CONF % {"work": work, "port": port, "root": root, "rate": a.slow_rate})
+            with open(os.path.join(work, "nginx-slow.out"), "ab") as out:
+                self.nginx = subprocess.Popen(
+                    ["nginx", "-p", work, "-c", conf, "-e", os.path.join(work, "nginx-slow-error.log"),
+                     "-g", "daemon off;"], stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+            if wait_for(lambda: self.nginx.poll() is not None or port_open(port), 20):
+                if self.nginx.poll() is None:
+                    break
+            stop_child(self.nginx)
+            self.nginx = None
+        if self.nginx is None:
+            raise Unavailable("the slow nginx would not start (%s)" % tail(os.path.join(work, "nginx-slow-error.log")))
+        self.proxy = subprocess.Popen([sys.executable, os.path.abspath(__file__), "_proxy", str(port),
+                                       "%g" % a.slow_delay, work],
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        line = read_line(self.proxy, 20)
+        if not line or not line.isdigit():
+            raise Unavailable("the delaying proxy did not start")
+        path = urlpath(self.bench.url)
+        self.url = "http://127.0.0.1:%s%s" % (line, path)
+        log("slow server: nginx PID %d (limit_rate %s) on port %d behind proxy PID %d (%g ms per request) on port %s"
+            % (self.nginx.pid, a.slow_rate, port, self.proxy.pid, a.slow_delay, line))
+
+    def stop(self):
+        for p in (self.proxy, self.nginx):
+            if p is not None:
+                stop_child(p)
+        self.proxy = self.nginx = None
+
+
+NGINX_SLOW_CONF = """master_process off;
+pid %(work)s/nginx-slow.pid;
+error_log %(work)s/nginx-slow-error.log warn;
+events { worker_connections 1024; }
+http {
+    default_type application/octet-stream;
+    types { application/json json; }
+    access_log off;
+    client_body_temp_path %(work)s/nginx-slow-body;
+    proxy_temp_path %(work)s/nginx-slow-proxy;
+    fastcgi_temp_path %(work)s/nginx-slow-fastcgi;
+    uwsgi_temp_path %(work)s/nginx-slow-uwsgi;
+    scgi_temp_path %(work)s/nginx-slow-scgi;
+    sendfile on;
+    tcp_nopush off;
+    keepalive_timeout 300s;
+    keepalive_requests 1000000;
+    limit_rate %(rate)s;
+    server {
+        listen 127.0.0.1:%(port)d;
+        server_name localhost;
+        root %(root)s;
+        autoindex on;
+    }
+}
+"""
+
+
+def urlpath(url):
+    """/path/ of http://host:port/path/."""
+    return "/" + url.split("/", 3)[3]
+
+
+# ================================================================ the bench
 
 class Bench:
     def __init__(self, a):
         self.a = a
         self.url = a.url if a.url.endswith("/") else a.url + "/"
-        self.work, self.bin, self.data = a.work, a.bin, a.data
+        self.work = a.work
+        self.ds = Dataset(a.data)
         self.active = []
         self.notes = set()
+        self.failed = {}       # (workload, reader key) -> why
+        self.runs = []         # one dict per measured run
+        self.rss = []          # rss workload: one dict per rep
+        self.remounts = []     # remount check: one dict per rep
         self.start = time.monotonic()
         self.load_start = loadavg()
-        with open(os.path.join(a.data, "index.json")) as f:
-            index = json.load(f)
-        c = index["chunks"][0]
-        self.chunk, self.chunk_size = c["filename"], c["chunk_bytes"]
-        # The whole dataset's bytes, for the second-epoch workload: every chunk file.
-        self.chunks = [(x["filename"], x["chunk_bytes"]) for x in index["chunks"]]
-        self.data_size = sum(n for _, n in self.chunks)
-        for name, n in self.chunks:
-            if os.path.getsize(os.path.join(a.data, name)) != n:
-                raise SystemExit("%s: size differs from index.json" % name)
-        self.src_shas = {}
-        self.src = os.path.join(a.data, self.chunk)
-        if os.path.getsize(self.src) != self.chunk_size:
-            raise SystemExit("%s: size differs from index.json" % self.src)
-        with open(self.src, "rb") as f:
-            (count,) = struct.unpack("<I", f.read(4))
-            offsets = struct.unpack("<%dI" % (count + 1), f.read(4 * (count + 1)))
-        self.item_count = count
-        picks = random.Random(a.seed).sample(range(count), min(a.items, count))
-        self.plan = [(offsets[i], offsets[i + 1] - offsets[i]) for i in picks]
-        self.plan_bytes = sum(n for _, n in self.plan)
-        self.plan_file = os.path.join(self.work, "plan.json")
-        with open(self.plan_file, "w") as f:
-            json.dump(self.plan, f)
-        with open(self.src, "rb") as f:
-            self.plan_sha = []
-            for off, n in self.plan:
-                f.seek(off)
-                self.plan_sha.append(hashlib.sha256(f.read(n)).hexdigest())
-        self.sizes = (min(n for _, n in self.plan), max(n for _, n in self.plan))
-        self.cold = True
-        self.warm = False
-        self.access_pos = 0
+        self.cold_ok = True
+        self.seq_no = 0
+        self.slow = None
+        rng = random.Random(a.seed)
+        picks = self.ds.pick(rng, a.items + a.procs * a.per_proc)
+        self.rnd_plan = picks[:a.items]
+        rest = picks[a.items:]
+        self.par_plans = [rest[k * a.per_proc:(k + 1) * a.per_proc] for k in range(a.procs)]
+        self.readers = self.make_readers()
+
+    # -- setup
+
+    def make_readers(self):
+        a = self.a
+        tools = [t for t in a.tools.split(",") if t]
+        for t in tools:
+            if t not in TOOLS:
+                raise SystemExit("unknown tool %r (known: %s)" % (t, ",".join(TOOLS)))
+        configs = [c for c in a.configs.split(",") if c]
+        for c in configs:
+            if c not in CONFIGS:
+                raise SystemExit("unknown config %r (known: %s)" % (c, ",".join(CONFIGS)))
+        modes = [m for m in a.rclone_modes.split(",") if m]
+        for m in modes:
+            if m not in RCLONE_MODES:
+                raise SystemExit("unknown rclone mode %r (known: %s)" % (m, ",".join(RCLONE_MODES)))
+        readers = [Reader("direct", "direct", "direct")]
+        if "chunkfs" in tools:
+            for c in configs:
+                label, args = CONFIGS[c]
+                readers.append(Reader("cfs-" + c, "chunkfs " + label, "chunkfs", args, a.bin))
+            if a.compare_bin:
+                for c in configs:
+                    label, args = CONFIGS[c]
+                    readers.append(Reader("cmp-" + c, "compare " + label, "chunkfs", args, a.compare_bin))
+        if "rclone" in tools:
+            for m in modes:
+                readers.append(Reader("rclone-" + m, "rclone " + m, "rclone", ["--vfs-cache-mode", m]))
+        if "httpdirfs" in tools:
+            readers.append(Reader("httpdirfs", "httpdirfs", "httpdirfs"))
+        for tool in ("rclone", "httpdirfs"):
+            if tool in tools and shutil.which(tool) is None:
+                raise SystemExit("%s is not installed" % tool)
+        return readers
+
+    def reader(self, key):
+        return next((r for r in self.readers if r.key == key), None)
+
+    def fresh_cache(self, reader):
+        """A new, empty cache directory in the work directory."""
+        self.seq_no += 1
+        path = os.path.join(self.work, "cache-%s-%d" % (reader.key, self.seq_no))
+        os.makedirs(path)
+        return path
+
+    def cap(self, reader):
+        return {"httpdirfs": self.a.httpdirfs_cap, "rclone": self.a.rclone_cap}.get(reader.tool, self.a.cap)
 
     def time_left(self):
         return self.a.budget - (time.monotonic() - self.start)
 
-    def source_sha(self, name=None):
-        name = name or self.chunk
-        if name not in self.src_shas:
-            h = hashlib.sha256()
-            with open(os.path.join(self.data, name), "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-            self.src_shas[name] = h.hexdigest()
-        return self.src_shas[name]
+    def cold(self, chunks):
+        """Before a cold run: drop the page cache, then warm the server's files."""
+        if not drop_caches():
+            self.cold_ok = False
+        self.ds.warm_server(chunks)
 
-    def requests_mark(self):
+    # -- running a job in child processes
+
+    def source(self, reader, mount, url):
+        if reader.direct:
+            host, port = url.split("/")[2].rsplit(":", 1)
+            return {"mode": "http", "host": host, "port": int(port), "counts": self.ds.counts,
+                    "paths": [urlpath(url) + n for n in self.ds.names]}
+        return {"mode": "file", "paths": [mount.file(c) for c in range(len(self.ds.names))]}
+
+    def job_file(self, job):
+        self.seq_no += 1
+        base = os.path.join(self.work, "job-%d" % self.seq_no)
+        job["out"] = base + ".out"
+        with open(base + ".json", "w") as f:
+            json.dump(job, f)
+        return base
+
+    def spawn(self, job):
+        base = self.job_file(job)
+        err = open(base + ".err", "wb")
         try:
-            self.access_pos = os.path.getsize(self.a.access_log)
-        except OSError:
-            self.access_pos = None
-
-    def requests_since_mark(self):
-        """HTTP requests nginx logged since requests_mark()."""
-        got = self.http_since_mark()
-        return None if got is None else got[0]
-
-    def http_since_mark(self):
-        """(requests, body bytes sent) nginx logged since requests_mark(), or None. The log
-        is nginx's default "combined" format: ... "REQUEST" STATUS BYTES "REFERER" "AGENT"."""
-        if self.access_pos is None:
-            return None
-        try:
-            with open(self.a.access_log, "rb") as f:
-                f.seek(self.access_pos)
-                lines = f.read().splitlines()
-        except OSError:
-            return None
-        sent = 0
-        for line in lines:
-            try:
-                sent += int(line.split(b'"')[2].split()[1])
-            except (IndexError, ValueError):
-                pass
-        return len(lines), sent
-
-    def cold_start(self):
-        """Before a timed part: drop the page cache (cold runs), or make sure the source
-        chunk is in it (warm runs: what is left is the network and FUSE path)."""
-        if self.warm:
-            with open(self.src, "rb") as f:
-                while f.read(8 << 20):
-                    pass
-        elif not drop_caches():
-            self.cold = False
-        self.requests_mark()
-
-    # -- sequential
-
-    def seq_run(self, reader, rep):
-        """Returns a dict with mbps (and stats for chunkfs)."""
-        if reader == "direct":
-            self.cold_start()
-            t0 = time.perf_counter()
-            try:
-                r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "--max-time", "%d" % SEQ_CAP,
-                                    "-w", "%{http_code} %{size_download}", self.url + self.chunk],
-                                   capture_output=True, text=True, timeout=SEQ_CAP + HANG_GRACE)
-            except subprocess.TimeoutExpired:
-                raise Unavailable("curl hung (no exit %.0fs after its --max-time)" % HANG_GRACE)
-            elapsed = time.perf_counter() - t0
-            code, size = (r.stdout.split() + ["?", "0"])[:2]
-            size = int(size)
-            partial = r.returncode == 28 and code == "200" and size > 0
-            if not partial and (r.returncode != 0 or code != "200" or size != self.chunk_size):
-                raise Unavailable("curl: exit %d, HTTP %s, %d bytes: %s"
-                                  % (r.returncode, code, size, r.stderr.strip()))
-            return {"mbps": size / elapsed / MB, "requests": self.requests_since_mark(),
-                    "partial": size if partial else None}
-        with Mount(self, reader, "%s%d" % ("warm" if self.warm else "seq", rep)) as m:
-            path = m.file(self.chunk)
-            self.cold_start()
-            size, elapsed, partial = self.timed_cat(path)
-            res = {"mbps": size / elapsed / MB, "requests": self.requests_since_mark(),
-                   "partial": size if partial else None}
-            if reader == "chunkfs":
-                res["stats"] = m.stats()
-            if rep == 0 and not partial:
-                self.verify_whole(m, reader)
-            return res
-
-    def timed_cat(self, path, size=None):
-        """cat path > /dev/null (path: one file or a list of them, size bytes in all, by
-        default the chunk's); returns (bytes, seconds, partial). After SEQ_CAP seconds cat
-        is stopped and the bytes it read so far (/proc/PID/io rchar) are counted."""
-        paths = [path] if isinstance(path, str) else list(path)
-        errf = os.path.join(self.work, "cat.err")
-        with open(errf, "wb") as err:
-            t0 = time.perf_counter()
-            proc = subprocess.Popen(["cat"] + paths, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "_worker", base + ".json"],
+                                    stdin=subprocess.PIPE if job.get("sync") else subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE if job.get("sync") else subprocess.DEVNULL,
                                     stderr=err)
-        end = wait_exit(proc, SEQ_CAP)
-        elapsed = (end if end is not None else time.perf_counter()) - t0
-        if end is None:
-            done = 0
-            try:
-                with open("/proc/%d/io" % proc.pid) as f:
-                    done = int(dict(l.split(": ") for l in f.read().splitlines())["rchar"])
-            except (OSError, KeyError, ValueError):
-                pass
-            proc.kill()
-            try:
-                proc.wait(HANG_GRACE)
-            except subprocess.TimeoutExpired:
-                raise Unavailable("cat is stuck: SIGKILL did not end it within %.0fs" % HANG_GRACE)
-            if done <= 0:
-                raise Unavailable("cat read nothing in %.0fs" % SEQ_CAP)
-            return done, elapsed, True
-        if proc.wait() != 0:  # it has exited: this only reaps it
-            raise Unavailable("cat failed: %s" % tail(errf, 1))
-        return self.chunk_size if size is None else size, elapsed, False
+        finally:
+            err.close()
+        return proc, base
 
-    def verify_whole(self, m, reader):
-        """sha256 of the whole chunk through the mount (untimed; mostly from page cache)."""
+    def run_jobs(self, jobs):
+        """Run the jobs in child processes at once (several: they start together on a
+        signal); their results, in order. Children past their cap + HANG_GRACE are killed."""
+        started = [self.spawn(j) for j in jobs]
         try:
-            r = subprocess.run(["sha256sum", m.file(self.chunk)], capture_output=True, text=True,
-                               timeout=VERIFY_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.verified[reader] = "not verified (sha256sum timed out)"
+            if len(jobs) > 1:
+                for proc, base in started:
+                    if read_line(proc, READY_TIMEOUT) != "ready":
+                        raise Unavailable("a reader process did not get ready: %s" % tail(base + ".err", 1))
+                for proc, _ in started:
+                    proc.stdin.write(b"go\n")
+                    proc.stdin.close()
+            deadline = time.monotonic() + max(j["cap"] for j in jobs) + HANG_GRACE
+            out = []
+            for (proc, base), job in zip(started, jobs):
+                try:
+                    proc.wait(max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    raise Unavailable("a read hung: no end %.0fs after the %.0fs cap" % (HANG_GRACE, job["cap"]))
+                if proc.returncode != 0:
+                    raise Unavailable("reads failed: %s" % (tail(base + ".err", 1) or "exit %d" % proc.returncode))
+                with open(base + ".out") as f:
+                    out.append(json.load(f))
+            return out
+        finally:
+            for proc, base in started:
+                stop_child(proc, 2)
+                for p in (proc.stdout, proc.stdin):
+                    if p is not None and not p.closed:
+                        p.close()
+                for ext in (".json", ".out", ".err"):
+                    try:
+                        os.unlink(base + ext)
+                    except OSError:
+                        pass
+
+    # -- checks of the bytes
+
+    def check_seq(self, res, files):
+        for (c, size), (n, sha) in zip(files, res["sha256"]):
+            want = self.ds.file_sha(c) if n == size else self.ds.prefix_sha(c, n)
+            if sha != want:
+                raise Unavailable("WRONG BYTES: sha256 of the first %d bytes of %s is %s, source %s"
+                                  % (n, self.ds.names[c], sha, want))
+        if not res["bytes"]:
+            raise Unavailable("not one byte read before the cap")
+
+    def check_items(self, res, plan):
+        bad = [k for k, sha in enumerate(res["sha256"]) if sha != self.ds.item_sha(*plan[k])]
+        if bad:
+            raise Unavailable("WRONG BYTES: %d of %d items differ from the source (first: chunk %d item %d)"
+                              % (len(bad), len(res["sha256"]), plan[bad[0]][0], plan[bad[0]][1]))
+        if not res["sha256"]:
+            raise Unavailable("not one item read before the cap")
+
+    # -- workloads: one job list each
+
+    def jobs_for(self, wl, reader, src):
+        cap = self.cap(reader)
+        if wl == "seq":
+            return [{"kind": "seq", "source": src, "cap": cap, "files": [[0, self.ds.sizes[0]]]}]
+        if wl == "rnd":
+            return [self.items_job(src, cap, self.rnd_plan)]
+        if wl == "par8":
+            return [dict(self.items_job(src, cap, p), sync=True) for p in self.par_plans]
+        raise ValueError(wl)
+
+    def items_job(self, src, cap, plan):
+        need = sum(self.ds.item_size(c, i) for c, i in plan)
+        return {"kind": "items", "source": src, "cap": cap, "plan": plan, "buffer": need}
+
+    def measure(self, wl, reader, jobs):
+        """Run jobs, check the bytes; (value, bytes the workload read, partial)."""
+        out = self.run_jobs(jobs)
+        if wl == "seq":
+            res = out[0]
+            self.check_seq(res, jobs[0]["files"])
+            return res["bytes"] / (res["t1"] - res["t0"]) / MB, res["bytes"], res["partial"]
+        items, nbytes = 0, 0
+        for res, job in zip(out, jobs):
+            self.check_items(res, job["plan"])
+            items += res["done"]
+            nbytes += res["bytes"] + 8 * res["done"]   # the offset pairs too
+        wall = max(r["t1"] for r in out) - min(r["t0"] for r in out)
+        return items / wall, nbytes, any(r["partial"] for r in out)
+
+    def record(self, wl, phase, reader, rep, value, partial, **extra):
+        run = dict(wl=wl, phase=phase, reader=reader.key, rep=rep, value=value, partial=partial, **extra)
+        self.runs.append(run)
+        unit = {"seq": "MB/s", "epoch2": "MB/s", "ttfb": "ms"}.get(wl, "items/s")
+        more = "".join(", %s %s" % (k, fmt_extra(k, v)) for k, v in extra.items() if v is not None and k != "samples")
+        log("  %s %s %s rep %d: %.1f %s%s%s" % (wl, phase, reader.label, rep + 1, value, unit,
+                                                 " (partial: stopped at the cap)" if partial else "", more))
+
+    def run_main(self, wl, reader, rep):
+        """seq, rnd or par8: cold then warm on one fresh mount (and the remount check)."""
+        chunks = [0] if wl == "seq" else range(len(self.ds.names))
+        if reader.direct:
+            src = self.source(reader, None, self.url)
+            self.cold(chunks)
+            v, _, part = self.measure(wl, reader, self.jobs_for(wl, reader, src))
+            self.record(wl, "cold", reader, rep, v, part)
+            v, _, part = self.measure(wl, reader, self.jobs_for(wl, reader, src))
+            self.record(wl, "warm", reader, rep, v, part)
             return
-        got = r.stdout.split()[0] if r.returncode == 0 and r.stdout else None
-        if got != self.source_sha():
-            raise Unavailable("WRONG BYTES: sha256 of %s through %s is %s, source %s (%s)"
-                              % (self.chunk, reader, got, self.source_sha(), r.stderr.strip()))
-        self.verified[reader] = "sha256 OK"
-
-    # -- warm second epoch
-
-    def epoch_caps(self):
-        """(memory cap of chunkfs, disk cap of chunkfs and rclone) as option values."""
-        disk_mib = max(1024, 2 * self.data_size >> 20)
-        return self.a.epoch2_mem, "%dM" % disk_mib
-
-    def curl_files(self, urls):
-        """curl every URL to /dev/null in one process; returns (bytes, seconds, partial)."""
-        argv = ["curl", "-sS", "--max-time", "%d" % SEQ_CAP, "-w", "%{http_code} %{size_download}\n"]
-        for u in urls:
-            argv += ["-o", "/dev/null", u]
-        t0 = time.perf_counter()
+        cache = self.fresh_cache(reader)
         try:
-            r = subprocess.run(argv, capture_output=True, text=True, timeout=SEQ_CAP + HANG_GRACE)
-        except subprocess.TimeoutExpired:
-            raise Unavailable("curl hung (no exit %.0fs after its --max-time)" % HANG_GRACE)
-        elapsed = time.perf_counter() - t0
-        got = [l.split() for l in r.stdout.splitlines() if l.strip()]
-        size = sum(int(x[1]) for x in got if len(x) == 2 and x[1].isdigit())
-        partial = r.returncode == 28 and size > 0
-        if not partial and (r.returncode != 0 or size != self.data_size or
-                            any(x[0] != "200" for x in got)):
-            raise Unavailable("curl: exit %d, %s, %d bytes: %s"
-                              % (r.returncode, " ".join(x[0] for x in got), size, r.stderr.strip()))
-        return size, elapsed, partial
-
-    def wait_spills_settle(self, m):
-        """Wait until chunkfs's spill writes stop (the spills counter holds still for
-        SPILL_SETTLE seconds), so that the writes of the first epoch are not in the second's
-        time; returns the stats then."""
-        last, still_since = None, time.monotonic()
-        deadline = still_since + SPILL_SETTLE_MAX
-        while True:
-            st = m.stats() or {}
-            n = (st.get("spills"), st.get("spill_errors"))
-            now = time.monotonic()
-            if n != last:
-                last, still_since = n, now
-            elif now - still_since >= SPILL_SETTLE or now >= deadline:
-                return st
-            time.sleep(0.1)
-
-    def verify_files(self, m, key):
-        """sha256 of every chunk file through the mount (untimed, after the timed epoch)."""
-        for name, _ in self.chunks:
-            try:
-                r = subprocess.run(["sha256sum", m.file(name)], capture_output=True, text=True,
-                                   timeout=VERIFY_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.verified[key] = "not verified (sha256sum timed out)"
-                return
-            got = r.stdout.split()[0] if r.returncode == 0 and r.stdout else None
-            if got != self.source_sha(name):
-                raise Unavailable("WRONG BYTES: sha256 of %s through %s is %s, source %s (%s)"
-                                  % (name, m.reader, got, self.source_sha(name), r.stderr.strip()))
-        self.verified[key] = "sha256 OK"
-
-    def raw_local_mbps(self, paths):
-        """The local files read after drop_caches by RAW_READERS threads, RAW_PIECE bytes
-        a pread, in order; MB/s."""
-        fds = [os.open(p, os.O_RDONLY) for p in paths]
-        try:
-            jobs = [lambda fd=fd, off=off: pread_all(fd, off, RAW_PIECE)
-                    for fd in fds for off in range(0, os.fstat(fd).st_size, RAW_PIECE)]
-            self.cold_start()
-            return parallel_mbps(jobs)
+            with Mount(self, reader, "%s%d" % (wl, rep), self.url, cache) as m:
+                jobs = self.jobs_for(wl, reader, self.source(reader, m, None))
+                self.cold(chunks)
+                before = m.snapshot()
+                v, nbytes, part = self.measure(wl, reader, jobs)
+                after = m.snapshot()
+                self.record(wl, "cold", reader, rep, v, part, cpu_gb=cpu_per_gb(before, after, nbytes),
+                            amp=amplification(before, after, nbytes))
+                v, nbytes, part = self.measure(wl, reader, jobs)
+                self.record(wl, "warm", reader, rep, v, part,
+                            fetched=fetched(m.snapshot(), after), hwm=proc_status(m.pid, "VmHWM"))
+            if wl == "seq" and reader.key == "cfs-defaults" and "remount" in self.workloads:
+                self.remount_check(reader, rep, cache)
         finally:
-            for fd in fds:
-                os.close(fd)
-
-    def raw_blocks_mbps(self, cache):
-        """chunkfs's block files read straight from its cache directory after drop_caches,
-        as raw_local_mbps reads the local files (each file opened by the thread that reads
-        it, as chunkfs does); MB/s of the files' bytes, or None when there are none."""
-        paths = sorted(glob.glob(os.path.join(cache, "*", "blocks", "*")),
-                       key=lambda p: (p.rsplit("-", 1)[0], int(p.rsplit("-", 1)[1])))
-        if not paths:
-            return None
-
-        def read_file(path):
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except FileNotFoundError:
-                return 0  # evicted since the listing: not counted
-            try:
-                return pread_all(fd, 0, None)
-            finally:
-                os.close(fd)
-        self.cold_start()
-        return parallel_mbps([lambda p=p: read_file(p) for p in paths])
-
-    def epoch_run(self, reader, rep):
-        """The dataset read twice; returns the second epoch's rate (mbps), the first's
-        (mbps1), what nginx served during the second, and the readers' cache figures."""
-        files = [n for n, _ in self.chunks]
-        if reader == "local":
-            local = [os.path.join(self.data, n) for n in files]
-            # Read once untimed: a VM's host caches what its guest just wrote or read, and
-            # the mounts read back files they have just written.
-            self.timed_cat(local, self.data_size)
-            self.cold_start()
-            size, elapsed, partial = self.timed_cat(local, self.data_size)
-            return {"mbps": size / elapsed / MB, "partial": size if partial else None,
-                    "raw_mbps": self.raw_local_mbps(local)}
-        if reader == "direct":
-            self.cold_start()
-            size, elapsed, partial = self.curl_files([self.url + n for n in files])
-            http = self.http_since_mark()
-            return {"mbps": size / elapsed / MB, "http": http, "partial": size if partial else None}
-        mem, disk = self.epoch_caps()
-        cache = os.path.join(self.work, "%s-epoch-cache-%d" % (reader, rep))
-        if reader == "chunkfs":
-            args = ["--mem-cache=" + mem, "--cache-dir=" + cache, "--disk-cache=" + disk]
-        else:
-            # Its own cache dir (not the cold runs' one), so that nothing is shared across runs.
-            args = ["--vfs-cache-mode", "full", "--vfs-cache-max-size", disk, "--cache-dir", cache]
-        res = {}
-        try:
-            with Mount(self, reader, "epoch%d" % rep, args) as m:
-                paths = [m.file(n) for n in files]
-                self.cold_start()
-                size, e1, partial = self.timed_cat(paths, self.data_size)
-                if partial:
-                    raise Unavailable("the first epoch did not end within %.0fs (%.0f MB read)"
-                                      % (SEQ_CAP, size / MB))
-                res["mbps1"] = size / e1 / MB
-                if reader == "chunkfs":
-                    before = self.wait_spills_settle(m)
-                else:
-                    before = None
-                    time.sleep(SPILL_SETTLE)  # rclone writes its cache file as it reads
-                res["cache_bytes"] = du(cache)
-                self.cold_start()
-                size, e2, partial = self.timed_cat(paths, self.data_size)
-                res["http"] = self.http_since_mark()
-                res["mbps"] = size / e2 / MB
-                res["partial"] = size if partial else None
-                if reader == "chunkfs":
-                    res["raw_mbps"] = self.raw_blocks_mbps(cache)
-                    after = m.stats()
-                    res["stats"] = after
-                    if before and after:
-                        res["delta"] = {k: after.get(k, 0) - before.get(k, 0) for k in (
-                            "bytes_fetched", "disk_hits", "disk_misses", "spills", "requests",
-                            "mem_hits", "mem_misses", "bytes_served", "checksum_failures",
-                            "validations")}
-                if rep == 0 and not partial:
-                    self.verify_files(m, reader + "-epoch")
-        finally:
-            # The mount is gone (its daemon stopped) before its cache directory is removed.
             shutil.rmtree(cache, ignore_errors=True)
-        if reader == "chunkfs" and res.get("delta"):
-            d = res["delta"]
-            log("  chunkfs 2nd epoch: bytes_fetched +%d, disk_hits +%d, disk_misses +%d, "
-                "spills +%d; 1st epoch %.1f MB/s"
-                % (d["bytes_fetched"], d["disk_hits"], d["disk_misses"], d["spills"], res["mbps1"]))
-        elif reader == "rclone":
-            log("  rclone 2nd epoch: %s HTTP requests, %s bytes from nginx; cache %.0f MB; 1st epoch %.1f MB/s"
-                % (res["http"][0] if res.get("http") else "?", res["http"][1] if res.get("http") else "?",
-                   res["cache_bytes"] / MB, res["mbps1"]))
-        return res
 
-    # -- random
-
-    def random_run(self, reader, rep):
-        if reader == "direct":
-            host, port = self.url.split("/")[2].rsplit(":", 1)
-            path = "/" + self.url.split("/", 3)[3] + self.chunk
-            self.cold_start()
-            res = self.run_worker(["http", "%g" % RANDOM_CAP, host, port, path, self.plan_file])
-            res["requests"] = self.requests_since_mark()
-            return res
-        with Mount(self, reader, "rnd%d" % rep) as m:
-            self.cold_start()
-            res = self.run_worker(["pread", "%g" % RANDOM_CAP, m.file(self.chunk), self.plan_file])
-            res["requests"] = self.requests_since_mark()
-            if reader == "chunkfs":
-                res["stats"] = m.stats()
-            return res
-
-    def run_worker(self, args):
+    def remount_check(self, reader, rep, cache):
+        """Mount again with the cache dir of the run just unmounted; read the chunk again."""
         try:
-            r = subprocess.run([sys.executable, os.path.abspath(__file__), "_worker"] + args,
-                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                               timeout=RANDOM_CAP + HANG_GRACE)
-        except subprocess.TimeoutExpired:
-            raise Unavailable("a read hung: the reader did not stop within %.0fs of its %.0fs cap"
-                              % (HANG_GRACE, RANDOM_CAP))
-        if r.returncode != 0:
-            err = r.stderr.strip().splitlines()
-            raise Unavailable("reads failed: %s" % (err[-1] if err else "exit %d" % r.returncode))
-        out = json.loads(r.stdout)
-        done = out["done"]
-        want = sum(n for _, n in self.plan[:done])
-        bad = [i for i, (a, b) in enumerate(zip(out["sha256"], self.plan_sha)) if a != b]
-        if out["bytes"] != want or bad:
-            raise Unavailable("WRONG BYTES: %d of %d items differ from the source (%d bytes read, %d expected)"
-                              % (len(bad), done, out["bytes"], want))
-        if done == 0:
-            raise Unavailable("not one item read in %.0fs" % RANDOM_CAP)
-        e = out["elapsed"]
-        return {"items": done / e, "mbps": want / e / MB,
-                "partial": done if done < len(self.plan) else None}
+            with Mount(self, reader, "remount%d" % rep, self.url, cache) as m:
+                jobs = self.jobs_for("seq", reader, self.source(reader, m, None))
+                self.cold([0])
+                before = m.snapshot()
+                v, nbytes, part = self.measure("seq", reader, jobs)
+                end = m.snapshot()
+                got = fetched(end, before)
+                whole = (end.get("stats") or {}).get("bytes_fetched")
+        except Unavailable as e:
+            self.remounts.append({"rep": rep, "error": str(e)})
+            log("  remount check rep %d: n/a: %s" % (rep + 1, e))
+            return
+        self.remounts.append({"rep": rep, "fetched": got, "whole": whole, "mbps": v, "bytes": nbytes,
+                              "partial": part})
+        log("  remount check rep %d: bytes_fetched %s during the read of %d bytes (%s since the mount), %.0f MB/s"
+            % (rep + 1, got, nbytes, whole, v))
+
+    def run_ttfb(self, reader, rep):
+        """One random item of each chunk, each the chunk's first touch on a fresh mount."""
+        rng = random.Random("%d-ttfb-%d" % (self.a.seed, rep))
+        plan = [[c, rng.randrange(self.ds.counts[c])] for c in range(len(self.ds.names))]
+        need = max(self.ds.item_size(c, i) for c, i in plan)
+        url = self.slow.url
+        job = {"kind": "ttfb", "cap": self.cap(reader), "plan": plan, "buffer": need}
+        cache = None if reader.direct else self.fresh_cache(reader)
+        try:
+            if reader.direct:
+                job["source"] = self.source(reader, None, url)
+                self.cold(range(len(self.ds.names)))
+                res = self.run_jobs([job])[0]
+            else:
+                with Mount(self, reader, "ttfb%d" % rep, url, cache) as m:
+                    job["source"] = self.source(reader, m, None)
+                    self.cold(range(len(self.ds.names)))
+                    res = self.run_jobs([job])[0]
+        finally:
+            if cache:
+                shutil.rmtree(cache, ignore_errors=True)
+        self.check_items(res, plan)
+        self.record("ttfb", "cold", reader, rep, statistics.median(res["ms"]), res["partial"], samples=res["ms"])
+
+    def run_rss(self, reader, rep):
+        """1 GiB streams through chunkfs --mem-cache=64M; VmRSS sampled every RSS_INTERVAL."""
+        files = [[c, s] for c, s in enumerate(self.ds.sizes)]
+        cache = self.fresh_cache(reader)
+        try:
+            with Mount(self, reader, "rss%d" % rep, self.url, cache) as m:
+                job = {"kind": "seq", "source": self.source(reader, m, None), "cap": self.a.cap, "files": files}
+                self.cold(range(len(files)))
+                peak = [0, 0]
+                stop = threading.Event()
+
+                def sample():
+                    while not stop.is_set():
+                        rss = proc_status(m.pid, "VmRSS") or 0
+                        peak[0], peak[1] = max(peak[0], rss), peak[1] + 1
+                        stop.wait(RSS_INTERVAL)
+                t = threading.Thread(target=sample, daemon=True)
+                t.start()
+                try:
+                    res = self.run_jobs([job])[0]
+                finally:
+                    stop.set()
+                    t.join()
+                self.check_seq(res, files)
+                hwm = proc_status(m.pid, "VmHWM")
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+        mbps = res["bytes"] / (res["t1"] - res["t0"]) / MB
+        self.rss.append({"rep": rep, "peak": peak[0], "samples": peak[1], "hwm": hwm,
+                         "bytes": res["bytes"], "mbps": mbps, "partial": res["partial"]})
+        log("  rss rep %d: peak VmRSS %.1f MiB (%d samples), VmHWM %.1f MiB, %.0f MB streamed at %.0f MB/s"
+            % (rep + 1, peak[0] / MiB, peak[1], (hwm or 0) / MiB, res["bytes"] / MB, mbps))
+
+    # -- epoch2 (extra)
+
+    def run_epoch2(self, reader, rep):
+        """The 4 chunks read twice; the second epoch after drop_caches is timed."""
+        files = [[c, s] for c, s in enumerate(self.ds.sizes)]
+        if reader.key == "local":
+            src = {"mode": "file", "paths": [self.ds.path(c) for c in range(len(files))]}
+            job = {"kind": "seq", "source": src, "cap": self.a.cap, "files": files}
+            self.run_jobs([job])           # untimed: the VM host caches what was just read
+            drop_caches()
+            res = self.run_jobs([job])[0]
+            self.check_seq(res, files)
+            self.record("epoch2", "2nd", reader, rep, res["bytes"] / (res["t1"] - res["t0"]) / MB, res["partial"])
+            return
+        cache = self.fresh_cache(reader)
+        try:
+            with Mount(self, reader, "epoch%d" % rep, self.url, cache) as m:
+                job = {"kind": "seq", "source": self.source(reader, m, None), "cap": self.a.cap, "files": files}
+                self.cold(range(len(files)))
+                first = self.run_jobs([job])[0]
+                if first["partial"]:
+                    raise Unavailable("the first epoch did not end within the %.0fs cap" % self.a.cap)
+                self.settle(m)
+                before = m.snapshot()
+                drop_caches()
+                res = self.run_jobs([job])[0]
+                self.check_seq(res, files)
+                got = fetched(m.snapshot(), before)
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+        self.record("epoch2", "2nd", reader, rep, res["bytes"] / (res["t1"] - res["t0"]) / MB, res["partial"],
+                    first=first["bytes"] / (first["t1"] - first["t0"]) / MB, fetched=got)
+
+    def settle(self, m):
+        """Wait until the mount's cache writes stop: chunkfs's spills counter (rclone: its
+        cache directory's size) still for SETTLE seconds, at most SETTLE_MAX."""
+        def probe():
+            if m.reader.tool == "chunkfs":
+                st = m.stats() or {}
+                return st.get("spills"), st.get("spill_errors")
+            return du(m.cache)
+        last, since, deadline = None, time.monotonic(), time.monotonic() + SETTLE_MAX
+        while time.monotonic() < deadline:
+            now_v = probe()
+            if now_v != last:
+                last, since = now_v, time.monotonic()
+            elif time.monotonic() - since >= SETTLE:
+                return
+            time.sleep(0.1)
+        self.notes.add("epoch2: the cache writes had not settled after %.0f s" % SETTLE_MAX)
 
     # -- driver
 
+    def plan(self):
+        """[(workload, readers)] in the order of a round."""
+        a = self.a
+        wls = [w for w in a.workloads.split(",") if w]
+        for w in wls:
+            if w not in WORKLOADS:
+                raise SystemExit("unknown workload %r (known: %s)" % (w, ",".join(WORKLOADS)))
+        self.workloads = wls
+        cfs = [r for r in self.readers if r.tool == "chunkfs"]
+        plan = []
+        for w in ("seq", "rnd", "par8"):
+            if w in wls:
+                plan.append((w, self.readers))
+        if "ttfb" in wls:
+            plan.append(("ttfb", self.readers))
+        if "rss" in wls and cfs:
+            plan.append(("rss", [Reader("cfs-rss", "chunkfs --mem-cache=64M", "chunkfs", ["--mem-cache=64M"], a.bin)]))
+        if "epoch2" in wls:
+            e_readers = [Reader("local", "local disk", "local")]
+            if cfs:
+                e_readers.append(Reader("cfs-epoch", "chunkfs --mem-cache=%s" % a.epoch2_mem, "chunkfs",
+                                        ["--mem-cache=" + a.epoch2_mem,
+                                         "--disk-cache=%dM" % max(1024, 2 * self.ds.total // MiB)], a.bin))
+            if any(r.tool == "rclone" for r in self.readers):
+                e_readers.append(Reader("rclone-epoch", "rclone full", "rclone", ["--vfs-cache-mode", "full"]))
+            plan.append(("epoch2", e_readers))
+        if "remount" in wls and not self.reader("cfs-defaults"):
+            self.notes.add("remount: not measured (needs chunkfs in --tools and defaults in --configs)")
+        if "remount" in wls and "seq" not in wls:
+            self.notes.add("remount: not measured (it follows the seq runs; add seq to --workloads)")
+        return plan
+
     def run(self):
-        readers = [r for r in self.a.tools.split(",") if r]
-        for r in readers:
-            if r not in READERS:
-                raise SystemExit("unknown reader %r (known: %s)" % (r, ",".join(READERS)))
-        if "direct" not in readers:
-            readers.insert(0, "direct")
-        self.verified = {}
-        plan = [("seq", self.seq_run, readers), ("rnd", self.random_run, readers)]
-        if self.a.epoch2:
-            mem = parse_size(self.a.epoch2_mem)
-            if mem is None or mem >= self.data_size:
-                raise SystemExit("--epoch2-mem %s: must be a size smaller than the data (%d bytes)"
-                                 % (self.a.epoch2_mem, self.data_size))
-            # httpdirfs is left out: at ~1.3 MB/s one epoch would take minutes.
-            plan.append(("epoch2", self.epoch_run,
-                         ["local"] + [r for r in readers if r in ("direct", "chunkfs", "rclone")]))
-        if self.a.warm:
-            # httpdirfs is left out: at ~1 request per 100 ms it would only hit the cap again.
-            plan.append(("warm", self.seq_run, [r for r in readers if r != "httpdirfs"]))
-        only = [w for w in self.a.workloads.split(",") if w]
-        for w in only:
-            if w not in ("seq", "rnd", "epoch2", "warm"):
-                raise SystemExit("unknown workload %r (known: seq,rnd,epoch2,warm)" % w)
-        if only:
-            plan = [x for x in plan if x[0] in only]
-        results = {k: {r: [] for r in rs} for k, _, rs in plan}
-        failed = {k: {} for k, _, _ in plan}
-        short = self.short = {k: {} for k, _, _ in plan}
-        names = {"seq": "sequential", "rnd": "random", "warm": "sequential (server cache warm)",
-                 "epoch2": "second epoch"}
-        for kind, fn, kind_readers in plan:
-            self.warm = kind == "warm"
-            reps = self.a.epoch2_reps if kind == "epoch2" else self.a.reps
-            for rep in range(reps):
-                for r in kind_readers:
-                    if r in failed[kind]:
-                        continue
-                    if self.time_left() <= 0:
-                        if results[kind][r]:
-                            short[kind][r] = "%d of %d runs (time budget of %ds used up)" % (
-                                len(results[kind][r]), reps, self.a.budget)
-                        else:
-                            failed[kind][r] = "not run: time budget of %ds used up" % self.a.budget
-                        continue
-                    what = "%s %s run %d/%d" % (names[kind], r, rep + 1, reps)
-                    try:
-                        res = fn(r, rep)
-                    except Unavailable as e:
-                        log("%s: n/a: %s" % (what, e))
-                        failed[kind][r] = str(e)
-                        results[kind][r] = []
-                        continue
-                    results[kind][r].append(res)
-                    part = " (partial: stopped at the cap)" if res.get("partial") else ""
-                    if kind == "rnd":
-                        log("%s: %.1f items/s, %.1f MB/s%s" % (what, res["items"], res["mbps"], part))
-                    else:
-                        log("%s: %.1f MB/s%s" % (what, res["mbps"], part))
-        self.warm = False
-        return readers, results, failed
-
-    # -- report
-
-    def machine(self):
-        cpu = "?"
+        plan = self.plan()
+        fns = {"seq": self.run_main, "rnd": self.run_main, "par8": self.run_main, "ttfb": self.run_ttfb,
+               "rss": self.run_rss, "epoch2": self.run_epoch2}
+        if "ttfb" in self.workloads:
+            self.slow = SlowServer(self)
+            self.slow.start()
         try:
-            with open("/proc/cpuinfo") as f:
-                for line in f:
-                    if line.startswith("model name"):
-                        cpu = line.split(":", 1)[1].strip()
-                        break
-        except OSError:
-            pass
-        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
-        distro = "?"
+            for rep in range(self.a.reps):
+                log("=== round %d of %d (%.0f s elapsed, load %s)"
+                    % (rep + 1, self.a.reps, time.monotonic() - self.start, loadavg()))
+                for wl, readers in plan:
+                    k = rep % len(readers) if readers else 0
+                    for reader in readers[k:] + readers[:k]:
+                        self.run_one(wl, fns[wl], reader, rep)
+        finally:
+            if self.slow:
+                self.slow.stop()
+
+    def run_one(self, wl, fn, reader, rep):
+        if (wl, reader.key) in self.failed:
+            return
+        if self.time_left() <= 0:
+            self.notes.add("the time budget of %d s ran out: some runs were not started "
+                           "(fewer runs in some cells than --reps)" % self.a.budget)
+            return
+        args = (wl, reader, rep) if fn == self.run_main else (reader, rep)
         try:
-            with open("/etc/os-release") as f:
-                for line in f:
-                    if line.startswith("PRETTY_NAME="):
-                        distro = line.split("=", 1)[1].strip().strip('"')
-        except OSError:
-            pass
-        return cpu, mem, distro
+            fn(*args)
+        except Unavailable as e:
+            log("  %s %s rep %d: n/a: %s" % (wl, reader.label, rep + 1, e))
+            self.failed[(wl, reader.key)] = str(e)
 
 
-def median_run(runs, key):
-    """The run holding the median of key (the lower middle one for even counts)."""
-    ordered = sorted(runs, key=lambda r: r[key])
-    return ordered[(len(ordered) - 1) // 2]
+# ================================================================ derived figures
 
-
-def amplification(stats):
-    if not stats:
+def cpu_per_gb(before, after, nbytes):
+    if before["cpu"] is None or after["cpu"] is None or not nbytes:
         return None
-    fetched = find_number(stats, ("bytes_fetched", "fetched_bytes"))
-    served = find_number(stats, ("bytes_served", "served_bytes", "bytes_read"))
-    if fetched is None or not served:
+    return (after["cpu"] - before["cpu"]) / (nbytes / 1e9)
+
+
+def fetched(after, before):
+    """bytes_fetched between two chunkfs snapshots (None for other readers)."""
+    a, b = after.get("stats"), before.get("stats")
+    if not a or not b:
         return None
-    return fetched / served
+    return a.get("bytes_fetched", 0) - b.get("bytes_fetched", 0)
+
+
+def amplification(before, after, nbytes):
+    got = fetched(after, before)
+    return None if got is None or not nbytes else got / nbytes
+
+
+def fmt_extra(k, v):
+    if k == "cpu_gb":
+        return "%.2f s/GB" % v
+    if k == "amp":
+        return "%.3f" % v
+    if k == "hwm":
+        return "%.0f MiB" % (v / MiB)
+    if k == "fetched":
+        return "%d B" % v
+    if k == "first":
+        return "%.0f MB/s" % v
+    return str(v)
 
 
 def num(x):
-    """A rate with about three significant digits."""
-    return "%.0f" % x if x >= 100 else "%.1f" % x if x >= 10 else "%.2f" % x
+    """A value with about three significant digits."""
+    if x is None:
+        return "n/a"
+    return "%.0f" % x if abs(x) >= 100 else "%.1f" % x if abs(x) >= 10 else "%.2f" % x
 
 
-def ratio(x, d):
-    return "n/a" if not d else "%.2fx" % (x / d) if x / d >= 0.1 else "%.3fx" % (x / d)
+# ================================================================ report
+
+ROWS = [  # (workload, phase, label, unit, higher is better)
+    ("seq", "cold", "sequential, cold", "MB/s", True),
+    ("seq", "warm", "sequential, warm", "MB/s", True),
+    ("rnd", "cold", "random items, cold", "items/s", True),
+    ("rnd", "warm", "random items, warm", "items/s", True),
+    ("par8", "cold", "8 readers, cold", "items/s", True),
+    ("par8", "warm", "8 readers, warm", "items/s", True),
+    ("ttfb", "cold", "time to first item, slow server", "ms", False),
+]
 
 
-def report(b, readers, results, failed):
-    a = b.a
-    cpu, mem, distro = b.machine()
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    L = []
-    L.append("## chunkfs benchmark (`scripts/bench`)")
-    L.append("")
-    L.append("- date: %s; machine: %d CPUs (%s), %.1f GiB RAM, %s, Linux %s"
-             % (now, os.cpu_count(), cpu, mem, distro, platform.release()))
-    L.append("- load average (1/5/15 min) at the start: %s, at the end: %s (other work on the machine "
-             "makes the numbers noisy)" % (b.load_start, loadavg()))
-    L.append("- server: %s on 127.0.0.1 (master + 2 workers, sendfile on, tcp_nopush off), over loopback"
-             % cmd_version(["nginx", "-v"], "nginx").replace("nginx version: ", ""))
-    L.append("- data: `%s`, %d bytes, %d items; random reads: %d items (%d..%d bytes, %.1f MB), seed %d; "
-             "generated by `tests/litgen.py DIR %s`"
-             % (b.chunk, b.chunk_size, b.item_count, len(b.plan), b.sizes[0], b.sizes[1],
-                b.plan_bytes / MB, a.seed, a.litgen))
-    L.append("- readers: chunkfs %s (`chunkfs --mem-cache=256M --disk-cache=0 URL MNT`, default readahead; "
-             "no spill tier, so that no run reads back what another left: the second-epoch table "
-             "below has its own settings); "
-             "%s (`rclone mount :http: MNT --http-url URL --read-only`, defaults); "
-             "%s (`httpdirfs -f --no-range-check URL MNT`, no cache)"
-             % (cmd_version([b.bin, "--version"]), cmd_version(["rclone", "version"], "rclone"),
-                cmd_version(["httpdirfs", "--version"], "httpdirfs")))
-    L.append("- cold runs: %s; median of %d interleaved runs; MB = 10^6 bytes"
-             % ("fresh mount, then `sync; echo 3 > /proc/sys/vm/drop_caches` before each" if b.cold
-                else "fresh mount, but the page cache could NOT be dropped (not root)", a.reps))
-    L.append("- runs longer than a cap (%.0f s sequential, %.0f s random) are stopped and their rate taken "
-             "over what they read (\"partial\")" % (SEQ_CAP, RANDOM_CAP))
-    L.append("")
+class Report:
+    def __init__(self, bench):
+        self.b, self.a = bench, bench.a
+        self.L = []
 
-    def direct_of(kind, key):
-        runs = results.get(kind, {}).get("direct")
-        return statistics.median(r[key] for r in runs) if runs else None
+    def runs(self, wl, phase, key):
+        return [r for r in self.b.runs if r["wl"] == wl and r["phase"] == phase and r["reader"] == key]
 
-    cmds = {"direct": "`curl -o /dev/null URL`", "chunkfs": "`cat MNT/chunk > /dev/null`",
-            "rclone": "`cat MNT/chunk > /dev/null`", "httpdirfs": "`cat MNT/chunk > /dev/null`"}
+    def values(self, wl, phase, key):
+        runs = self.runs(wl, phase, key)
+        if wl == "ttfb":
+            return [s for r in runs for s in r["samples"]]
+        return [r["value"] for r in runs]
 
-    def seq_table(kind):
-        L.append("| reader | command | MB/s | ratio to direct | runs (MB/s) | HTTP requests | read amplification | notes |")
-        L.append("| --- | --- | ---: | ---: | --- | ---: | ---: | --- |")
-        d = direct_of(kind, "mbps")
-        for r in results[kind]:
-            runs = results[kind][r]
-            if not runs:
-                L.append("| %s | %s | n/a | | | | | %s |" % (LABELS[r], cmds[r], failed[kind].get(r, "not run")))
-                continue
-            med = statistics.median(x["mbps"] for x in runs)
-            mr = median_run(runs, "mbps")
-            amp = amplification(mr.get("stats")) if r == "chunkfs" else None
-            notes = [b.verified.get(r, "not verified (partial read)")] if r != "direct" else ["HTTP 200, size checked"]
-            parts = [x["partial"] for x in runs if x.get("partial")]
-            if parts:
-                notes.append("%d of %d runs stopped at the %.0f s cap; rate over the first %.0f MB read"
-                             % (len(parts), len(runs), SEQ_CAP, statistics.median(parts) / MB))
-            if r in b.short[kind]:
-                notes.append(b.short[kind][r])
-            L.append("| %s | %s | %s | %s | %s | %s | %s | %s |"
-                     % (LABELS[r], cmds[r], num(med), ratio(med, d),
-                        ", ".join(num(x["mbps"]) for x in runs),
-                        "" if mr.get("requests") is None else mr["requests"],
-                        "%.3f" % amp if amp is not None else ("" if r != "chunkfs" else "n/a"),
-                        "; ".join(n for n in notes if n)))
-        L.append("")
-
-    if "seq" in results:
-        L.append("### Cold sequential read of the whole chunk")
-        L.append("")
-        seq_table("seq")
-    if "rnd" in results:
-        rnd_table(b, results, failed, L, direct_of("rnd", "items"))
-    if "epoch2" in results:
-        epoch_table(b, results, failed, L)
-    if "warm" in results:
-        L.append("### Sequential read with the server's page cache warm (no disk: the network and FUSE path only)")
-        L.append("")
-        seq_table("warm")
-    if "epoch2" in results:
-        e_c, e_l = results["epoch2"].get("chunkfs"), results["epoch2"].get("local")
-        if e_c and e_l:
-            g = statistics.median(x["mbps"] for x in e_c) / statistics.median(x["mbps"] for x in e_l)
-            fetched = [x["delta"]["bytes_fetched"] for x in e_c if x.get("delta")]
-            L.append("Goal of the spill tier (chunkfs warm second epoch >= 0.8x a local disk read of the "
-                     "same files): %s (%.2fx)%s."
-                     % ("met" if g >= 0.8 else "NOT met", g,
-                        "" if fetched and not any(fetched) else
-                        "; but NOT answered from the spill tier alone: chunkfs fetched %s bytes in the "
-                        "second epochs" % ", ".join(str(f) for f in fetched)))
+    def med(self, wl, phase, key, field="value"):
+        if field == "value":
+            vals = self.values(wl, phase, key)
         else:
-            L.append("Goal of the spill tier (chunkfs warm second epoch >= 0.8x local read): not measured.")
-    seq_c, seq_d = results.get("seq", {}).get("chunkfs"), results.get("seq", {}).get("direct")
-    if seq_c and seq_d:
-        goal = statistics.median(x["mbps"] for x in seq_c) / statistics.median(x["mbps"] for x in seq_d)
-        extra = ""
-        warm_c, warm_d = results.get("warm", {}).get("chunkfs"), results.get("warm", {}).get("direct")
-        if warm_c and warm_d:
-            extra = "; with the server's page cache warm: %.2fx" % (
-                statistics.median(x["mbps"] for x in warm_c) / statistics.median(x["mbps"] for x in warm_d))
-        L.append("Goal of issue 2 (chunkfs cold sequential >= 0.5x direct): %s (%.2fx%s)."
-                 % ("met" if goal >= 0.5 else "NOT met", goal, extra))
-    elif "seq" in results:
-        L.append("Goal of issue 2 (chunkfs sequential >= 0.5x direct): not measured.")
-    L.append("Read amplification = bytes_fetched / bytes_served from `MNT/.chunkfs/stats` after the run "
-             "(the median run); HTTP requests = lines nginx logged during the timed part.")
-    for n in sorted(b.notes):
-        L.append("Note: %s." % n)
-    return "\n".join(L) + "\n"
+            vals = [r[field] for r in self.runs(wl, phase, key) if r.get(field) is not None]
+        return statistics.median(vals) if vals else None
+
+    def ratio(self, wl, phase, key, ref="direct"):
+        x, d = self.med(wl, phase, key), self.med(wl, phase, ref)
+        return None if x is None or not d else x / d
+
+    def cell(self, wl, phase, key):
+        vals = self.values(wl, phase, key)
+        if not vals:
+            why = self.b.failed.get((wl, key))
+            return "n/a" + (" (failed)" if why else "")
+        med = statistics.median(vals)
+        s = "%s (%s-%s)" % (num(med), num(min(vals)), num(max(vals)))
+        if key != "direct":
+            s += " " + fx(self.ratio(wl, phase, key))
+        if any(r["partial"] for r in self.runs(wl, phase, key)):
+            s += " †"
+        return s
+
+    def out(self, line=""):
+        self.L.append(line)
+
+    def text(self):
+        self.header()
+        self.main_table()
+        self.resources_table()
+        self.checks()
+        self.targets()
+        self.epoch2_table()
+        self.footer()
+        return "\n".join(self.L) + "\n"
+
+    def header(self):
+        b, a = self.b, self.a
+        cpu, mem, distro = machine()
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        ds = b.ds
+        self.out("## chunkfs benchmark (`scripts/bench`)")
+        self.out()
+        self.out("- date: %s; %d CPUs (%s), %.1f GiB RAM, %s, Linux %s; load average (1/5/15 min) "
+                 "at the start %s, at the end %s"
+                 % (now, os.cpu_count(), cpu, mem, distro, platform.release(), b.load_start, loadavg()))
+        self.out("- server: %s on 127.0.0.1 (master + 2 workers, sendfile on), its page cache warm"
+                 % cmd_version(["nginx", "-v"], "nginx").replace("nginx version: ", ""))
+        self.out("- data: %d LitData chunks of %s bytes, %d items of %d-%d bytes in all; "
+                 "`tests/litgen.py DIR %s`"
+                 % (len(ds.names), "/".join(str(s) for s in ds.sizes), sum(ds.counts),
+                    min(min(o[i + 1] - o[i] for i in range(len(o) - 1)) for o in ds.offsets),
+                    max(max(o[i + 1] - o[i] for i in range(len(o) - 1)) for o in ds.offsets), a.litgen))
+        self.out("- direct (the reference, ratio 1.00x): Python `http.client` in the reader process, one "
+                 "keep-alive connection per reader process. Sequential: 1 MiB Range GETs over one connection "
+                 "(the ranges of the mount's 1 MiB reads). Items: each chunk's offset table read once "
+                 "(one Range GET of 4*(N+2) bytes) and kept, then one Range GET per item")
+        self.out("- mounts: chunkfs `%s` (%s), each mount with a fresh empty `--cache-dir`%s; %s "
+                 "(`rclone mount :http: MNT --http-url URL --read-only --vfs-cache-mode full|off`, "
+                 "fresh `--cache-dir`); %s (`httpdirfs -f --no-range-check URL MNT`)"
+                 % (a.bin, cmd_version([a.bin, "--version"]),
+                    "; compare: `%s` (%s)" % (a.compare_bin, cmd_version([a.compare_bin, "--version"]))
+                    if a.compare_bin else "",
+                    cmd_version(["rclone", "version"], "rclone"), cmd_version(["httpdirfs", "--version"], "httpdirfs")))
+        self.out("- workloads: **seq** one %.0f MiB chunk read whole with 1 MiB reads; **rnd** %d random items "
+                 "(seed %d, across the %d chunks) by one process in LitData's PyTreeLoader pattern (open, "
+                 "pread the 8-byte offset pair at 4*(1+i), pread the item, close), sha256 of every item "
+                 "checked; **par8** %d processes x %d other random items, the same pattern, items/s over the "
+                 "wall time from the first start to the last end; **ttfb** one random item of each chunk, "
+                 "each the chunk's first touch on a fresh mount, against a slow server: ms from open() "
+                 "(direct: from connecting) to the item's bytes"
+                 % (ds.sizes[0] / MiB, a.items, a.seed, len(ds.names), a.procs, a.per_proc))
+        self.out("- cold: fresh mount, %s, then the server's files read once (nginx serves from memory), then "
+                 "the timed run; warm: the same run again on the same mount. %d rounds, readers interleaved "
+                 "round-robin; each cell: median (min-max) and ratio to direct; MB = 10^6 bytes"
+                 % ("`sync; echo 3 > /proc/sys/vm/drop_caches`" if b.cold_ok
+                    else "**the page cache could NOT be dropped (not root)**", a.reps))
+        self.out("- slow server (ttfb): a second nginx with `limit_rate %s` behind a TCP proxy in Python that "
+                 "holds each request %g ms (nginx-light has no module that delays a request: fault injection)"
+                 % (a.slow_rate, a.slow_delay))
+        self.out("- † partial: a run stopped at its cap (%.0f s; rclone %.0f s, httpdirfs %.0f s: they are slow "
+                 "enough to take the whole time budget otherwise), its rate taken over what it read by then"
+                 % (a.cap, a.rclone_cap, a.httpdirfs_cap))
+        self.out()
+
+    def main_table(self):
+        b = self.b
+        if not any(r["wl"] in ("seq", "rnd", "par8", "ttfb") for r in b.runs) and \
+                not any(wl in ("seq", "rnd", "par8", "ttfb") for wl, _ in b.failed):
+            return
+        self.out("### Throughput and latency (ratio to direct; ttfb: ratio of times, lower is better)")
+        self.out()
+        self.out("| workload | " + " | ".join(r.label for r in b.readers) + " |")
+        self.out("| --- |" + " ---: |" * len(b.readers))
+        for wl, phase, label, unit, _ in ROWS:
+            if not any(self.runs(wl, phase, r.key) for r in b.readers) and \
+                    not any((wl, r.key) in b.failed for r in b.readers):
+                continue
+            self.out("| %s (%s) | %s |" % (label, unit, " | ".join(self.cell(wl, phase, r.key) for r in b.readers)))
+        self.out()
+
+    def resources_table(self):
+        b = self.b
+        mounts = [r for r in b.readers if not r.direct]
+        if not any(self.runs(w, "cold", r.key) for w in ("seq", "rnd", "par8") for r in mounts):
+            return
+        self.out("### The daemon: peak RSS, CPU per GB served, read amplification (cold runs; seq / rnd / par8)")
+        self.out()
+        self.out("| reader | peak RSS, MiB (VmHWM) | CPU s per GB read | read amplification |")
+        self.out("| --- | ---: | ---: | ---: |")
+        for r in mounts:
+            def trio(field, phase, f):
+                return " / ".join(f(self.med(w, phase, r.key, field)) for w in ("seq", "rnd", "par8"))
+            hwm = trio("hwm", "warm", lambda v: "n/a" if v is None else "%.0f" % (v / MiB))
+            cpu = trio("cpu_gb", "cold", lambda v: "n/a" if v is None else "%.2f" % v)
+            amp = trio("amp", "cold", lambda v: "n/a" if v is None else "%.3f" % v) \
+                if r.tool == "chunkfs" else "(no counter)"
+            self.out("| %s | %s | %s | %s |" % (r.label, hwm, cpu, amp))
+        self.out()
+        self.out("Peak RSS: VmHWM of the daemon after the cold and the warm run, before unmounting. CPU: its "
+                 "utime + stime over the timed cold run / bytes the workload read. Read amplification: "
+                 "growth of `bytes_fetched` (`MNT/.chunkfs/stats`) over the timed cold run / bytes the workload "
+                 "read (items: the 8-byte offset pairs too). Medians of the runs.")
+        self.out()
+
+    def checks(self):
+        b = self.b
+        if b.rss:
+            peaks = [x["peak"] for x in b.rss]
+            self.out("RSS check: chunkfs --mem-cache=64M while %.0f MB stream through (the %d chunks read whole, "
+                     "1 MiB reads), VmRSS sampled every %.0f ms: peak %s MiB per run (max %.1f), VmHWM %s MiB; "
+                     "cap + 32 MiB = 96 MiB; streamed at %s MB/s."
+                     % (b.ds.total / MB, len(b.ds.names), RSS_INTERVAL * 1000,
+                        ", ".join("%.1f" % (p / MiB) for p in peaks), max(peaks) / MiB,
+                        ", ".join("%.1f" % ((x["hwm"] or 0) / MiB) for x in b.rss),
+                        ", ".join(num(x["mbps"]) for x in b.rss)))
+            self.out()
+        if b.remounts:
+            parts = []
+            for x in b.remounts:
+                if "error" in x:
+                    parts.append("n/a (%s)" % x["error"])
+                else:
+                    parts.append("%s bytes (%s since the mount), %s MB/s"
+                                 % (x["fetched"], x["whole"], num(x["mbps"])))
+            self.out("Remount check (chunkfs defaults): after each cold seq run, unmount, mount again with the "
+                     "same cache dir, `drop_caches`, read the chunk again; `bytes_fetched` during that read: %s."
+                     % "; ".join(parts))
+            self.out()
+
+    def targets(self):
+        rows = TargetRows(self).rows()
+        if not rows:
+            return
+        self.out("### Targets of issue 11 (from this run)")
+        self.out()
+        self.out("| target | measured | |")
+        self.out("| --- | --- | --- |")
+        for what, measured, ok in rows:
+            self.out("| %s | %s | %s |" % (what, measured, {True: "met", False: "**not met**", None: ""}[ok]))
+        self.out()
+
+    def epoch2_table(self):
+        b = self.b
+        keys = [k for k in ("local", "cfs-epoch", "rclone-epoch") if self.runs("epoch2", "2nd", k)]
+        if not keys:
+            return
+        labels = {"local": "local disk (`DATA/chunk` read after `drop_caches`)",
+                  "cfs-epoch": "chunkfs --mem-cache=%s, spill tier on" % self.a.epoch2_mem,
+                  "rclone-epoch": "rclone mount --vfs-cache-mode full"}
+        self.out("### Extra: warm second epoch (the %d chunks read twice, page cache dropped before the 2nd)"
+                 % len(b.ds.names))
+        self.out()
+        self.out("| reader | 2nd epoch MB/s | ratio to local disk | 1st epoch MB/s | bytes fetched in the 2nd |")
+        self.out("| --- | ---: | ---: | ---: | ---: |")
+        for k in keys:
+            vals = self.values("epoch2", "2nd", k)
+            r = self.ratio("epoch2", "2nd", k, "local")
+            first = self.med("epoch2", "2nd", k, "first")
+            got = [x.get("fetched") for x in self.runs("epoch2", "2nd", k) if x.get("fetched") is not None]
+            self.out("| %s | %s (%s-%s) | %s | %s | %s |"
+                     % (labels[k], num(statistics.median(vals)), num(min(vals)), num(max(vals)),
+                        "%.2fx" % r if r else "", num(first) if first else "",
+                        ", ".join(str(g) for g in got)))
+        self.out()
+
+    def footer(self):
+        b = self.b
+        for (wl, key), why in sorted(b.failed.items()):
+            label = next((r.label for r in b.readers if r.key == key), key)
+            self.out("- %s, %s: n/a: %s" % (wl, label, why))
+        for n in sorted(b.notes):
+            self.out("- note: %s" % n)
+        self.out("- total time of the measurements: %.0f s" % (time.monotonic() - b.start))
 
 
-def rnd_table(b, results, failed, L, d):
-    L.append("### Cold random whole-item reads")
-    L.append("")
-    L.append("| reader | how | items/s | MB/s | ratio to direct | runs (items/s) | HTTP requests | read amplification | notes |")
-    L.append("| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | --- |")
-    hows = {"direct": "HTTP Range GETs, one keep-alive connection", "chunkfs": "`os.pread` per item",
-            "rclone": "`os.pread` per item", "httpdirfs": "`os.pread` per item"}
-    for r in results["rnd"]:
-        runs = results["rnd"][r]
-        if not runs:
-            L.append("| %s | %s | n/a | n/a | | | | | %s |" % (LABELS[r], hows[r], failed["rnd"].get(r, "not run")))
-            continue
-        med = statistics.median(x["items"] for x in runs)
-        mr = median_run(runs, "items")
-        amp = amplification(mr.get("stats")) if r == "chunkfs" else None
-        notes = ["sha256 of every item OK"]
-        parts = [x["partial"] for x in runs if x.get("partial")]
-        if parts:
-            notes.append("%d of %d runs stopped at the %.0f s cap, after %d of %d items"
-                         % (len(parts), len(runs), RANDOM_CAP, statistics.median(parts), len(b.plan)))
-        if r in b.short["rnd"]:
-            notes.append(b.short["rnd"][r])
-        L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |"
-                 % (LABELS[r], hows[r], num(med), num(statistics.median(x["mbps"] for x in runs)),
-                    ratio(med, d), ", ".join(num(x["items"]) for x in runs),
-                    "" if mr.get("requests") is None else mr["requests"],
-                    "%.3f" % amp if amp is not None else ("" if r != "chunkfs" else "n/a"),
-                    "; ".join(notes)))
-    L.append("")
+class TargetRows:
+    """Issue 11, deliverable 2, computed from the run: (target, measured, met?)."""
+
+    def __init__(self, rep):
+        self.r = rep
+        self.b = rep.b
+
+    def have(self, key):
+        return self.b.reader(key) is not None
+
+    def rows(self):
+        """Rows of the targets whose workloads ran."""
+        wls = self.b.workloads
+        return [(what, measured, ok) for wl, what, measured, ok in self.all_rows() if wl in wls]
+
+    def all_rows(self):
+        """(workload it needs, target, measured, met?) for every target."""
+        out = []
+        r = self.r
+        for wl, label in (("seq", "sequential"), ("rnd", "random items"), ("par8", "8 readers")):
+            for key in ("cfs-defaults", "cfs-4G"):
+                if self.have(key):
+                    x = r.ratio(wl, "cold", key)
+                    out.append((wl, "%s cold >= 0.5x direct, chunkfs %s" % (label, self.b.reader(key).label.split(" ", 1)[1]),
+                                fx(x), None if x is None else x >= 0.5))
+        if self.have("cfs-4G") and self.have("cfs-64M"):
+            for wl, phase, label, _, higher in ROWS:
+                x = r.ratio(wl, phase, "cfs-4G", "cfs-64M")
+                if x is None:
+                    continue
+                ok = x >= 0.9 if higher else x <= 1.1
+                out.append((wl, "no inverse scaling: %s, --mem-cache=4G no more than 10%% %s than 64M"
+                            % (label, "slower" if higher else "longer"), "%s the 64M figure" % fx(x), ok))
+        if self.have("cfs-defaults") and self.have("cfs-nodisk"):
+            for wl, phase, label, _, higher in ROWS:
+                if phase != "cold":
+                    continue
+                x = r.ratio(wl, phase, "cfs-defaults", "cfs-nodisk")
+                if x is None:
+                    continue
+                ok = x >= 0.9 if higher else x <= 1.1
+                out.append((wl, "spill writes do not slow the foreground: %s, defaults within 10%% of --disk-cache=0"
+                            % label, "%s the --disk-cache=0 figure" % fx(x), ok))
+        out.append(self.remount())
+        for key in ("cfs-defaults", "cfs-4G"):
+            if self.have(key):
+                x = r.ratio("rnd", "warm", key)
+                out.append(("rnd", "warm random items >= 1.5x direct, chunkfs %s" % self.b.reader(key).label.split(" ", 1)[1],
+                            fx(x), None if x is None else x >= 1.5))
+        if self.have("cfs-defaults"):
+            x = r.ratio("ttfb", "cold", "cfs-defaults")
+            out.append(("ttfb", "time to first item on the slow server <= 1.2x direct, chunkfs defaults",
+                        fx(x), None if x is None else x <= 1.2))
+            for wl, label, limit in (("rnd", "random items", 1.05), ("par8", "8 readers", 1.05),
+                                     ("seq", "sequential", 1.00)):
+                x = r.med(wl, "cold", "cfs-defaults", "amp")
+                out.append((wl, "read amplification <= %.2f, %s cold, chunkfs defaults" % (limit, label),
+                            "not measured" if x is None else "%.3f" % x, None if x is None else round(x, 2) <= limit))
+        out.append(self.rss())
+        out.append(self.cpu())
+        return [x for x in out if x is not None]
+
+    def remount(self):
+        got = [x for x in self.b.remounts if "fetched" in x and x["fetched"] is not None]
+        if not got:
+            return ("remount", "a remount still finds the blocks (chunkfs defaults)", "not measured", None)
+        worst = max(x["fetched"] for x in got)
+        limit = REMOUNT_SLACK * self.b.ds.sizes[0]
+        return ("remount", "a remount still finds the blocks (chunkfs defaults): it fetches <= 1%% of the chunk "
+                "(%d bytes)" % limit, "%d bytes fetched at most (%d runs)" % (worst, len(got)), worst <= limit)
+
+    def rss(self):
+        if not self.b.rss:
+            return ("rss", "peak RSS <= cap + 32 MiB at --mem-cache=64M while 1 GiB streams through", "not measured",
+                    None)
+        peak = max(x["peak"] for x in self.b.rss)
+        hwm = max(x["hwm"] or 0 for x in self.b.rss)
+        return ("rss", "peak RSS <= cap + 32 MiB (96 MiB) at --mem-cache=64M while 1 GiB streams through",
+                "%.1f MiB sampled VmRSS at most (VmHWM %.1f MiB)" % (peak / MiB, hwm / MiB),
+                peak <= 64 * MiB + RSS_SLACK)
+
+    def cpu(self):
+        x = self.r.med("seq", "cold", "cfs-defaults", "cpu_gb")
+        if x is None:
+            return None
+        base = self.r.med("seq", "cold", "cmp-defaults", "cpu_gb")
+        if base:
+            return ("seq", "daemon CPU s per GB on cold sequential <= half the compare binary's (defaults)",
+                    "%.2f s/GB vs %.2f s/GB (%.2fx)" % (x, base, x / base), x <= base / 2)
+        return ("seq", "daemon CPU s per GB on cold sequential, chunkfs defaults (<= half of the baseline's: "
+                "compare by hand, or with --compare-bin)", "%.2f s/GB" % x, None)
 
 
-def epoch_table(b, results, failed, L):
-    """The second-epoch workload's table and what it measured."""
-    a = b.a
-    mem, disk = b.epoch_caps()
-    runs_of = results["epoch2"]
-    same_disk = os.stat(b.work).st_dev == os.stat(b.data).st_dev
-    L.append("### Warm second epoch: the data read twice, memory cap smaller than the data")
-    L.append("")
-    L.append("Each run reads the dataset's chunk files (%s, %.1f MB in all) twice in full with one "
-             "`cat` per epoch, through one fresh mount whose disk cache is a fresh directory in the "
-             "bench's work directory `%s` (%s the data directory `%s`). First epoch: cold "
-             "(`drop_caches` before), fetched from nginx, and what falls out of memory goes to the "
-             "reader's disk cache. Then the spill writes are let settle, `sync; echo 3 > "
-             "/proc/sys/vm/drop_caches` again, and the **second epoch** is timed: the kernel page "
-             "cache holds neither the mount's pages nor the cache files, so the bytes come from the "
-             "readers' cache files on the local disk (or from nginx, which the HTTP column would show). "
-             "The reference (ratio 1.00x) is `cat` of the same files in the data directory after "
-             "`drop_caches`: a cold local disk read. The files are read once, untimed, before: this "
-             "is a VM, whose host caches what the guest just wrote or read, and the mounts read back "
-             "cache files they have just written, so the reference gets the same help. Median of %d "
-             "runs (interleaved); each run's cache directory is deleted after it."
-             % (", ".join("`%s`" % n for n, _ in b.chunks), b.data_size / MB, b.work,
-                "same file system as" if same_disk else "NOT on the same file system as",
-                b.data, a.epoch2_reps))
-    L.append("")
-    setups = {
-        "local": "`cat DATA/chunk... > /dev/null` after `drop_caches`",
-        "direct": "`curl -o /dev/null URL...` after `drop_caches`; no cache, so every epoch downloads "
-                  "again (context only)",
-        "chunkfs": "`chunkfs --mem-cache=%s --cache-dir=WORK/chunkfs-epoch-cache-N --disk-cache=%s URL MNT` "
-                   "(memory tier %s < %.0f MiB of data; spill tier large enough for all of it; "
-                   "default eviction lru, no --spill-compress)" % (mem, disk, mem, b.data_size / 2**20),
-        "rclone": "`rclone mount :http: MNT --http-url URL --read-only --vfs-cache-mode full "
-                  "--vfs-cache-max-size %s --cache-dir WORK/rclone-epoch-cache-N`" % disk,
-    }
-    L.append("| reader | setup | 2nd epoch MB/s | ratio to local read | runs (MB/s) | 1st epoch MB/s "
-             "| from nginx in the 2nd epoch | notes |")
-    L.append("| --- | --- | ---: | ---: | --- | ---: | --- | --- |")
-    loc = runs_of.get("local")
-    ref = statistics.median(x["mbps"] for x in loc) if loc else None
-    for r, runs in runs_of.items():
-        if not runs:
-            L.append("| %s | %s | n/a | | | | | %s |" % (LABELS[r], setups[r], failed["epoch2"].get(r, "not run")))
-            continue
-        med = statistics.median(x["mbps"] for x in runs)
-        mr = median_run(runs, "mbps")
-        first = ("%s" % num(statistics.median(x["mbps1"] for x in runs))) if "mbps1" in runs[0] else \
-            ("(= 2nd)" if r == "direct" else "")
-        http = mr.get("http")
-        http_s = "" if r == "local" or http is None else "%d requests, %.1f MB" % (http[0], http[1] / MB)
-        notes = []
-        if r in ("chunkfs", "rclone"):
-            notes.append(b.verified.get(r + "-epoch", "not verified (partial read)"))
-            notes.append("its cache after the 1st epoch: %.0f MB on disk" % (mr["cache_bytes"] / MB))
-        if r == "chunkfs":
-            deltas = [x["delta"] for x in runs if x.get("delta")]
-            if deltas:
-                d = mr.get("delta") or deltas[0]
-                fetched = [x["bytes_fetched"] for x in deltas]
-                notes.append("bytes_fetched grew by %s in the 2nd epochs (%s)"
-                             % (", ".join(str(f) for f in fetched),
-                                "all from the spill tier" if not any(fetched) else "NOT all from the spill tier"))
-                hits, misses = d["mem_hits"], d["mem_misses"]
-                notes.append("2nd epoch of the median run: disk_hits +%d, disk_misses +%d, spills +%d, "
-                             "mem hits %d / misses %d (hit ratio %.2f), %d FUSE reads answered"
-                             % (d["disk_hits"], d["disk_misses"], d["spills"], hits, misses,
-                                hits / (hits + misses) if hits + misses else 0.0,
-                                hits + misses))
-                if d.get("checksum_failures"):
-                    notes.append("%d spilled blocks refused (checksum)" % d["checksum_failures"])
-            st = mr.get("stats") or {}
-            if st:
-                notes.append("at the end: disk_bytes %d, mem_hit_ratio %.2f, disk_hit_ratio %.2f (whole mount)"
-                             % (st.get("disk_bytes", 0), st.get("mem_hit_ratio", 0.0),
-                                st.get("disk_hit_ratio", 0.0)))
-        parts = [x["partial"] for x in runs if x.get("partial")]
-        if parts:
-            notes.append("%d of %d runs stopped at the %.0f s cap; rate over the first %.0f MB read"
-                         % (len(parts), len(runs), SEQ_CAP, statistics.median(parts) / MB))
-        if r in b.short["epoch2"]:
-            notes.append(b.short["epoch2"][r])
-        notes.append(raw_note(r, runs, runs_of.get("local")))
-        L.append("| %s | %s | %s | %s | %s | %s | %s | %s |"
-                 % (LABELS[r], setups[r], num(med), ratio(med, ref),
-                    ", ".join(num(x["mbps"]) for x in runs), first, http_s,
-                    "; ".join(n for n in notes if n)))
-    L.append("")
+def fx(x):
+    """A ratio: 0.53x, 0.012x; "not measured" without one."""
+    if x is None:
+        return "not measured"
+    return "%.2fx" % x if x >= 0.1 else "%.3fx" % x
 
 
-def raw_note(r, runs, local_runs):
-    """What the disk gives the layout of reader r (local files, chunkfs's block files) read by
-    RAW_READERS threads without FUSE, and for chunkfs how that compares with the local files."""
-    raws = [x["raw_mbps"] for x in runs if x.get("raw_mbps")]
-    if r not in ("local", "chunkfs") or not raws:
-        return ""
-    what = "the same files" if r == "local" else "its block files, straight from its cache directory"
-    note = ("%s read by %d threads in %d KiB preads, no FUSE: %s MB/s (%s)"
-            % (what, RAW_READERS, RAW_PIECE >> 10, num(statistics.median(raws)),
-               ", ".join(num(x) for x in raws)))
-    local_raws = [x["raw_mbps"] for x in local_runs or [] if x.get("raw_mbps")]
-    if r == "chunkfs" and local_raws:
-        note += ", %.2fx the same read of the local files" % (
-            statistics.median(raws) / statistics.median(local_raws))
-    return note
+def machine():
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
+    distro = "?"
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    distro = line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return cpu, mem, distro
+
+
+# ================================================================ main
+
+def parse_args():
+    p = argparse.ArgumentParser(description="chunkfs benchmark (run it through scripts/bench)")
+    p.add_argument("--url", required=True, help="dataset directory URL on nginx")
+    p.add_argument("--data", required=True, help="the same dataset on local disk")
+    p.add_argument("--work", required=True, help="scratch directory: mountpoints, caches, logs")
+    p.add_argument("--bin", required=True, help="chunkfs binary")
+    p.add_argument("--compare-bin", default="", help="a second chunkfs binary, measured as more columns")
+    p.add_argument("--litgen", default="", help="litgen arguments, for the report")
+    p.add_argument("--out", default="", help="also write the report here")
+    p.add_argument("--reps", type=int, default=3, help="rounds: runs of each measurement (default 3)")
+    p.add_argument("--tools", default=",".join(TOOLS), help="readers, comma separated (default: all)")
+    p.add_argument("--configs", default=",".join(CONFIGS),
+                   help="chunkfs configs, comma separated (default: %s)" % ",".join(CONFIGS))
+    p.add_argument("--rclone-modes", default=",".join(RCLONE_MODES), help="rclone --vfs-cache-mode values")
+    p.add_argument("--workloads", default=",".join(WORKLOADS),
+                   help="comma separated (default: %s)" % ",".join(WORKLOADS))
+    p.add_argument("--items", type=int, default=2000, help="random items of rnd (default 2000)")
+    p.add_argument("--procs", type=int, default=8, help="reader processes of par8 (default 8)")
+    p.add_argument("--per-proc", type=int, default=250, help="items per par8 process (default 250)")
+    p.add_argument("--seed", type=int, default=12345)
+    p.add_argument("--cap", type=float, default=30.0,
+                   help="seconds after which a timed run of direct or chunkfs stops (default 30)")
+    p.add_argument("--rclone-cap", type=float, default=10.0, help="the same for rclone (default 10)")
+    p.add_argument("--httpdirfs-cap", type=float, default=5.0, help="the same for httpdirfs (default 5)")
+    p.add_argument("--slow-rate", default="20m", help="ttfb: nginx limit_rate per connection (default 20m)")
+    p.add_argument("--slow-delay", type=float, default=30.0, help="ttfb: ms added to every request (default 30)")
+    p.add_argument("--epoch2-mem", default="64M", help="epoch2: chunkfs --mem-cache (default 64M)")
+    p.add_argument("--budget", type=int, default=1080,
+                   help="seconds after which no new run is started (default 1080)")
+    a = p.parse_args()
+    if a.reps < 1 or a.items < 1 or a.procs < 1 or a.per_proc < 1:
+        p.error("--reps, --items, --procs and --per-proc must be at least 1")
+    return a
 
 
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "_worker":
-        worker(sys.argv[2:])
+        worker_main(sys.argv[2])
         return 0
-    p = argparse.ArgumentParser(description="chunkfs benchmark (run it through scripts/bench)")
-    p.add_argument("--url", required=True, help="dataset directory URL on nginx")
-    p.add_argument("--data", required=True, help="the same dataset on local disk")
-    p.add_argument("--work", required=True, help="scratch directory for mountpoints and logs")
-    p.add_argument("--bin", required=True, help="chunkfs binary")
-    p.add_argument("--access-log", default="", help="nginx access log (to count requests)")
-    p.add_argument("--litgen", default="", help="litgen arguments, for the report")
-    p.add_argument("--out", default="", help="also write the report here")
-    p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--items", type=int, default=200)
-    p.add_argument("--seed", type=int, default=12345)
-    p.add_argument("--tools", default=",".join(READERS), help="readers to measure, comma separated")
-    p.add_argument("--workloads", default="",
-                   help="run only these workloads, comma separated (seq,rnd,epoch2,warm; default all)")
-    p.add_argument("--no-epoch2", dest="epoch2", action="store_false",
-                   help="skip the warm second epoch workload (the data read twice)")
-    p.add_argument("--epoch2-mem", default="64M",
-                   help="chunkfs --mem-cache in the second-epoch workload (default 64M; "
-                        "smaller than the data)")
-    p.add_argument("--epoch2-reps", type=int, default=5,
-                   help="runs of the second-epoch workload (default 5; the disk is the noisiest part)")
-    p.add_argument("--no-warm", dest="warm", action="store_false",
-                   help="skip the extra sequential runs with the server's page cache warm")
-    p.add_argument("--budget", type=int, default=480,
-                   help="seconds after which no new run is started (default 480)")
-    a = p.parse_args()
-    if a.reps < 1 or a.epoch2_reps < 1:
-        p.error("--reps and --epoch2-reps must be at least 1")
+    if len(sys.argv) > 1 and sys.argv[1] == "_proxy":
+        proxy_main(int(sys.argv[2]), float(sys.argv[3]))
+        return 0
+    a = parse_args()
 
     def on_signal(signum, _frame):
         raise SystemExit(128 + signum)
@@ -1250,15 +1720,12 @@ def main():
     signal.signal(signal.SIGHUP, on_signal)
 
     b = Bench(a)
-    for tool in ("rclone", "httpdirfs"):
-        if tool in a.tools and shutil.which(tool) is None:
-            log("%s not installed" % tool)
     try:
-        readers, results, failed = b.run()
+        b.run()
     finally:
         for m in list(b.active):
             m.close()
-    text = report(b, readers, results, failed)
+    text = Report(b).text()
     sys.stdout.write(text)
     if a.out:
         with open(a.out, "w") as f:
