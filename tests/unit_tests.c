@@ -114,9 +114,9 @@ static void test_readahead(void)
 	/* A random reader elsewhere gets nothing. */
 	g_assert_false(cfs_readahead_advise(&rs, 512 * CFS_MIB, 65536, size, max, &s, &e));
 	g_assert_false(cfs_readahead_advise(&rs, 300 * CFS_MIB, 65536, size, max, &s, &e));
-	/* Reads that continue each other get nothing until they have run 1 MiB. */
+	/* Reads that continue each other get nothing until they have run 8 MiB. */
 	uint64_t off = 700 * CFS_MIB;
-	for (int i = 0; i < 7; i++, off += 128 * 1024)
+	for (int i = 0; i < 63; i++, off += 128 * 1024)
 		g_assert_false(cfs_readahead_advise(&rs, off, 128 * 1024, size, max, &s, &e));
 	g_assert_true(cfs_readahead_advise(&rs, off, 128 * 1024, size, max, &s, &e));
 	g_assert_cmpuint(s, ==, off + 128 * 1024);

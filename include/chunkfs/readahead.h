@@ -3,7 +3,7 @@
  * object by their positions (not by file descriptor, so forked DataLoader
  * workers sharing a descriptor are seen for what they read) and gives each
  * stream a window that starts small and doubles up to a maximum, once the
- * stream has run 1 MiB. A read that continues no stream starts a new one
+ * stream has run 8 MiB. A read that continues no stream starts a new one
  * and gets no readahead.
  * Not thread-safe: the owner (the memory tier) holds its lock.
  */
@@ -31,7 +31,7 @@ struct cfs_ra_streams {
 /*
  * Account the read [off, off + len) of an object of obj_size bytes and say
  * what to prefetch: returns true with [*start, *end) when the read continues
- * a stream that has run at least 1 MiB and whose readahead runs low (less
+ * a stream that has run at least 8 MiB and whose readahead runs low (less
  * than half a window ahead), false otherwise. max_window is in bytes; 0 turns readahead off.
  */
 bool cfs_readahead_advise(struct cfs_ra_streams *rs, uint64_t off, uint64_t len,
