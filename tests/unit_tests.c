@@ -575,6 +575,27 @@ static void test_leaves_mds(void)
 	g_assert_null(cfs_leaf_schema_mds(mds_encodings, (const int64_t[]){ 16, -2, 8, 4, -1 }, 5));
 }
 
+/* Schemas of up to CFS_LEAF_MAX leaves are made; one more is refused, in both formats. */
+static void test_leaves_limit(void)
+{
+	const char *formats[CFS_LEAF_MAX + 1];
+	int64_t sizes[CFS_LEAF_MAX + 1];
+	for (guint i = 0; i <= CFS_LEAF_MAX; i++) {
+		formats[i] = "bytes";
+		sizes[i] = -1;
+	}
+	struct cfs_leaf_schema *s = cfs_leaf_schema_litdata(formats, CFS_LEAF_MAX, NULL);
+	g_assert_cmpuint(cfs_leaf_count(s), ==, CFS_LEAF_MAX);
+	g_assert_cmpuint(cfs_leaf_table_bytes(s), ==, 4 * CFS_LEAF_MAX);
+	cfs_leaf_schema_free(s);
+	s = cfs_leaf_schema_mds(formats, sizes, CFS_LEAF_MAX);
+	g_assert_cmpuint(cfs_leaf_count(s), ==, CFS_LEAF_MAX);
+	cfs_leaf_schema_free(s);
+	g_assert_null(cfs_leaf_schema_litdata(formats, CFS_LEAF_MAX + 1, NULL));
+	g_assert_null(cfs_leaf_schema_litdata(formats, CFS_LEAF_MAX + 1, "PyTreeLoader"));
+	g_assert_null(cfs_leaf_schema_mds(formats, sizes, CFS_LEAF_MAX + 1));
+}
+
 /* mosaicml NDArray's four forms (encodings.py), and the other encodings' extensions. */
 static void test_leaves_mds_ndarray(void)
 {
@@ -1119,6 +1140,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/leaves/tokens", test_leaves_tokens);
 	g_test_add_func("/leaves/mds", test_leaves_mds);
 	g_test_add_func("/leaves/mds-ndarray", test_leaves_mds_ndarray);
+	g_test_add_func("/leaves/limit", test_leaves_limit);
 	g_test_add_func("/tar/fixtures", test_tar_fixtures);
 	g_test_add_func("/tar/synthetic", test_tar_synthetic);
 	g_test_add_func("/tar/bad", test_tar_bad);
