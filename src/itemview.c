@@ -190,6 +190,13 @@ static void header_start(struct ichunk *ch)
 		header_settle(ch, NULL, -EIO, false);
 		return;
 	}
+	if (!cfs_chunk_header_fits(ch->info->items, ch->src->size, &err)) {
+		g_warning("%s: bad chunk header: %s; its items give EIO", ch->src->name,
+			  err->message);
+		g_error_free(err);
+		header_settle(ch, NULL, -EIO, true);
+		return;
+	}
 	struct hread *h = g_new0(struct hread, 1);
 	h->ch = ch;
 	h->len = cfs_chunk_header_bytes(ch->info->items);

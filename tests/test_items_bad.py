@@ -11,7 +11,7 @@ import struct
 import pytest
 
 import formats
-from conftest import data_dir, run_with_deadline, scaled, sha256_file
+from conftest import GiB, data_dir, run_with_deadline, scaled, sha256_file, vm_peak
 from itemutil import check_item, errno_of, errname, read_bytes, read_until_error
 
 LIT_TARGET = "chunk-0-1.bin"       # items 16..31 of litdata-mixed
@@ -365,4 +365,36 @@ def test_leaf_count_limit(nginx, mount, tmp_path, nleaves):
     for i, leaves in enumerate(items):
         body = struct.pack("<%dI" % nleaves, *map(len, leaves)) + b"".join(leaves)
         assert read_bytes(os.path.join(d, str(i))) == body
+    assert m.alive()
+
+
+# --------------------------------------------------------------------------
+# an index that gives a chunk more items than its header could hold
+
+
+@pytest.mark.parametrize("count", [2 ** 32 - 1, 2 ** 24 + 1, 1000000])
+def test_item_count_bounds_header(nginx, mount, tmp_path, sanitized, count):
+    """The header buffer is sized by the index's item count: a count above 2^24
+    (a 64 MiB header) or whose header is larger than the chunk makes that
+    chunk's items EIO without reserving the memory; the other chunks read."""
+    src = str(tmp_path / "dataset")
+    shutil.copytree(data_dir("litdata-mixed"), src)
+    set_chunk_field(src, LIT_TARGET, "chunk_size", count)
+    items = formats.dataset_items(data_dir("litdata-mixed"))
+    width = len(str(min(150 - 16 + count, 2 ** 32) - 1))
+    names = {i: "%0*d" % (width, i) for i in (0, 15, 16, 17, 31, 16 + count)}
+    m = mount(nginx(src).url)
+    d = m.file(".items")
+    for i in (16, 17, 31):
+        e = errno_of(lambda: read_bytes(os.path.join(d, names[i])), "read of " + names[i])
+        assert e == errno.EIO, "item %s: %s (want EIO)" % (names[i], errname(e))
+    for i in (0, 15):
+        assert read_bytes(os.path.join(d, names[i])) == items[i].data
+    if count < 2 ** 32 - 16:
+        assert read_bytes(os.path.join(d, names[16 + count])) == items[32].data
+    if not sanitized:   # the sanitizers reserve terabytes of shadow memory
+        assert vm_peak(m.pid) < 4 * GiB, "the daemon reserved %d bytes" % vm_peak(m.pid)
+    lines = [line for line in m.read_log().splitlines() if LIT_TARGET in line]
+    assert lines and ("more than the 16777216" in lines[0] or "larger than the chunk" in lines[0]), \
+        "\n".join(lines) or m.read_log()
     assert m.alive()
