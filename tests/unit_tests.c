@@ -7,6 +7,7 @@
 #include "chunkfs/chunkhdr.h"
 #include "chunkfs/dsindex.h"
 #include "chunkfs/extents.h"
+#include "chunkfs/jsondepth.h"
 #include "chunkfs/leaves.h"
 #include "chunkfs/listing.h"
 #include "chunkfs/npy.h"
@@ -245,6 +246,89 @@ static void assert_invalid(GError **err, const char *text)
 	if (!strstr((*err)->message, text))
 		g_error("message \"%s\" lacks \"%s\"", (*err)->message, text);
 	g_clear_error(err);
+}
+
+/* A Size is decimal digits of at most G_MAXINT64; elements nest at most 16 deep. */
+static void test_listing_s3_hostile(void)
+{
+	const char *sizes[] = { "-2", " 5", "5 ", "+5", "0x10", "", "9223372036854775808",
+				"18446744073709551614", "99999999999999999999" };
+	GError *err = NULL;
+	for (unsigned i = 0; i < G_N_ELEMENTS(sizes); i++) {
+		char *xml = g_strdup_printf("<ListBucketResult><Contents><Key>d/x</Key><Size>%s"
+					    "</Size></Contents></ListBucketResult>", sizes[i]);
+		g_assert_null(cfs_listing_parse_s3(xml, strlen(xml), "d/", &err));
+		assert_invalid(&err, "is not a number of bytes");
+		g_free(xml);
+	}
+	const char ok[] = "<ListBucketResult><Contents><Key>d/x</Key><Size>9223372036854775807"
+			  "</Size></Contents></ListBucketResult>";
+	struct cfs_listing *l = cfs_listing_parse_s3(ok, strlen(ok), "d/", &err);
+	g_assert_no_error(err);
+	g_assert_cmpuint(entry(l, 0)->size, ==, G_MAXINT64);
+	cfs_listing_free(l);
+
+	for (unsigned depth = CFS_LISTING_MAX_DEPTH; depth <= CFS_LISTING_MAX_DEPTH + 1; depth++) {
+		GString *xml = g_string_new("<ListBucketResult>");
+		for (unsigned i = 1; i < depth; i++)
+			g_string_append(xml, "<a>");
+		for (unsigned i = 1; i < depth; i++)
+			g_string_append(xml, "</a>");
+		g_string_append(xml, "</ListBucketResult>");
+		l = cfs_listing_parse_s3(xml->str, xml->len, "d/", &err);
+		if (depth == CFS_LISTING_MAX_DEPTH) {
+			g_assert_no_error(err);
+			cfs_listing_free(l);
+		} else {
+			g_assert_null(l);
+			assert_invalid(&err, "nested deeper than 16 levels");
+		}
+		g_string_free(xml, TRUE);
+	}
+}
+
+/* depth times open, then depth times close (open "[", close "]" or "{\"a\":", "}"). */
+static char *nested(unsigned depth, const char *open, const char *inner, const char *close)
+{
+	GString *s = g_string_new(NULL);
+	for (unsigned i = 0; i < depth; i++)
+		g_string_append(s, open);
+	g_string_append(s, inner);
+	for (unsigned i = 0; i < depth; i++)
+		g_string_append(s, close);
+	return g_string_free(s, FALSE);
+}
+
+/* JSON from servers nests at most CFS_JSON_MAX_DEPTH deep, at any size. */
+static void test_json_depth(void)
+{
+	GError *err = NULL;
+	char *ok = nested(CFS_JSON_MAX_DEPTH, "[", "", "]");
+	char *deep = nested(200000, "[", "", "]");
+	g_assert_true(cfs_json_depth_ok(ok, strlen(ok), &err));
+	g_assert_false(cfs_json_depth_ok(deep, strlen(deep), &err));
+	assert_invalid(&err, "JSON nested deeper than 64 levels (at byte 64)");
+	char *objects = nested(CFS_JSON_MAX_DEPTH + 1, "{\"a\":", "1", "}");
+	g_assert_false(cfs_json_depth_ok(objects, strlen(objects), &err));
+	assert_invalid(&err, "deeper than 64");
+	/* Brackets inside strings, escaped quotes included, do not count. */
+	char *strings = nested(CFS_JSON_MAX_DEPTH, "[\"[{\\\"[\",", "\"\\\\\"", "]");
+	g_assert_true(cfs_json_depth_ok(strings, strlen(strings), &err));
+	g_assert_no_error(err);
+
+	/* The parsers refuse it before json-glib sees it (which would overflow the stack). */
+	g_assert_null(cfs_listing_parse_http(deep, strlen(deep), &err));
+	assert_invalid(&err, "not a JSON autoindex: JSON nested deeper than 64 levels");
+	g_assert_null(cfs_ds_index_parse(deep, strlen(deep), &err));
+	assert_invalid(&err, "not a dataset index: JSON nested deeper than 64 levels");
+	char *index = nested(200000, "{\"chunks\":", "[]", "}");
+	g_assert_null(cfs_ds_index_parse(index, strlen(index), &err));
+	assert_invalid(&err, "deeper than 64");
+	g_free(index);
+	g_free(strings);
+	g_free(objects);
+	g_free(deep);
+	g_free(ok);
 }
 
 /* Offsets as Python's struct.unpack_from("<%dI" % (n + 2), chunk) gives them. */
@@ -1131,7 +1215,9 @@ int main(int argc, char **argv)
 	g_test_add_func("/readahead/sequential-and-random", test_readahead);
 	g_test_add_func("/stats/ttfb", test_ttfb);
 	g_test_add_func("/listing/s3", test_listing_s3);
+	g_test_add_func("/listing/s3-hostile", test_listing_s3_hostile);
 	g_test_add_func("/listing/http", test_listing_http);
+	g_test_add_func("/json/depth", test_json_depth);
 	g_test_add_func("/chunkhdr/fixtures", test_chunkhdr_fixtures);
 	g_test_add_func("/chunkhdr/bad", test_chunkhdr_bad);
 	g_test_add_func("/npy/header", test_npy_header);
