@@ -1,14 +1,19 @@
 """Hostile answers from a server: JSON nested deep enough to overflow a
 recursive parser, S3 listings with sizes that are not numbers. Each is
 refused with a clear error (a log line, EIO, or a mount error), the daemon
-lives on, and what the server serves well is still served byte for byte."""
+lives on, and what the server serves well is still served byte for byte.
+And what an attacker could pick up afterwards: no core file holds secrets."""
 import errno
 import os
+import resource
 import shutil
+import signal
+import subprocess
 
 import pytest
 
-from conftest import data_dir, run_until_exit, sha256_file
+from conftest import (chunkfs_env, data_dir, force_unmount, is_mounted, run_until_exit,
+                      scaled, sha256_file, stop_process, wait_for)
 from itemutil import errname, errno_of, read_bytes
 import formats
 
@@ -120,3 +125,57 @@ def test_s3_listing_size_not_a_number(chunkfs_bin, nginx, tmp_path, size):
     rc, stderr, _ = run_until_exit(argv, env, str(mnt))
     assert rc != 0, "chunkfs mounted a listing with Size %r:\n%s" % (size, stderr)
     assert "is not a number of bytes" in stderr, stderr
+
+
+# --------------------------------------------------------------------------
+# secrets: argv, headers and credentials never reach a core file
+
+
+def test_no_core_file(chunkfs_bin, nginx, tmp_path, sanitized):
+    """chunkfs makes itself non-dumpable (PR_SET_DUMPABLE 0) before reading its
+    options. Checked by its effect: a SIGQUIT, whose default action dumps core,
+    with RLIMIT_CORE of one page (a core of at most 4 KiB) and the kernel
+    writing cores to the working directory (libfuse moves it to /), leaves no
+    new core file there. (Ownership of /proc/PID files or ptrace checks say
+    nothing when the suite runs as root.)"""
+    with open("/proc/sys/kernel/core_pattern") as f:
+        pattern = f.read().strip()
+    with open("/proc/sys/kernel/core_uses_pid") as f:
+        uses_pid = f.read().strip() != "0"
+    if pattern != "core" or uses_pid:
+        pytest.skip("cores are written as %r (core_uses_pid %d), not as ./core"
+                    % (pattern, uses_pid))
+    if sanitized:
+        pytest.skip("the sanitizers turn core files off themselves")
+    src = data_dir("litdata-mixed")
+    srv = nginx(src)
+    mnt = str(tmp_path / "mnt")
+    os.mkdir(mnt)
+    argv = [chunkfs_bin, "-f", "--cache-dir=%s" % (tmp_path / "cache"),
+            "--header=X-Api-Key: s3cr3t", srv.url, mnt]
+
+    def small_core():
+        page = os.sysconf("SC_PAGE_SIZE")
+        resource.setrlimit(resource.RLIMIT_CORE, (page, page))
+
+    with open(tmp_path / "log", "wb") as log:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                             cwd=str(tmp_path), env=chunkfs_env(), preexec_fn=small_core)
+    core = None
+    try:
+        wait_for(lambda: p.poll() is not None or is_mounted(mnt), scaled(20), "the mount")
+        assert p.poll() is None, "chunkfs exited %s" % p.returncode
+        assert sha256_file(os.path.join(mnt, "chunk-0-0.bin")) == \
+            sha256_file(os.path.join(src, "chunk-0-0.bin"))
+        core = os.path.join(os.readlink("/proc/%d/cwd" % p.pid), "core")
+        if os.path.lexists(core):
+            core = None
+            pytest.skip("%s exists already: a new one could not be told apart" % core)
+        os.kill(p.pid, signal.SIGQUIT)
+        assert p.wait(timeout=scaled(20)) == -signal.SIGQUIT
+        assert not os.path.lexists(core), "chunkfs dumped core (with its secrets) to " + core
+    finally:
+        stop_process(p)
+        force_unmount(mnt)
+        if core and os.path.lexists(core):
+            os.unlink(core)
