@@ -117,7 +117,9 @@ int main(int argc, char **argv)
 	if (tree)
 		fs = cfs_fs_mount(&opts, tree, views, &error);
 	if (!fs) {
-		fprintf(stderr, "chunkfs: %s\n", error->message);
+		char *msg = cfs_log_escape(error->message); /* it may quote the server */
+		fprintf(stderr, "chunkfs: %s\n", msg);
+		g_free(msg);
 		g_error_free(error);
 		cfs_disk_free(disk);
 	} else {

@@ -179,3 +179,23 @@ def test_no_core_file(chunkfs_bin, nginx, tmp_path, sanitized):
         force_unmount(mnt)
         if core and os.path.lexists(core):
             os.unlink(core)
+
+
+def test_server_text_is_escaped_in_messages(chunkfs_bin, nginx, tmp_path):
+    """Text the server chose (here a listing's Size, quoted by the error) reaches
+    stderr with its control characters as \\xNN: no escape sequence for the
+    terminal, no forged line."""
+    www = tmp_path / "www"
+    (www / "bkt" / "p").mkdir(parents=True)
+    listing = tmp_path / "listing.xml"
+    listing.write_bytes((LISTING % "\x1b[2J\x1b[31m-2\nchunkfs[info]: forged").encode())
+    srv = nginx(str(www), extra_conf=serve_file("/bkt/", listing, "application/xml"))
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    argv = [chunkfs_bin, "-f", "--cache-dir=%s" % (tmp_path / "cache"),
+            "--endpoint=" + srv.url.rstrip("/"), "--region=us-east-1", "--s3-addressing=path",
+            "--no-sign-request", "s3://bkt/p/", str(mnt)]
+    rc, stderr, _ = run_until_exit(argv, None, str(mnt))
+    assert rc != 0, stderr
+    assert "\\x1b[2J\\x1b[31m-2\\x0achunkfs[info]: forged" in stderr, repr(stderr)
+    assert "\x1b" not in stderr and len(stderr.splitlines()) == 1, repr(stderr)

@@ -10,6 +10,7 @@
 #include "chunkfs/jsondepth.h"
 #include "chunkfs/leaves.h"
 #include "chunkfs/listing.h"
+#include "chunkfs/log.h"
 #include "chunkfs/npy.h"
 #include "chunkfs/options.h"
 #include "chunkfs/readahead.h"
@@ -29,6 +30,30 @@ static void test_sizes(void)
 	const char *bad[] = { "", "-1", "12Q", "1.5G", "M", "1 G", "99999999999999999999", "17179869184T" };
 	for (unsigned i = 0; i < G_N_ELEMENTS(bad); i++)
 		g_assert_false(cfs_parse_size(bad[i], &v));
+}
+
+/* Control characters, backslashes and bytes that are not UTF-8 are shown as \xNN. */
+static void test_log_escape(void)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "plain text, caf\xc3\xa9 \xe2\x82\xac", "plain text, caf\xc3\xa9 \xe2\x82\xac" },
+		{ "\x1b[2Jwiped\r\nforged line", "\\x1b[2Jwiped\\x0d\\x0aforged line" },
+		{ "tab\there, del\x7f", "tab\\x09here, del\\x7f" },
+		{ "back\\slash", "back\\x5cslash" },
+		{ "bad \xff\xfe utf-8 \xc3", "bad \\xff\\xfe utf-8 \\xc3" },
+		{ "overlong \xc0\xaf", "overlong \\xc0\\xaf" },
+		{ "", "" },
+	};
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		char *got = cfs_log_escape(cases[i].in);
+		g_assert_cmpstr(got, ==, cases[i].out);
+		g_free(got);
+	}
+	char *null = cfs_log_escape(NULL);
+	g_assert_cmpstr(null, ==, "(null)");
+	g_free(null);
 }
 
 static void test_extents(void)
@@ -1210,6 +1235,7 @@ int main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/options/sizes", test_sizes);
 	g_test_add_func("/extents/ops", test_extents);
+	g_test_add_func("/log/escape", test_log_escape);
 	g_test_add_func("/tree/names", test_names);
 	g_test_add_func("/url/normalize-join-redact", test_urls);
 	g_test_add_func("/readahead/sequential-and-random", test_readahead);
