@@ -47,11 +47,11 @@ struct dentry {
 };
 
 struct cfs_disk {
-	char *root, *blocks, *tmp;
+	char *root, *blocks, *tmp;   /* for messages: every file is reached through the fds */
 	uint64_t cap, block_size;
 	bool compress;
 	int lock_fd;
-	int blocks_fd;               /* blocks/, to measure it */
+	int root_fd, blocks_fd, tmp_fd; /* the directories, opened O_NOFOLLOW and checked */
 	GThreadPool *writer, *readers;
 
 	GMutex lock;                 /* guards everything below */
@@ -104,9 +104,20 @@ static uint64_t file_cost(uint64_t size)
 	return du_bytes(size);
 }
 
+/* A block file's name in blocks/: "<object key, 16 hex digits>-<index>". */
+#define BLOCK_NAME 48
+
+static void block_name(const struct dkey *k, char name[BLOCK_NAME])
+{
+	snprintf(name, BLOCK_NAME, "%016" PRIx64 "-%" PRIu64, k->obj, k->index);
+}
+
+/* Its path, for messages. */
 static char *block_path(const struct cfs_disk *d, const struct dkey *k)
 {
-	return g_strdup_printf("%s/%016" PRIx64 "-%" PRIu64, d->blocks, k->obj, k->index);
+	char name[BLOCK_NAME];
+	block_name(k, name);
+	return g_build_filename(d->blocks, name, NULL);
 }
 
 /*
@@ -251,10 +262,10 @@ static bool make_room(struct cfs_disk *d, uint64_t need, const struct dkey *keep
 static void unlink_files(struct cfs_disk *d, GArray *gone)
 {
 	for (guint i = 0; i < gone->len; i++) {
-		char *path = block_path(d, &g_array_index(gone, struct dkey, i));
-		if (unlink(path) != 0 && errno != ENOENT)
-			g_warning("cannot delete %s: %s", path, g_strerror(errno));
-		g_free(path);
+		char name[BLOCK_NAME];
+		block_name(&g_array_index(gone, struct dkey, i), name);
+		if (unlinkat(d->blocks_fd, name, 0) != 0 && errno != ENOENT)
+			g_warning("cannot delete %s/%s: %s", d->blocks, name, g_strerror(errno));
 	}
 }
 
@@ -277,21 +288,99 @@ static void delete_files(struct cfs_disk *d, GArray *gone)
 
 /* ---- set-up ---- */
 
-static bool make_dir(const char *path, GError **error)
+/*
+ * A directory of the cache must be this user's and writable by no one else:
+ * anyone who can write there can make chunkfs serve their bytes, or delete
+ * files where a symlink points.
+ */
+static bool dir_safe(int fd, const char *path, GError **error)
 {
-	if (g_mkdir_with_parents(path, 0700) == 0)
-		return true;
-	int e = errno;
-	g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "cannot create %s: %s", path,
-		    g_strerror(e));
-	return false;
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		int e = errno;
+		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "cannot stat %s: %s",
+			    path, g_strerror(e));
+		return false;
+	}
+	if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
+			    "refusing the cache directory %s: %s (mode %03o, owner %u); it must be "
+			    "yours and writable by you alone", path,
+			    st.st_uid != geteuid() ? "owned by another user" :
+			    "writable by group or others", (unsigned)(st.st_mode & 07777),
+			    (unsigned)st.st_uid);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Open (making it, 0700, when missing) the directory name of dir_fd, never
+ * through a symlink, and check it; path is for messages. -1 on failure.
+ */
+static int open_dir_at(int dir_fd, const char *name, const char *path, GError **error)
+{
+	if (mkdirat(dir_fd, name, 0700) != 0 && errno != EEXIST) {
+		int e = errno;
+		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "cannot create %s: %s",
+			    path, g_strerror(e));
+		return -1;
+	}
+	int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e),
+			    "cannot open the cache directory %s: %s", path,
+			    e == ELOOP || e == ENOTDIR ? "not a directory (a symlink?)" :
+			    g_strerror(e));
+		return -1;
+	}
+	if (!dir_safe(fd, path, error)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * --cache-dir itself, made 0700 with its missing parents. The path is the
+ * user's: a symlink in it is followed, but the directory it reaches is
+ * checked like those below it.
+ */
+static int open_top(const char *dir, GError **error)
+{
+	if (g_mkdir_with_parents(dir, 0700) != 0) {
+		int e = errno;
+		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "cannot create %s: %s",
+			    dir, g_strerror(e));
+		return -1;
+	}
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "cannot open %s: %s", dir,
+			    g_strerror(e));
+		return -1;
+	}
+	if (!dir_safe(fd, dir, error)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 /* Take the cache's lock and record this process in it. */
 static bool take_lock(struct cfs_disk *d, GError **error)
 {
 	char *path = g_build_filename(d->root, "lock", NULL);
-	d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	d->lock_fd = openat(d->root_fd, "lock",
+			    O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+	struct stat st;
+	if (d->lock_fd >= 0 && (fstat(d->lock_fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+		close(d->lock_fd);
+		d->lock_fd = -1;
+		errno = EINVAL;
+	}
 	bool ok = d->lock_fd >= 0 && flock(d->lock_fd, LOCK_EX | LOCK_NB) == 0;
 	if (!ok && d->lock_fd >= 0 && errno == EWOULDBLOCK) {
 		char pid[32] = "";
@@ -317,18 +406,30 @@ static void write_pid(struct cfs_disk *d)
 		g_debug("cannot write the PID into %s/lock: %s", d->root, g_strerror(errno));
 }
 
-/* Delete every file of dir (a crash's temporaries, or blocks of another block size). */
-static void empty_dir(const char *dir)
+/* A new stream over the directory dir_fd (whose own offset is left alone), or NULL. */
+static DIR *list_dir(int dir_fd)
 {
-	DIR *dp = opendir(dir);
+	int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dp = fd >= 0 ? fdopendir(fd) : NULL;
+	if (fd >= 0 && !dp)
+		close(fd);
+	return dp;
+}
+
+/*
+ * Delete every entry of the directory dir_fd (shown as path): a crash's
+ * temporaries, or blocks of another block size. A symlink is deleted
+ * itself, never what it points to.
+ */
+static void empty_dir(int dir_fd, const char *path)
+{
+	DIR *dp = list_dir(dir_fd);
 	struct dirent *de;
 	while (dp && (de = readdir(dp))) {
 		if (de->d_name[0] == '.')
 			continue;
-		char *path = g_build_filename(dir, de->d_name, NULL);
-		if (unlink(path) != 0)
-			g_warning("cannot delete %s: %s", path, g_strerror(errno));
-		g_free(path);
+		if (unlinkat(dir_fd, de->d_name, 0) != 0)
+			g_warning("cannot delete %s/%s: %s", path, de->d_name, g_strerror(errno));
 	}
 	if (dp)
 		closedir(dp);
@@ -343,7 +444,7 @@ static void empty_dir(const char *dir)
 static uint64_t auto_cap(const struct cfs_disk *d)
 {
 	struct statvfs sv;
-	if (statvfs(d->root, &sv) != 0)
+	if (fstatvfs(d->root_fd, &sv) != 0)
 		return 0;
 	uint64_t space = (uint64_t)sv.f_bavail * sv.f_frsize + total(d, 0, 0);
 	uint64_t cap = MIN(space / 10, CFS_DISK_CAP_AUTO_MAX);
@@ -359,10 +460,14 @@ static bool make_tree(struct cfs_disk *d, const struct cfs_disk_config *cfg, GEr
 	d->root = g_build_filename(cfg->dir, key, NULL);
 	d->blocks = g_build_filename(d->root, "blocks", NULL);
 	d->tmp = g_build_filename(d->root, "tmp", NULL);
-	if (!make_dir(d->blocks, error) || !make_dir(d->tmp, error))
+	int top = open_top(cfg->dir, error);
+	if (top < 0)
 		return false;
-	d->blocks_fd = open(d->blocks, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return true;
+	d->root_fd = open_dir_at(top, key, d->root, error);
+	close(top);
+	return d->root_fd >= 0 &&
+	       (d->blocks_fd = open_dir_at(d->root_fd, "blocks", d->blocks, error)) >= 0 &&
+	       (d->tmp_fd = open_dir_at(d->root_fd, "tmp", d->tmp, error)) >= 0;
 }
 
 /*
@@ -374,12 +479,13 @@ static bool load_journal(struct cfs_disk *d, GError **error)
 {
 	char *path = g_build_filename(d->root, "journal", NULL);
 	bool unknown = false;
-	d->journal = cfs_journal_open(path, d->tmp, d->block_size, replay_one, d, &unknown, error);
+	d->journal = cfs_journal_open(d->root_fd, path, d->tmp_fd, d->block_size, replay_one, d,
+				      &unknown, error);
 	g_free(path);
 	if (!d->journal)
 		return false;
 	if (unknown)
-		empty_dir(d->blocks);
+		empty_dir(d->blocks_fd, d->blocks);
 	return true;
 }
 
@@ -402,7 +508,9 @@ struct cfs_disk *cfs_disk_open(const struct cfs_disk_config *cfg, GError **error
 	struct cfs_disk *d = g_new0(struct cfs_disk, 1);
 	g_mutex_init(&d->lock);
 	d->lock_fd = -1;
+	d->root_fd = -1;
 	d->blocks_fd = -1;
+	d->tmp_fd = -1;
 	d->cap = cfg->cap;
 	d->block_size = cfg->block_size;
 	d->compress = cfg->compress;
@@ -411,7 +519,7 @@ struct cfs_disk *cfs_disk_open(const struct cfs_disk_config *cfg, GError **error
 	GArray *gone = g_array_new(FALSE, FALSE, sizeof(struct dkey));
 	bool ok = make_tree(d, cfg, error) && take_lock(d, error);
 	if (ok) {
-		empty_dir(d->tmp);
+		empty_dir(d->tmp_fd, d->tmp);
 		ok = load_journal(d, error);
 	}
 	if (ok && d->cap == CFS_DISK_CAP_AUTO) {
@@ -552,6 +660,10 @@ static int load_block(struct load *l, struct cfs_extents *got, GError **error)
 		io_error(error);
 		return rc;
 	}
+	if (!S_ISREG(st.st_mode)) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "not a regular file");
+		return -EIO;
+	}
 	if ((uint64_t)st.st_size > l->d->block_size + MAX_HEADER) {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%" G_GUINT64_FORMAT
 			    " bytes: too large for a block", (uint64_t)st.st_size);
@@ -568,10 +680,10 @@ static int load_block(struct load *l, struct cfs_extents *got, GError **error)
 }
 
 /* A block that cannot be read back: delete it and forget it. */
-static void discard(struct load *l, const char *path)
+static void discard(struct load *l, const char *name)
 {
 	struct cfs_disk *d = l->d;
-	unlink(path);
+	unlinkat(d->blocks_fd, name, 0);
 	g_mutex_lock(&d->lock);
 	struct dentry *e = g_hash_table_lookup(d->index, &l->key);
 	if (e) {
@@ -599,11 +711,13 @@ static void load_run(gpointer data, gpointer user)
 {
 	(void)user;
 	struct load *l = data;
-	char *path = block_path(l->d, &l->key);
+	char name[BLOCK_NAME];
+	block_name(&l->key, name);
 	struct cfs_extents got = { 0 };
 	GError *err = NULL;
 	if (l->held) {
-		l->fd = open(path, O_RDONLY | O_CLOEXEC);
+		/* Never through a symlink, never waiting on a FIFO: load_block() wants a file. */
+		l->fd = openat(l->d->blocks_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 		l->open_errno = errno;
 	}
 	int rc = l->held ? load_block(l, &got, &err) : -ENOENT; /* evicted since cfs_disk_has */
@@ -612,14 +726,13 @@ static void load_run(gpointer data, gpointer user)
 	if (l->held)
 		release_reader(l, rc == 0);
 	if (rc && l->held) {
-		g_warning("spilled block %" PRIu64 " of %s (%s): %s; discarded, fetching it again",
-			  l->id.index, l->id.name, path, err->message);
-		discard(l, path);
+		g_warning("spilled block %" PRIu64 " of %s (%s/%s): %s; discarded, fetching it again",
+			  l->id.index, l->id.name, l->d->blocks, name, err->message);
+		discard(l, name);
 		g_error_free(err);
 	}
 	l->done(l->ctx, rc ? NULL : &got, rc);
 	cfs_extents_clear(&got);
-	g_free(path);
 	g_free((char *)l->id.name);
 	g_free((char *)l->id.etag);
 	g_free(l);
@@ -703,27 +816,27 @@ static bool write_all(int fd, GArray *iov)
 	return true;
 }
 
-/* Write iov to a new file under tmp/ and rename it to path. */
-static bool write_block(struct cfs_disk *d, const char *path, GArray *iov, GError **error)
+/* Write iov to a new file under tmp/ and rename it to name in blocks/. */
+static bool write_block(struct cfs_disk *d, const char *name, GArray *iov, GError **error)
 {
-	char *tmp = g_strdup_printf("%s/%s.XXXXXX", d->tmp, strrchr(path, '/') + 1);
-	int fd = g_mkstemp_full(tmp, O_WRONLY | O_CLOEXEC, 0600);
+	char tmp[BLOCK_NAME + 16];
+	snprintf(tmp, sizeof(tmp), "%s.%08" PRIx32, name, g_random_int());
+	int fd = openat(d->tmp_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	bool ok = fd >= 0 && write_all(fd, iov);
 	int e = errno;
 	if (fd >= 0 && close(fd) != 0 && ok) {
 		ok = false;
 		e = errno;
 	}
-	if (ok && rename(tmp, path) != 0) {
+	if (ok && renameat(d->tmp_fd, tmp, d->blocks_fd, name) != 0) {
 		ok = false;
 		e = errno;
 	}
 	if (!ok) {
 		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "%s", g_strerror(e));
 		if (fd >= 0)
-			unlink(tmp);
+			unlinkat(d->tmp_fd, tmp, 0);
 	}
-	g_free(tmp);
 	return ok;
 }
 
@@ -755,7 +868,7 @@ static bool reserve(struct spill *s, uint64_t cost, uint64_t etag_hash)
 
 /* The write of s ended: its file replaced any older one, or (failed) the block is dropped. */
 static void settle(struct spill *s, uint64_t cost, uint64_t etag_hash, bool written,
-		   const char *path)
+		   const char *name)
 {
 	struct cfs_disk *d = s->d;
 	g_mutex_lock(&d->lock);
@@ -764,7 +877,7 @@ static void settle(struct spill *s, uint64_t cost, uint64_t etag_hash, bool writ
 	if (written) {
 		entry_put(d, &s->key, cost, etag_hash, old ? old->readers : 0);
 	} else {
-		unlink(path); /* an older version: deleted, then recorded gone */
+		unlinkat(d->blocks_fd, name, 0); /* an older version: deleted, then recorded gone */
 		if (old)
 			entry_drop(d, old);
 		note_del(d, &s->key);
@@ -842,7 +955,7 @@ static bool parse_name(const char *name, struct dkey *k)
  */
 static void sweep(struct cfs_disk *d)
 {
-	DIR *dp = opendir(d->blocks);
+	DIR *dp = list_dir(d->blocks_fd);
 	struct dirent *de;
 	unsigned n = 0;
 	while (dp && (de = readdir(dp))) {
@@ -869,13 +982,15 @@ static bool spill_one(struct spill *s)
 	struct cfs_spill_file f;
 	cfs_spill_prepare(&s->id, &s->extents, s->data, s->d->compress, &f);
 	GArray *iov = file_iov(s, &f);
+	char name[BLOCK_NAME];
+	block_name(&s->key, name);
 	char *path = block_path(s->d, &s->key);
 	GError *err = NULL;
 	uint64_t cost = file_cost(iov_bytes(iov)), etag_hash = hash_text(s->id.etag);
 	bool ok = reserve(s, cost, etag_hash);
 	if (ok) {
-		ok = write_block(s->d, path, iov, &err);
-		settle(s, cost, etag_hash, ok, path);
+		ok = write_block(s->d, name, iov, &err);
+		settle(s, cost, etag_hash, ok, name);
 		note_outcome(s->d, path, err);
 		cfs_stats_add(ok ? CFS_SPILLS : CFS_SPILL_ERRORS, 1);
 		g_clear_error(&err);
@@ -947,6 +1062,10 @@ void cfs_disk_free(struct cfs_disk *d)
 		close(d->lock_fd);
 	if (d->blocks_fd >= 0)
 		close(d->blocks_fd);
+	if (d->tmp_fd >= 0)
+		close(d->tmp_fd);
+	if (d->root_fd >= 0)
+		close(d->root_fd);
 	g_mutex_clear(&d->lock);
 	g_free(d->root);
 	g_free(d->blocks);

@@ -1,6 +1,8 @@
 /* The item table at the start of LitData chunks and MDS shards. */
 #include "chunkfs/chunkhdr.h"
 
+#include "chunkfs/listing.h"
+
 #include <gio/gio.h>
 #include <stdbool.h>
 #include <string.h>
@@ -20,6 +22,18 @@ uint64_t cfs_chunk_header_bytes(uint32_t n)
 /* Sets *error (G_IO_ERROR_INVALID_DATA) to the message; returns false. */
 #define invalid(error, ...) \
 	(g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, __VA_ARGS__), false)
+
+bool cfs_chunk_header_fits(uint32_t n, uint64_t size, GError **error)
+{
+	uint64_t header = cfs_chunk_header_bytes(n);
+	if (n > CFS_CHUNK_MAX_ITEMS)
+		return invalid(error, "the index gives %u items, more than the %u a chunk may hold",
+			       n, CFS_CHUNK_MAX_ITEMS);
+	if (size != CFS_SIZE_UNKNOWN && header > size)
+		return invalid(error, "a header of %" G_GUINT64_FORMAT " bytes for %u items is "
+			       "larger than the chunk (%" G_GUINT64_FORMAT " bytes)", header, n, size);
+	return true;
+}
 
 /* Offset i against the end of the header, the offset before it and the end of the chunk. */
 static bool offset_ok(const uint32_t *off, uint64_t i, uint64_t header, uint64_t size,

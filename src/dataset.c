@@ -72,9 +72,7 @@ static bool acceptable(struct cfs_tree *t, struct cfs_node *dir, const char *nam
 		return false; /* known from an earlier listing, or .chunkfs */
 	if (cfs_name_valid(name, &why))
 		return true;
-	char *shown = g_strescape(name, NULL);
-	g_warning("%s: skipping \"%s\": %s", *dir->path ? dir->path : "/", shown, why);
-	g_free(shown);
+	g_warning("%s: skipping \"%s\": %s", *dir->path ? dir->path : "/", name, why);
 	return false;
 }
 

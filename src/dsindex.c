@@ -1,6 +1,7 @@
 /* Dataset indexes: which format an index.json is, and what the format parsers share. */
 #include "chunkfs/dsindex.h"
 
+#include "chunkfs/jsondepth.h"
 #include "chunkfs/leaves.h"
 #include "dsindex_parse.h"
 
@@ -146,7 +147,10 @@ struct cfs_ds_index *cfs_ds_index_parse(const char *json, size_t len, GError **e
 	GError *err = NULL;
 	struct cfs_ds_index *idx = NULL;
 	JsonNode *root = NULL;
-	if (!json_parser_load_from_data(parser, json, (gssize)len, &err)) {
+	if (!cfs_json_depth_ok(json, len, &err)) {
+		cfs_ds_invalid(error, "not a dataset index: %s", err->message);
+		g_error_free(err);
+	} else if (!json_parser_load_from_data(parser, json, (gssize)len, &err)) {
 		cfs_ds_invalid(error, "not JSON: %s", err->message);
 		g_error_free(err);
 	} else if (!(root = json_parser_get_root(parser)) || !JSON_NODE_HOLDS_OBJECT(root)) {

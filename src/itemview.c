@@ -32,6 +32,9 @@
 #define NEXT_CHUNK_BYTES (UINT64_C(1) << 20)
 #define RECENT 8
 
+/* Every leaf of a schema has an inode number (the leaf tables are sized by the schema). */
+G_STATIC_ASSERT(CFS_LEAF_MAX <= VINO_MAX_LEAVES);
+
 struct itemview;
 
 enum hstate { H_NONE, H_LOADING, H_READY, H_BAD };
@@ -185,6 +188,13 @@ static void header_start(struct ichunk *ch)
 		g_warning("%s", err->message);
 		g_error_free(err);
 		header_settle(ch, NULL, -EIO, false);
+		return;
+	}
+	if (!cfs_chunk_header_fits(ch->info->items, ch->src->size, &err)) {
+		g_warning("%s: bad chunk header: %s; its items give EIO", ch->src->name,
+			  err->message);
+		g_error_free(err);
+		header_settle(ch, NULL, -EIO, true);
 		return;
 	}
 	struct hread *h = g_new0(struct hread, 1);
@@ -381,7 +391,7 @@ static void meta_header_ready(void *cookie, int err)
 	}
 	const struct cfs_leaf_schema *s = m->chunk->info->schema;
 	item_range(m->chunk, m->item, &m->off, &m->len);
-	m->n = MIN(cfs_leaf_count(s), VINO_MAX_LEAVES);
+	m->n = cfs_leaf_count(s);
 	uint64_t table = MIN(cfs_leaf_table_bytes(s), m->len);
 	cfs_cache_read(cache_of(m->v), m->chunk->src, m->off, table, NULL, table_read, m);
 }
@@ -727,9 +737,10 @@ static void report_bare(const struct itemview *v)
 	}
 	if (bare)
 		g_message("%s%s: the index does not say how its items split into leaves (no "
-			  "data_format or column sizes); its items show without NNN.d/",
+			  "data_format or column sizes, or more than %u leaves); its items show "
+			  "without NNN.d/",
 			  first->node ? first->node->object->name : first->info->name,
-			  bare > 1 ? " and other chunks" : "");
+			  bare > 1 ? " and other chunks" : "", CFS_LEAF_MAX);
 }
 
 /* Lay the chunks out in dataset order; false when there is no item at all. */

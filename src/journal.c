@@ -6,6 +6,7 @@
 #include <gio/gio.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -15,8 +16,13 @@
 #define FLAG_ADD 1
 #define CHECKED (CFS_JOURNAL_RECORD - 3)
 
+#define NAME "journal"
+/* Bytes read at a time at open. */
+#define SLICE (CFS_JOURNAL_RECORD * 2048)
+
 struct cfs_journal {
-	char *path, *tmpdir;
+	char *path;           /* for messages */
+	int dir_fd, tmp_fd;   /* the caller's */
 	uint64_t block_size;
 	int fd;               /* open for appending once rewritten */
 	uint64_t records;
@@ -26,8 +32,8 @@ struct cfs_journal {
 	uint64_t file_len;    /* bytes of the file read at open, there until the first rewrite */
 	/* A rewrite between its begin and its end. */
 	GByteArray *kept;     /* records appended since its begin, encoded */
-	char *draft;          /* its new file under tmpdir, once written */
-	int draft_fd;         /* open on draft for appending */
+	bool drafted;         /* its new file is in tmp_fd */
+	int draft_fd;         /* open on the draft for appending */
 	guint draft_records;
 };
 
@@ -72,41 +78,102 @@ static void header(uint8_t *p, uint64_t block_size)
 	put(p + 16, block_size, 8);
 }
 
-static void replay_all(const uint8_t *buf, gsize len, cfs_journal_replay_fn replay, void *ctx)
+static bool set_io_error(GError **error, const char *what, const char *path)
 {
-	for (gsize at = HEADER; at + CFS_JOURNAL_RECORD <= len; at += CFS_JOURNAL_RECORD) {
-		struct cfs_journal_rec r;
-		if (!decode(buf + at, &r))
-			break; /* torn by a crash: what follows is not trusted either */
-		replay(&r, ctx);
-	}
+	int e = errno;
+	g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "cannot %s %s: %s", what, path,
+		    g_strerror(e));
+	return false;
 }
 
-struct cfs_journal *cfs_journal_open(const char *path, const char *tmpdir, uint64_t block_size,
-				     cfs_journal_replay_fn replay, void *ctx, bool *unknown,
-				     GError **error)
+/*
+ * Read fd in slices, replaying the records after a header that must be
+ * want (else *unknown) until the end or a record that fails its check
+ * (torn by a crash: what follows is not trusted either). False with errno
+ * set when a read fails.
+ */
+static bool replay_fd(int fd, const uint8_t *want, cfs_journal_replay_fn replay, void *ctx,
+		      bool *unknown)
 {
-	gchar *buf = NULL;
-	gsize len = 0;
-	/*
-	 * A new cache has none: asked first, because g_file_get_contents() would
-	 * build an error message, and with it glib's per-thread charset, which
-	 * LeakSanitizer reports.
-	 */
-	bool exists = access(path, F_OK) == 0 || errno != ENOENT;
-	if (exists && !g_file_get_contents(path, &buf, &len, error)) {
-		g_prefix_error(error, "cannot read the spill journal: ");
-		return NULL;
+	uint8_t *buf = g_malloc(SLICE);
+	size_t have = 0, at = 0;
+	bool checked = false, replaying = true;
+	*unknown = true;
+	while (replaying) {
+		ssize_t n = read(fd, buf + have, SLICE - have);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			g_free(buf);
+			return n == 0;
+		}
+		have += (size_t)n;
+		if (!checked && have < HEADER)
+			continue;
+		if (!checked) {
+			checked = true;
+			*unknown = memcmp(buf, want, HEADER) != 0;
+			replaying = !*unknown;
+			at = HEADER;
+		}
+		for (; replaying && at + CFS_JOURNAL_RECORD <= have; at += CFS_JOURNAL_RECORD) {
+			struct cfs_journal_rec r;
+			replaying = decode(buf + at, &r);
+			if (replaying)
+				replay(&r, ctx);
+		}
+		memmove(buf, buf + at, have - at);
+		have -= at;
+		at = 0;
 	}
+	g_free(buf);
+	return true;
+}
+
+/*
+ * Open name in dir_fd to read, never through a symlink, never blocking on a
+ * FIFO; -1 with errno set (EINVAL: not a regular file). *size: its bytes.
+ */
+static int open_regular(int dir_fd, const char *name, uint64_t *size)
+{
+	int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0)
+		return -1;
+	int e = fstat(fd, &st) != 0 ? errno : !S_ISREG(st.st_mode) ? EINVAL : 0;
+	if (e) {
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	*size = (uint64_t)st.st_size;
+	return fd;
+}
+
+struct cfs_journal *cfs_journal_open(int dir_fd, const char *path, int tmp_fd,
+				     uint64_t block_size, cfs_journal_replay_fn replay, void *ctx,
+				     bool *unknown, GError **error)
+{
 	uint8_t want[HEADER];
 	header(want, block_size);
-	*unknown = !buf || len < HEADER || memcmp(buf, want, HEADER) != 0;
-	if (!*unknown)
-		replay_all((const uint8_t *)buf, len, replay, ctx);
-	g_free(buf);
+	uint64_t len = 0;
+	*unknown = true;
+	int fd = open_regular(dir_fd, NAME, &len);
+	if (fd < 0 && errno != ENOENT) {
+		set_io_error(error, "read the spill journal", path);
+		return NULL;
+	}
+	bool ok = fd < 0 || replay_fd(fd, want, replay, ctx, unknown);
+	if (!ok)
+		set_io_error(error, "read the spill journal", path);
+	if (fd >= 0)
+		close(fd);
+	if (!ok)
+		return NULL;
 	struct cfs_journal *j = g_new0(struct cfs_journal, 1);
 	j->path = g_strdup(path);
-	j->tmpdir = g_strdup(tmpdir);
+	j->dir_fd = dir_fd;
+	j->tmp_fd = tmp_fd;
 	j->block_size = block_size;
 	j->fd = -1;
 	j->draft_fd = -1;
@@ -152,12 +219,22 @@ void cfs_journal_rewrite_begin(struct cfs_journal *j)
 	j->kept = g_byte_array_new();
 }
 
-static bool set_io_error(GError **error, const char *what, const char *path)
+/* Write all len bytes of buf to fd; false with errno set (ENOSPC for a short write). */
+static bool write_all(int fd, const uint8_t *buf, size_t len)
 {
-	int e = errno;
-	g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "cannot %s %s: %s", what, path,
-		    g_strerror(e));
-	return false;
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = ENOSPC;
+			return false;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return true;
 }
 
 bool cfs_journal_rewrite_write(struct cfs_journal *j, const struct cfs_journal_rec *recs,
@@ -168,27 +245,31 @@ bool cfs_journal_rewrite_write(struct cfs_journal *j, const struct cfs_journal_r
 	header(buf, j->block_size);
 	for (guint i = 0; i < n; i++)
 		encode(&recs[i], buf + HEADER + (gsize)i * CFS_JOURNAL_RECORD);
-	char *tmp = g_build_filename(j->tmpdir, "journal", NULL);
-	bool ok = g_file_set_contents(tmp, (const gchar *)buf, (gssize)len, error);
-	/* Opened before the rename: on any failure the old journal stays in use, whole. */
-	int fd = ok ? open(tmp, O_WRONLY | O_APPEND | O_CLOEXEC) : -1;
-	if (ok && fd < 0)
-		ok = set_io_error(error, "open", tmp);
+	char *shown = g_strdup_printf("%s (its new copy in tmp/)", j->path);
+	/* A new file: whatever had the name (a crash's draft, a planted symlink) goes first. */
+	if (unlinkat(j->tmp_fd, NAME, 0) != 0 && errno != ENOENT)
+		g_debug("cannot delete the old draft of %s: %s", shown, g_strerror(errno));
+	/* Kept open: on any failure the old journal stays in use, whole. */
+	int fd = openat(j->tmp_fd, NAME,
+			O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	bool ok = fd >= 0 || set_io_error(error, "create", shown);
+	if (ok && !write_all(fd, buf, len))
+		ok = set_io_error(error, "write", shown);
 	/*
 	 * On disk before it replaces the old one: a crash must not leave an empty
 	 * journal (XFS can), which would empty the cache at the next mount.
 	 */
 	if (ok && fdatasync(fd) != 0)
-		ok = set_io_error(error, "sync", tmp);
-	if (!ok && fd >= 0)
+		ok = set_io_error(error, "sync", shown);
+	if (!ok && fd >= 0) {
 		close(fd);
-	g_free(buf);
-	if (!ok) {
-		unlink(tmp);
-		g_free(tmp);
-		return false;
+		unlinkat(j->tmp_fd, NAME, 0);
 	}
-	j->draft = tmp;
+	g_free(buf);
+	g_free(shown);
+	if (!ok)
+		return false;
+	j->drafted = true;
 	j->draft_fd = fd;
 	j->draft_records = n;
 	return true;
@@ -197,15 +278,11 @@ bool cfs_journal_rewrite_write(struct cfs_journal *j, const struct cfs_journal_r
 /* Append the records kept since the begin to the draft, and put it in place. */
 static bool finish_draft(struct cfs_journal *j, GError **error)
 {
-	g_return_val_if_fail(j->draft, false);
-	ssize_t n = j->kept->len ? write(j->draft_fd, j->kept->data, j->kept->len) : 0;
-	if (n != (ssize_t)j->kept->len) {
-		if (n >= 0)
-			errno = ENOSPC; /* a short write is a full disk */
-		return set_io_error(error, "write", j->draft);
-	}
-	if (rename(j->draft, j->path) != 0)
-		return set_io_error(error, "put in place", j->draft);
+	g_return_val_if_fail(j->drafted, false);
+	if (!write_all(j->draft_fd, j->kept->data, j->kept->len))
+		return set_io_error(error, "write the new copy of", j->path);
+	if (renameat(j->tmp_fd, NAME, j->dir_fd, NAME) != 0)
+		return set_io_error(error, "put in place the new copy of", j->path);
 	return true;
 }
 
@@ -219,13 +296,13 @@ bool cfs_journal_rewrite_end(struct cfs_journal *j, bool ok, GError **error)
 		j->records = j->draft_records + j->kept->len / CFS_JOURNAL_RECORD;
 		j->torn = false;
 		j->lost = false;
-	} else if (j->draft) {
+	} else if (j->drafted) {
 		close(j->draft_fd);
-		unlink(j->draft);
+		unlinkat(j->tmp_fd, NAME, 0);
 	}
 	j->lost |= !ok;
 	j->draft_fd = -1;
-	g_clear_pointer(&j->draft, g_free);
+	j->drafted = false;
 	g_byte_array_free(j->kept, TRUE);
 	j->kept = NULL;
 	return ok;
@@ -258,6 +335,5 @@ void cfs_journal_close(struct cfs_journal *j)
 	if (j->fd >= 0)
 		close(j->fd);
 	g_free(j->path);
-	g_free(j->tmpdir);
 	g_free(j);
 }

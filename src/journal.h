@@ -28,16 +28,21 @@ struct cfs_journal;
 typedef void (*cfs_journal_replay_fn)(const struct cfs_journal_rec *r, void *ctx);
 
 /*
- * Read the journal at path and replay its records in order. A journal that
- * is missing, torn in its header, or of another version or block size is
- * not replayed: *unknown is set, and the files it would have counted must
- * go. Appending starts after the first rewrite, which writes its new file
- * in tmpdir (same file system). Fails with a GError
- * naming path when it cannot be read.
+ * Read the file "journal" of the directory dir_fd (shown as path in
+ * messages; the caller keeps both) and replay its records in order. A
+ * journal that is missing, torn in its header, or of another version or
+ * block size is not replayed: *unknown is set, and the files it would have
+ * counted must go. It is read in slices, whatever its length (never a
+ * buffer of its size), and opened with O_NOFOLLOW | O_NONBLOCK: a symlink,
+ * a FIFO or anything else that is not a regular file fails. Appending
+ * starts after the first rewrite, which writes its new file "journal" in
+ * the directory tmp_fd (same file system; a file there of that name is
+ * replaced, a symlink never followed) and renames it into dir_fd. Fails
+ * with a GError naming path when it cannot be read.
  */
-struct cfs_journal *cfs_journal_open(const char *path, const char *tmpdir, uint64_t block_size,
-				     cfs_journal_replay_fn replay, void *ctx, bool *unknown,
-				     GError **error);
+struct cfs_journal *cfs_journal_open(int dir_fd, const char *path, int tmp_fd,
+				     uint64_t block_size, cfs_journal_replay_fn replay, void *ctx,
+				     bool *unknown, GError **error);
 
 /*
  * Append one record; false (logged once) when it could not be written.

@@ -187,7 +187,7 @@ static bool is_no_header(const char *format)
 struct cfs_leaf_schema *cfs_leaf_schema_litdata(const char *const *data_format, guint n,
 						const char *item_loader)
 {
-	if (n == 0)
+	if (n == 0 || n > CFS_LEAF_MAX)
 		return NULL;
 	struct cfs_leaf_schema *s;
 	if (!item_loader || g_str_equal(item_loader, "PyTreeLoader")) {
@@ -272,7 +272,7 @@ static void mds_leaf(const char *encoding, struct leaf *l)
 struct cfs_leaf_schema *cfs_leaf_schema_mds(const char *const *encodings, const int64_t *sizes,
 					    guint n)
 {
-	if (n == 0)
+	if (n == 0 || n > CFS_LEAF_MAX)
 		return NULL;
 	for (guint i = 0; i < n; i++)
 		if (sizes[i] < -1)

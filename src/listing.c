@@ -1,6 +1,8 @@
 /* Listing pages parsed into entries: S3 ListObjectsV2 XML (GMarkup), HTTP index pages. */
 #include "chunkfs/listing.h"
 
+#include "chunkfs/jsondepth.h"
+
 #include <gio/gio.h>
 #include <json-glib/json-glib.h>
 #include <string.h>
@@ -49,11 +51,27 @@ struct s3_parse {
 static void s3_start(GMarkupParseContext *ctx, const char *element, const char **names,
 		     const char **values, gpointer data, GError **error)
 {
-	(void)names, (void)values, (void)error;
+	(void)names, (void)values;
 	struct s3_parse *p = data;
-	if (g_markup_parse_context_get_element_stack(ctx)->next == NULL)
+	const GSList *stack = g_markup_parse_context_get_element_stack(ctx);
+	if (stack->next == NULL)
 		p->saw_root = g_str_equal(element, "ListBucketResult");
+	if (g_slist_length((GSList *)stack) > CFS_LISTING_MAX_DEPTH)
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+			    "ListObjectsV2: elements nested deeper than %u levels",
+			    CFS_LISTING_MAX_DEPTH);
 	g_string_truncate(p->text, 0);
+}
+
+/* A Size: decimal digits only, at most G_MAXINT64 (never CFS_SIZE_UNKNOWN). */
+static bool s3_size(const char *text, uint64_t *size)
+{
+	guint64 v;
+	if (!g_ascii_isdigit(*text) ||
+	    !g_ascii_string_to_unsigned(text, 10, 0, G_MAXINT64, &v, NULL))
+		return false;
+	*size = v;
+	return true;
 }
 
 /* The part of key below the prefix, or NULL when key is not below it. */
@@ -99,8 +117,9 @@ static void s3_end(GMarkupParseContext *ctx, const char *element, gpointer data,
 			p->key = g_strdup(value);
 		else if (g_str_equal(element, "ETag"))
 			p->etag = g_strdup(value);
-		else if (g_str_equal(element, "Size"))
-			p->size = g_ascii_strtoull(value, NULL, 10);
+		else if (g_str_equal(element, "Size") && !s3_size(value, &p->size))
+			g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+				    "ListObjectsV2: Size '%s' is not a number of bytes", value);
 	} else if (g_str_equal(element, "Contents")) {
 		s3_end_contents(p, error);
 	} else if (g_str_equal(parent, "CommonPrefixes") && g_str_equal(element, "Prefix")) {
@@ -227,8 +246,13 @@ struct cfs_listing *cfs_listing_parse_http(const char *text, size_t len, GError 
 	const char *p = text;
 	while (p < text + len && g_ascii_isspace(*p))
 		p++;
-	bool ok = p < text + len && *p == '[' ? parse_json_index(text, len, l)
-					      : parse_html_index(text, len, l);
+	bool json = p < text + len && *p == '[';
+	if (json && !cfs_json_depth_ok(text, len, error)) {
+		g_prefix_error(error, "not a JSON autoindex: ");
+		cfs_listing_free(l);
+		return NULL;
+	}
+	bool ok = json ? parse_json_index(text, len, l) : parse_html_index(text, len, l);
 	if (!ok) {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
 			    "not a directory listing (neither JSON autoindex nor HTML links)");

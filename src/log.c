@@ -3,6 +3,7 @@
 
 #include <glib.h>
 #include <stdio.h>
+#include <string.h>
 #include <syslog.h>
 
 static bool log_debug;
@@ -44,9 +45,7 @@ static GLogWriterOutput writer(GLogLevelFlags level, const GLogField *fields, gs
 	(void)data;
 	if ((level & G_LOG_LEVEL_DEBUG) && !log_debug)
 		return G_LOG_WRITER_HANDLED;
-	const char *msg = field(fields, n, "MESSAGE");
-	if (!msg)
-		msg = "";
+	char *msg = cfs_log_escape(field(fields, n, "MESSAGE") ?: "");
 	if (log_syslog) {
 		syslog(syslog_priority(level), "%s", msg);
 	} else {
@@ -57,7 +56,30 @@ static GLogWriterOutput writer(GLogLevelFlags level, const GLogField *fields, gs
 		g_free(stamp);
 		g_date_time_unref(now);
 	}
+	g_free(msg);
 	return G_LOG_WRITER_HANDLED;
+}
+
+char *cfs_log_escape(const char *text)
+{
+	if (!text)
+		return g_strdup("(null)");
+	GString *out = g_string_sized_new(strlen(text));
+	const char *p = text;
+	while (*p) {
+		const char *end;
+		gunichar c = g_utf8_get_char_validated(p, -1);
+		bool plain = (unsigned char)*p >= 0x20 && *p != 0x7f && *p != '\\';
+		if (c != (gunichar)-1 && c != (gunichar)-2 && (c >= 0x80 || plain)) {
+			end = g_utf8_next_char(p);
+			g_string_append_len(out, p, end - p);
+			p = end;
+		} else {
+			g_string_append_printf(out, "\\x%02x", (unsigned char)*p);
+			p++;
+		}
+	}
+	return g_string_free(out, FALSE);
 }
 
 void cfs_log_init(bool debug)

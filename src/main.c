@@ -1,8 +1,11 @@
 /* chunkfs: mount a dataset served over HTTP(S) as a read-only FUSE file system. */
+#include <errno.h>
 #include <glib.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
 
 #include "chunkfs/cache_disk.h"
 #include "chunkfs/cache_mem.h"
@@ -33,6 +36,20 @@ static void tune_malloc(void)
 	mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
 	mallopt(M_TRIM_THRESHOLD, 2 * 1024 * 1024);
 	mallopt(M_ARENA_MAX, 4);
+}
+
+/*
+ * argv, custom headers and S3 credentials are in memory for the life of the
+ * process: it writes no core file and other processes of the user cannot
+ * ptrace it or read its memory (kept across fuse_daemonize's fork). Done
+ * before the options are read.
+ */
+static bool not_dumpable(void)
+{
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0)
+		return true;
+	fprintf(stderr, "chunkfs: prctl(PR_SET_DUMPABLE, 0): %s\n", strerror(errno));
+	return false;
 }
 
 /*
@@ -83,6 +100,8 @@ int main(int argc, char **argv)
 	struct cfs_options opts;
 	bool exit_now;
 	GError *error = NULL;
+	if (!not_dumpable())
+		return 1;
 	tune_malloc();
 	if (!cfs_options_parse(argc, argv, &opts, &exit_now, &error)) {
 		fprintf(stderr, "chunkfs: %s\n", error->message);
@@ -106,7 +125,9 @@ int main(int argc, char **argv)
 	if (tree)
 		fs = cfs_fs_mount(&opts, tree, views, &error);
 	if (!fs) {
-		fprintf(stderr, "chunkfs: %s\n", error->message);
+		char *msg = cfs_log_escape(error->message); /* it may quote the server */
+		fprintf(stderr, "chunkfs: %s\n", msg);
+		g_free(msg);
 		g_error_free(error);
 		cfs_disk_free(disk);
 	} else {

@@ -6,7 +6,7 @@ multiplied by SCALE when the binary is a sanitizer build (CHUNKFS_SANITIZED=1).
 
 Public API (also used by test_faults.py):
   fixtures:  chunkfs_bin, sanitized, nginx, module_nginx, mount, big_dataset
-  helpers:   run_chunkfs, sha256_file, source_sha256, data_dir, vm_hwm,
+  helpers:   run_chunkfs, sha256_file, source_sha256, data_dir, vm_hwm, vm_peak,
              is_mounted, wait_for, run_with_deadline, scaled, dataset_names,
              dataset_views, dataset_listing, is_view_dir, index_chunks, free_port, chunkfs_env
 
@@ -208,6 +208,12 @@ def free_port():
 def vm_hwm(pid):
     """Peak resident set size (VmHWM) of pid, in bytes."""
     return _proc_status_kb(pid, "VmHWM") * KiB
+
+
+def vm_peak(pid):
+    """Peak virtual memory size (VmPeak) of pid, in bytes: what it ever reserved, touched
+    or not."""
+    return _proc_status_kb(pid, "VmPeak") * KiB
 
 
 def vm_rss(pid):

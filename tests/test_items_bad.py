@@ -11,7 +11,7 @@ import struct
 import pytest
 
 import formats
-from conftest import data_dir, run_with_deadline, scaled, sha256_file
+from conftest import GiB, data_dir, run_with_deadline, scaled, sha256_file, vm_peak
 from itemutil import check_item, errno_of, errname, read_bytes, read_until_error
 
 LIT_TARGET = "chunk-0-1.bin"       # items 16..31 of litdata-mixed
@@ -302,4 +302,99 @@ def test_index_without_leaf_description(mount, bad_index_server, case):
         for n, item in zip(names, items):
             check_item(os.path.join(d, ".items"), n, item, leaves=(n + ".d") in listing)
     assert case in m.read_log(), "no log line names %s and what its index misses" % case
+    assert m.alive()
+
+
+# --------------------------------------------------------------------------
+# leaf counts at and past the limit (255 leaves: what a leaf's inode number holds)
+
+
+def write_wide_dataset(out, nleaves, nitems=3):
+    """A LitData dataset of one chunk whose items have nleaves "bytes" leaves each,
+    leaf j of item i being bytes([i, j % 256]) * (j % 3 + 1); returns the items'
+    leaves."""
+    items = [[bytes([i, j % 256]) * (j % 3 + 1) for j in range(nleaves)] for i in range(nitems)]
+    bodies = [struct.pack("<%dI" % nleaves, *map(len, leaves)) + b"".join(leaves)
+              for leaves in items]
+    header = 4 + 4 * (nitems + 1)
+    offsets = [header]
+    for body in bodies:
+        offsets.append(offsets[-1] + len(body))
+    chunk = struct.pack("<%dI" % (nitems + 2), nitems, *offsets) + b"".join(bodies)
+    os.makedirs(out)
+    with open(os.path.join(out, "chunk-0-0.bin"), "wb") as f:
+        f.write(chunk)
+    index = {"chunks": [{"chunk_bytes": len(chunk), "chunk_size": nitems, "dim": None,
+                         "filename": "chunk-0-0.bin"}],
+             "config": {"chunk_bytes": 1 << 26, "chunk_size": None, "compression": None,
+                        "data_format": ["bytes"] * nleaves, "data_spec": None,
+                        "encryption": None, "item_loader": "PyTreeLoader"},
+             "updated_at": "1"}
+    with open(os.path.join(out, "index.json"), "w") as f:
+        json.dump(index, f)
+    return items
+
+
+@pytest.mark.parametrize("nleaves", [255, 256, 300])
+def test_leaf_count_limit(nginx, mount, tmp_path, nleaves):
+    """Up to 255 leaves an item's NNN.d/ holds every leaf; past that the items
+    show without NNN.d/ (one log line says why) and the daemon lives on."""
+    src = str(tmp_path / "wide")
+    items = write_wide_dataset(src, nleaves)
+    m = mount(nginx(src).url)
+    d = m.file(".items")
+    if nleaves > 255:
+        e = errno_of(lambda: os.listdir(os.path.join(d, "0.d")), "listdir of 0.d")
+        assert e == errno.ENOENT, "0.d/: %s (want ENOENT)" % errname(e)
+        assert m.alive()
+    listing = run_listing(d)
+    if nleaves <= 255:
+        assert listing == ["0", "0.d", "1", "1.d", "2", "2.d"]
+        for i, leaves in enumerate(items):
+            names = run_listing(os.path.join(d, "%d.d" % i))
+            assert sorted(names, key=lambda n: int(n.split(".")[0])) == \
+                ["%d.bin" % j for j in range(nleaves)]
+            for j in (0, 1, nleaves // 2, nleaves - 1):
+                assert read_bytes(os.path.join(d, "%d.d" % i, "%d.bin" % j)) == leaves[j]
+    else:
+        assert listing == ["0", "1", "2"]
+        for name in ("0.d/0.bin", "1.d/%d.bin" % (nleaves - 1)):
+            e = errno_of(lambda: os.stat(os.path.join(d, name)), "stat of " + name)
+            assert e == errno.ENOENT, "%s: %s (want ENOENT)" % (name, errname(e))
+        assert "255 leaves" in m.read_log(), m.read_log()
+    for i, leaves in enumerate(items):
+        body = struct.pack("<%dI" % nleaves, *map(len, leaves)) + b"".join(leaves)
+        assert read_bytes(os.path.join(d, str(i))) == body
+    assert m.alive()
+
+
+# --------------------------------------------------------------------------
+# an index that gives a chunk more items than its header could hold
+
+
+@pytest.mark.parametrize("count", [2 ** 32 - 1, 2 ** 24 + 1, 1000000])
+def test_item_count_bounds_header(nginx, mount, tmp_path, sanitized, count):
+    """The header buffer is sized by the index's item count: a count above 2^24
+    (a 64 MiB header) or whose header is larger than the chunk makes that
+    chunk's items EIO without reserving the memory; the other chunks read."""
+    src = str(tmp_path / "dataset")
+    shutil.copytree(data_dir("litdata-mixed"), src)
+    set_chunk_field(src, LIT_TARGET, "chunk_size", count)
+    items = formats.dataset_items(data_dir("litdata-mixed"))
+    width = len(str(min(150 - 16 + count, 2 ** 32) - 1))
+    names = {i: "%0*d" % (width, i) for i in (0, 15, 16, 17, 31, 16 + count)}
+    m = mount(nginx(src).url)
+    d = m.file(".items")
+    for i in (16, 17, 31):
+        e = errno_of(lambda: read_bytes(os.path.join(d, names[i])), "read of " + names[i])
+        assert e == errno.EIO, "item %s: %s (want EIO)" % (names[i], errname(e))
+    for i in (0, 15):
+        assert read_bytes(os.path.join(d, names[i])) == items[i].data
+    if count < 2 ** 32 - 16:
+        assert read_bytes(os.path.join(d, names[16 + count])) == items[32].data
+    if not sanitized:   # the sanitizers reserve terabytes of shadow memory
+        assert vm_peak(m.pid) < 4 * GiB, "the daemon reserved %d bytes" % vm_peak(m.pid)
+    lines = [line for line in m.read_log().splitlines() if LIT_TARGET in line]
+    assert lines and ("more than the 16777216" in lines[0] or "larger than the chunk" in lines[0]), \
+        "\n".join(lines) or m.read_log()
     assert m.alive()

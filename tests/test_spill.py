@@ -496,7 +496,9 @@ def test_respill_counts_both_files(nginx, mount, medium, tmp_path, delay_renames
             read(0, 0, bs - 4 * KiB, bs)        # block 0 gains its last bytes...
             for _ in range(40):                 # ...and leaves memory: spilled again
                 read(*next(small), 0, 4 * KiB)
-            wait_for(lambda: any(big[0] + '")' in line for line in open(log)), scaled(10),
+            # renameat(tmp/ fd, "<name>.<random>", blocks/ fd, "<name>")
+            moved = '"%s")' % os.path.basename(big[0])
+            wait_for(lambda: any(moved in line for line in open(log)), scaled(10),
                      "the second spill of %s" % big[0])
         print(sampler.check())
     finally:
@@ -516,10 +518,11 @@ def test_respill_counts_both_files(nginx, mount, medium, tmp_path, delay_renames
 
 @pytest.fixture
 def small_tmpfs(tmp_path):
-    """A 24 MiB tmpfs (unmounted at teardown; list it before `mount`)."""
+    """A 24 MiB tmpfs (unmounted at teardown; list it before `mount`), mode 0700 (a
+    cache directory writable by others is refused)."""
     path = str(tmp_path / "tmpfs")
     os.mkdir(path)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", path],
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", path],
                        capture_output=True, text=True, timeout=30)
     if r.returncode != 0:
         pytest.skip("cannot mount a tmpfs: %s" % r.stderr.strip())

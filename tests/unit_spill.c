@@ -3,9 +3,11 @@
  * eviction policies, the block file format and the journal. Run by
  * tests/test_units.py.
  */
+#include <fcntl.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../src/journal.h"
 #include "chunkfs/policy.h"
@@ -193,13 +195,17 @@ static void keep(const struct cfs_journal_rec *r, void *ctx)
 	g_array_append_val(((struct replayed *)ctx)->recs, *r);
 }
 
+/* The directory of the journals the tests open, and its tmp/ (what the spill tier passes). */
+static int dir_fd = -1, tmp_fd = -1;
+
 static struct cfs_journal *open_journal(const char *dir, uint64_t block_size, GArray *recs,
 					bool *unknown)
 {
 	char *path = g_build_filename(dir, "journal", NULL);
 	struct replayed r = { recs };
 	GError *err = NULL;
-	struct cfs_journal *j = cfs_journal_open(path, dir, block_size, keep, &r, unknown, &err);
+	struct cfs_journal *j = cfs_journal_open(dir_fd, path, tmp_fd, block_size, keep, &r,
+						 unknown, &err);
 	g_assert_no_error(err);
 	g_free(path);
 	return j;
@@ -215,6 +221,10 @@ static bool rewrite(struct cfs_journal *j, const struct cfs_journal_rec *recs, g
 static void test_journal(void)
 {
 	char *dir = g_dir_make_tmp("chunkfs-journal-XXXXXX", NULL);
+	char *tmp = g_build_filename(dir, "tmp", NULL);
+	g_assert_cmpint(g_mkdir(tmp, 0700), ==, 0);
+	dir_fd = open(dir, O_RDONLY | O_DIRECTORY);
+	tmp_fd = open(tmp, O_RDONLY | O_DIRECTORY);
 	GArray *recs = g_array_new(FALSE, FALSE, sizeof(struct cfs_journal_rec));
 	bool unknown;
 	struct cfs_journal *j = open_journal(dir, 65536, recs, &unknown);
@@ -277,9 +287,13 @@ static void test_journal(void)
 	cfs_journal_close(j);
 
 	g_unlink(path);
+	close(tmp_fd);
+	close(dir_fd);
+	g_rmdir(tmp);
 	g_rmdir(dir);
 	g_free(path);
 	g_array_free(recs, TRUE);
+	g_free(tmp);
 	g_free(dir);
 }
 

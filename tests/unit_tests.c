@@ -7,8 +7,10 @@
 #include "chunkfs/chunkhdr.h"
 #include "chunkfs/dsindex.h"
 #include "chunkfs/extents.h"
+#include "chunkfs/jsondepth.h"
 #include "chunkfs/leaves.h"
 #include "chunkfs/listing.h"
+#include "chunkfs/log.h"
 #include "chunkfs/npy.h"
 #include "chunkfs/options.h"
 #include "chunkfs/readahead.h"
@@ -28,6 +30,30 @@ static void test_sizes(void)
 	const char *bad[] = { "", "-1", "12Q", "1.5G", "M", "1 G", "99999999999999999999", "17179869184T" };
 	for (unsigned i = 0; i < G_N_ELEMENTS(bad); i++)
 		g_assert_false(cfs_parse_size(bad[i], &v));
+}
+
+/* Control characters, backslashes and bytes that are not UTF-8 are shown as \xNN. */
+static void test_log_escape(void)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "plain text, caf\xc3\xa9 \xe2\x82\xac", "plain text, caf\xc3\xa9 \xe2\x82\xac" },
+		{ "\x1b[2Jwiped\r\nforged line", "\\x1b[2Jwiped\\x0d\\x0aforged line" },
+		{ "tab\there, del\x7f", "tab\\x09here, del\\x7f" },
+		{ "back\\slash", "back\\x5cslash" },
+		{ "bad \xff\xfe utf-8 \xc3", "bad \\xff\\xfe utf-8 \\xc3" },
+		{ "overlong \xc0\xaf", "overlong \\xc0\\xaf" },
+		{ "", "" },
+	};
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		char *got = cfs_log_escape(cases[i].in);
+		g_assert_cmpstr(got, ==, cases[i].out);
+		g_free(got);
+	}
+	char *null = cfs_log_escape(NULL);
+	g_assert_cmpstr(null, ==, "(null)");
+	g_free(null);
 }
 
 static void test_extents(void)
@@ -251,6 +277,89 @@ static void assert_invalid(GError **err, const char *text)
 	if (!strstr((*err)->message, text))
 		g_error("message \"%s\" lacks \"%s\"", (*err)->message, text);
 	g_clear_error(err);
+}
+
+/* A Size is decimal digits of at most G_MAXINT64; elements nest at most 16 deep. */
+static void test_listing_s3_hostile(void)
+{
+	const char *sizes[] = { "-2", " 5", "5 ", "+5", "0x10", "", "9223372036854775808",
+				"18446744073709551614", "99999999999999999999" };
+	GError *err = NULL;
+	for (unsigned i = 0; i < G_N_ELEMENTS(sizes); i++) {
+		char *xml = g_strdup_printf("<ListBucketResult><Contents><Key>d/x</Key><Size>%s"
+					    "</Size></Contents></ListBucketResult>", sizes[i]);
+		g_assert_null(cfs_listing_parse_s3(xml, strlen(xml), "d/", &err));
+		assert_invalid(&err, "is not a number of bytes");
+		g_free(xml);
+	}
+	const char ok[] = "<ListBucketResult><Contents><Key>d/x</Key><Size>9223372036854775807"
+			  "</Size></Contents></ListBucketResult>";
+	struct cfs_listing *l = cfs_listing_parse_s3(ok, strlen(ok), "d/", &err);
+	g_assert_no_error(err);
+	g_assert_cmpuint(entry(l, 0)->size, ==, G_MAXINT64);
+	cfs_listing_free(l);
+
+	for (unsigned depth = CFS_LISTING_MAX_DEPTH; depth <= CFS_LISTING_MAX_DEPTH + 1; depth++) {
+		GString *xml = g_string_new("<ListBucketResult>");
+		for (unsigned i = 1; i < depth; i++)
+			g_string_append(xml, "<a>");
+		for (unsigned i = 1; i < depth; i++)
+			g_string_append(xml, "</a>");
+		g_string_append(xml, "</ListBucketResult>");
+		l = cfs_listing_parse_s3(xml->str, xml->len, "d/", &err);
+		if (depth == CFS_LISTING_MAX_DEPTH) {
+			g_assert_no_error(err);
+			cfs_listing_free(l);
+		} else {
+			g_assert_null(l);
+			assert_invalid(&err, "nested deeper than 16 levels");
+		}
+		g_string_free(xml, TRUE);
+	}
+}
+
+/* depth times open, then depth times close (open "[", close "]" or "{\"a\":", "}"). */
+static char *nested(unsigned depth, const char *open, const char *inner, const char *close)
+{
+	GString *s = g_string_new(NULL);
+	for (unsigned i = 0; i < depth; i++)
+		g_string_append(s, open);
+	g_string_append(s, inner);
+	for (unsigned i = 0; i < depth; i++)
+		g_string_append(s, close);
+	return g_string_free(s, FALSE);
+}
+
+/* JSON from servers nests at most CFS_JSON_MAX_DEPTH deep, at any size. */
+static void test_json_depth(void)
+{
+	GError *err = NULL;
+	char *ok = nested(CFS_JSON_MAX_DEPTH, "[", "", "]");
+	char *deep = nested(200000, "[", "", "]");
+	g_assert_true(cfs_json_depth_ok(ok, strlen(ok), &err));
+	g_assert_false(cfs_json_depth_ok(deep, strlen(deep), &err));
+	assert_invalid(&err, "JSON nested deeper than 64 levels (at byte 64)");
+	char *objects = nested(CFS_JSON_MAX_DEPTH + 1, "{\"a\":", "1", "}");
+	g_assert_false(cfs_json_depth_ok(objects, strlen(objects), &err));
+	assert_invalid(&err, "deeper than 64");
+	/* Brackets inside strings, escaped quotes included, do not count. */
+	char *strings = nested(CFS_JSON_MAX_DEPTH, "[\"[{\\\"[\",", "\"\\\\\"", "]");
+	g_assert_true(cfs_json_depth_ok(strings, strlen(strings), &err));
+	g_assert_no_error(err);
+
+	/* The parsers refuse it before json-glib sees it (which would overflow the stack). */
+	g_assert_null(cfs_listing_parse_http(deep, strlen(deep), &err));
+	assert_invalid(&err, "not a JSON autoindex: JSON nested deeper than 64 levels");
+	g_assert_null(cfs_ds_index_parse(deep, strlen(deep), &err));
+	assert_invalid(&err, "not a dataset index: JSON nested deeper than 64 levels");
+	char *index = nested(200000, "{\"chunks\":", "[]", "}");
+	g_assert_null(cfs_ds_index_parse(index, strlen(index), &err));
+	assert_invalid(&err, "deeper than 64");
+	g_free(index);
+	g_free(strings);
+	g_free(objects);
+	g_free(deep);
+	g_free(ok);
 }
 
 /* Offsets as Python's struct.unpack_from("<%dI" % (n + 2), chunk) gives them. */
@@ -579,6 +688,27 @@ static void test_leaves_mds(void)
 	cfs_leaf_schema_free(s);
 	g_assert_null(cfs_leaf_schema_mds(NULL, NULL, 0));
 	g_assert_null(cfs_leaf_schema_mds(mds_encodings, (const int64_t[]){ 16, -2, 8, 4, -1 }, 5));
+}
+
+/* Schemas of up to CFS_LEAF_MAX leaves are made; one more is refused, in both formats. */
+static void test_leaves_limit(void)
+{
+	const char *formats[CFS_LEAF_MAX + 1];
+	int64_t sizes[CFS_LEAF_MAX + 1];
+	for (guint i = 0; i <= CFS_LEAF_MAX; i++) {
+		formats[i] = "bytes";
+		sizes[i] = -1;
+	}
+	struct cfs_leaf_schema *s = cfs_leaf_schema_litdata(formats, CFS_LEAF_MAX, NULL);
+	g_assert_cmpuint(cfs_leaf_count(s), ==, CFS_LEAF_MAX);
+	g_assert_cmpuint(cfs_leaf_table_bytes(s), ==, 4 * CFS_LEAF_MAX);
+	cfs_leaf_schema_free(s);
+	s = cfs_leaf_schema_mds(formats, sizes, CFS_LEAF_MAX);
+	g_assert_cmpuint(cfs_leaf_count(s), ==, CFS_LEAF_MAX);
+	cfs_leaf_schema_free(s);
+	g_assert_null(cfs_leaf_schema_litdata(formats, CFS_LEAF_MAX + 1, NULL));
+	g_assert_null(cfs_leaf_schema_litdata(formats, CFS_LEAF_MAX + 1, "PyTreeLoader"));
+	g_assert_null(cfs_leaf_schema_mds(formats, sizes, CFS_LEAF_MAX + 1));
 }
 
 /* mosaicml NDArray's four forms (encodings.py), and the other encodings' extensions. */
@@ -1111,12 +1241,15 @@ int main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/options/sizes", test_sizes);
 	g_test_add_func("/extents/ops", test_extents);
+	g_test_add_func("/log/escape", test_log_escape);
 	g_test_add_func("/tree/names", test_names);
 	g_test_add_func("/url/normalize-join-redact", test_urls);
 	g_test_add_func("/readahead/sequential-and-random", test_readahead);
 	g_test_add_func("/stats/ttfb", test_ttfb);
 	g_test_add_func("/listing/s3", test_listing_s3);
+	g_test_add_func("/listing/s3-hostile", test_listing_s3_hostile);
 	g_test_add_func("/listing/http", test_listing_http);
+	g_test_add_func("/json/depth", test_json_depth);
 	g_test_add_func("/chunkhdr/fixtures", test_chunkhdr_fixtures);
 	g_test_add_func("/chunkhdr/bad", test_chunkhdr_bad);
 	g_test_add_func("/npy/header", test_npy_header);
@@ -1125,6 +1258,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/leaves/tokens", test_leaves_tokens);
 	g_test_add_func("/leaves/mds", test_leaves_mds);
 	g_test_add_func("/leaves/mds-ndarray", test_leaves_mds_ndarray);
+	g_test_add_func("/leaves/limit", test_leaves_limit);
 	g_test_add_func("/tar/fixtures", test_tar_fixtures);
 	g_test_add_func("/tar/synthetic", test_tar_synthetic);
 	g_test_add_func("/tar/bad", test_tar_bad);

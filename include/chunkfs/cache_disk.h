@@ -14,6 +14,12 @@
  *             the journal does not count are deleted after each mount
  *   tmp/      files being written; emptied at mount
  *
+ * DIR (and its missing parents), DIR/<hash>/, blocks/ and tmp/ are made
+ * 0700; each must be this user's and writable by no one else, or the cache
+ * is refused. Everything below DIR is reached through directory descriptors
+ * opened O_NOFOLLOW, every file opened O_NOFOLLOW (and O_NONBLOCK, checked
+ * to be a regular file, where it is read): a symlink is never followed.
+ *
  * The cap counts every file and directory of that tree as du sees it on
  * ext4 (4 KiB blocks, the extent blocks of fragmented files, blocks/ as
  * measured), and space is reserved, by evicting blocks at once, before a
@@ -60,8 +66,11 @@ struct cfs_disk_config {
  * any thread exists. cfg is not kept; cfg->policy must name a policy
  * (cfs_policy_known()). The caller owns the result: cfs_disk_free().
  * Fails with a GError naming the directory: G_IO_ERROR_BUSY when another
- * mount of the same URL holds the lock (with its PID), else the errno of
- * what could not be made or read.
+ * mount of the same URL holds the lock (with its PID),
+ * G_IO_ERROR_PERMISSION_DENIED when a directory of the cache is another
+ * user's or writable by group or others, else the errno of what could not
+ * be made or read (ELOOP or ENOTDIR for a symlink where a directory should
+ * be, EINVAL for a lock or journal that is not a regular file).
  */
 struct cfs_disk *cfs_disk_open(const struct cfs_disk_config *cfg, GError **error);
 

@@ -12,11 +12,30 @@
 #define CHUNKFS_CHUNKHDR_H
 
 #include <glib.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * Most items a chunk may hold: its header is then at most 64 MiB. The count
+ * comes from the index, and the header buffer is sized by it before any
+ * byte of the chunk is read.
+ */
+#define CFS_CHUNK_MAX_ITEMS (UINT32_C(1) << 24)
+
 /* Bytes of the header of a chunk of n items: 4 + 4 * (n + 1). */
 uint64_t cfs_chunk_header_bytes(uint32_t n);
+
+/*
+ * Whether a chunk whose index gives n items may have its header read: n is
+ * at most CFS_CHUNK_MAX_ITEMS and the header fits in the chunk's size bytes
+ * (the uncompressed object's; CFS_SIZE_UNKNOWN skips that check). Else
+ * false with *error set (G_IO_ERROR_INVALID_DATA) and a message giving the
+ * numbers, e.g. "the index gives 4294967295 items, more than the 16777216
+ * a chunk may hold", "a header of 4000008 bytes for 1000000 items is
+ * larger than the chunk (30 bytes)".
+ */
+bool cfs_chunk_header_fits(uint32_t n, uint64_t size, GError **error);
 
 /*
  * Parse the header of a chunk that its index says holds n items and whose

@@ -36,6 +36,13 @@
 /* Bytes from a leaf's start that cfs_leaf_describe() may need at most. */
 #define CFS_LEAF_PROBE_BYTES (8 + 4 * 64)
 
+/*
+ * Most leaves an item may have (LitData data_format entries, MDS columns):
+ * a leaf's number is 8 bits of its inode number. A schema of more is
+ * refused, so its items show without NNN.d/.
+ */
+#define CFS_LEAF_MAX 255
+
 /* How the items of one chunk are made of leaves. Opaque. */
 struct cfs_leaf_schema;
 
@@ -45,8 +52,9 @@ struct cfs_leaf_schema;
  * tokens of dtype data_format[0], "no_header_numpy:N" or
  * "no_header_tensor:N"; NULL counts as PyTreeLoader). Returns NULL when
  * the items cannot be split into leaves (another item loader, no
- * data_format, a TokensLoader format that is not a no-header array); the
- * item files are still shown, without NNN.d/.
+ * data_format, more than CFS_LEAF_MAX of them, a TokensLoader format that
+ * is not a no-header array); the item files are still shown, without
+ * NNN.d/.
  */
 struct cfs_leaf_schema *cfs_leaf_schema_litdata(const char *const *data_format, guint n,
 						const char *item_loader);
@@ -54,7 +62,8 @@ struct cfs_leaf_schema *cfs_leaf_schema_litdata(const char *const *data_format, 
 /*
  * The schema of an MDS shard from its column_encodings[0..n) and
  * column_sizes[0..n) (bytes, -1 for a variable-size column, as null in
- * index.json). Returns NULL when n is 0 or a size is below -1.
+ * index.json). Returns NULL when n is 0 or above CFS_LEAF_MAX, or a size
+ * is below -1.
  */
 struct cfs_leaf_schema *cfs_leaf_schema_mds(const char *const *encodings, const int64_t *sizes,
 					    guint n);
@@ -81,7 +90,8 @@ struct cfs_leaf {
 /*
  * Locate the leaves of an item of item_len bytes from its first head_len
  * bytes (head_len >= min(item_len, cfs_leaf_table_bytes(s))). Stores
- * cfs_leaf_count(s) leaves in out. Fails with G_IO_ERROR_INVALID_DATA when
+ * cfs_leaf_count(s) leaves in out, which must have room for them (at most
+ * CFS_LEAF_MAX). Fails with G_IO_ERROR_INVALID_DATA when
  * the sizes do not add up to exactly item_len (the message gives both
  * numbers) or the item is shorter than its size table.
  */

@@ -12,6 +12,9 @@
 
 #define CFS_SIZE_UNKNOWN UINT64_MAX
 
+/* Deepest nesting of elements accepted in a ListObjectsV2 response (it needs 4). */
+#define CFS_LISTING_MAX_DEPTH 16
+
 struct cfs_entry {
 	char *name;      /* one path segment, decoded (no '/'); not yet validated as a file name */
 	bool is_dir;
@@ -33,7 +36,9 @@ struct cfs_listing {
  * the keys with the prefix removed; a common prefix becomes a directory;
  * the key equal to the prefix itself (a "folder marker") is dropped.
  * Fails with G_MARKUP_ERROR on malformed XML, G_IO_ERROR_INVALID_DATA when
- * the root is not ListBucketResult or a key lies outside the prefix.
+ * the root is not ListBucketResult, elements nest deeper than
+ * CFS_LISTING_MAX_DEPTH, a key lies outside the prefix or a Size is not
+ * decimal digits of at most G_MAXINT64 (no sign, no space).
  * Returns a listing to free with cfs_listing_free().
  */
 struct cfs_listing *cfs_listing_parse_s3(const char *xml, size_t len, const char *prefix,
@@ -44,7 +49,8 @@ struct cfs_listing *cfs_listing_parse_s3(const char *xml, size_t len, const char
  * autoindex (a list of {"name", "type", "size"}), or HTML with one link per
  * entry (nginx, Apache, Python's http.server). In HTML, only relative links
  * to a direct child count ("name" or "name/"; percent-decoded), and sizes
- * are unknown. Fails with G_IO_ERROR_INVALID_DATA when the text is neither.
+ * are unknown. Fails with G_IO_ERROR_INVALID_DATA when the text is neither,
+ * or is JSON nested deeper than CFS_JSON_MAX_DEPTH (jsondepth.h).
  */
 struct cfs_listing *cfs_listing_parse_http(const char *text, size_t len, GError **error);
 

@@ -1,0 +1,31 @@
+/* The nesting bound of JSON from servers: a scan that needs no recursion. */
+#include "chunkfs/jsondepth.h"
+
+#include <gio/gio.h>
+
+bool cfs_json_depth_ok(const char *text, size_t len, GError **error)
+{
+	unsigned depth = 0;
+	bool in_string = false;
+	for (size_t i = 0; i < len; i++) {
+		char c = text[i];
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = false;
+		} else if (c == '"') {
+			in_string = true;
+		} else if (c == '[' || c == '{') {
+			if (++depth > CFS_JSON_MAX_DEPTH) {
+				g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+					    "JSON nested deeper than %u levels (at byte %zu)",
+					    CFS_JSON_MAX_DEPTH, i);
+				return false;
+			}
+		} else if ((c == ']' || c == '}') && depth > 0) {
+			depth--;
+		}
+	}
+	return true;
+}

@@ -1,0 +1,153 @@
+"""The cache directory (--cache-dir) as other users or a careless setup could
+leave it: chunkfs makes its directories 0700, refuses with one clear line a
+directory that is another user's or writable by group or others, never
+follows a symlink in it (to delete or write files where it points), and never
+waits on a FIFO where a block file should be."""
+import os
+import stat
+
+import pytest
+
+from conftest import data_dir, index_chunks, run_with_deadline, scaled, sha256_file, source_sha256
+from spillutil import block_files, url_dir
+
+SRC = data_dir("litdata-mixed")
+
+
+def spill_all(mount, url, cache):
+    """Read every chunk through a mount spilling to cache, and unmount (which spills
+    what memory held)."""
+    m = mount(url, "--cache-dir=" + cache)
+    for name, _ in index_chunks(SRC):
+        assert sha256_file(m.file(name)) == source_sha256(os.path.join(SRC, name)), name
+    assert m.unmount() == []
+    assert block_files(cache)
+
+
+def check_chunks(m):
+    for name, _ in index_chunks(SRC):
+        got = run_with_deadline(lambda: sha256_file(m.file(name)), scaled(20), "read of " + name)
+        assert got == source_sha256(os.path.join(SRC, name)), "WRONG BYTES in %s" % name
+
+
+def refused(m, what):
+    """m did not mount, and its log says why in one line naming what."""
+    assert not m.ok, "chunkfs mounted with %s" % what
+    lines = [line for line in m.read_log().splitlines() if line.strip()]
+    assert len(lines) == 1, m.read_log()
+    return lines[0]
+
+
+def test_cache_directories_are_private(nginx, mount, tmp_path):
+    """Every directory chunkfs makes, --cache-dir's missing parents included, is 0700."""
+    cache = str(tmp_path / "a" / "b" / "cache")
+    spill_all(mount, nginx(SRC).url, cache)
+    root = url_dir(cache)
+    for d in (tmp_path / "a", tmp_path / "a" / "b", cache, root, os.path.join(root, "blocks"),
+              os.path.join(root, "tmp")):
+        mode = stat.S_IMODE(os.stat(d).st_mode)
+        assert mode == 0o700, "%s: mode %03o" % (d, mode)
+
+
+SHARED = {
+    "group-writable": lambda cache, root: os.chmod(cache, 0o770),
+    "others-writable": lambda cache, root: os.chmod(cache, 0o703),
+    "url-dir-others-writable": lambda cache, root: os.chmod(root, 0o777),
+    "blocks-group-writable": lambda cache, root: os.chmod(os.path.join(root, "blocks"), 0o730),
+    "other-owner": lambda cache, root: os.chown(cache, 65534, 65534),
+    "url-dir-other-owner": lambda cache, root: os.chown(root, 65534, 65534),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SHARED))
+def test_shared_cache_directory_is_refused(nginx, mount, tmp_path, case):
+    if "owner" in case and os.geteuid() != 0:
+        pytest.skip("giving a directory to another user needs root")
+    cache = str(tmp_path / "cache")
+    url = nginx(SRC).url
+    spill_all(mount, url, cache)
+    SHARED[case](cache, url_dir(cache))
+    line = refused(mount(url, "--cache-dir=" + cache, expect_ok=False), case)
+    assert "refusing the cache directory" in line and \
+        ("owned by another user" in line or "writable by group or others" in line), line
+
+
+def make_victim(tmp_path):
+    """A directory of files that chunkfs must never touch; returns {path: bytes}."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    files = {}
+    for i in range(3):
+        p = victim / ("precious-%d" % i)
+        p.write_bytes(b"keep me %d\n" % i * 100)
+        files[str(p)] = p.read_bytes()
+    return str(victim), files
+
+
+def check_victim(files):
+    for path, data in files.items():
+        assert os.path.exists(path), "chunkfs deleted %s" % path
+        with open(path, "rb") as f:
+            assert f.read() == data, "chunkfs wrote into %s" % path
+
+
+@pytest.mark.parametrize("entry", ["tmp", "blocks", "journal", "lock"])
+def test_symlink_in_cache_is_never_followed(nginx, mount, tmp_path, entry):
+    """tmp/, blocks/, journal or lock replaced by a symlink (to a directory of
+    someone's files, or to one of them): the mount is refused with one line,
+    and nothing where the symlink points is deleted or written."""
+    cache = str(tmp_path / "cache")
+    url = nginx(SRC).url
+    spill_all(mount, url, cache)
+    victim, files = make_victim(tmp_path)
+    path = os.path.join(url_dir(cache), entry)
+    if os.path.isdir(path):
+        for name in os.listdir(path):
+            os.unlink(os.path.join(path, name))
+        os.rmdir(path)
+        os.symlink(victim, path)
+    else:
+        os.unlink(path)
+        os.symlink(sorted(files)[0], path)
+    line = refused(mount(url, "--cache-dir=" + cache, expect_ok=False), entry)
+    assert entry in line, line
+    check_victim(files)
+
+
+def test_symlinks_inside_tmp_are_deleted_not_followed(nginx, mount, tmp_path):
+    cache = str(tmp_path / "cache")
+    url = nginx(SRC).url
+    spill_all(mount, url, cache)
+    victim, files = make_victim(tmp_path)
+    tmp = os.path.join(url_dir(cache), "tmp")
+    os.symlink(victim, os.path.join(tmp, "dir-link"))
+    os.symlink(sorted(files)[1], os.path.join(tmp, "file-link"))
+    m = mount(url, "--cache-dir=" + cache)
+    assert os.listdir(tmp) == []
+    check_victim(files)
+    check_chunks(m)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "directory"])
+def test_block_that_is_not_a_file(nginx, mount, tmp_path, kind):
+    """Every block file replaced by a FIFO (an open without O_NONBLOCK would wait
+    for a writer forever), a symlink to someone's file, or a directory: each read
+    still returns the right bytes (the block is discarded and fetched again), the
+    symlink's target is untouched."""
+    cache = str(tmp_path / "cache")
+    url = nginx(SRC).url
+    spill_all(mount, url, cache)
+    victim, files = make_victim(tmp_path)
+    for path in block_files(cache):
+        os.unlink(path)
+        if kind == "fifo":
+            os.mkfifo(path, 0o600)
+        elif kind == "symlink":
+            os.symlink(sorted(files)[2], path)
+        else:
+            os.mkdir(path, 0o700)
+    m = mount(url, "--cache-dir=" + cache)
+    check_chunks(m)
+    assert m.stats()["disk_hits"] == 0
+    check_victim(files)
+    assert m.alive()
