@@ -57,9 +57,10 @@ static bool in_arena(const struct cfs_blockmem *m, const void *buf)
 	return m->map && p >= m->map && p < m->map + (uint64_t)m->nslots * m->block_size;
 }
 
-static void *slot_get(struct cfs_blockmem *m)
+static void *slot_get(struct cfs_blockmem *m, bool *cold)
 {
 	uint32_t slot;
+	*cold = m->nidle == 0;
 	if (m->nidle)
 		slot = m->free[--m->nidle];
 	else if (m->ngiven)
@@ -71,13 +72,14 @@ static void *slot_get(struct cfs_blockmem *m)
 	return m->map + (uint64_t)slot * m->block_size;
 }
 
-void *cfs_blockmem_get(struct cfs_blockmem *m, uint32_t len)
+void *cfs_blockmem_get(struct cfs_blockmem *m, uint32_t len, bool *cold_slot)
 {
 	if (len == m->block_size) {
-		void *slot = slot_get(m);
+		void *slot = slot_get(m, cold_slot);
 		if (slot)
 			return slot;
 	}
+	*cold_slot = false;
 	void *buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	return buf == MAP_FAILED ? NULL : buf;
 }

@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <string.h>
-#include <stdlib.h>
 #include <sys/mman.h>
 
 #include "cache_impl.h"
@@ -43,14 +42,14 @@ void cache_prefault_begin(struct prefault *p)
 void cache_prefault_end(struct prefault *p)
 {
 	prefault_list = NULL;
-	if (getenv("CFS_NOPF")) return;
 	uintptr_t page = 4096;
 	for (unsigned i = 0; i < p->n; i++) {
 		uintptr_t lo = (uintptr_t)p->v[i].addr & ~(page - 1);
 		uintptr_t hi = ((uintptr_t)p->v[i].addr + p->v[i].len + page - 1) & ~(page - 1);
 		/*
-		 * Safe even when the request has ended and the buffer went to
-		 * another block (or was unmapped): populating never changes bytes.
+		 * Safe even when the request has ended and the slot went to
+		 * another block: the arena stays mapped, and populating never
+		 * changes bytes.
 		 */
 		madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
 	}
@@ -109,7 +108,8 @@ static void issue(struct cfs_cache *c, struct cfs_object *obj, GArray *ranges,
 			cfs_extents_add(&b->inflight, (uint32_t)lo, (uint32_t)hi);
 			cache_pin(c, b);
 			g_ptr_array_add(f->blocks, b);
-			note_prefault(b->data + lo, hi - lo);
+			if (b->cold)
+				note_prefault(b->data + lo, hi - lo);
 		}
 		if (prio == CFS_FETCH_READAHEAD)
 			cfs_stats_add(CFS_READAHEAD_BYTES, r->end - r->start);

@@ -36,6 +36,7 @@ struct block {
 	bool clean;                   /* the spill tier holds exactly the filled bytes */
 	bool spilling;                /* being written to the spill tier, which pins it */
 	bool unspillable;             /* its spill failed: let go without another try */
+	bool cold;                    /* a cold arena slot: prefault what requests will fill */
 	uint64_t spilled_bytes;       /* filled bytes when its spill began */
 };
 

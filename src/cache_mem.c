@@ -136,10 +136,12 @@ bool cache_make_room(struct cfs_cache *c, uint64_t bytes)
 struct block *cache_block_new(struct cfs_cache *c, struct cfs_object *obj, uint64_t index)
 {
 	uint32_t len = cache_block_len(c, obj, index);
-	void *data = cfs_blockmem_get(c->mem, len);
+	bool cold;
+	void *data = cfs_blockmem_get(c->mem, len, &cold);
 	if (!data)
 		return NULL;
 	struct block *b = g_new0(struct block, 1);
+	b->cold = cold;
 	b->key = (struct block_key){ obj->id, index };
 	b->obj = obj;
 	b->len = len;

@@ -22,17 +22,20 @@ static size_t resident_pages(const void *p, size_t len)
 /* A freed slot is the next one handed out, with its pages still there. */
 static void test_slots_are_reused_last_in_first_out(void)
 {
+	bool fresh; /* a cold slot */
 	struct cfs_blockmem *m = cfs_blockmem_new(8 * BLOCK, BLOCK);
-	uint8_t *a = cfs_blockmem_get(m, BLOCK), *b = cfs_blockmem_get(m, BLOCK);
+	uint8_t *a = cfs_blockmem_get(m, BLOCK, &fresh), *b = cfs_blockmem_get(m, BLOCK, &fresh);
 	g_assert_nonnull(a);
 	g_assert_nonnull(b);
+	g_assert_true(fresh);
 	g_assert_true(a != b);
 	memset(a, 0xa5, BLOCK);
 	memset(b, 0x5a, BLOCK);
 	cfs_blockmem_put(m, a, BLOCK);
 	g_assert_cmpuint(cfs_blockmem_idle_bytes(m), ==, BLOCK);
-	uint8_t *c = cfs_blockmem_get(m, BLOCK);
+	uint8_t *c = cfs_blockmem_get(m, BLOCK, &fresh);
 	g_assert_true(c == a);
+	g_assert_false(fresh);
 	g_assert_cmpuint(c[0], ==, 0xa5); /* not zeroed: no fresh page behind it */
 	g_assert_cmpuint(resident_pages(c, BLOCK), ==, BLOCK / 4096);
 	g_assert_cmpuint(cfs_blockmem_idle_bytes(m), ==, 0);
@@ -44,18 +47,20 @@ static void test_slots_are_reused_last_in_first_out(void)
 /* Short buffers are mappings of their own; the arena's slots stay for full blocks. */
 static void test_short_buffers_are_mapped_alone(void)
 {
+	bool fresh; /* a cold slot */
 	struct cfs_blockmem *m = cfs_blockmem_new(2 * BLOCK, BLOCK);
 	uint8_t *full[2];
 	for (int i = 0; i < 2; i++)
-		full[i] = cfs_blockmem_get(m, BLOCK);
-	uint8_t *s = cfs_blockmem_get(m, 5000);
+		full[i] = cfs_blockmem_get(m, BLOCK, &fresh);
+	uint8_t *s = cfs_blockmem_get(m, 5000, &fresh);
 	g_assert_nonnull(s);
+	g_assert_false(fresh); /* a mapping of its own is never called cold: it may go away */
 	g_assert_true(s < full[0] || s >= full[0] + 2 * BLOCK);
 	memset(s, 1, 5000);
 	cfs_blockmem_put(m, s, 5000);
 	g_assert_cmpuint(cfs_blockmem_idle_bytes(m), ==, 0);
 	/* Every slot is out: a full block still gets a buffer, of its own. */
-	uint8_t *extra = cfs_blockmem_get(m, BLOCK);
+	uint8_t *extra = cfs_blockmem_get(m, BLOCK, &fresh);
 	g_assert_nonnull(extra);
 	memset(extra, 2, BLOCK);
 	cfs_blockmem_put(m, extra, BLOCK);
@@ -69,10 +74,11 @@ static void test_short_buffers_are_mapped_alone(void)
 /* Trimming gives idle slots back to the kernel; they are handed out again after the idle ones. */
 static void test_trim_gives_memory_back(void)
 {
+	bool fresh; /* a cold slot */
 	struct cfs_blockmem *m = cfs_blockmem_new(4 * BLOCK, BLOCK);
 	uint8_t *v[4];
 	for (int i = 0; i < 4; i++) {
-		v[i] = cfs_blockmem_get(m, BLOCK);
+		v[i] = cfs_blockmem_get(m, BLOCK, &fresh);
 		memset(v[i], i + 1, BLOCK);
 	}
 	for (int i = 0; i < 4; i++)
@@ -84,12 +90,14 @@ static void test_trim_gives_memory_back(void)
 		resident += resident_pages(v[i], BLOCK);
 	g_assert_cmpuint(resident, ==, BLOCK / 4096);
 	/* The one idle slot first (the first one put), then the given-back ones, zeroed. */
-	uint8_t *first = cfs_blockmem_get(m, BLOCK);
+	uint8_t *first = cfs_blockmem_get(m, BLOCK, &fresh);
 	g_assert_true(first == v[0]);
+	g_assert_false(fresh);
 	g_assert_cmpuint(first[0], ==, 1);
 	for (int i = 1; i < 4; i++) {
-		uint8_t *p = cfs_blockmem_get(m, BLOCK);
+		uint8_t *p = cfs_blockmem_get(m, BLOCK, &fresh);
 		g_assert_nonnull(p);
+		g_assert_true(fresh);
 		g_assert_cmpuint(p[BLOCK - 1], ==, 0);
 	}
 	cfs_blockmem_trim(m, 0);

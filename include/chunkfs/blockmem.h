@@ -30,6 +30,7 @@
 #ifndef CHUNKFS_BLOCKMEM_H
 #define CHUNKFS_BLOCKMEM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct cfs_blockmem;
@@ -50,9 +51,12 @@ void cfs_blockmem_free(struct cfs_blockmem *m);
  * the block size (an idle slot first, then one given back, then one never
  * used), else a mapping of its own (also when every slot is out). Its
  * contents are undefined: a reused slot holds an earlier block's bytes.
- * NULL when the mapping fails.
+ * *cold_slot is true when it is a slot whose pages may not be faulted in
+ * yet (never used, or given back): the arena is never unmapped, so such a
+ * slot can be prefaulted at any time, even after it was put back. NULL when
+ * the mapping fails.
  */
-void *cfs_blockmem_get(struct cfs_blockmem *m, uint32_t len);
+void *cfs_blockmem_get(struct cfs_blockmem *m, uint32_t len, bool *cold_slot);
 
 /* Return a buffer of len bytes got from cfs_blockmem_get(). */
 void cfs_blockmem_put(struct cfs_blockmem *m, void *buf, uint32_t len);
