@@ -110,6 +110,15 @@ RCLONE_MODES = ("full", "off")
 TOOLS = ("direct", "chunkfs", "rclone", "httpdirfs")
 
 
+def choices(text, known, what):
+    """The comma-separated names of text, each one of known (else exit naming it)."""
+    names = [n for n in text.split(",") if n]
+    for n in names:
+        if n not in known:
+            raise SystemExit("unknown %s %r (known: %s)" % (what, n, ",".join(known)))
+    return names
+
+
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
@@ -879,18 +888,9 @@ class Bench:
 
     def make_readers(self):
         a = self.a
-        tools = [t for t in a.tools.split(",") if t]
-        for t in tools:
-            if t not in TOOLS:
-                raise SystemExit("unknown tool %r (known: %s)" % (t, ",".join(TOOLS)))
-        configs = [c for c in a.configs.split(",") if c]
-        for c in configs:
-            if c not in CONFIGS:
-                raise SystemExit("unknown config %r (known: %s)" % (c, ",".join(CONFIGS)))
-        modes = [m for m in a.rclone_modes.split(",") if m]
-        for m in modes:
-            if m not in RCLONE_MODES:
-                raise SystemExit("unknown rclone mode %r (known: %s)" % (m, ",".join(RCLONE_MODES)))
+        tools = choices(a.tools, TOOLS, "tool")
+        configs = choices(a.configs, CONFIGS, "config")
+        modes = choices(a.rclone_modes, RCLONE_MODES, "rclone mode")
         readers = [Reader("direct", "direct", "direct")]
         if "chunkfs" in tools:
             for c in configs:
@@ -1217,10 +1217,7 @@ class Bench:
     def plan(self):
         """[(workload, readers)] in the order of a round."""
         a = self.a
-        wls = [w for w in a.workloads.split(",") if w]
-        for w in wls:
-            if w not in WORKLOADS:
-                raise SystemExit("unknown workload %r (known: %s)" % (w, ",".join(WORKLOADS)))
+        wls = choices(a.workloads, WORKLOADS, "workload")
         self.workloads = wls
         cfs = [r for r in self.readers if r.tool == "chunkfs"]
         plan = []
