@@ -133,7 +133,7 @@ GArray *cache_answers_new(void);
 /*
  * Block bytes that requests issued by this thread will deliver, to be
  * faulted in by this thread once it has dropped the lock, while the
- * requests are on the wire: the fetcher thread, which copies every byte
+ * requests are on the wire: the fetcher thread, which copies in every byte
  * that arrives, then finds the pages there instead of faulting each one.
  * Ranges past the array's room are left to fault as they are written.
  */

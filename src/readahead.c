@@ -17,12 +17,12 @@
  * A stream gets readahead once it has run this far. The kernel's own
  * readahead makes a random reader look sequential for a while: an item
  * whose neighbours are in the page cache is read together with up to as
- * many pages as precede it there, 4 MiB at most (mm/readahead.c,
- * page_cache_sync_ra), and such reads continue one another. Prefetching on
- * them fetched a sixth to two fifths more than 2000 random LitData items
- * needed (1 GiB cache; a 1 MiB run still fetched 2 to 14% more, 8 MiB
- * nothing). A sequential reader, whom the kernel reads ahead for in 4 MiB
- * windows, passes 8 MiB within its first few reads.
+ * many pages as precede it there, up to the mount's readahead
+ * (mm/readahead.c, page_cache_sync_ra), and such reads continue one
+ * another. Prefetching on them fetched a sixth to two fifths more than
+ * 2000 random LitData items needed (1 GiB cache, 4 MiB kernel readahead; a
+ * 1 MiB run still fetched 2 to 14% more, 8 MiB nothing). A sequential
+ * reader passes 8 MiB within milliseconds.
  */
 #define MIN_RUN (UINT64_C(8) << 20)
 

@@ -15,7 +15,7 @@ def test_kernel_readahead_raised(nginx, mount, big_dataset):
     assert "ro" in info["mount_options"].split(",")
     major, minor = info["dev"]
     with open("/sys/class/bdi/%d:%d/read_ahead_kb" % (major, minor)) as f:
-        assert int(f.read()) == 4096
+        assert int(f.read()) == 1024
 
 
 def test_page_cache_kept_across_opens(nginx, mount, big_dataset):
