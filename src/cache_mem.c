@@ -29,17 +29,18 @@
  */
 #define INLINE_REPLY_MAX (256 * 1024)
 /*
- * Once the memory tier is fuller than this share of its cap (in percent),
- * the blocks next in line for eviction are written to the spill tier ahead
- * of time (each is written once anyway: at eviction or at unmount), so that
+ * Once less room is left under the cap than the spill writes may have in
+ * flight (cache_spill_budget(): a quarter of the cap, at most 32 MiB), the
+ * blocks next in line for eviction are written to the spill tier ahead of
+ * time (each is written once anyway: at eviction or at unmount), so that
  * room is there when a read needs it and the next epoch does not start
- * with the writes of this one. This many are looked at each time. Below
- * it nothing is written while reads run: the writes' checksums, copies and
- * fresh page cache cost the foreground a third to two thirds of a cold
- * read's speed on the 2-core VM (docs/architecture.md).
+ * with the writes of this one. This many are looked at each time. With
+ * more room, nothing is written while reads run: the writes' checksums,
+ * copies, fresh page cache and ext4 inode work cost a cold read a third to
+ * two thirds of its speed, and 8 random readers a fifth, on the 2-core VM
+ * (docs/architecture.md).
  */
 #define CLEAN_AHEAD_SCAN 256
-#define CLEAN_AHEAD_FROM_PERCENT 75
 
 static guint key_hash(gconstpointer p)
 {
@@ -128,8 +129,9 @@ bool cache_make_room(struct cfs_cache *c, uint64_t bytes)
 		block_free(c, b);
 		cfs_stats_add(CFS_MEM_EVICTIONS, 1);
 	}
-	if (c->used + bytes > c->cap / 100 * CLEAN_AHEAD_FROM_PERCENT)
-		spill_ahead(c, CLEAN_AHEAD_SCAN, cache_spill_budget(c));
+	uint64_t budget = cache_spill_budget(c);
+	if (c->used + bytes + budget > c->cap)
+		spill_ahead(c, CLEAN_AHEAD_SCAN, budget);
 	return true;
 }
 

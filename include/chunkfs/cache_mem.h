@@ -13,8 +13,9 @@
  * get room waits, holding nothing, until a request or a spill ends.
  *
  * With a spill tier (cache_disk.h), a block about to be evicted that holds
- * bytes the tier lacks is written there first (and, past three quarters of
- * the cap, ahead of time; below it nothing is written until unmount); a miss on a block the tier holds reads it back
+ * bytes the tier lacks is written there first (and ahead of time once the
+ * room left is less than the writes may have in flight; with more room,
+ * nothing is written until unmount); a miss on a block the tier holds reads it back
  * instead of fetching it, once the object's ETag is known (a HEAD asks for
  * it when neither the listing nor a response gave it).
  *
