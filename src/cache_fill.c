@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "cache_impl.h"
 #include "chunkfs/cache_disk.h"
@@ -42,14 +43,15 @@ void cache_prefault_begin(struct prefault *p)
 void cache_prefault_end(struct prefault *p)
 {
 	prefault_list = NULL;
-	uintptr_t page = 4096;
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
 	for (unsigned i = 0; i < p->n; i++) {
 		uintptr_t lo = (uintptr_t)p->v[i].addr & ~(page - 1);
 		uintptr_t hi = ((uintptr_t)p->v[i].addr + p->v[i].len + page - 1) & ~(page - 1);
 		/*
 		 * Safe even when the request has ended and the slot went to
 		 * another block: the arena stays mapped, and populating never
-		 * changes bytes.
+		 * changes bytes. A slot given back meanwhile is made resident
+		 * again: at most these 32 ranges, until the slot is reused.
 		 */
 		madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
 	}

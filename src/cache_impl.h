@@ -52,6 +52,7 @@ struct parked {
 	cfs_read_done_fn done;
 	void *cookie;
 	bool pinned;                  /* holds a pin on each of its blocks */
+	bool quick;                   /* done only replies: may run in a fetcher thread */
 	GList link;
 };
 

@@ -21,11 +21,14 @@
  */
 #define REPLY_THREADS 2
 /*
- * Answers up to this many bytes (and errors) are sent by the thread that
- * completed them, a fetcher thread as their last bytes land: handing one
- * over costs two thread wake-ups (four futex calls per random item,
- * counted with strace -c), more than its copy. Larger answers, a
- * sequential reader's 1 MiB reads, go to the reply threads.
+ * Quick answers (cfs_cache_read_quick(): a FUSE reply) up to this many
+ * bytes, and their errors, are sent by the thread that completed them, a
+ * fetcher thread as their last bytes land: handing one over costs two
+ * thread wake-ups (four futex calls per random item, counted with
+ * strace -c), more than its copy. Larger answers, a sequential reader's
+ * 1 MiB reads, and every answer whose completion does more work (item
+ * views parse headers and may wait on the tree's listing lock), go to the
+ * reply threads.
  */
 #define INLINE_REPLY_MAX (256 * 1024)
 /*
@@ -394,7 +397,7 @@ void cache_deliver_all(struct cfs_cache *c, GArray *answers)
 {
 	for (guint i = 0; i < answers->len; i++) {
 		struct answer *a = &g_array_index(answers, struct answer, i);
-		if (a->err || a->r->len <= INLINE_REPLY_MAX)
+		if (a->r->quick && (a->err || a->r->len <= INLINE_REPLY_MAX))
 			deliver(c, a);
 		else
 			g_thread_pool_push(c->repliers, g_memdup2(a, sizeof(*a)), NULL);
@@ -451,10 +454,11 @@ void cache_retry_unlock(struct cfs_cache *c, GQueue *q, GArray *answers)
 	cache_deliver_all(c, answers);
 }
 
-void cfs_cache_read(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, size_t len,
-		    GBytes *head, cfs_read_done_fn done, void *cookie)
+static void read_range(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, size_t len,
+		       GBytes *head, bool quick, cfs_read_done_fn done, void *cookie)
 {
 	struct parked *r = g_new0(struct parked, 1);
+	r->quick = quick;
 	r->obj = obj;
 	r->off = MIN(off, obj->size);
 	r->len = MIN((uint64_t)len, obj->size - r->off);
@@ -471,6 +475,18 @@ void cfs_cache_read(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, s
 	if (o == ANSWERED)
 		deliver(c, &a);
 	cache_prefault_end(&pf);
+}
+
+void cfs_cache_read(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, size_t len,
+		    GBytes *head, cfs_read_done_fn done, void *cookie)
+{
+	read_range(c, obj, off, len, head, false, done, cookie);
+}
+
+void cfs_cache_read_quick(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, size_t len,
+			  GBytes *head, cfs_read_done_fn done, void *cookie)
+{
+	read_range(c, obj, off, len, head, true, done, cookie);
 }
 
 static bool withdraw(struct cfs_cache *c, GQueue *q, struct cfs_object *obj, void *cookie)
@@ -494,7 +510,7 @@ void cfs_cache_prefetch(struct cfs_cache *c, struct cfs_object *obj, uint64_t of
 	struct prefault pf;
 	cache_prefault_begin(&pf);
 	g_mutex_lock(&c->lock);
-	if (!obj->error && obj->size != CFS_SIZE_UNKNOWN && off < obj->size)
+	if (!c->closing && !obj->error && obj->size != CFS_SIZE_UNKNOWN && off < obj->size)
 		prefetch(c, obj, off, off + MIN(len, obj->size - off));
 	g_mutex_unlock(&c->lock);
 	cache_prefault_end(&pf);

@@ -229,6 +229,17 @@ static CURL *get_handle(struct engine *f, const char *url)
 	return easy;
 }
 
+/* Keep a GET handle for the next attempt, pointing at nothing of the request it ran. */
+static void keep_handle(struct engine *f, CURL *easy)
+{
+	curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
+	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_setopt(easy, CURLOPT_HEADERDATA, NULL);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, NULL);
+	curl_easy_setopt(easy, CURLOPT_XFERINFODATA, NULL);
+	g_queue_push_head(&f->idle_easy, easy);
+}
+
 static void start_attempt(struct engine *f, struct request *r)
 {
 	char range[64] = "";
@@ -296,7 +307,7 @@ static void stop_attempt(struct engine *f, struct request *r)
 {
 	curl_multi_remove_handle(f->multi, r->easy);
 	if (!r->head && f->idle_easy.length < f->cfg.max_connections)
-		g_queue_push_head(&f->idle_easy, r->easy);
+		keep_handle(f, r->easy);
 	else
 		curl_easy_cleanup(r->easy);
 	r->easy = NULL;
@@ -380,11 +391,15 @@ static void collect_done(struct engine *f)
 	}
 }
 
-/* End every request; on_done may submit more, which are ended too. */
-static void cancel_all(struct engine *f)
+/*
+ * End every request of f; on_done may submit more, which are ended too if
+ * they came to f. Returns whether there was any.
+ */
+static bool cancel_all(struct engine *f)
 {
 	GQueue *queues[] = { &f->demand, &f->readahead, &f->waiting };
-	for (;;) {
+	bool any = false;
+	for (;; any = true) {
 		drain_incoming(f);
 		struct request *r = NULL;
 		for (unsigned i = 0; !r && i < G_N_ELEMENTS(queues); i++)
@@ -394,7 +409,7 @@ static void cancel_all(struct engine *f)
 			stop_attempt(f, r);
 		}
 		if (!r)
-			break;
+			return any;
 		finish(f, r, -ECANCELED);
 	}
 }
@@ -445,15 +460,12 @@ static bool engine_start(struct engine *f, const struct cfs_options *opts,
 	return true;
 }
 
-static void engine_stop(struct engine *f)
+static void engine_quit(struct engine *f)
 {
 	g_mutex_lock(&f->lock);
 	f->quit = true;
 	g_mutex_unlock(&f->lock);
 	curl_multi_wakeup(f->multi);
-	g_thread_join(f->thread);
-	curl_multi_cleanup(f->multi);
-	g_mutex_clear(&f->lock);
 }
 
 struct cfs_fetcher *cfs_fetcher_new(const struct cfs_options *opts,
@@ -482,7 +494,24 @@ void cfs_fetcher_free(struct cfs_fetcher *fetcher)
 	if (!fetcher)
 		return;
 	for (unsigned i = 0; i < fetcher->n; i++)
-		engine_stop(&fetcher->engines[i]);
+		engine_quit(&fetcher->engines[i]);
+	for (unsigned i = 0; i < fetcher->n; i++)
+		g_thread_join(fetcher->engines[i].thread);
+	/*
+	 * Each thread ended its own requests, but their callbacks may have
+	 * submitted more to engines whose threads were gone: end those here,
+	 * until a pass finds none, before any engine's queue lock goes.
+	 */
+	bool more = true;
+	while (more) {
+		more = false;
+		for (unsigned i = 0; i < fetcher->n; i++)
+			more |= cancel_all(&fetcher->engines[i]);
+	}
+	for (unsigned i = 0; i < fetcher->n; i++) {
+		curl_multi_cleanup(fetcher->engines[i].multi);
+		g_mutex_clear(&fetcher->engines[i].lock);
+	}
 	curl_slist_free_all(fetcher->headers);
 	g_free(fetcher->engines);
 	g_free(fetcher);

@@ -395,7 +395,7 @@ static void read_handle(struct cfs_fs *fs, fuse_req_t req, struct handle *h, siz
 	uint64_t len = n - (part ? head_len - off : 0);
 	/* Registered first: the read may be answered, and req freed, by another thread. */
 	fuse_req_interrupt_func(req, read_interrupted, h->obj);
-	cfs_cache_read(fs->cache, h->obj, h->off + start, len, part, read_done, req);
+	cfs_cache_read_quick(fs->cache, h->obj, h->off + start, len, part, read_done, req);
 	if (part)
 		g_bytes_unref(part);
 }

@@ -661,7 +661,9 @@ static void note_open(struct itemview *v, struct ichunk *ch, uint64_t item)
 	if (go)
 		ch->next_started = true;
 	g_mutex_unlock(&v->lock);
-	if (go && need_header(next, NULL) != -EIO)
+	/* The header is asked for first: a chunk whose header cannot fit is bad at once. */
+	if (go && need_header(next, NULL) != -EIO &&
+	    cfs_chunk_header_fits(next->info->items, next->src->size, NULL))
 		cfs_cache_prefetch(cache_of(v), next->src, 0,
 				   cfs_chunk_header_bytes(next->info->items) + NEXT_CHUNK_BYTES);
 }

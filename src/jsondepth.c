@@ -16,6 +16,15 @@ bool cfs_json_depth_ok(const char *text, size_t len, GError **error)
 				in_string = false;
 		} else if (c == '"') {
 			in_string = true;
+		} else if (c == '\'' || c == '/' || c == '#') {
+			/*
+			 * Not JSON outside a string, but json-glib's scanner takes
+			 * single-quoted strings and comments, inside which a '"' would
+			 * hide the brackets after it from this count.
+			 */
+			g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+				    "not JSON: '%c' outside a string (at byte %zu)", c, i);
+			return false;
 		} else if (c == '[' || c == '{') {
 			if (++depth > CFS_JSON_MAX_DEPTH) {
 				g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,

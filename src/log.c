@@ -60,6 +60,17 @@ static GLogWriterOutput writer(GLogLevelFlags level, const GLogField *fields, gs
 	return G_LOG_WRITER_HANDLED;
 }
 
+/*
+ * A character beyond ASCII that a terminal shows rather than obeys: not a
+ * C1 control (U+0080 to U+009F, such as U+009B, CSI), nor a bidirectional
+ * embedding, override or isolate (U+202A to U+202E, U+2066 to U+2069),
+ * which would reorder the rest of the line.
+ */
+static bool shown_as_is(gunichar c)
+{
+	return c >= 0xa0 && !(c >= 0x202a && c <= 0x202e) && !(c >= 0x2066 && c <= 0x2069);
+}
+
 char *cfs_log_escape(const char *text)
 {
 	if (!text)
@@ -69,8 +80,8 @@ char *cfs_log_escape(const char *text)
 	while (*p) {
 		const char *end;
 		gunichar c = g_utf8_get_char_validated(p, -1);
-		bool plain = (unsigned char)*p >= 0x20 && *p != 0x7f && *p != '\\';
-		if (c != (gunichar)-1 && c != (gunichar)-2 && (c >= 0x80 || plain)) {
+		bool valid = c != (gunichar)-1 && c != (gunichar)-2;
+		if (valid && (c < 0x80 ? c >= 0x20 && c != 0x7f && c != '\\' : shown_as_is(c))) {
 			end = g_utf8_next_char(p);
 			g_string_append_len(out, p, end - p);
 			p = end;

@@ -22,7 +22,8 @@
  * another. Prefetching on them fetched a sixth to two fifths more than
  * 2000 random LitData items needed (1 GiB cache, 4 MiB kernel readahead; a
  * 1 MiB run still fetched 2 to 14% more, 8 MiB nothing). A sequential
- * reader passes 8 MiB within milliseconds.
+ * reader passes 8 MiB within milliseconds. A smaller object's stream gets
+ * readahead once it has run half the object.
  */
 #define MIN_RUN (UINT64_C(8) << 20)
 
@@ -30,7 +31,7 @@ static struct cfs_ra_stream *find_stream(struct cfs_ra_streams *rs, uint64_t off
 {
 	for (unsigned i = 0; i < CFS_RA_STREAMS; i++) {
 		struct cfs_ra_stream *s = &rs->s[i];
-		uint64_t slack = s->window ? MAX(SLACK, s->window) : NEW_STREAM_SLACK;
+		uint64_t slack = s->continued ? MAX(SLACK, s->window) : NEW_STREAM_SLACK;
 		if (s->last_use && off + slack >= s->next && off <= s->next + slack)
 			return s;
 	}
@@ -59,9 +60,10 @@ bool cfs_readahead_advise(struct cfs_ra_streams *rs, uint64_t off, uint64_t len,
 		return false;
 	}
 	s->last_use = rs->tick;
+	s->continued = true;
 	s->start = MIN(s->start, off);
 	s->next = MAX(s->next, read_end);
-	if (max_window == 0 || s->next >= obj_size || s->next - s->start < MIN_RUN)
+	if (max_window == 0 || s->next >= obj_size || s->next - s->start < MIN(MIN_RUN, obj_size / 2))
 		return false;
 	uint64_t want = s->window ? MIN(s->window * 2, max_window)
 				  : MIN(MAX(FIRST_WINDOW, len * 2), max_window);

@@ -40,7 +40,10 @@ struct stream {
 	uint64_t last_use;
 	GList link;              /* in z->streams */
 
-	/* Fetcher thread only. */
+	/*
+	 * The fetcher thread running its piece only: one piece at a time, each
+	 * handed to the next (maybe in another fetcher thread) under z->lock.
+	 */
 	size_t frame_left;       /* last ZSTD_decompressStream() hint: 0 at the end of a frame */
 	int error;               /* negative errno once decoding or a check failed */
 	enum harm harm;
@@ -313,12 +316,17 @@ static void piece_on_done(void *ctx, int err)
 	}
 	GSList *gone = trim_idle(z);
 	g_mutex_unlock(&z->lock);
+	g_slist_free_full(gone, (GDestroyNotify)stream_free);
+	/*
+	 * A stream that goes on is no longer this thread's: its next piece may
+	 * already run in another fetcher thread, or an idle one be dropped.
+	 */
+	if (!ended)
+		return;
 	if (s->error)
 		z->sink->failed(z->ctx, s->obj, s->harm == BAD_WHOLE ? 0 : s->pos, s->error,
 				s->harm != PASSING);
-	if (ended)
-		stream_free(s);
-	g_slist_free_full(gone, (GDestroyNotify)stream_free);
+	stream_free(s);
 }
 
 static const struct cfs_fetch_ops piece_ops = {

@@ -44,6 +44,8 @@ static void test_log_escape(void)
 		{ "back\\slash", "back\\x5cslash" },
 		{ "bad \xff\xfe utf-8 \xc3", "bad \\xff\\xfe utf-8 \\xc3" },
 		{ "overlong \xc0\xaf", "overlong \\xc0\\xaf" },
+		{ "csi \xc2\x9b" "2J", "csi \\xc2\\x9b2J" },
+		{ "rtl \xe2\x80\xae" "evil \xe2\x81\xa6" "x", "rtl \\xe2\\x80\\xaeevil \\xe2\\x81\\xa6x" },
 		{ "", "" },
 	};
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -146,6 +148,20 @@ static void test_readahead(void)
 		g_assert_false(cfs_readahead_advise(&rs, off, 128 * 1024, size, max, &s, &e));
 	g_assert_true(cfs_readahead_advise(&rs, off, 128 * 1024, size, max, &s, &e));
 	g_assert_cmpuint(s, ==, off + 128 * 1024);
+	/* Reads that arrive a little out of order (several FUSE threads) stay one stream. */
+	struct cfs_ra_streams ro = { 0 };
+	bool got = false;
+	for (uint64_t o = 0; o < 16 * CFS_MIB; o += 2 * CFS_MIB) {
+		got |= cfs_readahead_advise(&ro, o + CFS_MIB, CFS_MIB, size, max, &s, &e);
+		got |= cfs_readahead_advise(&ro, o, CFS_MIB, size, max, &s, &e);
+	}
+	g_assert_true(got);
+	/* An object smaller than 8 MiB gets readahead once half of it is read. */
+	struct cfs_ra_streams small = { 0 };
+	uint64_t osize = 4 * CFS_MIB;
+	g_assert_false(cfs_readahead_advise(&small, 0, CFS_MIB, osize, max, &s, &e));
+	g_assert_true(cfs_readahead_advise(&small, CFS_MIB, CFS_MIB, osize, max, &s, &e));
+	g_assert_cmpuint(e, <=, osize);
 }
 
 static void test_ttfb(void)
@@ -346,6 +362,12 @@ static void test_json_depth(void)
 	char *strings = nested(CFS_JSON_MAX_DEPTH, "[\"[{\\\"[\",", "\"\\\\\"", "]");
 	g_assert_true(cfs_json_depth_ok(strings, strlen(strings), &err));
 	g_assert_no_error(err);
+	/* Single quotes and comments, which json-glib takes, could hide brackets behind a '"'. */
+	const char *hiders[] = { "['\"', [[[]]]]", "[/* \" */ [[]]]", "[// \"\n[]]", "[# \"\n[]]" };
+	for (guint i = 0; i < G_N_ELEMENTS(hiders); i++) {
+		g_assert_false(cfs_json_depth_ok(hiders[i], strlen(hiders[i]), &err));
+		assert_invalid(&err, "outside a string");
+	}
 
 	/* The parsers refuse it before json-glib sees it (which would overflow the stack). */
 	g_assert_null(cfs_listing_parse_http(deep, strlen(deep), &err));

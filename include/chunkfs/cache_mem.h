@@ -43,14 +43,12 @@ struct cfs_object;
 
 /*
  * Completion of a read: called exactly once per cfs_cache_read(), either
- * before cfs_cache_read() returns (in the caller's thread) or later from
- * the thread that completed it (a fetcher thread as the last bytes land, a
- * spill reader, any thread ending a request) or from a reply thread (reads
- * of more than 256 KiB). On success err is 0 and the len bytes read are in
- * iov[0..iovcnt) (pieces of cache blocks, valid during the call only: no
- * copy is made); len is short only at the end of the object, 0 at or past
- * it. On failure err is a negative errno and iov NULL. Called without the
- * cache's lock held.
+ * before cfs_cache_read() returns (in the caller's thread) or later from a
+ * reply thread (see cfs_cache_read_quick() for the exception). On success
+ * err is 0 and the len bytes read are in iov[0..iovcnt) (pieces of cache
+ * blocks, valid during the call only: no copy is made); len is short only
+ * at the end of the object, 0 at or past it. On failure err is a negative
+ * errno and iov NULL. Called without the cache's lock held.
  */
 struct iovec;
 typedef void (*cfs_read_done_fn)(void *cookie, const struct iovec *iov, int iovcnt, size_t len,
@@ -102,9 +100,19 @@ void cfs_cache_read(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, s
 		    GBytes *head, cfs_read_done_fn done, void *cookie);
 
 /*
+ * As cfs_cache_read(), for a done that only sends a reply and returns (it
+ * never blocks and never reads again): an answer of up to 256 KiB, or an
+ * error, is then given to done in the thread that completed it, a fetcher
+ * thread as the last bytes land, instead of through a reply thread.
+ */
+void cfs_cache_read_quick(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, size_t len,
+			  GBytes *head, cfs_read_done_fn done, void *cookie);
+
+/*
  * Fetch [off, off + len) of obj at readahead priority with no reader
  * waiting (the next chunk's first bytes, say): blocks are made while room
- * can be made without touching pinned ones. Thread-safe; never blocks.
+ * can be made without touching pinned ones. Does nothing once
+ * cfs_cache_close() has run. Thread-safe; never blocks.
  */
 void cfs_cache_prefetch(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len);
 

@@ -21,7 +21,10 @@
  * Whether the len bytes of text nest arrays and objects at most
  * CFS_JSON_MAX_DEPTH deep, counting '[' and '{' outside strings (a
  * backslash in a string escapes the next byte). Only the nesting is
- * checked, in one pass with constant stack; the parser finds any other
+ * checked, in one pass with constant stack, plus the three bytes that are
+ * not JSON outside a string but that json-glib's scanner would take as
+ * the start of a single-quoted string or a comment, where a '"' would hide
+ * the brackets after it from the count: ' / #. The parser finds any other
  * fault. Else false with *error set (G_IO_ERROR_INVALID_DATA), e.g. "JSON
  * nested deeper than 64 levels (at byte 64)".
  */

@@ -17,8 +17,10 @@ void cfs_log_to_syslog(void);
 
 /*
  * text made safe to write to a log or a terminal: every byte below 0x20,
- * 0x7f, a backslash, and every byte that is not part of valid UTF-8 is
- * shown as \xNN (lower-case hex); valid UTF-8 is kept. Servers choose much
+ * 0x7f, a backslash, every byte that is not part of valid UTF-8, and the
+ * bytes of C1 controls (U+0080 to U+009F) and of bidirectional overrides
+ * and isolates (U+202A to U+202E, U+2066 to U+2069) are shown as \xNN
+ * (lower-case hex); other valid UTF-8 is kept. Servers choose much
  * of what is logged (error messages, ETags, names), and a control
  * character could rewrite a terminal or forge a log line. Every line the
  * writer installed by cfs_log_init() writes goes through it, so callers
