@@ -13,6 +13,8 @@
 #define BACKOFF_FIRST_US (100 * 1000)
 #define BACKOFF_MAX_US (5 * 1000 * 1000)
 #define IDLE_POLL_MS 1000
+/* The longest error page read to keep its connection; a longer one ends it. */
+#define ERROR_BODY_MAX (64 * 1024)
 /* Larger receive buffers mean fewer trips through the memory tier's lock. */
 #define RECEIVE_BUFFER_BYTES (256L << 10)
 
@@ -40,6 +42,7 @@ struct request {
 	bool checked;                 /* the response passed its checks */
 	int fatal;                    /* negative errno that ends the request, no retry */
 	long http_error;              /* an error status whose body is being drained */
+	uint64_t drained;             /* bytes of that body so far */
 	char *content_range, *etag;
 	char errbuf[CURL_ERROR_SIZE];
 };
@@ -97,6 +100,7 @@ static void reset_response(struct request *r)
 	g_clear_pointer(&r->etag, g_free);
 	r->checked = false;
 	r->http_error = 0;
+	r->drained = 0;
 }
 
 static size_t on_header(char *line, size_t size, size_t n, void *p)
@@ -182,8 +186,15 @@ static size_t on_body(char *data, size_t size, size_t n, void *p)
 		if (r->fatal)
 			return CURL_WRITEFUNC_ERROR;
 	}
-	if (r->http_error)
-		return len; /* an error page: drain it, so the connection stays usable */
+	if (r->http_error) {
+		/*
+		 * An error page: drain a short one, so the connection stays
+		 * usable; a longer one ends the transfer (and the connection)
+		 * rather than being downloaded for nothing.
+		 */
+		r->drained += len;
+		return r->drained <= ERROR_BODY_MAX ? len : CURL_WRITEFUNC_ERROR;
+	}
 	size_t use = (size_t)MIN((uint64_t)len, r->end - r->next);
 	if (use) {
 		/* Counted first: on_data can wake a reader, who may read the stats next. */

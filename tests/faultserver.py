@@ -24,8 +24,10 @@ fault on the name "*" matches every file):
     reset         close with a TCP RST (SO_LINGER 0): before any response when
                   `keep` is None, else after the headers and `keep` body bytes
                   and a pause of `delay` seconds (so the client has read them).
-    status        answer `code` (default 503) with a short body; `retry_after`
-                  adds a Retry-After header.
+    status        answer `code` (default 503) with a short body, or with
+                  `body_bytes` bytes of error page (written lazily, in pieces,
+                  until the client goes away); `retry_after` adds a
+                  Retry-After header.
     stall         send the headers (unless headers=False) and `keep` body bytes
                   (default: half), then nothing for `seconds` (default 10);
                   then close (or send the rest if resume=True). The stall ends
@@ -93,6 +95,11 @@ class Fault:
     def __repr__(self):
         return "Fault(%s, count=%r, after=%r, fired=%d, %r)" % (
             self.kind, self.count, self.after, self.fired, self.params)
+
+
+def owner_stopping(handler):
+    """True once the server that runs handler is stopping."""
+    return handler.server.owner._stopping.is_set()
 
 
 class Request:
@@ -196,18 +203,27 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def _simple(self, req, code, body=b"", extra=()):
+    def _simple(self, req, code, body=b"", extra=(), length=None):
+        """An answer with a short body; with length, a body of that many bytes
+        written a piece at a time (never held in memory)."""
         req.status = code
         body = body or (b"%d\n" % code)
         self.send_response(code)
         for k, v in extra:
             self.send_header(k, v)
         self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        req.length = len(body)
+        self.send_header("Content-Length", str(length if length is not None else len(body)))
+        req.length = length if length is not None else len(body)
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command == "HEAD":
+            return
+        if length is None:
             self._write(req, body)
+            return
+        piece = b"e" * PIECE
+        for left in range(length, 0, -PIECE):
+            if owner_stopping(self) or not self._write(req, piece[:min(PIECE, left)]):
+                return
 
     # -- the response ----------------------------------------------------
 
@@ -251,7 +267,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             extra = []
             if f.get("retry_after") is not None:
                 extra.append(("Retry-After", str(f.get("retry_after"))))
-            self._simple(req, f.get("code", 503), extra=extra)
+            self._simple(req, f.get("code", 503), extra=extra, length=f.get("body_bytes"))
             return
         if "stall" in by_kind and not by_kind["stall"].get("headers", True):
             req.status = "stall"

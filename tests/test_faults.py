@@ -298,6 +298,20 @@ def test_client_error_gives_eio_promptly(serve, mount, small, code):
     check_others(m, small)
 
 
+def test_endless_error_page_is_not_drained(serve, mount, small):
+    """A 404 whose page is 1 GiB: the read fails promptly, and chunkfs stops
+    reading the page after a bounded prefix instead of downloading it."""
+    srv = serve(small)
+    srv.set_fault(SMALL, "status", code=404, body_bytes=1 << 30)
+    m = mount_with(mount, srv)
+    res = read(os.path.join(m.path, SMALL), deadline=30)
+    assert res.errno == errno.EIO, res
+    assert res.elapsed < scaled(10), "the error took %.1f s" % res.elapsed
+    sent = max(r.sent for r in srv.requests(SMALL))
+    assert sent <= 16 << 20, "chunkfs read %d bytes of an error page" % sent
+    check_others(m, small)
+
+
 def test_server_error_always_fails_after_bounded_retries(serve, mount, small):
     srv = serve(small)
     fault = srv.set_fault(SMALL, "status", code=500)

@@ -12,9 +12,11 @@
  * resuming after the last delivered byte when an attempt fails with a
  * transient error (connection reset, no byte for the timeout, short body,
  * 5xx, 429, 408), up to the configured number of retries with exponential
- * backoff. Error bodies are drained so that the connection stays usable. Every response is checked before its body is used: status 206
- * with exactly the Content-Range asked for (RFC 9110 section 14.4), or 200
- * with the whole object when the range asked for is the whole object.
+ * backoff. Error bodies of up to 64 KiB are drained so that the connection
+ * stays usable; a longer one ends the transfer and its connection. Every
+ * response is checked before its body is used: status 206 with exactly the
+ * Content-Range asked for (RFC 9110 section 14.4), or 200 with the whole
+ * object when the range asked for is the whole object.
  *
  * Only this module includes curl.h.
  */
