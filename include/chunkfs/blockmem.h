@@ -43,7 +43,7 @@ struct cfs_blockmem;
  */
 struct cfs_blockmem *cfs_blockmem_new(uint64_t cap, uint64_t block_size);
 
-/* Unmap the arena and every short buffer still out. NULL is a no-op. */
+/* Unmap the arena: every buffer must have been put back first. NULL is a no-op. */
 void cfs_blockmem_free(struct cfs_blockmem *m);
 
 /*

@@ -15,8 +15,8 @@
  *   tmp/      files being written; emptied at mount
  *
  * DIR (and its missing parents), DIR/<hash>/, blocks/ and tmp/ are made
- * 0700; each must be this user's and writable by no one else, or the cache
- * is refused. Everything below DIR is reached through directory descriptors
+ * 0700 when missing; each, new or found, must be this user's and writable
+ * by no one else, or the cache is refused. Everything below DIR is reached through directory descriptors
  * opened O_NOFOLLOW, every file opened O_NOFOLLOW (and O_NONBLOCK, checked
  * to be a regular file, where it is read): a symlink is never followed.
  *
