@@ -31,11 +31,11 @@ struct cfs_blockmem *cfs_blockmem_new(uint64_t cap, uint64_t block_size)
 	if (map == MAP_FAILED) {
 		g_message("cannot reserve %" G_GUINT64_FORMAT " bytes of address space for the "
 			  "memory tier (%s): each block is mapped on its own", len, g_strerror(errno));
-		m->free = g_new(uint32_t, 1);
-		return m;
+		nslots = 0;
+	} else {
+		m->map = map;
+		m->map_len = len;
 	}
-	m->map = map;
-	m->map_len = len;
 	m->nslots = (uint32_t)nslots;
 	m->free = g_new(uint32_t, MAX(nslots, 1));
 	return m;

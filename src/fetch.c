@@ -223,6 +223,19 @@ static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t
 	return 1;
 }
 
+/* A new easy handle with every option but those of one request. */
+static CURL *new_handle(struct engine *f, const char *url)
+{
+	CURL *easy = curl_easy_init();
+	cfs_easy_setup(easy, &f->cfg, f->remote, f->headers, url);
+	curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, RECEIVE_BUFFER_BYTES);
+	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, on_progress);
+	return easy;
+}
+
 /*
  * A GET handle: a kept one when there is one. A handle keeps its receive
  * buffer, which a fresh one would allocate (and fault in) at every request.
@@ -230,13 +243,9 @@ static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t
 static CURL *get_handle(struct engine *f, const char *url)
 {
 	CURL *easy = g_queue_pop_head(&f->idle_easy);
-	if (easy) {
-		curl_easy_setopt(easy, CURLOPT_URL, url);
-		return easy;
-	}
-	easy = curl_easy_init();
-	cfs_easy_setup(easy, &f->cfg, f->remote, f->headers, url);
-	curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, RECEIVE_BUFFER_BYTES);
+	if (!easy)
+		return new_handle(f, url);
+	curl_easy_setopt(easy, CURLOPT_URL, url);
 	return easy;
 }
 
@@ -255,8 +264,7 @@ static void start_attempt(struct engine *f, struct request *r)
 {
 	char range[64] = "";
 	if (r->head) {
-		r->easy = curl_easy_init();
-		cfs_easy_setup(r->easy, &f->cfg, f->remote, f->headers, r->url);
+		r->easy = new_handle(f, r->url);
 		curl_easy_setopt(r->easy, CURLOPT_NOBODY, 1L);
 	} else {
 		snprintf(range, sizeof(range), "%" PRIu64 "-%" PRIu64, r->next, r->end - 1);
@@ -270,12 +278,8 @@ static void start_attempt(struct engine *f, struct request *r)
 	reset_response(r);
 	curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
 	curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
-	curl_easy_setopt(r->easy, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, r);
-	curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(r->easy, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(r->easy, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(r->easy, CURLOPT_XFERINFODATA, r);
 	r->started_us = r->last_byte_us = g_get_monotonic_time();
 	cfs_stats_add(CFS_REQUESTS, 1);
