@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "chunkfs/errors.h"
 #include "chunkfs/policy.h"
 #include "chunkfs/stats.h"
 #include "journal.h"
@@ -726,8 +727,9 @@ static void load_run(gpointer data, gpointer user)
 	if (l->held)
 		release_reader(l, rc == 0);
 	if (rc && l->held) {
-		g_warning("spilled block %" PRIu64 " of %s (%s/%s): %s; discarded, fetching it again",
-			  l->id.index, l->id.name, l->d->blocks, name, err->message);
+		cfs_errors_report(l->id.name, l->id.index * l->d->block_size, l->d->block_size, rc,
+				  "spilled block %" PRIu64 " (%s/%s): %s; discarded, fetching it again",
+				  l->id.index, l->d->blocks, name, err->message);
 		discard(l, name);
 		g_error_free(err);
 	}

@@ -10,14 +10,17 @@
  */
 #include "chunkfs/dataset.h"
 
+#include <errno.h>
 #include <gio/gio.h>
 
 #include "chunkfs/dsindex.h"
+#include "chunkfs/errors.h"
 #include "chunkfs/fetch.h"
 #include "chunkfs/listing.h"
 #include "chunkfs/object.h"
 #include "chunkfs/options.h"
 #include "chunkfs/remote.h"
+#include "chunkfs/stats.h"
 #include "chunkfs/tree.h"
 #include "chunkfs/url.h"
 #include "chunkfs/view.h"
@@ -225,6 +228,14 @@ static void add_entries(struct dataset *d, struct cfs_tree *t, struct cfs_node *
 	}
 }
 
+/* The index of dir failed to load or parse: the directory shows its files only. */
+static void report_bad_index(const struct cfs_node *dir, const GError *err)
+{
+	char *path = cfs_node_child_path(dir, INDEX_NAME);
+	cfs_errors_report(path, 0, 0, -EIO, "%s; showing the directory as it is", err->message);
+	g_free(path);
+}
+
 /* A listed directory with index.json: its chunks come from the index when it is understood. */
 static void add_dataset_dir(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
 			    const struct cfs_listing *l)
@@ -236,7 +247,7 @@ static void add_dataset_dir(struct dataset *d, struct cfs_tree *t, struct cfs_no
 	if (idx)
 		add_dataset(d, t, dir, bytes, idx, l);
 	else if (err)
-		g_warning("%s; showing the directory as it is", err->message);
+		report_bad_index(dir, err);
 	g_clear_error(&err);
 	if (bytes)
 		g_bytes_unref(bytes);
@@ -305,7 +316,9 @@ struct cfs_tree *cfs_dataset_build(const struct cfs_options *opts, const struct 
 	d->views = views;
 	struct cfs_tree *t = cfs_tree_new(list_dir, size_object, d, g_free, opts->metadata_ttl_s);
 	struct cfs_node *root = cfs_tree_root(t);
-	cfs_tree_add_stats(t, cfs_tree_add_dir(t, root, ".chunkfs", false), "stats");
+	struct cfs_node *control = cfs_tree_add_dir(t, root, ".chunkfs", false);
+	cfs_tree_add_rendered(t, control, "stats", cfs_stats_render);
+	cfs_tree_add_rendered(t, control, "errors", cfs_errors_render);
 	if (!cfs_tree_prepare_dir(t, root, error)) {
 		cfs_tree_free(t);
 		return NULL;

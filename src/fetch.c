@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+#include "chunkfs/errors.h"
 #include "chunkfs/options.h"
 #include "chunkfs/stats.h"
 #include "fetch_easy.h"
@@ -147,23 +148,24 @@ static int check_response(struct request *r)
 	if (status == 206) {
 		if (!parse_content_range(r->content_range, &first, &last, &info.total_size) ||
 		    first != r->next || last != r->end - 1) {
-			g_warning("%s bytes %" PRIu64 "-%" PRIu64 ": the server answered with "
-				  "Content-Range '%s'", r->name, r->next, r->end,
-				  r->content_range ? r->content_range : "(none)");
+			cfs_errors_report(r->name, r->next, r->end - r->next, -EIO, "the server "
+					  "answered with Content-Range '%s'",
+					  r->content_range ? r->content_range : "(none)");
 			return -EIO;
 		}
 	} else if (status == 200 && r->next == 0) {
 		curl_off_t len = -1;
 		curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
 		if (len < (curl_off_t)r->end) {
-			g_warning("%s: the server ignored the Range and sent %" CURL_FORMAT_CURL_OFF_T
-				  " bytes without a valid length", r->name, len);
+			cfs_errors_report(r->name, r->next, r->end - r->next, -EIO, "the server "
+					  "ignored the Range and sent %" CURL_FORMAT_CURL_OFF_T
+					  " bytes without a valid length", len);
 			return -EIO;
 		}
 		info.total_size = (uint64_t)len;
 	} else if (status == 200) {
-		g_warning("%s bytes %" PRIu64 "-%" PRIu64 ": the server does not support "
-			  "Range requests (HTTP 200)", r->name, r->next, r->end);
+		cfs_errors_report(r->name, r->next, r->end - r->next, -EIO, "the server does not "
+				  "support Range requests (HTTP 200)");
 		return -EIO;
 	} else {
 		r->http_error = status; /* decided when its body has been drained */
@@ -341,16 +343,18 @@ static void end_attempt(struct engine *f, struct request *r, CURLcode rc)
 	if (r->fatal || (r->next == r->end && !status)) {
 		finish(f, r, r->fatal);
 	} else if (status && !transient_http(status)) {
-		g_warning("%s bytes %" PRIu64 "-%" PRIu64 ": %s", r->name, r->next, r->end, why);
-		finish(f, r, status == 404 || status == 410 ? -ENOENT : -EIO);
+		int err = status == 404 || status == 410 ? -ENOENT : -EIO;
+		cfs_errors_report(r->name, r->next, r->end - r->next, err, "%s", why);
+		finish(f, r, err);
 	} else if (r->attempt <= f->cfg.retries) {
 		g_message("%s bytes %" PRIu64 "-%" PRIu64 ": %s; retry %u of %u", r->name, r->next,
 			  r->end, why, r->attempt, f->cfg.retries);
 		schedule_retry(f, r);
 	} else {
-		g_warning("%s bytes %" PRIu64 "-%" PRIu64 ": %s; giving up after %u attempts",
-			  r->name, r->next, r->end, why, r->attempt);
-		finish(f, r, timed_out ? -ETIMEDOUT : -EIO);
+		int err = timed_out ? -ETIMEDOUT : -EIO;
+		cfs_errors_report(r->name, r->next, r->end - r->next, err,
+				  "%s; giving up after %u attempts", why, r->attempt);
+		finish(f, r, err);
 	}
 }
 

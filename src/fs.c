@@ -14,10 +14,10 @@
 #include <unistd.h>
 
 #include "chunkfs/cache_mem.h"
+#include "chunkfs/errors.h"
 #include "chunkfs/log.h"
 #include "chunkfs/object.h"
 #include "chunkfs/options.h"
-#include "chunkfs/stats.h"
 #include "chunkfs/tree.h"
 #include "chunkfs/view.h"
 #include "fs_private.h"
@@ -134,14 +134,14 @@ struct cfs_view *view_of(struct cfs_fs *fs, uint64_t ino)
 
 static double attr_timeout(const struct cfs_fs *fs, const struct cfs_node *n)
 {
-	return n->kind == CFS_NODE_STATS ? 0.0 : entry_timeout(fs);
+	return n->kind == CFS_NODE_RENDERED ? 0.0 : entry_timeout(fs);
 }
 
-/* A failed listing or sizing as an errno for the kernel; logged once, here. */
-static int remote_errno(GError *err)
+/* A failed listing or sizing of node as an errno for the kernel; reported once, here. */
+static int remote_errno(const struct cfs_node *node, GError *err)
 {
-	g_warning("%s", err->message);
 	int e = g_error_matches(err, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED) ? EACCES : EIO;
+	cfs_errors_report(*node->path ? node->path : "/", 0, 0, -e, "%s", err->message);
 	g_error_free(err);
 	return e;
 }
@@ -154,7 +154,7 @@ static struct cfs_node *ready_dir(fuse_req_t req, struct cfs_fs *fs, fuse_ino_t 
 	if (!dir || dir->kind != CFS_NODE_DIR)
 		fuse_reply_err(req, dir ? ENOTDIR : ENOENT);
 	else if (!cfs_tree_prepare_dir(fs->tree, dir, &err))
-		fuse_reply_err(req, remote_errno(err));
+		fuse_reply_err(req, remote_errno(dir, err));
 	else
 		return dir;
 	return NULL;
@@ -188,7 +188,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct cfs_node *n = cfs_tree_lookup(fs->tree, dir, name);
 	GError *err = NULL;
 	if (n && !cfs_tree_prepare_file(fs->tree, n, &err)) {
-		fuse_reply_err(req, remote_errno(err));
+		fuse_reply_err(req, remote_errno(n, err));
 		return;
 	}
 	if (n) {
@@ -305,8 +305,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 /*
  * What an open tree file reads: an object's bytes, bytes held in memory,
- * or one rendering of the stats taken at open, so that reads at growing
- * offsets never mix two renderings.
+ * or one rendering of a control file taken at open, so that reads at
+ * growing offsets never mix two renderings.
  */
 static struct handle *node_handle(const struct cfs_node *n, struct fuse_file_info *fi)
 {
@@ -317,9 +317,9 @@ static struct handle *node_handle(const struct cfs_node *n, struct fuse_file_inf
 	case CFS_NODE_BYTES:
 		fi->keep_cache = 1;
 		return handle_new(n->bytes, NULL, 0, 0);
-	case CFS_NODE_STATS: {
+	case CFS_NODE_RENDERED: {
 		uint64_t len;
-		char *text = cfs_stats_render(&len);
+		char *text = n->render(&len);
 		GBytes *snap = g_bytes_new_take(text, len);
 		struct handle *h = handle_new(snap, NULL, 0, 0);
 		g_bytes_unref(snap);

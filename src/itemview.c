@@ -13,6 +13,7 @@
 #include "chunkfs/cache_mem.h"
 #include "chunkfs/chunkhdr.h"
 #include "chunkfs/dsindex.h"
+#include "chunkfs/errors.h"
 #include "chunkfs/leaves.h"
 #include "chunkfs/object.h"
 #include "chunkfs/stats.h"
@@ -147,8 +148,8 @@ static void header_parse(struct hread *h)
 	uint32_t *offsets = cfs_chunk_header_parse(h->buf, h->got, ch->info->items, ch->src->size,
 						   &err);
 	if (!offsets) {
-		g_warning("%s: bad chunk header: %s; its items give EIO", ch->src->name,
-			  err->message);
+		cfs_errors_report(ch->src->name, 0, h->len, -EIO,
+				  "bad chunk header: %s; its items give EIO", err->message);
 		g_error_free(err);
 	}
 	header_settle(ch, offsets, -EIO, offsets == NULL);
@@ -185,14 +186,14 @@ static void header_start(struct ichunk *ch)
 	GError *err = NULL;
 	if (ch->src->compressed && !cfs_tree_prepare_file(views_tree(ch->v->base.set), ch->node,
 							  &err)) {
-		g_warning("%s", err->message);
+		cfs_errors_report(ch->src->name, 0, 0, -EIO, "%s", err->message);
 		g_error_free(err);
 		header_settle(ch, NULL, -EIO, false);
 		return;
 	}
 	if (!cfs_chunk_header_fits(ch->info->items, ch->src->size, &err)) {
-		g_warning("%s: bad chunk header: %s; its items give EIO", ch->src->name,
-			  err->message);
+		cfs_errors_report(ch->src->name, 0, 0, -EIO,
+				  "bad chunk header: %s; its items give EIO", err->message);
 		g_error_free(err);
 		header_settle(ch, NULL, -EIO, true);
 		return;
@@ -376,8 +377,8 @@ static void table_read(void *cookie, const struct iovec *iov, int iovcnt, size_t
 		meta_describe(m);
 		return;
 	}
-	g_warning("%s: item %" PRIu64 ": %s; its leaves give EIO", m->chunk->src->name, m->item,
-		  gerr->message);
+	cfs_errors_report(m->chunk->src->name, m->off, m->len, -EIO,
+			  "item %" PRIu64 ": %s; its leaves give EIO", m->item, gerr->message);
 	g_error_free(gerr);
 	meta_settle(m, -EIO, true);
 }

@@ -1,13 +1,20 @@
-/* One line per message: to stderr in the foreground, to syslog once daemonized. */
+/*
+ * One line per message: to the --log-file when there is one, else to
+ * stderr in the foreground and to syslog once daemonized.
+ */
 #include "chunkfs/log.h"
 
-#include <glib.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gio/gio.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
+#include <unistd.h>
 
 static bool log_debug;
 static bool log_syslog;
+static int log_fd = -1;
 
 static int syslog_priority(GLogLevelFlags level)
 {
@@ -39,6 +46,35 @@ static const char *field(const GLogField *fields, gsize n, const char *key)
 	return NULL;
 }
 
+static void write_stderr_line(GLogLevelFlags level, const char *msg)
+{
+	GDateTime *now = g_date_time_new_now_local();
+	char *stamp = g_date_time_format(now, "%H:%M:%S.%f");
+	stamp[12] = '\0'; /* milliseconds */
+	fprintf(stderr, "%s chunkfs[%s]: %s\n", stamp, level_name(level), msg);
+	g_free(stamp);
+	g_date_time_unref(now);
+}
+
+/*
+ * A line of the log file: one write(2), so that with O_APPEND the lines of
+ * several threads (or of several mounts sharing the file) never mix. A
+ * failed write has nowhere to be reported and is dropped.
+ */
+static void write_file_line(GLogLevelFlags level, const char *msg)
+{
+	GDateTime *now = g_date_time_new_now_utc();
+	char *stamp = g_date_time_format(now, "%Y-%m-%dT%H:%M:%S.%fZ");
+	memmove(stamp + 23, stamp + 26, strlen(stamp + 26) + 1); /* microseconds to milliseconds */
+	char *line = g_strdup_printf("%s chunkfs[%d] %s: %s\n", stamp, (int)getpid(),
+				     level_name(level), msg);
+	ssize_t rc = write(log_fd, line, strlen(line));
+	(void)rc;
+	g_free(line);
+	g_free(stamp);
+	g_date_time_unref(now);
+}
+
 static GLogWriterOutput writer(GLogLevelFlags level, const GLogField *fields, gsize n,
 			       gpointer data)
 {
@@ -46,16 +82,12 @@ static GLogWriterOutput writer(GLogLevelFlags level, const GLogField *fields, gs
 	if ((level & G_LOG_LEVEL_DEBUG) && !log_debug)
 		return G_LOG_WRITER_HANDLED;
 	char *msg = cfs_log_escape(field(fields, n, "MESSAGE") ?: "");
-	if (log_syslog) {
+	if (log_fd >= 0)
+		write_file_line(level, msg);
+	else if (log_syslog)
 		syslog(syslog_priority(level), "%s", msg);
-	} else {
-		GDateTime *now = g_date_time_new_now_local();
-		char *stamp = g_date_time_format(now, "%H:%M:%S.%f");
-		stamp[12] = '\0'; /* milliseconds */
-		fprintf(stderr, "%s chunkfs[%s]: %s\n", stamp, level_name(level), msg);
-		g_free(stamp);
-		g_date_time_unref(now);
-	}
+	else
+		write_stderr_line(level, msg);
 	g_free(msg);
 	return G_LOG_WRITER_HANDLED;
 }
@@ -103,4 +135,17 @@ void cfs_log_to_syslog(void)
 {
 	openlog("chunkfs", LOG_PID, LOG_DAEMON);
 	log_syslog = true;
+}
+
+bool cfs_log_to_file(const char *path, GError **error)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		int e = errno;
+		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "cannot open the log file %s: %s",
+			    path, e == ELOOP ? "it is a symbolic link" : g_strerror(e));
+		return false;
+	}
+	log_fd = fd;
+	return true;
 }

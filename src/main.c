@@ -112,6 +112,12 @@ int main(int argc, char **argv)
 		return 0;
 	cfs_options_hide_secrets(argc, argv);
 	cfs_log_init(opts.debug);
+	if (opts.log_file && !cfs_log_to_file(opts.log_file, &error)) {
+		fprintf(stderr, "chunkfs: %s\n", error->message);
+		g_error_free(error);
+		cfs_options_clear(&opts);
+		return 1;
+	}
 	cfs_fetch_global_init();
 	int rc = 1;
 	struct cfs_fs *fs = NULL;

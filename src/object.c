@@ -3,6 +3,7 @@
 
 #include <errno.h>
 
+#include "chunkfs/errors.h"
 #include "chunkfs/fetch.h"
 
 static GMutex etag_lock;
@@ -43,8 +44,9 @@ char *cfs_object_etag(struct cfs_object *obj)
 int cfs_object_check_response(struct cfs_object *obj, const struct cfs_response_info *info)
 {
 	if (info->total_size != obj->size) {
-		g_warning("%s: the server says %" G_GUINT64_FORMAT " bytes, the index %" G_GUINT64_FORMAT
-			  "; refusing to serve it", obj->name, info->total_size, obj->size);
+		cfs_errors_report(obj->name, 0, 0, -EIO, "the server says %" G_GUINT64_FORMAT
+				  " bytes, the index %" G_GUINT64_FORMAT "; refusing to serve it",
+				  info->total_size, obj->size);
 		return -EIO;
 	}
 	if (!info->etag)
@@ -54,8 +56,8 @@ int cfs_object_check_response(struct cfs_object *obj, const struct cfs_response_
 	if (!obj->etag) {
 		obj->etag = g_strdup(info->etag);
 	} else if (strcmp(opaque_tag(obj->etag), opaque_tag(info->etag)) != 0) {
-		g_warning("%s: ETag changed from %s to %s; the object changed on the server",
-			  obj->name, obj->etag, info->etag);
+		cfs_errors_report(obj->name, 0, 0, -EIO, "ETag changed from %s to %s; the object "
+				  "changed on the server", obj->etag, info->etag);
 		err = -EIO;
 	}
 	g_mutex_unlock(&etag_lock);

@@ -58,6 +58,7 @@ struct raw_args {
 	char *cacert, *endpoint, *region, *s3_addressing, *profile;
 	char *cache_dir, *disk_cache, *eviction;
 	gboolean spill_compress;
+	char *log_file;
 	char **rest;
 };
 
@@ -207,6 +208,7 @@ static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
 	o->foreground = a->foreground;
 	o->debug = a->debug;
 	o->fuse_opts = g_strdup(a->fuse_opts);
+	o->log_file = g_steal_pointer(&a->log_file);
 
 	guint n = a->rest ? g_strv_length(a->rest) : 0;
 	if (n != 2) {
@@ -236,6 +238,9 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 	GOptionEntry entries[] = {
 		{ "foreground", 'f', 0, G_OPTION_ARG_NONE, &a.foreground, "Stay in the foreground", NULL },
 		{ "debug", 'd', 0, G_OPTION_ARG_NONE, &a.debug, "Log debug lines (every request)", NULL },
+		{ "log-file", 0, 0, G_OPTION_ARG_FILENAME, &a.log_file,
+		  "Log to FILE (appended, created 0600, not a symlink) instead of stderr or syslog",
+		  "FILE" },
 		{ "options", 'o', 0, G_OPTION_ARG_FILENAME, &a.fuse_opts, "FUSE mount options", "OPT[,OPT]" },
 		{ "mem-cache", 0, 0, G_OPTION_ARG_STRING, &a.mem_cache,
 		  "Memory tier cap (default 1/8 of RAM, at most 1G)", "SIZE" },
@@ -322,6 +327,7 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 	g_free(a.cache_dir);
 	g_free(a.disk_cache);
 	g_free(a.eviction);
+	g_free(a.log_file);
 	g_strfreev(a.rest);
 	if (!ok)
 		cfs_options_clear(opts);
@@ -383,5 +389,6 @@ void cfs_options_clear(struct cfs_options *opts)
 	g_free(opts->profile);
 	g_free(opts->cache_dir);
 	g_free(opts->eviction);
+	g_free(opts->log_file);
 	memset(opts, 0, sizeof(*opts));
 }

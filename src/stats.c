@@ -32,6 +32,7 @@ static const char *const counter_names[CFS_COUNTER_COUNT] = {
 	[CFS_DISK_EVICTIONS] = "disk_evictions",
 	[CFS_DISK_BAD_BLOCKS] = "checksum_failures",
 	[CFS_VALIDATIONS] = "validations",
+	[CFS_ERRORS] = "errors",
 };
 
 static const char *const gauge_names[CFS_GAUGE_COUNT] = {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "chunkfs/cache_mem.h"
+#include "chunkfs/errors.h"
 #include "chunkfs/listing.h"
 #include "chunkfs/object.h"
 #include "chunkfs/tar.h"
@@ -163,8 +164,8 @@ static void scan_feed(struct tarview *v, const struct iovec *iov, int iovcnt, si
 		add_member(v, g_ptr_array_index(v->found, i));
 	g_ptr_array_set_size(v->found, 0);
 	if (st == CFS_TAR_ERROR) {
-		g_warning("%s: %s; the members after it are not shown", v->node->object->name,
-			  gerr->message);
+		cfs_errors_report(v->node->object->name, v->asked_pos, len, -EIO,
+				  "%s; the members after it are not shown", gerr->message);
 		g_error_free(gerr);
 	}
 	v->over = st != CFS_TAR_NEED;
@@ -244,7 +245,7 @@ static void scan_start(struct tarview *v)
 	v->found = g_ptr_array_new_with_free_func(cfs_tar_member_free);
 	reset_entries(v);
 	if (!cfs_tree_prepare_file(views_tree(v->base.set), v->node, &gerr)) {
-		g_warning("%s", gerr->message);
+		cfs_errors_report(v->node->object->name, 0, 0, -EIO, "%s", gerr->message);
 		g_error_free(gerr);
 		v->err = -EIO;
 		v->over = true;

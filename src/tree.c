@@ -3,7 +3,6 @@
 
 #include "chunkfs/listing.h"
 #include "chunkfs/object.h"
-#include "chunkfs/stats.h"
 #include "chunkfs/view.h"
 
 struct cfs_tree {
@@ -161,6 +160,7 @@ struct content {
 	struct cfs_object *object;
 	GBytes *bytes;
 	struct cfs_view *view;
+	cfs_render_fn render;
 };
 
 /* Add a node under the write lock, unless the name is invalid or taken. */
@@ -177,6 +177,7 @@ static struct cfs_node *add(struct cfs_tree *t, struct cfs_node *dir, const char
 		n->object = c.object;
 		n->bytes = c.bytes ? g_bytes_ref(c.bytes) : NULL;
 		n->view = c.view;
+		n->render = c.render;
 		if (c.view)
 			cfs_view_set_root(c.view, n->ino);
 	}
@@ -206,9 +207,10 @@ struct cfs_node *cfs_tree_add_bytes(struct cfs_tree *t, struct cfs_node *dir, co
 	return add(t, dir, name, (struct content){ .kind = CFS_NODE_BYTES, .bytes = bytes });
 }
 
-struct cfs_node *cfs_tree_add_stats(struct cfs_tree *t, struct cfs_node *dir, const char *name)
+struct cfs_node *cfs_tree_add_rendered(struct cfs_tree *t, struct cfs_node *dir, const char *name,
+				       cfs_render_fn render)
 {
-	return add(t, dir, name, (struct content){ .kind = CFS_NODE_STATS });
+	return add(t, dir, name, (struct content){ .kind = CFS_NODE_RENDERED, .render = render });
 }
 
 struct cfs_node *cfs_tree_add_view(struct cfs_tree *t, struct cfs_node *dir, const char *name,
@@ -234,9 +236,9 @@ uint64_t cfs_node_size(const struct cfs_node *n)
 		return n->object->size == CFS_SIZE_UNKNOWN ? 0 : n->object->size;
 	case CFS_NODE_BYTES:
 		return g_bytes_get_size(n->bytes);
-	case CFS_NODE_STATS: {
+	case CFS_NODE_RENDERED: {
 		uint64_t len;
-		g_free(cfs_stats_render(&len));
+		g_free(n->render(&len));
 		return len;
 	}
 	case CFS_NODE_DIR:

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <zstd.h>
 
+#include "chunkfs/errors.h"
 #include "chunkfs/object.h"
 #include "chunkfs/stats.h"
 
@@ -154,8 +155,8 @@ static void G_GNUC_PRINTF(2, 3) bad_data(struct stream *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	char *why = g_strdup_vprintf(fmt, ap);
 	va_end(ap);
-	g_warning("%s: %s; %s gives EIO from byte %" PRIu64, s->obj->compressed->name, why,
-		  s->obj->name, s->pos);
+	cfs_errors_report(s->obj->name, s->pos, s->obj->size - MIN(s->pos, s->obj->size), -EIO,
+			  "%s: %s; EIO from here on", s->obj->compressed->name, why);
 	g_free(why);
 }
 

@@ -52,8 +52,8 @@ void cfs_object_free(struct cfs_object *obj);
  * Check a response against what is known of the object: the total size must
  * equal obj->size, and the ETag must equal the one of the first response that
  * carried one, or the ETag the listing gave (weak validators compare by
- * their opaque tag, RFC 9110 section 8.8.3). Logs one line naming the object on a mismatch.
- * Returns 0 or -EIO. Thread-safe.
+ * their opaque tag, RFC 9110 section 8.8.3). A mismatch is reported once, naming the object
+ * (cfs_errors_report()). Returns 0 or -EIO. Thread-safe.
  */
 int cfs_object_check_response(struct cfs_object *obj, const struct cfs_response_info *info);
 

@@ -13,6 +13,7 @@ struct cfs_options {
 	char *mountpoint;     /* absolute path */
 	bool foreground;      /* -f */
 	bool debug;           /* -d */
+	char *log_file;       /* --log-file: log here instead of stderr or syslog; NULL: none */
 	char *fuse_opts;      /* -o, comma separated, passed to fuse_session_new */
 	uint64_t mem_cache;   /* bytes, memory tier cap */
 	uint64_t block_size;  /* bytes, power of two */

@@ -29,6 +29,7 @@ enum cfs_counter {
 	CFS_DISK_EVICTIONS,  /* blocks dropped from the spill tier to make room */
 	CFS_DISK_BAD_BLOCKS, /* spilled files refused on read: torn, truncated, corrupt, foreign */
 	CFS_VALIDATIONS,     /* HEADs made to learn an ETag before reusing spilled blocks */
+	CFS_ERRORS,          /* failures reported to .chunkfs/errors (errors.h), dropped ones too */
 	CFS_COUNTER_COUNT
 };
 

@@ -1,6 +1,7 @@
 /*
  * The inode tree the mount shows: directories, remote objects, small
- * in-memory files (a dataset index) and the stats file. Directories of the
+ * in-memory files (a dataset index) and the control files (.chunkfs/stats,
+ * .chunkfs/errors), rendered when opened. Directories of the
  * remote are listed on demand, on their first lookup or readdir and again
  * when their listing is older than the metadata TTL; files whose size the
  * listing did not give are sized on their first lookup. Nodes are never
@@ -22,13 +23,19 @@ struct cfs_object;
 struct cfs_tree;
 struct cfs_view;
 
+/*
+ * The current text of a rendered file: a g_malloc'd string the caller
+ * frees, its length in bytes in *len. Thread-safe.
+ */
+typedef char *(*cfs_render_fn)(uint64_t *len);
+
 #define CFS_ROOT_INO 1
 
 enum cfs_node_kind {
 	CFS_NODE_DIR,
 	CFS_NODE_OBJECT, /* bytes of a remote object, through the memory tier */
 	CFS_NODE_BYTES,  /* bytes held in memory (a dataset index as fetched) */
-	CFS_NODE_STATS,  /* .chunkfs/stats, rendered at open */
+	CFS_NODE_RENDERED, /* text rendered at each open (.chunkfs/stats, .chunkfs/errors) */
 	CFS_NODE_VIEW,   /* a directory whose entries a view computes (view.h) */
 };
 
@@ -41,6 +48,7 @@ struct cfs_node {
 	struct cfs_object *object; /* CFS_NODE_OBJECT: owned by the tree */
 	GBytes *bytes;             /* CFS_NODE_BYTES */
 	struct cfs_view *view;     /* CFS_NODE_VIEW: owned by the views of the mount */
+	cfs_render_fn render;      /* CFS_NODE_RENDERED */
 	/* CFS_NODE_DIR, guarded by the tree's lock. */
 	GPtrArray *children;       /* struct cfs_node *, in insertion order */
 	GHashTable *by_name;       /* name -> struct cfs_node * */
@@ -108,7 +116,9 @@ struct cfs_node *cfs_tree_add_object(struct cfs_tree *t, struct cfs_node *dir, c
 				     struct cfs_object *obj);
 struct cfs_node *cfs_tree_add_bytes(struct cfs_tree *t, struct cfs_node *dir, const char *name,
 				    GBytes *bytes);
-struct cfs_node *cfs_tree_add_stats(struct cfs_tree *t, struct cfs_node *dir, const char *name);
+/* A file whose text render gives at each open. */
+struct cfs_node *cfs_tree_add_rendered(struct cfs_tree *t, struct cfs_node *dir, const char *name,
+				       cfs_render_fn render);
 /* A directory showing view, which learns the node's inode as its root (cfs_view_set_root). */
 struct cfs_node *cfs_tree_add_view(struct cfs_tree *t, struct cfs_node *dir, const char *name,
 				   struct cfs_view *view);
@@ -122,7 +132,7 @@ uint32_t cfs_tree_next_object_id(struct cfs_tree *t);
  */
 char *cfs_node_child_path(const struct cfs_node *dir, const char *name);
 
-/* Size in bytes a node shows in stat (the rendered length for stats; 0 while unknown). */
+/* Size in bytes a node shows in stat (a rendered file's current length; 0 while unknown). */
 uint64_t cfs_node_size(const struct cfs_node *n);
 
 /*
