@@ -9,6 +9,7 @@
 #include <gio/gio.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -139,11 +140,20 @@ void cfs_log_to_syslog(void)
 
 bool cfs_log_to_file(const char *path, GError **error)
 {
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	/* O_NONBLOCK: opening a FIFO nobody reads would otherwise hang the mount. */
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+		      0600);
 	if (fd < 0) {
 		int e = errno;
 		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "cannot open the log file %s: %s",
 			    path, e == ELOOP ? "it is a symbolic link" : g_strerror(e));
+		return false;
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_REGULAR_FILE,
+			    "cannot log to %s: not a regular file", path);
+		close(fd);
 		return false;
 	}
 	log_fd = fd;

@@ -195,6 +195,23 @@ def test_log_file_symlink_is_refused(chunkfs_bin, small, serve, tmp_path):
     assert srv.requests() == [], "chunkfs asked the server before refusing the log file"
 
 
+def test_log_file_fifo_is_refused(chunkfs_bin, small, serve, tmp_path):
+    """--log-file naming a FIFO that nobody reads: refused at once with one
+    line (opened blocking, it would hang the mount before it starts)."""
+    srv = serve(small)
+    fifo = tmp_path / "fifo.log"
+    os.mkfifo(fifo)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    argv = [chunkfs_bin, "-f", "--cache-dir=%s" % (tmp_path / "cache"), "--log-file=%s" % fifo,
+            srv.url, str(mnt)]
+    rc, stderr, _ = run_until_exit(argv, chunkfs_env(), str(mnt))
+    assert rc != 0
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(fifo) in lines[0], stderr
+    assert not is_mounted(str(mnt))
+
+
 def test_log_file_appends(serve, mount, small, tmp_path):
     """An existing log file is appended to, not truncated, and keeps its mode."""
     srv = serve(small)

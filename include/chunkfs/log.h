@@ -22,7 +22,8 @@ void cfs_log_to_syslog(void);
  * (a container has no /dev/log). Opened once, here, with O_WRONLY |
  * O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC and mode 0600 when created
  * (a log names the objects read): a symbolic link is refused, so the
- * daemon cannot be pointed at another file. Each line, "TIME chunkfs[PID]
+ * daemon cannot be pointed at another file, and so is anything but a
+ * regular file (a FIFO without a reader would block). Each line, "TIME chunkfs[PID]
  * LEVEL: MESSAGE" with TIME in UTC as RFC 3339 with milliseconds, is one
  * write(2): lines of several threads never mix. The file stays open for
  * the life of the process, across daemonizing. Returns false with a
