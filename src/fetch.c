@@ -358,7 +358,7 @@ static void follow_redirect(struct engine *f, struct request *r)
 {
 	char *target = NULL;
 	curl_easy_getinfo(r->easy, CURLINFO_REDIRECT_URL, &target);
-	target = g_strdup(target); /* the handle's string goes with the handle */
+	target = g_strdup(target); /* the handle owns it, and stop_attempt() frees or reuses the handle */
 	stop_attempt(f, r);
 	GError *err = NULL;
 	if (cfs_redirect_follow(&r->chain, target, &err)) {

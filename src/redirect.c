@@ -68,24 +68,22 @@ bool cfs_url_same_origin(const char *a, const char *b)
 	return same;
 }
 
-/* Why target may not be requested after from, or NULL when it may (sets *code). */
-static const char *refusal(GUri *from, GUri *target, const struct cfs_redirect_chain *c,
-			   int *code)
+/* Why target may not be requested after from, with its G_IO_ERROR code; NULL when it may. */
+static const char *refusal(GUri *from, GUri *target, unsigned hops, int *code)
 {
 	*code = G_IO_ERROR_INVALID_DATA;
 	if (!target)
 		return "not an absolute URL";
 	const char *host = g_uri_get_host(target);
+	if (is_http(target) && (!host || !*host))
+		return "the URL has no host";
 	*code = G_IO_ERROR_NOT_SUPPORTED;
 	if (!is_http(target))
 		return "only http and https are followed";
 	if (from && is_scheme(from, "https") && is_scheme(target, "http"))
 		return "a redirect from https to http is not followed";
-	*code = G_IO_ERROR_INVALID_DATA;
-	if (!host || !*host)
-		return "the URL has no host";
 	*code = G_IO_ERROR_TOO_MANY_LINKS;
-	if (c->hops >= CFS_REDIRECT_MAX_HOPS)
+	if (hops >= CFS_REDIRECT_MAX_HOPS)
 		return "more than " G_STRINGIFY(CFS_REDIRECT_MAX_HOPS) " redirects";
 	return NULL;
 }
@@ -123,7 +121,7 @@ bool cfs_redirect_follow(struct cfs_redirect_chain *c, const char *target, GErro
 	}
 	GUri *from = parse(cfs_redirect_url(c)), *to = parse(target), *first = parse(c->first);
 	int code;
-	const char *why = refusal(from, to, c, &code);
+	const char *why = refusal(from, to, c->hops, &code);
 	if (why) {
 		char *safe = cfs_url_redact(target);
 		g_set_error(error, G_IO_ERROR, code, "not following the redirect to '%s': %s",
