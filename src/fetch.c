@@ -8,6 +8,7 @@
 
 #include "chunkfs/errors.h"
 #include "chunkfs/options.h"
+#include "chunkfs/redirect.h"
 #include "chunkfs/stats.h"
 #include "fetch_easy.h"
 
@@ -33,6 +34,7 @@ struct request {
 	unsigned attempt;             /* 1 for the first */
 	unsigned timeout_s;
 	gint64 due_us;                /* monotonic time a retry may start */
+	struct cfs_redirect_chain chain; /* the attempt's redirects, from url */
 
 	/* The running attempt. */
 	GList link;                   /* in cfs_fetcher.active while an attempt runs */
@@ -79,6 +81,7 @@ struct cfs_fetcher {
 
 static void request_free(struct request *r)
 {
+	cfs_redirect_clear(&r->chain);
 	g_free(r->name);
 	g_free(r->url);
 	g_free(r->content_range);
@@ -251,9 +254,15 @@ static CURL *get_handle(struct engine *f, const char *url)
 	return easy;
 }
 
-/* Keep a GET handle for the next attempt, pointing at nothing of the request it ran. */
-static void keep_handle(struct engine *f, CURL *easy)
+/*
+ * Keep a GET handle for the next attempt, pointing at nothing of the
+ * request it ran; one that ran a plain hop gets the credentials back, as
+ * every kept handle has them.
+ */
+static void keep_handle(struct engine *f, CURL *easy, bool plain)
 {
+	if (plain)
+		cfs_easy_send_credentials(easy, f->remote, f->headers);
 	curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL);
 	curl_easy_setopt(easy, CURLOPT_HEADERDATA, NULL);
@@ -262,17 +271,21 @@ static void keep_handle(struct engine *f, CURL *easy)
 	g_queue_push_head(&f->idle_easy, easy);
 }
 
-static void start_attempt(struct engine *f, struct request *r)
+/* Run the request on its chain's URL: the attempt's first transfer or a redirect's. */
+static void start_transfer(struct engine *f, struct request *r)
 {
 	char range[64] = "";
+	const char *url = cfs_redirect_url(&r->chain);
 	if (r->head) {
-		r->easy = new_handle(f, r->url);
+		r->easy = new_handle(f, url);
 		curl_easy_setopt(r->easy, CURLOPT_NOBODY, 1L);
 	} else {
 		snprintf(range, sizeof(range), "%" PRIu64 "-%" PRIu64, r->next, r->end - 1);
-		r->easy = get_handle(f, r->url);
+		r->easy = get_handle(f, url);
 		curl_easy_setopt(r->easy, CURLOPT_RANGE, range);
 	}
+	if (r->chain.plain)
+		cfs_easy_drop_credentials(r->easy);
 	r->errbuf[0] = '\0';
 	r->fatal = 0;
 	r->stalled = false;
@@ -285,13 +298,21 @@ static void start_attempt(struct engine *f, struct request *r)
 	curl_easy_setopt(r->easy, CURLOPT_XFERINFODATA, r);
 	r->started_us = r->last_byte_us = g_get_monotonic_time();
 	cfs_stats_add(CFS_REQUESTS, 1);
-	if (r->attempt > 1)
-		cfs_stats_add(CFS_RETRIES, 1);
-	g_debug("%s %s%s%s (attempt %u)", r->head ? "HEAD" : "GET", r->name, *range ? " bytes=" : "",
-		range, r->attempt);
+	g_debug("%s %s%s%s (attempt %u, redirect %u%s)", r->head ? "HEAD" : "GET", r->name,
+		*range ? " bytes=" : "", range, r->attempt, r->chain.hops,
+		r->chain.plain ? ", another origin" : "");
 	curl_multi_add_handle(f->multi, r->easy);
 	r->link.data = r;
 	g_queue_push_tail_link(&f->active, &r->link);
+}
+
+/* A new attempt starts at the request's own URL: a redirect may have been to a URL that expired. */
+static void start_attempt(struct engine *f, struct request *r)
+{
+	cfs_redirect_start(&r->chain, r->url);
+	if (r->attempt > 1)
+		cfs_stats_add(CFS_RETRIES, 1);
+	start_transfer(f, r);
 }
 
 /* Why the attempt failed, for the log line; NULL when it did not fail. */
@@ -324,17 +345,43 @@ static void stop_attempt(struct engine *f, struct request *r)
 {
 	curl_multi_remove_handle(f->multi, r->easy);
 	if (!r->head && f->idle_easy.length < f->cfg.max_connections)
-		keep_handle(f, r->easy);
+		keep_handle(f, r->easy, r->chain.plain);
 	else
 		curl_easy_cleanup(r->easy);
 	r->easy = NULL;
 	g_queue_unlink(&f->active, &r->link);
 }
 
+/*
+ * The attempt goes on at the redirect's target, when cfs_redirect_follow()
+ * allows it; else the request fails with -EIO.
+ */
+static void follow_redirect(struct engine *f, struct request *r)
+{
+	char *target = NULL;
+	curl_easy_getinfo(r->easy, CURLINFO_REDIRECT_URL, &target);
+	target = g_strdup(target); /* the handle owns it, and stop_attempt() frees or reuses the handle */
+	stop_attempt(f, r);
+	GError *err = NULL;
+	if (cfs_redirect_follow(&r->chain, target, &err)) {
+		start_transfer(f, r);
+	} else {
+		g_warning("%s bytes %" PRIu64 "-%" PRIu64 ": %s", r->name, r->next, r->end,
+			  err->message);
+		g_error_free(err);
+		finish(f, r, -EIO);
+	}
+	g_free(target);
+}
+
 static void end_attempt(struct engine *f, struct request *r, CURLcode rc)
 {
 	if (!r->checked && !r->fatal && (rc == CURLE_OK || r->next == r->end))
 		r->fatal = check_response(r); /* a response with no body at all */
+	if (!r->fatal && cfs_redirect_status(r->http_error)) {
+		follow_redirect(f, r);
+		return;
+	}
 	char buf[64];
 	const char *why = r->fatal ? NULL : attempt_failure(r, rc, buf, sizeof(buf));
 	bool timed_out = r->stalled || rc == CURLE_OPERATION_TIMEDOUT;

@@ -17,11 +17,29 @@ struct curl_slist *cfs_easy_headers(const struct cfs_remote *remote);
 /*
  * Set the options common to every request on a fresh easy handle: URL,
  * connect timeout, stall timeout (no byte for opts->timeout_s seconds),
- * no signals, TCP keep-alive, user agent, ~/.netrc when the remote found
- * one, and the remote's headers (the list must outlive the transfer), TLS
- * trust and SigV4 signature.
+ * no signals, TCP keep-alive, user agent, http and https only (libcurl
+ * 7.85's CURLOPT_PROTOCOLS_STR), no redirect followed by libcurl (callers
+ * follow them, see chunkfs/redirect.h), TLS trust and the remote's
+ * credentials (cfs_easy_send_credentials()).
  */
 void cfs_easy_setup(CURL *easy, const struct cfs_options *opts, const struct cfs_remote *remote,
 		    struct curl_slist *headers, const char *url);
+
+/*
+ * Make easy send the remote's credentials: its headers (the list, from
+ * cfs_easy_headers(), must outlive the transfer; it holds --header and
+ * S3's x-amz-security-token), its SigV4 signature (CURLOPT_AWS_SIGV4 with
+ * the key pair) or else ~/.netrc when the remote found one.
+ */
+void cfs_easy_send_credentials(CURL *easy, const struct cfs_remote *remote,
+			       struct curl_slist *headers);
+
+/*
+ * Make easy send none of them, for a redirect to another origin: no extra
+ * header, no SigV4 signature nor user name or password, no ~/.netrc (a
+ * user name and password in the URL itself are still used, as libcurl
+ * does). Undone by cfs_easy_send_credentials().
+ */
+void cfs_easy_drop_credentials(CURL *easy);
 
 #endif

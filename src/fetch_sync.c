@@ -8,6 +8,7 @@
 #include "chunkfs/fetch.h"
 #include "chunkfs/listing.h"
 #include "chunkfs/options.h"
+#include "chunkfs/redirect.h"
 #include "chunkfs/remote.h"
 #include "chunkfs/url.h"
 
@@ -43,14 +44,19 @@ void cfs_easy_setup(CURL *easy, const struct cfs_options *opts, const struct cfs
 	curl_easy_setopt(easy, CURLOPT_URL, url);
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(easy, CURLOPT_MAXREDIRS, 5L);
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(easy, CURLOPT_USERAGENT, "chunkfs/" CHUNKFS_VERSION);
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, (long)opts->connect_timeout_s);
 	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, (long)opts->timeout_s);
-	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
 	setup_tls(easy, remote);
+	cfs_easy_send_credentials(easy, remote, headers);
+}
+
+void cfs_easy_send_credentials(CURL *easy, const struct cfs_remote *remote,
+			       struct curl_slist *headers)
+{
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
 	if (remote->sigv4) {
 		curl_easy_setopt(easy, CURLOPT_AWS_SIGV4, remote->sigv4);
 		curl_easy_setopt(easy, CURLOPT_USERNAME, remote->access_key);
@@ -59,6 +65,17 @@ void cfs_easy_setup(CURL *easy, const struct cfs_options *opts, const struct cfs
 		curl_easy_setopt(easy, CURLOPT_NETRC, (long)CURL_NETRC_OPTIONAL);
 		curl_easy_setopt(easy, CURLOPT_NETRC_FILE, remote->netrc);
 	}
+}
+
+void cfs_easy_drop_credentials(CURL *easy)
+{
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
+	/* Setting CURLOPT_AWS_SIGV4 made SigV4 the auth method (libcurl docs): undo both. */
+	curl_easy_setopt(easy, CURLOPT_AWS_SIGV4, NULL);
+	curl_easy_setopt(easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+	curl_easy_setopt(easy, CURLOPT_USERNAME, NULL);
+	curl_easy_setopt(easy, CURLOPT_PASSWORD, NULL);
+	curl_easy_setopt(easy, CURLOPT_NETRC, (long)CURL_NETRC_IGNORED);
 }
 
 void cfs_fetch_global_init(void)
@@ -96,7 +113,9 @@ static size_t capture_etag(char *line, size_t size, size_t n, void *p)
 {
 	struct etag_capture *c = p;
 	size_t len = size * n;
-	if (len > 5 && g_ascii_strncasecmp(line, "etag:", 5) == 0) {
+	if (len >= 5 && g_ascii_strncasecmp(line, "HTTP/", 5) == 0) {
+		g_clear_pointer(&c->etag, g_free); /* a new response: a redirect's tag is not ours */
+	} else if (len > 5 && g_ascii_strncasecmp(line, "etag:", 5) == 0) {
 		g_free(c->etag);
 		c->etag = g_strstrip(g_strndup(line + 5, len - 5));
 	}
@@ -154,6 +173,45 @@ static char *s3_error(GByteArray *body)
 	return result;
 }
 
+/*
+ * Run the request easy is set up for, following redirects as
+ * cfs_redirect_follow() allows; a hop to another origin drops the remote's
+ * credentials. body (may be NULL) is emptied of each redirect's page.
+ * Returns false with *error set (the object's URL redacted) when a redirect
+ * is refused, else true with the last transfer's result in *rc.
+ */
+static bool perform_following(CURL *easy, const char *url, GByteArray *body, CURLcode *rc,
+			      GError **error)
+{
+	struct cfs_redirect_chain chain = { 0 };
+	cfs_redirect_start(&chain, url);
+	bool followed = true;
+	for (unsigned hop = 0; hop <= CFS_REDIRECT_MAX_HOPS; hop++) {
+		*rc = curl_easy_perform(easy);
+		long status = 0;
+		curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+		if (*rc != CURLE_OK || !cfs_redirect_status(status))
+			break;
+		char *target = NULL;
+		curl_easy_getinfo(easy, CURLINFO_REDIRECT_URL, &target);
+		followed = cfs_redirect_follow(&chain, target, error);
+		if (!followed)
+			break;
+		if (chain.plain)
+			cfs_easy_drop_credentials(easy);
+		curl_easy_setopt(easy, CURLOPT_URL, cfs_redirect_url(&chain));
+		if (body)
+			g_byte_array_set_size(body, 0);
+	}
+	cfs_redirect_clear(&chain);
+	if (!followed) {
+		char *safe = cfs_url_redact(url);
+		g_prefix_error(error, "%s: ", safe);
+		g_free(safe);
+	}
+	return followed;
+}
+
 /* Map a finished blocking request to a GError; true when it succeeded. */
 static bool check_result(CURL *easy, CURLcode rc, const char *url, const char *errbuf,
 			 GByteArray *body, GError **error)
@@ -197,15 +255,15 @@ bool cfs_fetch_small(const struct cfs_options *opts, const struct cfs_remote *re
 	curl_easy_setopt(easy, CURLOPT_WRITEDATA, &s);
 	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, capture_etag);
 	curl_easy_setopt(easy, CURLOPT_HEADERDATA, &cap);
-	CURLcode rc = curl_easy_perform(easy);
-	bool ok;
-	if (s.too_large) {
+	CURLcode rc;
+	bool ok = perform_following(easy, url, s.buf, &rc, error);
+	if (ok && s.too_large) {
 		char *safe = cfs_url_redact(url);
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
 			    "%s: larger than %zu bytes", safe, max_bytes);
 		g_free(safe);
 		ok = false;
-	} else {
+	} else if (ok) {
 		ok = check_result(easy, rc, url, errbuf, s.buf, error);
 	}
 	curl_easy_cleanup(easy);
@@ -229,8 +287,9 @@ bool cfs_fetch_head(const struct cfs_options *opts, const struct cfs_remote *rem
 	cfs_easy_setup(easy, opts, remote, headers, url);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
-	CURLcode rc = curl_easy_perform(easy);
-	bool ok = check_result(easy, rc, url, errbuf, NULL, error);
+	CURLcode rc;
+	bool ok = perform_following(easy, url, NULL, &rc, error) &&
+		  check_result(easy, rc, url, errbuf, NULL, error);
 	curl_off_t len = -1;
 	if (ok)
 		curl_easy_getinfo(easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);

@@ -40,8 +40,16 @@ fault on the name "*" matches every file):
     wrong_range   answer 206 with the bytes and Content-Range of a range that
                   starts `shift` bytes (default 4096) away from the one asked.
     ignore_range  answer 200 with the whole file, whatever the Range.
+    redirect      answer `code` (default 302) with a Location made from the
+                  template `location` (default "/{name}"): {name} is the path
+                  asked (percent-encoded, no leading '/'), {seq} the request's
+                  number in the log. Fires before the file is looked up, so a
+                  name may redirect to where only another server has it.
 
-Every request is logged (see Request) and every fault counts how often it fired.
+FaultServer(root, tls=(certificate, key)) serves HTTPS instead (PEM files);
+etag="md5" makes every ETag the MD5 of the bytes, as S3 tags a single-part upload.
+Every request is logged with the headers it carried (see Request), and every
+fault counts how often it fired.
 Nothing here loops without a bound: a stall lasts `seconds`, an idle keep-alive
 connection is closed after `idle_timeout` seconds.
 
@@ -55,6 +63,7 @@ import http.server
 import os
 import re
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -62,7 +71,7 @@ import time
 import urllib.parse
 
 KINDS = ("truncate", "reset", "status", "stall", "etag_change", "etag_weak",
-         "wrong_total", "wrong_range", "ignore_range")
+         "wrong_total", "wrong_range", "ignore_range", "redirect")
 PIECE = 64 << 10
 
 
@@ -104,14 +113,16 @@ def owner_stopping(handler):
 
 class Request:
     """One logged request. start/end are the range asked, end exclusive
-    (None without a valid single Range header); sent counts body bytes written."""
+    (None without a valid single Range header); sent counts body bytes written;
+    headers are the (name, value) pairs the request carried, in order."""
 
-    def __init__(self, seq, conn, method, name, range_header):
+    def __init__(self, seq, conn, method, name, range_header, headers=()):
         self.seq = seq
         self.conn = conn
         self.method = method
         self.name = name
         self.range = range_header
+        self.headers = list(headers)
         self.start = None
         self.end = None
         self.status = None
@@ -120,6 +131,13 @@ class Request:
         self.length = None  # Content-Length announced
         self.time = time.monotonic()
         self.done = False
+
+    def header(self, name):
+        """The value of the first header called name (any case), or None."""
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
 
     def __repr__(self):
         return "<#%d conn%d %s %s range=%s status=%s faults=%s sent=%d/%s>" % (
@@ -229,13 +247,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _serve(self, head):
         owner = self.server.owner
-        path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
-        name = path.lstrip("/")
-        req = owner._log_request(self.conn_id, self.command, name, self.headers.get("Range"))
+        raw = urllib.parse.urlsplit(self.path).path
+        name = urllib.parse.unquote(raw).lstrip("/")
+        req = owner._log_request(self.conn_id, self.command, name, self.headers.get("Range"),
+                                 self.headers.items())
         try:
-            self._respond(owner, req, name, head)
+            redirect = owner._fire(name, ("redirect",))
+            if redirect:
+                self._redirect(req, redirect[0], raw.lstrip("/"))
+            else:
+                self._respond(owner, req, name, head)
         finally:
             req.done = True
+
+    def _redirect(self, req, fault, raw_name):
+        req.faults = [fault.kind]
+        target = fault.get("location", "/{name}").format(name=raw_name, seq=req.seq)
+        self._simple(req, fault.get("code", 302), extra=[("Location", target)])
 
     def _respond(self, owner, req, name, head):
         full = owner._resolve(name)
@@ -248,7 +276,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if isinstance(rng, tuple):
             req.start, req.end = rng
 
-        fired = owner._fire(name)
+        fired = owner._fire(name, tuple(k for k in KINDS if k != "redirect"))
         req.faults = [f.kind for f in fired]
         by_kind = {f.kind: f for f in fired}
 
@@ -363,8 +391,9 @@ class _Server(http.server.ThreadingHTTPServer):
 class FaultServer:
     """The server; start() runs it in a daemon thread bound to 127.0.0.1."""
 
-    def __init__(self, root, port=0, idle_timeout=60):
+    def __init__(self, root, port=0, idle_timeout=60, tls=None, etag="sha256"):
         self.root = os.path.realpath(root)
+        self.etag = etag
         self.idle_timeout = idle_timeout
         self._lock = threading.Lock()
         self._faults = {}
@@ -375,9 +404,15 @@ class FaultServer:
         self._stopping = threading.Event()
         self._httpd = _Server(("127.0.0.1", port), _Handler)
         self._httpd.owner = self
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            # The handshake runs in the connection's thread, not in the accepting one.
+            self._httpd.socket = ctx.wrap_socket(self._httpd.socket, server_side=True,
+                                                 do_handshake_on_connect=False)
         self._thread = None
         self.port = self._httpd.server_address[1]
-        self.url = "http://127.0.0.1:%d/" % self.port
+        self.url = "%s://127.0.0.1:%d/" % ("https" if tls else "http", self.port)
 
     # -- life cycle ------------------------------------------------------
 
@@ -446,10 +481,11 @@ class FaultServer:
             return sum(f.fired for f in self._faults.get(name, [])
                        if kind is None or f.kind == kind)
 
-    def _fire(self, name):
+    def _fire(self, name, kinds):
+        """The faults of name (or "*") among kinds that fire for this request."""
         with self._lock:
             faults = self._faults.get(name, []) + self._faults.get("*", [])
-            return [f for f in faults if f._fires()]
+            return [f for f in faults if f.kind in kinds and f._fires()]
 
     # -- log -------------------------------------------------------------
 
@@ -462,9 +498,9 @@ class FaultServer:
         with self._lock:
             self._log.clear()
 
-    def _log_request(self, conn, method, name, range_header):
+    def _log_request(self, conn, method, name, range_header, headers=()):
         with self._lock:
-            r = Request(len(self._log), conn, method, name, range_header)
+            r = Request(len(self._log), conn, method, name, range_header, headers)
             self._log.append(r)
             return r
 
@@ -496,7 +532,7 @@ class FaultServer:
             return hit[1]
         with open(full, "rb") as f:
             data = f.read()
-        etag = '"%s"' % hashlib.sha256(data).hexdigest()[:32]
+        etag = '"%s"' % hashlib.new(self.etag, data).hexdigest()[:32]
         value = (data, etag, st.st_mtime)
         with self._lock:
             self._cache[full] = (key, value)

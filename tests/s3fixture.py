@@ -240,13 +240,14 @@ class S3rver:
     *.localhost to the loopback itself)."""
 
     def __init__(self, workdir, buckets, public_buckets=(), bucket_regions=None,
-                 extra_keys=None, phantom_keys=None):
+                 extra_keys=None, phantom_keys=None, redirects=None):
         self.workdir = str(workdir)
         self.buckets = list(buckets)
         self.public_buckets = list(public_buckets)
         self.bucket_regions = dict(bucket_regions or {})
         self.extra_keys = dict(extra_keys or {})
         self.phantom_keys = dict(phantom_keys or {})
+        self.redirects = dict(redirects or {})  # "/bucket/key" -> Location of a 307
         self.data = os.path.join(self.workdir, "data")
         self.log = os.path.join(self.workdir, "s3rver.log")
         self.request_log = os.path.join(self.workdir, "requests.jsonl")
@@ -285,6 +286,7 @@ class S3rver:
             "S3RVER_PUBLIC_BUCKETS": ",".join(self.public_buckets),
             "S3RVER_EXTRA_KEYS": ",".join("%s:%s" % kv for kv in self.extra_keys.items()),
             "S3RVER_PHANTOM_KEYS": json.dumps(self.phantom_keys),
+            "S3RVER_REDIRECTS": json.dumps(self.redirects),
             "S3RVER_REQUEST_LOG": self.request_log,
             "NO_COLOR": "1",
         })

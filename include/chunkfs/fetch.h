@@ -18,6 +18,14 @@
  * Content-Range asked for (RFC 9110 section 14.4), or 200 with the whole
  * object when the range asked for is the whole object.
  *
+ * Redirects (301, 302, 303, 307, 308) are followed here, not by libcurl,
+ * by every request, GETs, HEADs and the blocking ones alike, as
+ * chunkfs/redirect.h allows: at most 5 hops, to http or https only,
+ * never from https to http, and without the remote's credentials once a
+ * hop leaves the origin of the request's URL. A refused redirect fails
+ * the request with -EIO (the blocking ones with a GError). A retry starts
+ * again at the request's own URL.
+ *
  * Only this module includes curl.h.
  */
 #ifndef CHUNKFS_FETCH_H

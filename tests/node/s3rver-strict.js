@@ -29,6 +29,9 @@
 //    the response body is sent: method, url (as received), bucket, status, error code,
 //    auth ("sigv4", "anonymous", "other"), access key, region, signed headers, range,
 //    token_sha256 (sha256 hex of x-amz-security-token, never the token itself).
+//  - S3RVER_REDIRECTS='{"/BUCKET/KEY": "LOCATION", ...}': a GET or HEAD of one of these
+//    paths (as received, before any query) is answered 307 with that Location once its
+//    signature has been checked, as a bucket behind a CDN or a presigning front would.
 //
 // Everything else, the command line included, is s3rver's: run it as
 //   node s3rver-strict.js --address 127.0.0.1 --port 0 --directory DIR --configure-bucket B
@@ -68,6 +71,7 @@ const PUBLIC_BUCKETS = new Set(
   (process.env.S3RVER_PUBLIC_BUCKETS || '').split(',').filter(Boolean),
 );
 const REQUEST_LOG = process.env.S3RVER_REQUEST_LOG || '';
+const REDIRECTS = JSON.parse(process.env.S3RVER_REDIRECTS || '{}');
 
 for (const pair of (process.env.S3RVER_EXTRA_KEYS || '').split(',').filter(Boolean)) {
   const colon = pair.indexOf(':');
@@ -314,6 +318,13 @@ function strictAuthentication() {
     };
     try {
       verifySigV4(ctx, entry);
+      const location = REDIRECTS[ctx.originalUrl.split('?')[0]];
+      if (location && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
+        ctx.status = 307;
+        ctx.set('Location', location);
+        entry.status = 307;
+        return;
+      }
       await inner(ctx, next);
       entry.status = ctx.status;
     } catch (err) {
