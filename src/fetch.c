@@ -366,8 +366,7 @@ static void follow_redirect(struct engine *f, struct request *r)
 	if (cfs_redirect_follow(&r->chain, target, &err)) {
 		start_transfer(f, r);
 	} else {
-		g_warning("%s bytes %" PRIu64 "-%" PRIu64 ": %s", r->name, r->next, r->end,
-			  err->message);
+		cfs_errors_report(r->name, r->next, r->end - r->next, EIO, "%s", err->message);
 		g_error_free(err);
 		finish(f, r, -EIO);
 	}
