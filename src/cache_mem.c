@@ -318,6 +318,8 @@ static void readahead(struct cfs_cache *c, struct cfs_object *obj, uint64_t off,
  */
 static void remember_failure(const struct parked *r, int err)
 {
+	if (!r->obj->failed)
+		r->obj->failed = g_new0(struct cfs_failed_read, CFS_FAILED_READS);
 	struct cfs_failed_read *slot = &r->obj->failed[0];
 	for (unsigned i = 1; i < CFS_FAILED_READS; i++)
 		if (r->obj->failed[i].until_us < slot->until_us)
@@ -329,6 +331,8 @@ static void remember_failure(const struct parked *r, int err)
 /* The error of a recent failed read that r overlaps, or 0. */
 static int recent_failure(const struct parked *r)
 {
+	if (!r->obj->failed)
+		return 0;
 	gint64 now = g_get_monotonic_time();
 	for (unsigned i = 0; i < CFS_FAILED_READS; i++) {
 		const struct cfs_failed_read *f = &r->obj->failed[i];

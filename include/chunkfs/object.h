@@ -51,7 +51,7 @@ struct cfs_object {
 	enum cfs_validation validation; /* whether its ETag was asked for (a HEAD) */
 	GQueue parked;                  /* struct cfs_parked_read, oldest first */
 	struct cfs_ra_streams streams;  /* readahead state of the readers of this object */
-	struct cfs_failed_read failed[CFS_FAILED_READS]; /* the latest failed reads */
+	struct cfs_failed_read *failed; /* the latest CFS_FAILED_READS failed reads; NULL before one */
 
 	/* Guarded by a lock private to object.c. */
 	char *etag;        /* as listed, else of the first response; NULL until then or if none */
