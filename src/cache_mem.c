@@ -44,6 +44,12 @@
  * (docs/architecture.md).
  */
 #define CLEAN_AHEAD_SCAN 256
+/*
+ * How long a failed read's range fails again at once (struct
+ * cfs_failed_read). The kernel re-asks within milliseconds of the failure;
+ * a reader that tries again later gets fresh attempts.
+ */
+#define FAILED_READ_MS 1000
 
 static guint key_hash(gconstpointer p)
 {
@@ -306,6 +312,36 @@ static void readahead(struct cfs_cache *c, struct cfs_object *obj, uint64_t off,
 		prefetch(c, obj, start, end);
 }
 
+/*
+ * Remember that r failed with err. The slot reused is a free or expired
+ * one, else the one that expires first.
+ */
+static void remember_failure(const struct parked *r, int err)
+{
+	if (!r->obj->failed)
+		r->obj->failed = g_new0(struct cfs_failed_read, CFS_FAILED_READS);
+	struct cfs_failed_read *slot = &r->obj->failed[0];
+	for (unsigned i = 1; i < CFS_FAILED_READS; i++)
+		if (r->obj->failed[i].until_us < slot->until_us)
+			slot = &r->obj->failed[i];
+	*slot = (struct cfs_failed_read){ r->off, r->off + r->len,
+					  g_get_monotonic_time() + FAILED_READ_MS * 1000, err };
+}
+
+/* The error of a recent failed read that r overlaps, or 0. */
+static int recent_failure(const struct parked *r)
+{
+	if (!r->obj->failed)
+		return 0;
+	gint64 now = g_get_monotonic_time();
+	for (unsigned i = 0; i < CFS_FAILED_READS; i++) {
+		const struct cfs_failed_read *f = &r->obj->failed[i];
+		if (f->until_us > now && f->off < r->off + r->len && r->off < f->end)
+			return f->err;
+	}
+	return 0;
+}
+
 /* r needs bytes of its object that proved bad. */
 static bool hits_bad_bytes(const struct parked *r)
 {
@@ -327,6 +363,11 @@ static enum outcome serve(struct cfs_cache *c, struct parked *r, struct answer *
 	}
 	if (hits_bad_bytes(r) || undecodable(r->obj)) {
 		*ans = make_answer(c, r, r->obj->error ? r->obj->error : -EIO);
+		return ANSWERED;
+	}
+	int failed = recent_failure(r);
+	if (failed) {
+		*ans = make_answer(c, r, failed);
 		return ANSWERED;
 	}
 	if (cache_is_present(c, r->obj, r->off, r->len)) {
@@ -411,8 +452,11 @@ static void unpark(struct cfs_cache *c, struct parked *r, int err, GArray *answe
 	g_queue_unlink(&r->obj->parked, &r->link);
 	cfs_stats_gauge_add(CFS_READS_PARKED, -1);
 	struct answer a = make_answer(c, r, err);
-	if (err)
+	if (err) {
 		unpin_read(c, r);
+		if (err != -ECANCELED)
+			remember_failure(r, err);
+	}
 	g_array_append_val(answers, a);
 }
 
@@ -454,6 +498,31 @@ void cache_retry_unlock(struct cfs_cache *c, GQueue *q, GArray *answers)
 	cache_deliver_all(c, answers);
 }
 
+/* Bytes of the blocks r spans: what pinning it takes under the cap. */
+static uint64_t span_bytes(const struct cfs_cache *c, const struct parked *r)
+{
+	if (r->len == 0)
+		return 0;
+	uint64_t first = block_start(c, r->off / c->block_size);
+	uint64_t last = block_start(c, (r->off + r->len - 1) / c->block_size + 1);
+	return MIN(last, r->obj->size) - first;
+}
+
+/*
+ * A read whose blocks exceed the cap could never be pinned and would wait
+ * for room forever: it fails at once (the FUSE reads, at most 1 MiB, always
+ * fit; a view's read of a remote-declared length may not).
+ */
+static bool too_large(const struct cfs_cache *c, const struct parked *r)
+{
+	if (span_bytes(c, r) <= c->cap)
+		return false;
+	g_warning("%s bytes %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT ": a read of %" G_GUINT64_FORMAT
+		  " bytes needs more than the memory cap (%" G_GUINT64_FORMAT " bytes); failing it",
+		  r->obj->name, r->off, r->off + r->len, r->len, c->cap);
+	return true;
+}
+
 static void read_range(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, size_t len,
 		       GBytes *head, bool quick, cfs_read_done_fn done, void *cookie)
 {
@@ -467,6 +536,11 @@ static void read_range(struct cfs_cache *c, struct cfs_object *obj, uint64_t off
 	r->cookie = cookie;
 	r->link.data = r;
 	struct answer a;
+	if (too_large(c, r)) {
+		a = make_answer(c, r, -EIO);
+		deliver(c, &a);
+		return;
+	}
 	struct prefault pf;
 	cache_prefault_begin(&pf);
 	g_mutex_lock(&c->lock);

@@ -5,6 +5,8 @@
 #include <gio/gio.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
+#include <time.h>
 
 #include "chunkfs/errors.h"
 #include "chunkfs/options.h"
@@ -12,8 +14,10 @@
 #include "chunkfs/stats.h"
 #include "fetch_easy.h"
 
+/* The wait before retry n is BACKOFF_FIRST_US << (n - 1), at most BACKOFF_MAX_US (README.md). */
 #define BACKOFF_FIRST_US (100 * 1000)
 #define BACKOFF_MAX_US (5 * 1000 * 1000)
+/* The poll's longest sleep with nothing due; a due retry or a new request wakes it sooner. */
 #define IDLE_POLL_MS 1000
 /* The longest error page read to keep its connection; a longer one ends it. */
 #define ERROR_BODY_MAX (64 * 1024)
@@ -35,6 +39,7 @@ struct request {
 	unsigned timeout_s;
 	gint64 due_us;                /* monotonic time a retry may start */
 	struct cfs_redirect_chain chain; /* the attempt's redirects, from url */
+	gint64 retry_after_s;         /* the response's Retry-After in seconds, -1 without one */
 
 	/* The running attempt. */
 	GList link;                   /* in cfs_fetcher.active while an attempt runs */
@@ -105,6 +110,21 @@ static void reset_response(struct request *r)
 	r->checked = false;
 	r->http_error = 0;
 	r->drained = 0;
+	r->retry_after_s = -1;
+}
+
+/*
+ * Retry-After (RFC 9110 section 10.2.3): delay-seconds, or an HTTP-date
+ * (parsed by curl_getdate(), which reads the three formats of RFC 9110
+ * section 5.6.7) turned into seconds from now; a date in the past is 0.
+ * -1 when the value is neither.
+ */
+static gint64 parse_retry_after(const char *value)
+{
+	if (*value && value[strspn(value, "0123456789")] == '\0')
+		return (gint64)MIN(g_ascii_strtoull(value, NULL, 10), G_MAXINT32); /* saturates */
+	time_t when = curl_getdate(value, NULL);
+	return when == -1 ? -1 : MAX(0, (gint64)when - (gint64)time(NULL));
 }
 
 static size_t on_header(char *line, size_t size, size_t n, void *p)
@@ -120,6 +140,10 @@ static size_t on_header(char *line, size_t size, size_t n, void *p)
 	} else if (len > 5 && g_ascii_strncasecmp(line, "etag:", 5) == 0) {
 		g_free(r->etag);
 		r->etag = g_strstrip(g_strndup(line + 5, len - 5));
+	} else if (len > 12 && g_ascii_strncasecmp(line, "retry-after:", 12) == 0) {
+		char *value = g_strstrip(g_strndup(line + 12, len - 12));
+		r->retry_after_s = parse_retry_after(value);
+		g_free(value);
 	}
 	return len;
 }
@@ -333,11 +357,26 @@ static const char *attempt_failure(struct request *r, CURLcode rc, char *buf, si
 	return NULL;
 }
 
-static void schedule_retry(struct engine *f, struct request *r)
+/*
+ * The seconds the server asked to wait, or -1: Retry-After counts on a 503
+ * (RFC 9110 section 15.6.4) and a 429 (RFC 6585 section 4) only.
+ */
+static gint64 server_wait_s(const struct request *r)
+{
+	return r->http_error == 503 || r->http_error == 429 ? r->retry_after_s : -1;
+}
+
+/* The wait before the next attempt: the back-off, or the server's Retry-After if longer. */
+static gint64 retry_wait_us(const struct request *r)
 {
 	gint64 backoff = MIN((gint64)BACKOFF_FIRST_US << MIN(r->attempt - 1, 16u), BACKOFF_MAX_US);
+	return MAX(backoff, MAX(server_wait_s(r), 0) * G_USEC_PER_SEC);
+}
+
+static void schedule_retry(struct engine *f, struct request *r, gint64 wait_us)
+{
 	r->attempt++;
-	r->due_us = g_get_monotonic_time() + backoff;
+	r->due_us = g_get_monotonic_time() + wait_us;
 	g_queue_push_tail(&f->waiting, r);
 }
 
@@ -366,11 +405,21 @@ static void follow_redirect(struct engine *f, struct request *r)
 	if (cfs_redirect_follow(&r->chain, target, &err)) {
 		start_transfer(f, r);
 	} else {
-		cfs_errors_report(r->name, r->next, r->end - r->next, EIO, "%s", err->message);
+		cfs_errors_report(r->name, r->next, r->end - r->next, -EIO, "%s", err->message);
 		g_error_free(err);
 		finish(f, r, -EIO);
 	}
 	g_free(target);
+}
+
+/*
+ * A Retry-After longer than --timeout is not waited for: the read's bound
+ * is (retries + 1) x timeout plus the back-off, and a wait past it would
+ * hold the reader longer than any stall could (docs/hostile.md).
+ */
+static bool waits_too_long(const struct engine *f, const struct request *r)
+{
+	return server_wait_s(r) > (gint64)f->cfg.timeout_s;
 }
 
 static void end_attempt(struct engine *f, struct request *r, CURLcode rc)
@@ -392,10 +441,17 @@ static void end_attempt(struct engine *f, struct request *r, CURLcode rc)
 		int err = status == 404 || status == 410 ? -ENOENT : -EIO;
 		cfs_errors_report(r->name, r->next, r->end - r->next, err, "%s", why);
 		finish(f, r, err);
+	} else if (r->attempt <= f->cfg.retries && waits_too_long(f, r)) {
+		cfs_errors_report(r->name, r->next, r->end - r->next, -EIO,
+				  "%s with Retry-After %" G_GINT64_FORMAT " s, longer than --timeout=%u s; "
+				  "failing instead of waiting", why, r->retry_after_s, f->cfg.timeout_s);
+		finish(f, r, -EIO);
 	} else if (r->attempt <= f->cfg.retries) {
-		g_message("%s bytes %" PRIu64 "-%" PRIu64 ": %s; retry %u of %u", r->name, r->next,
-			  r->end, why, r->attempt, f->cfg.retries);
-		schedule_retry(f, r);
+		gint64 wait_us = retry_wait_us(r);
+		g_message("%s bytes %" PRIu64 "-%" PRIu64 ": %s; retry %u of %u in %" G_GINT64_FORMAT
+			  " ms", r->name, r->next, r->end - 1, why, r->attempt, f->cfg.retries,
+			  wait_us / 1000);
+		schedule_retry(f, r, wait_us);
 	} else {
 		int err = timed_out ? -ETIMEDOUT : -EIO;
 		cfs_errors_report(r->name, r->next, r->end - r->next, err,
@@ -413,22 +469,31 @@ static void drain_incoming(struct engine *f)
 	g_mutex_unlock(&f->lock);
 }
 
-/* Move due retries to the front of their queue; returns ms until the next one is due. */
-static long promote_due(struct engine *f)
+/* Move the retries that are due to the front of their queue. */
+static void promote_due(struct engine *f)
 {
-	gint64 now = g_get_monotonic_time(), next = G_MAXINT64;
+	gint64 now = g_get_monotonic_time();
 	for (GList *l = f->waiting.head; l;) {
 		GList *following = l->next;
 		struct request *r = l->data;
 		if (r->due_us <= now) {
 			g_queue_delete_link(&f->waiting, l);
 			g_queue_push_head(r->prio == CFS_FETCH_DEMAND ? &f->demand : &f->readahead, r);
-		} else {
-			next = MIN(next, r->due_us);
 		}
 		l = following;
 	}
-	return next == G_MAXINT64 ? IDLE_POLL_MS : (long)((next - now) / 1000 + 1);
+}
+
+/* How long the poll may sleep: until the next retry is due (rounded up), or IDLE_POLL_MS. */
+static int poll_ms(struct engine *f)
+{
+	gint64 next = G_MAXINT64;
+	for (GList *l = f->waiting.head; l; l = l->next)
+		next = MIN(next, ((struct request *)l->data)->due_us);
+	if (next == G_MAXINT64)
+		return IDLE_POLL_MS;
+	gint64 wait_ms = (next - g_get_monotonic_time() + 999) / 1000;
+	return (int)CLAMP(wait_ms, 0, IDLE_POLL_MS);
 }
 
 static void start_queued(struct engine *f)
@@ -489,13 +554,14 @@ static gpointer fetcher_thread(gpointer p)
 		if (quit)
 			break;
 		drain_incoming(f);
-		long wait_ms = promote_due(f);
+		promote_due(f);
 		start_queued(f);
 		int still;
 		curl_multi_perform(f->multi, &still);
 		collect_done(f);
 		start_queued(f);
-		curl_multi_poll(f->multi, NULL, 0, (int)MIN(wait_ms, IDLE_POLL_MS), NULL);
+		/* Measured after collect_done(), which may just have scheduled a retry. */
+		curl_multi_poll(f->multi, NULL, 0, poll_ms(f), NULL);
 	}
 	cancel_all(f);
 	g_queue_clear_full(&f->idle_easy, curl_easy_cleanup);

@@ -24,6 +24,7 @@ void cfs_object_free(struct cfs_object *obj)
 	g_free(obj->name);
 	g_free(obj->url);
 	g_free(obj->etag);
+	g_free(obj->failed);
 	g_free(obj);
 }
 

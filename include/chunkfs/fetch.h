@@ -12,8 +12,12 @@
  * resuming after the last delivered byte when an attempt fails with a
  * transient error (connection reset, no byte for the timeout, short body,
  * 5xx, 429, 408), up to the configured number of retries with exponential
- * backoff. Error bodies of up to 64 KiB are drained so that the connection
- * stays usable; a longer one ends the transfer and its connection. Every
+ * backoff (100 ms, doubling, at most 5 s), or after the Retry-After of a 503
+ * or 429 (RFC 9110 section 10.2.3) when that is longer; a Retry-After
+ * longer than the timeout fails the request with -EIO at once. A retry
+ * starts when it is due (the fetcher's poll sleeps until then). Error
+ * bodies of up to 64 KiB are drained so that the connection stays usable;
+ * a longer one ends the transfer and its connection. Every
  * response is checked before its body is used: status 206 with exactly the
  * Content-Range asked for (RFC 9110 section 14.4), or 200 with the whole
  * object when the range asked for is the whole object.

@@ -22,6 +22,21 @@ enum cfs_validation {
 	CFS_VALIDATION_FAILED,  /* no answer: spilled blocks wait until a GET brings the ETag */
 };
 
+/*
+ * A read of the object that failed: for FAILED_READ_MS (cache_mem.c) a read
+ * overlapping it fails the same way without a request, so that the kernel's
+ * re-asks after a failed read (its readahead, then page by page) neither
+ * start a fresh series of attempts nor assemble a short count from the
+ * pages that did land (docs/hostile.md).
+ */
+struct cfs_failed_read {
+	uint64_t off, end;  /* bytes [off, end) of the object */
+	gint64 until_us;    /* monotonic time it is forgotten; 0: an unused slot */
+	int err;            /* the negative errno the read got */
+};
+
+#define CFS_FAILED_READS 8
+
 struct cfs_object {
 	uint32_t id;       /* dense, 0-based, unique within the mount */
 	char *name;        /* path below the mount root, for log lines */
@@ -36,6 +51,7 @@ struct cfs_object {
 	enum cfs_validation validation; /* whether its ETag was asked for (a HEAD) */
 	GQueue parked;                  /* struct cfs_parked_read, oldest first */
 	struct cfs_ra_streams streams;  /* readahead state of the readers of this object */
+	struct cfs_failed_read *failed; /* the latest CFS_FAILED_READS failed reads; NULL before one */
 
 	/* Guarded by a lock private to object.c. */
 	char *etag;        /* as listed, else of the first response; NULL until then or if none */

@@ -1,0 +1,241 @@
+"""The fault matrix: every fault of tests/faultserver.py against the three
+ways a program reads a chunkfs file, each ending in the right bytes or the
+documented errno within the bound the options give (docs/hostile.md,
+"Retries, back-off and time bounds").
+
+Readers, each a child process with a deadline:
+  read   one pread(2) of a whole chunk, with the kernel's readahead on, so
+         that a failure is followed by the kernel's re-asks (readahead, then
+         page by page); one call, so a short count is seen as one;
+  item   one pread(2) of a whole item under .items/ (the chunk header is
+         read first, through the same memory tier);
+  mmap   the file mapped and the range copied; a failed page is SIGBUS.
+
+Cells that tests/test_faults.py already covers for plain reads (single
+faults that end in bytes, 500 always, truncation always, wrong
+Content-Range, Range ignored, an ETag change on resume) run here for items
+and mmap only. The bound asserted is (retries + 1) x (timeout + 1 s) plus
+the back-off and a slack: a hang check, never a speed test. The 1 s is the
+stall check's granularity (libcurl calls the progress callback once a
+second).
+"""
+import email.utils
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import formats
+from conftest import scaled, wait_for
+from test_faults import (OTHER, SMALL, assert_correct, check_others, mount_with, read,  # noqa: F401
+                         serve, small, source)
+
+TIMEOUT = 1
+RETRIES = 1
+BACKOFF = 0.1                  # the first retry's back-off (README.md: from 100 ms)
+SLACK = 3.0
+BOUND = (RETRIES + 1) * (TIMEOUT + 1) + BACKOFF + SLACK
+
+# One pread of [off, off + size): prints the bytes, or the errno (exit 3).
+PREAD = r"""
+import os, sys
+path, off, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+try:
+    fd = os.open(path, os.O_RDONLY)
+    data = os.pread(fd, size, off)
+except OSError as e:
+    sys.stderr.write("errno=%d\n" % e.errno)
+    sys.exit(3)
+sys.stdout.buffer.write(data)
+"""
+
+# Map the file and copy [off, off + size); a failed page kills it with SIGBUS.
+MMAP = r"""
+import mmap, os, sys
+path, off, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+fd = os.open(path, os.O_RDONLY)
+m = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
+sys.stdout.buffer.write(m[off:off + size])
+"""
+
+
+class Outcome:
+    def __init__(self, data, err, elapsed):
+        self.data = data        # the bytes (b"" on an error)
+        self.err = err          # 0, an errno, or "SIGBUS"
+        self.elapsed = elapsed
+
+    def __repr__(self):
+        return "<%d bytes, err=%s, %.2f s>" % (len(self.data), errno.errorcode.get(self.err, self.err),
+                                               self.elapsed)
+
+
+def run_reader(script, path, size, deadline):
+    """Run a reader child on [0, size) of path; a child still running after
+    deadline seconds fails the test as a hang."""
+    t0 = time.monotonic()
+    p = subprocess.Popen([sys.executable, "-c", script, path, "0", str(size)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, errout = p.communicate(timeout=deadline)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        try:
+            p.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        pytest.fail("reader of %s did not end within %.0f s: a hang" % (path, deadline))
+    elapsed = time.monotonic() - t0
+    if p.returncode == -signal.SIGBUS:
+        return Outcome(b"", "SIGBUS", elapsed)
+    if p.returncode == 3:
+        return Outcome(b"", int(errout.decode().strip().rpartition("errno=")[2]), elapsed)
+    assert p.returncode == 0, "reader failed (%d): %s" % (p.returncode, errout.decode())
+    return Outcome(out, 0, elapsed)
+
+
+def target(root, reader):
+    """(path below the mount, expected bytes) that reader reads: the faulty
+    chunk, or an item stored in it."""
+    if reader != "item":
+        return SMALL, source(root, SMALL)
+    items = formats.dataset_items(root)
+    names = formats.item_names(len(items))
+    i = next(i for i, it in enumerate(items) if it.chunk == SMALL) + 1
+    return os.path.join(".items", names[i]), items[i].data
+
+
+def http_date(seconds_from_now):
+    return email.utils.formatdate(time.time() + seconds_from_now, usegmt=True)
+
+
+READERS = ("read", "item", "mmap")
+NOT_PLAIN = ("item", "mmap")
+
+# (cell, faults as (kind, params), readers, outcome): outcome "bytes", "error"
+# or "either" (bytes or an error, never wrong bytes). Faults hit every
+# request for the faulty chunk unless a count says otherwise.
+CELLS = [
+    ("reset-mid-body-once", [("reset", dict(count=1, keep=10000, delay=0.2))], NOT_PLAIN, "bytes"),
+    ("reset-mid-body-always", [("reset", dict(keep=10000, delay=0.2))], READERS, "error"),
+    ("503-once", [("status", dict(code=503, count=1))], NOT_PLAIN, "bytes"),
+    ("500-always", [("status", dict(code=500))], NOT_PLAIN, "error"),
+    ("503-always", [("status", dict(code=503))], READERS, "error"),
+    ("429-retry-after-seconds", [("status", dict(code=429, count=1, retry_after=1))], READERS, "bytes"),
+    ("503-retry-after-date", [("status", dict(code=503, count=1, retry_after="DATE+1"))], READERS,
+     "bytes"),
+    ("503-retry-after-past-cap", [("status", dict(code=503, retry_after=3600))], READERS, "error"),
+    ("stall-mid-body-once", [("stall", dict(count=1, keep=10000, seconds=30))], NOT_PLAIN, "bytes"),
+    ("stall-mid-body-always", [("stall", dict(keep=10000, seconds=30))], READERS, "error"),
+    ("stall-before-headers-once", [("stall", dict(count=1, headers=False, seconds=30))], NOT_PLAIN,
+     "bytes"),
+    ("stall-before-headers-always", [("stall", dict(headers=False, seconds=30))], READERS, "error"),
+    ("truncated-once", [("truncate", dict(count=1, keep=10000))], NOT_PLAIN, "bytes"),
+    ("truncated-always", [("truncate", dict(keep=10000))], NOT_PLAIN, "error"),
+    ("wrong-content-range", [("wrong_range", dict(shift=1))], NOT_PLAIN, "error"),
+    ("range-ignored", [("ignore_range", dict())], NOT_PLAIN, "either"),
+    ("etag-changed", [("truncate", dict(count=1, keep=10000)), ("etag_change", dict(after=1))],
+     READERS, "error"),
+]
+
+ERRNOS = {errno.EIO, errno.ETIMEDOUT, "SIGBUS"}
+
+
+def add_faults(srv, faults):
+    for kind, params in faults:
+        params = dict(params)
+        if str(params.get("retry_after")).startswith("DATE+"):
+            params["retry_after"] = http_date(int(params["retry_after"].partition("+")[2]))
+        srv.add_fault(SMALL, kind, **params)
+
+
+def cases():
+    for cell, faults, readers, outcome in CELLS:
+        for reader in readers:
+            yield pytest.param(faults, reader, outcome, id="%s-%s" % (cell, reader))
+
+
+@pytest.mark.parametrize("faults,reader,outcome", list(cases()))
+def test_fault_matrix(serve, mount, small, faults, reader, outcome):
+    srv = serve(small)
+    m = mount_with(mount, srv, "--timeout=%d" % TIMEOUT, "--retries=%d" % RETRIES)
+    name, expect = target(small, reader)
+    add_faults(srv, faults)
+    script = MMAP if reader == "mmap" else PREAD
+    res = run_reader(script, m.file(name), len(expect), scaled(BOUND + 20))
+    if res.err:
+        assert outcome != "bytes", "%s: %r, expected the bytes" % (name, res)
+        assert res.err in ERRNOS, "%s: %r, expected EIO, ETIMEDOUT or SIGBUS" % (name, res)
+        assert res.elapsed <= scaled(BOUND), (
+            "%s failed after %.1f s, past the bound of %.1f s for --timeout=%d --retries=%d"
+            % (name, res.elapsed, scaled(BOUND), TIMEOUT, RETRIES))
+    else:
+        assert outcome != "error", "%s: %r, expected an error" % (name, res)
+        assert len(res.data) == len(expect), "%s: a short count: %r" % (name, res)
+        assert res.data == expect, "%s: WRONG BYTES served" % name
+    assert m.alive(), "chunkfs died"
+    check_others(m, small, (OTHER,))
+
+
+@pytest.mark.parametrize("retry_after", ["2", "DATE+3"])
+def test_retry_after_is_honoured(serve, mount, small, retry_after):
+    """The retry of a 503 with Retry-After waits what the server asked
+    (delay-seconds, or an HTTP-date), not the 100 ms back-off."""
+    srv = serve(small)
+    m = mount_with(mount, srv, "--timeout=5", "--retries=1")
+    add_faults(srv, [("status", dict(code=503, count=1, retry_after=retry_after))])
+    res = read(m.file(SMALL), deadline=20)
+    assert_correct(res, source(small, SMALL), SMALL)
+    reqs = [r for r in srv.requests(SMALL) if r.method == "GET"]
+    first = next(r for r in reqs if "status" in r.faults)
+    retry = next(r for r in reqs if r.seq > first.seq)
+    gap = retry.time - first.time
+    # An HTTP-date has whole seconds: DATE+3 is between 2 and 3 s away.
+    assert gap >= 1.9, "retried %.2f s after a Retry-After of %s" % (gap, retry_after)
+
+
+def test_backoff_starts_at_100ms(serve, mount, small):
+    """Retries come after the documented back-off (100 ms, then 200 ms),
+    not at the fetcher's 1 s idle poll."""
+    srv = serve(small)
+    m = mount_with(mount, srv, "--retries=2")
+    srv.add_fault(SMALL, "status", code=503, count=2)
+    res = read(m.file(SMALL), deadline=20)
+    assert_correct(res, source(small, SMALL), SMALL)
+    times = [r.time for r in srv.requests(SMALL) if r.method == "GET"][:3]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert len(gaps) == 2, srv.requests(SMALL)
+    assert gaps[0] >= 0.09 and gaps[1] >= 0.19, "retried before the back-off: %r" % gaps
+    assert gaps[0] < scaled(0.9) and gaps[1] < scaled(0.9), (
+        "a 100-200 ms back-off took %r: retries wait for the 1 s idle poll" % gaps)
+
+
+def test_failed_range_is_retried_afresh_later(serve, mount, small):
+    """A failed range fails at once only briefly (1 s): once the server is
+    back, a later read of it makes new attempts and gets the bytes."""
+    srv = serve(small)
+    m = mount_with(mount, srv, "--retries=1")
+    srv.set_fault(SMALL, "status", code=503)
+    res = run_reader(PREAD, m.file(SMALL), 4096, scaled(BOUND + 20))
+    assert res.err == errno.EIO, res
+    srv.clear_faults()
+    wait_for(lambda: run_reader(PREAD, m.file(SMALL), 4096, scaled(BOUND + 20)).err == 0,
+             scaled(10), "a read of %s to succeed once the server recovered" % SMALL)
+    assert_correct(read(m.file(SMALL), 0, 4096), source(small, SMALL, 0, 4096), SMALL)
+
+
+def test_retry_after_past_the_cap_fails_at_once(serve, mount, small):
+    """A Retry-After longer than --timeout is not waited for, nor retried
+    before it is due: the read fails with EIO after the one response."""
+    srv = serve(small)
+    m = mount_with(mount, srv, "--timeout=2", "--retries=3")
+    srv.set_fault(SMALL, "status", code=503, retry_after=3600)
+    res = run_reader(PREAD, m.file(SMALL), 4096, scaled(30))
+    assert res.err == errno.EIO, res
+    gets = [r for r in srv.requests(SMALL) if r.method == "GET"]
+    assert len(gets) == 1, "asked to wait an hour, chunkfs sent %r" % gets
+    assert any("Retry-After" in line for line in m.read_log().splitlines()), m.read_log()
