@@ -137,11 +137,21 @@ static double attr_timeout(const struct cfs_fs *fs, const struct cfs_node *n)
 	return n->kind == CFS_NODE_STATS ? 0.0 : entry_timeout(fs);
 }
 
-/* A failed listing or sizing as an errno for the kernel; logged once, here. */
+/*
+ * A failed listing or sizing as an errno for the kernel; logged once, here.
+ * ENOENT only when the server said the object is absent: any other failure
+ * must not read as a name that does not exist.
+ */
 static int remote_errno(GError *err)
 {
 	g_warning("%s", err->message);
-	int e = g_error_matches(err, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED) ? EACCES : EIO;
+	int e = EIO;
+	if (err->domain == G_IO_ERROR && err->code == G_IO_ERROR_PERMISSION_DENIED)
+		e = EACCES;
+	else if (err->domain == G_IO_ERROR && err->code == G_IO_ERROR_TIMED_OUT)
+		e = ETIMEDOUT;
+	else if (err->domain == G_IO_ERROR && err->code == G_IO_ERROR_NOT_FOUND)
+		e = ENOENT;
 	g_error_free(err);
 	return e;
 }
