@@ -15,6 +15,11 @@ In a test it runs in a background thread of the pytest process:
     srv.requests("chunk-0-0.bin")         # the log: ranges asked, bytes sent
     srv.stop()
 
+With FaultServer(root, autoindex=True), a request for a directory (a path
+ending in '/', or the root) is answered with nginx's JSON autoindex of it
+([{"name", "type", "size"}, ...]), and the faults of the name "DIR/" ("" for
+the root) apply to it; without, directories are 404 like any missing file.
+
 Faults (every one takes `count`: fire at most this many times, None = always,
 and `after`: let the first `after` matching requests through untouched; a
 fault on the name "*" matches every file):
@@ -40,6 +45,9 @@ fault on the name "*" matches every file):
     wrong_range   answer 206 with the bytes and Content-Range of a range that
                   starts `shift` bytes (default 4096) away from the one asked.
     ignore_range  answer 200 with the whole file, whatever the Range.
+    trickle       send the headers, then the body `bytes` bytes at a time
+                  (default 1), one piece every `interval` seconds (default
+                  0.25), until it is all sent or the server stops.
 
 Every request is logged (see Request) and every fault counts how often it fired.
 Nothing here loops without a bound: a stall lasts `seconds`, an idle keep-alive
@@ -52,6 +60,7 @@ import argparse
 import email.utils
 import hashlib
 import http.server
+import json
 import os
 import re
 import socket
@@ -62,7 +71,7 @@ import time
 import urllib.parse
 
 KINDS = ("truncate", "reset", "status", "stall", "etag_change", "etag_weak",
-         "wrong_total", "wrong_range", "ignore_range")
+         "wrong_total", "wrong_range", "ignore_range", "trickle")
 PIECE = 64 << 10
 
 
@@ -237,7 +246,43 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         finally:
             req.done = True
 
+    def _trickle(self, req, body, fault):
+        """Write body a few bytes at a time with pauses; stops early when the
+        peer goes away or the server stops."""
+        step = max(1, fault.get("bytes", 1))
+        for i in range(0, len(body), step):
+            if owner_stopping(self) or not self._write(req, body[i:i + step]):
+                return
+            self.server.owner._stopping.wait(fault.get("interval", 0.25))
+
+    def _listing(self, owner, req, name, head):
+        """The JSON autoindex of directory name, with its status and trickle faults."""
+        body = owner._autoindex(name)
+        if body is None:
+            self._simple(req, 404)
+            return
+        by_kind = {f.kind: f for f in owner._fire(name)}
+        req.faults = list(by_kind)
+        if "status" in by_kind:
+            self._simple(req, by_kind["status"].get("code", 503))
+            return
+        req.status = 200
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        req.length = len(body)
+        self.end_headers()
+        if head:
+            return
+        if "trickle" in by_kind:
+            self._trickle(req, body, by_kind["trickle"])
+        else:
+            self._write(req, body)
+
     def _respond(self, owner, req, name, head):
+        if owner.autoindex and (name == "" or name.endswith("/")):
+            self._listing(owner, req, name, head)
+            return
         full = owner._resolve(name)
         if full is None:
             self._simple(req, 404)
@@ -333,6 +378,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             return
 
+        if "trickle" in by_kind:
+            self._trickle(req, body, by_kind["trickle"])
+            return
         broken = by_kind.get("truncate") or by_kind.get("stall") or by_kind.get("reset")
         if broken is None:
             self._write(req, body)
@@ -363,8 +411,9 @@ class _Server(http.server.ThreadingHTTPServer):
 class FaultServer:
     """The server; start() runs it in a daemon thread bound to 127.0.0.1."""
 
-    def __init__(self, root, port=0, idle_timeout=60):
+    def __init__(self, root, port=0, idle_timeout=60, autoindex=False):
         self.root = os.path.realpath(root)
+        self.autoindex = autoindex
         self.idle_timeout = idle_timeout
         self._lock = threading.Lock()
         self._faults = {}
@@ -485,6 +534,20 @@ class FaultServer:
         if not full.startswith(self.root + os.sep) or not os.path.isfile(full):
             return None
         return full
+
+    def _autoindex(self, name):
+        """nginx's JSON autoindex of directory name (bytes), or None when it is not one."""
+        full = os.path.realpath(os.path.join(self.root, name))
+        if not (full == self.root or full.startswith(self.root + os.sep)) or \
+                not os.path.isdir(full):
+            return None
+        entries = []
+        for e in sorted(os.scandir(full), key=lambda e: e.name):
+            if e.is_dir():
+                entries.append({"name": e.name, "type": "directory"})
+            else:
+                entries.append({"name": e.name, "type": "file", "size": e.stat().st_size})
+        return json.dumps(entries).encode()
 
     def _content(self, full):
         """(bytes, etag, mtime) of a file, cached by path, mtime and size."""
