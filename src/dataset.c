@@ -328,7 +328,7 @@ static bool size_object(void *ctx, struct cfs_object *obj, GError **error)
 	uint64_t size;
 	if (!cfs_fetch_head(d->opts, d->remote, obj->url, &size, error))
 		return false;
-	obj->size = size;
+	__atomic_store_n(&obj->size, size, __ATOMIC_RELEASE); /* read unlocked: cfs_tree_file_sized */
 	return true;
 }
 

@@ -135,16 +135,30 @@ bool cfs_tree_prepare_dir(struct cfs_tree *t, struct cfs_node *dir, GError **err
 	return ok;
 }
 
+/* The object whose size file's bytes depend on: the compressed one of a decompressed file. */
+static struct cfs_object *sized_object(struct cfs_node *file)
+{
+	return file->object->compressed ? file->object->compressed : file->object;
+}
+
 bool cfs_tree_prepare_file(struct cfs_tree *t, struct cfs_node *file, GError **error)
 {
 	if (file->kind != CFS_NODE_OBJECT)
 		return true;
-	struct cfs_object *obj = file->object->compressed ? file->object->compressed : file->object;
+	struct cfs_object *obj = sized_object(file);
 	GMutex *sizing = &t->sizing[obj->id % SIZING_LOCKS];
 	g_mutex_lock(sizing);
 	bool ok = obj->size != CFS_SIZE_UNKNOWN || t->size(t->ctx, obj, error);
 	g_mutex_unlock(sizing);
 	return ok;
+}
+
+bool cfs_tree_file_sized(struct cfs_node *file)
+{
+	if (file->kind != CFS_NODE_OBJECT)
+		return true;
+	/* Not under the sizing mutex: a HEAD may hold it, and this must not wait. */
+	return __atomic_load_n(&sized_object(file)->size, __ATOMIC_ACQUIRE) != CFS_SIZE_UNKNOWN;
 }
 
 struct cfs_node *cfs_tree_lookup(struct cfs_tree *t, struct cfs_node *dir, const char *name)

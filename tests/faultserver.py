@@ -21,8 +21,9 @@ ending in '/', or the root) is answered with nginx's JSON autoindex of it
 the root) apply to it; without, directories are 404 like any missing file.
 
 Faults (every one takes `count`: fire at most this many times, None = always,
-and `after`: let the first `after` matching requests through untouched; a
-fault on the name "*" matches every file):
+`after`: let the first `after` matching requests through untouched, and
+`method`: match only requests of this method, e.g. "HEAD"; a fault on the
+name "*" matches every file):
 
     truncate      send the headers with the full Content-Length, then `keep`
                   bytes of body (default: half), then close the connection.
@@ -78,18 +79,21 @@ PIECE = 64 << 10
 class Fault:
     """One configured fault; `fired` counts the responses it changed."""
 
-    def __init__(self, kind, count=None, after=0, **params):
+    def __init__(self, kind, count=None, after=0, method=None, **params):
         if kind not in KINDS:
             raise ValueError("unknown fault kind %r" % kind)
         self.kind = kind
         self.count = count
         self.after = after
+        self.method = method
         self.params = params
         self.seen = 0
         self.fired = 0
 
-    def _fires(self):
-        """Called under the server lock for each matching request."""
+    def _fires(self, method):
+        """Called under the server lock for each request of its name."""
+        if self.method is not None and self.method != method:
+            return False
         self.seen += 1
         if self.seen <= self.after:
             return False
@@ -261,7 +265,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if body is None:
             self._simple(req, 404)
             return
-        by_kind = {f.kind: f for f in owner._fire(name)}
+        by_kind = {f.kind: f for f in owner._fire(name, self.command)}
         req.faults = list(by_kind)
         if "status" in by_kind:
             self._simple(req, by_kind["status"].get("code", 503))
@@ -293,7 +297,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if isinstance(rng, tuple):
             req.start, req.end = rng
 
-        fired = owner._fire(name)
+        fired = owner._fire(name, self.command)
         req.faults = [f.kind for f in fired]
         by_kind = {f.kind: f for f in fired}
 
@@ -495,10 +499,10 @@ class FaultServer:
             return sum(f.fired for f in self._faults.get(name, [])
                        if kind is None or f.kind == kind)
 
-    def _fire(self, name):
+    def _fire(self, name, method):
         with self._lock:
             faults = self._faults.get(name, []) + self._faults.get("*", [])
-            return [f for f in faults if f._fires()]
+            return [f for f in faults if f._fires(method)]
 
     # -- log -------------------------------------------------------------
 

@@ -206,3 +206,38 @@ def test_s3_endless_listing_is_bounded(chunkfs_bin, nginx, tmp_path, entries, wh
     assert why + " than --max-dir-entries allows" in stderr, stderr
     pages = len(listing_requests(srv))
     assert pages <= 11, "%d pages asked for" % pages
+
+
+# --------------------------------------------------------------------------
+# sizing chunks from the item view: never in a thread that answers reads
+
+ZSTD = data_dir("litdata-mixed-zstd")
+
+
+def test_chunk_head_never_holds_an_answer(tmp_path, mount):
+    """A zstd dataset mounted through its index.json alone: the index gives no
+    compressed sizes, so each chunk is sized by a HEAD before its header is read.
+    Opening the last item of chunk 0, then the first of chunk 1 (items in order,
+    near a chunk's end) gets chunk 2 on its way from the thread that answers the
+    open once chunk 1's header is in; chunk 2's HEAD stalls. The open, and a
+    read of another chunk, are answered while that HEAD still stalls; once it
+    failed, chunk 2's items are read right."""
+    items = formats.dataset_items(ZSTD)
+    names = formats.item_names(len(items))
+    chunks = list(dict.fromkeys(it.chunk for it in items))   # in dataset order
+    last0 = max(it.index for it in items if it.chunk == chunks[0])
+    first2 = min(it.index for it in items if it.chunk == chunks[2])
+    with FaultServer(ZSTD) as srv:
+        stall = srv.set_fault(chunks[2], "stall", headers=False, count=1, method="HEAD",
+                              seconds=scaled(10))
+        m = mount(srv.url)
+        assert read_bytes(m.file(".items", names[last0])) == items[last0].data
+        assert read_bytes(m.file(".items", names[last0 + 1])) == items[last0 + 1].data
+        wait_for(lambda: stall.fired, scaled(10), "the HEAD of %s" % chunks[2])
+        assert read_bytes(m.file(chunks[3])) == \
+            open(os.path.join(ZSTD, chunks[3]), "rb").read()
+        head = [r for r in srv.requests(chunks[2]) if r.method == "HEAD"][0]
+        assert not head.done, "reads were answered only after the HEAD of %s ended" % chunks[2]
+        wait_for(lambda: head.done, scaled(30), "the stalled HEAD to end")
+        assert read_bytes(m.file(".items", names[first2])) == items[first2].data
+        m.unmount()

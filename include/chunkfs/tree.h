@@ -101,6 +101,13 @@ bool cfs_tree_prepare_dir(struct cfs_tree *t, struct cfs_node *dir, GError **err
  */
 bool cfs_tree_prepare_file(struct cfs_tree *t, struct cfs_node *file, GError **error);
 
+/*
+ * True when cfs_tree_prepare_file() has nothing to ask the remote for file
+ * (its object's size is known, or it is not an object). Never blocks on
+ * the network. Thread-safe.
+ */
+bool cfs_tree_file_sized(struct cfs_node *file);
+
 /* The child of dir named name, or NULL. */
 struct cfs_node *cfs_tree_lookup(struct cfs_tree *t, struct cfs_node *dir, const char *name);
 
