@@ -236,14 +236,15 @@ static void add_entries(struct dataset *d, struct cfs_tree *t, struct cfs_node *
 }
 
 /*
- * True when an index that could not be had says something lasting about
- * it: absent (404, 410), not a dataset index, or too large. Any other
- * failure (a timeout, a 5xx, a reset) may pass, so it must not be
- * remembered as a directory without a dataset.
+ * True when an index that could not be had is the server's answer about
+ * it: absent (404, 410), refused (401, 403), not a dataset index, or too
+ * large. Any other failure (a timeout, a 5xx, a reset) may pass, so it
+ * must not be remembered as a directory without a dataset.
  */
 static bool index_failure_is_lasting(const GError *err)
 {
 	return g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND) ||
+	       g_error_matches(err, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED) ||
 	       g_error_matches(err, G_IO_ERROR, G_IO_ERROR_INVALID_DATA) ||
 	       g_error_matches(err, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE);
 }

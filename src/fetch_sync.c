@@ -362,15 +362,15 @@ static bool take_page(struct paging *p, struct cfs_listing *page, bool *more, GE
 {
 	guint held = p->all ? p->all->entries->len : 0;
 	*more = page->truncated;
-	bool ok = page->entries->len <= p->max_entries - held;
-	if (!ok)
-		paging_fail(p, G_IO_ERROR_MESSAGE_TOO_LARGE,
-			    "more entries than --max-dir-entries allows", error);
+	bool ok;
+	if (page->entries->len > p->max_entries - held)
+		ok = paging_fail(p, G_IO_ERROR_MESSAGE_TOO_LARGE,
+				 "more entries than --max-dir-entries allows", error);
 	else if (*more && ++p->pages >= p->max_pages)
 		ok = paging_fail(p, G_IO_ERROR_MESSAGE_TOO_LARGE,
 				 "more pages than --max-dir-entries allows", error);
-	else if (*more)
-		ok = token_is_new(p, page->next_token, error);
+	else
+		ok = !*more || token_is_new(p, page->next_token, error);
 	if (!ok) {
 		cfs_listing_free(page);
 		return false;

@@ -145,13 +145,10 @@ static double attr_timeout(const struct cfs_fs *fs, const struct cfs_node *n)
 static int remote_errno(GError *err)
 {
 	g_warning("%s", err->message);
-	int e = EIO;
-	if (err->domain == G_IO_ERROR && err->code == G_IO_ERROR_PERMISSION_DENIED)
-		e = EACCES;
-	else if (err->domain == G_IO_ERROR && err->code == G_IO_ERROR_TIMED_OUT)
-		e = ETIMEDOUT;
-	else if (err->domain == G_IO_ERROR && err->code == G_IO_ERROR_NOT_FOUND)
-		e = ENOENT;
+	int e = g_error_matches(err, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED) ? EACCES
+		: g_error_matches(err, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)       ? ETIMEDOUT
+		: g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)       ? ENOENT
+									       : EIO;
 	g_error_free(err);
 	return e;
 }
