@@ -403,7 +403,7 @@ bool cfs_fetch_listing(const struct cfs_options *opts, const struct cfs_remote *
 			    g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL), NULL,
 			    NULL };
 	bool ok = true, more = true;
-	while (ok && more) {
+	while (ok && more) { /* ends within p.max_pages pages: take_page() counts them */
 		struct cfs_listing *page = fetch_page(opts, remote, prefix, p.token, error);
 		ok = page && take_page(&p, page, &more, error);
 	}
