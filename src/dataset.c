@@ -121,15 +121,25 @@ static struct cfs_ds_index *load_index(struct dataset *d, const struct cfs_node 
 	return idx;
 }
 
-/* The file entry of the listing named name, or NULL (also when there is no listing). */
-static const struct cfs_entry *listed_file(const struct cfs_listing *l, const char *name)
+/*
+ * The file entries of a listing by name (the first of a repeated name), so
+ * that placing a dataset's chunks costs one lookup per chunk.
+ */
+static GHashTable *listed_files(const struct cfs_listing *l)
 {
-	for (guint i = 0; l && i < l->entries->len; i++) {
-		const struct cfs_entry *e = &g_array_index(l->entries, struct cfs_entry, i);
-		if (!e->is_dir && g_str_equal(e->name, name))
-			return e;
+	GHashTable *files = g_hash_table_new(g_str_hash, g_str_equal);
+	for (guint i = l->entries->len; i-- > 0;) {
+		struct cfs_entry *e = &g_array_index(l->entries, struct cfs_entry, i);
+		if (!e->is_dir)
+			g_hash_table_insert(files, e->name, e);
 	}
-	return NULL;
+	return files;
+}
+
+/* The listed file named name, or NULL (also when there is no listing: files NULL). */
+static const struct cfs_entry *listed_file(GHashTable *files, const char *name)
+{
+	return files ? g_hash_table_lookup(files, name) : NULL;
 }
 
 /* Items can be shown for plain chunks and zstd ones, not for other codecs or encryption. */
@@ -151,7 +161,7 @@ struct chunks {
 /* The chunks the index lists; zstd ones also decompressed, under plain_dir. */
 static struct chunks add_chunks(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
 				struct cfs_node *plain_dir, const struct cfs_ds_index *idx,
-				const struct cfs_listing *listing)
+				GHashTable *files)
 {
 	guint n = idx->chunks->len;
 	struct chunks ch = { g_new0(struct cfs_node *, MAX(n, 1)),
@@ -161,7 +171,7 @@ static struct chunks add_chunks(struct dataset *d, struct cfs_tree *t, struct cf
 		if (!acceptable(t, dir, c->name))
 			continue;
 		/* A compressed dataset's index gives uncompressed sizes: the listing's, or ask. */
-		const struct cfs_entry *e = listed_file(listing, c->name);
+		const struct cfs_entry *e = listed_file(files, c->name);
 		uint64_t size = c->size != CFS_SIZE_UNKNOWN ? c->size : e ? e->size : CFS_SIZE_UNKNOWN;
 		struct cfs_node *node = add_object(d, t, dir, c->name, size, e ? e->etag : NULL);
 		ch.nodes[i] = node;
@@ -179,7 +189,7 @@ static struct chunks add_chunks(struct dataset *d, struct cfs_tree *t, struct cf
 
 /* The index file, the chunks it lists in dataset order, and the views of the dataset. */
 static void add_dataset(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
-			GBytes *bytes, struct cfs_ds_index *idx, const struct cfs_listing *listing)
+			GBytes *bytes, struct cfs_ds_index *idx, GHashTable *files)
 {
 	cfs_tree_add_bytes(t, dir, INDEX_NAME, bytes);
 	struct cfs_node *plain_dir = NULL;
@@ -187,7 +197,7 @@ static void add_dataset(struct dataset *d, struct cfs_tree *t, struct cfs_node *
 		plain_dir = cfs_tree_add_dir(t, dir, PLAIN_NAME, false);
 		cfs_tree_add_bytes(t, plain_dir, INDEX_NAME, idx->plain_index);
 	}
-	struct chunks ch = add_chunks(d, t, dir, plain_dir, idx, listing);
+	struct chunks ch = add_chunks(d, t, dir, plain_dir, idx, files);
 	struct cfs_view *view = NULL;
 	if (items_shown(dir, idx) && acceptable(t, dir, ITEMS_NAME))
 		view = cfs_views_add_items(d->views, g_steal_pointer(&idx), ch.nodes, ch.sources,
@@ -236,22 +246,46 @@ static void report_bad_index(const struct cfs_node *dir, const GError *err)
 	g_free(path);
 }
 
-/* A listed directory with index.json: its chunks come from the index when it is understood. */
-static void add_dataset_dir(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
-			    const struct cfs_listing *l)
+/*
+ * True when an index that could not be had is the server's answer about
+ * it: absent (404, 410), refused (401, 403), not a dataset index, or too
+ * large. Any other failure (a timeout, a 5xx, a reset) may pass, so it
+ * must not be remembered as a directory without a dataset.
+ */
+static bool index_failure_is_lasting(const GError *err)
+{
+	return g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND) ||
+	       g_error_matches(err, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED) ||
+	       g_error_matches(err, G_IO_ERROR, G_IO_ERROR_INVALID_DATA) ||
+	       g_error_matches(err, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE);
+}
+
+/*
+ * A listed directory with index.json: its chunks come from the index when
+ * it is understood, and the directory is shown as it is when the index is
+ * lastingly bad. Any other failure fails the listing (nothing is added), so
+ * that the next lookup fetches the index again.
+ */
+static bool add_dataset_dir(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
+			    const struct cfs_listing *l, GHashTable *files, GError **error)
 {
 	GBytes *bytes = NULL;
 	GError *err = NULL;
 	struct cfs_ds_index *idx = cfs_tree_lookup(t, dir, INDEX_NAME)
 					   ? NULL : load_index(d, dir, &bytes, &err);
+	if (err && !index_failure_is_lasting(err)) {
+		g_propagate_error(error, err);
+		return false;
+	}
 	if (idx)
-		add_dataset(d, t, dir, bytes, idx, l);
+		add_dataset(d, t, dir, bytes, idx, files);
 	else if (err)
 		report_bad_index(dir, err);
 	g_clear_error(&err);
 	if (bytes)
 		g_bytes_unref(bytes);
 	add_entries(d, t, dir, l);
+	return true;
 }
 
 static bool is_unlisted_http(const struct dataset *d, const GError *err)
@@ -289,12 +323,15 @@ static bool list_dir(void *ctx, struct cfs_tree *t, struct cfs_node *dir, GError
 		g_propagate_error(error, err);
 		return false;
 	}
-	if (listed_file(l, INDEX_NAME))
-		add_dataset_dir(d, t, dir, l);
+	GHashTable *files = listed_files(l);
+	bool ok = true;
+	if (listed_file(files, INDEX_NAME))
+		ok = add_dataset_dir(d, t, dir, l, files, error);
 	else
 		add_entries(d, t, dir, l);
+	g_hash_table_destroy(files);
 	cfs_listing_free(l);
-	return true;
+	return ok;
 }
 
 static bool size_object(void *ctx, struct cfs_object *obj, GError **error)
@@ -303,7 +340,7 @@ static bool size_object(void *ctx, struct cfs_object *obj, GError **error)
 	uint64_t size;
 	if (!cfs_fetch_head(d->opts, d->remote, obj->url, &size, error))
 		return false;
-	obj->size = size;
+	__atomic_store_n(&obj->size, size, __ATOMIC_RELEASE); /* read unlocked: cfs_tree_file_sized */
 	return true;
 }
 

@@ -4,6 +4,7 @@
 #include <gio/gio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "chunkfs/fetch.h"
 #include "chunkfs/listing.h"
@@ -174,19 +175,35 @@ static char *s3_error(GByteArray *body)
 }
 
 /*
+ * A blocking request ends within (retries + 1) x timeout, redirects
+ * included: what a read may take before its last retry gives up, so a
+ * trickling server cannot hold a lookup longer than a stalled read (the
+ * stall timeout alone only ends a request that sends nothing at all for
+ * that long). In ms.
+ */
+static gint64 request_deadline_ms(const struct cfs_options *opts)
+{
+	return (gint64)(opts->retries + 1) * (gint64)opts->timeout_s * 1000;
+}
+
+/*
  * Run the request easy is set up for, following redirects as
  * cfs_redirect_follow() allows; a hop to another origin drops the remote's
- * credentials. body (may be NULL) is emptied of each redirect's page.
- * Returns false with *error set (the object's URL redacted) when a redirect
+ * credentials, all hops within one request_deadline_ms(). body (may be
+ * NULL) is emptied of each redirect's page. Returns false with *error set (the object's URL redacted) when a redirect
  * is refused, else true with the last transfer's result in *rc.
  */
-static bool perform_following(CURL *easy, const char *url, GByteArray *body, CURLcode *rc,
-			      GError **error)
+static bool perform_following(CURL *easy, const struct cfs_options *opts, const char *url,
+			      GByteArray *body, CURLcode *rc, GError **error)
 {
 	struct cfs_redirect_chain chain = { 0 };
 	cfs_redirect_start(&chain, url);
+	gint64 end_ms = g_get_monotonic_time() / 1000 + request_deadline_ms(opts);
 	bool followed = true;
 	for (unsigned hop = 0; hop <= CFS_REDIRECT_MAX_HOPS; hop++) {
+		/* 0 would mean no limit at all */
+		long left_ms = (long)MAX(end_ms - g_get_monotonic_time() / 1000, 1);
+		curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, left_ms);
 		*rc = curl_easy_perform(easy);
 		long status = 0;
 		curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
@@ -222,15 +239,17 @@ static bool check_result(CURL *easy, CURLcode rc, const char *url, const char *e
 		return true;
 	char *safe = cfs_url_redact(url);
 	const char *why = *errbuf ? errbuf : curl_easy_strerror(rc);
-	if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
-	    rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_COULDNT_RESOLVE_PROXY)
+	if (rc == CURLE_OPERATION_TIMEDOUT)
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "%s: timed out: %s", safe, why);
+	else if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+		 rc == CURLE_COULDNT_RESOLVE_PROXY)
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_HOST_UNREACHABLE, "cannot reach %s: %s",
 			    safe, why);
 	else if (rc != CURLE_OK)
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: %s", safe, why);
 	else {
 		char *detail = s3_error(body);
-		int code = status == 404		     ? G_IO_ERROR_NOT_FOUND
+		int code = status == 404 || status == 410   ? G_IO_ERROR_NOT_FOUND
 			   : status == 401 || status == 403 ? G_IO_ERROR_PERMISSION_DENIED
 							    : G_IO_ERROR_FAILED;
 		g_set_error(error, G_IO_ERROR, code, "%s: HTTP %ld%s", safe, status,
@@ -256,7 +275,7 @@ bool cfs_fetch_small(const struct cfs_options *opts, const struct cfs_remote *re
 	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, capture_etag);
 	curl_easy_setopt(easy, CURLOPT_HEADERDATA, &cap);
 	CURLcode rc;
-	bool ok = perform_following(easy, url, s.buf, &rc, error);
+	bool ok = perform_following(easy, opts, url, s.buf, &rc, error);
 	if (ok && s.too_large) {
 		char *safe = cfs_url_redact(url);
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
@@ -288,7 +307,7 @@ bool cfs_fetch_head(const struct cfs_options *opts, const struct cfs_remote *rem
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
 	CURLcode rc;
-	bool ok = perform_following(easy, url, NULL, &rc, error) &&
+	bool ok = perform_following(easy, opts, url, NULL, &rc, error) &&
 		  check_result(easy, rc, url, errbuf, NULL, error);
 	curl_off_t len = -1;
 	if (ok)
@@ -308,7 +327,6 @@ bool cfs_fetch_head(const struct cfs_options *opts, const struct cfs_remote *rem
 }
 
 #define LISTING_PAGE_MAX_BYTES (64 * CFS_MIB)
-#define LISTING_MAX_PAGES 100000
 
 /* One ListObjectsV2 page; parameters in the order SigV4's canonical query string sorts them. */
 static char *s3_list_url(const struct cfs_remote *remote, const char *prefix, const char *token)
@@ -331,6 +349,60 @@ static struct cfs_listing *parse_page(const struct cfs_remote *remote, GBytes *b
 			  : cfs_listing_parse_http(data, len, error);
 }
 
+/* One page of the listing of prefix, fetched and parsed; NULL with *error set. */
+static struct cfs_listing *fetch_page(const struct cfs_options *opts,
+				      const struct cfs_remote *remote, const char *prefix,
+				      const char *token, GError **error)
+{
+	char *url = remote->s3 ? s3_list_url(remote, prefix, token)
+			       : cfs_url_join(remote->base_url, prefix);
+	GBytes *body = NULL;
+	char *etag = NULL;
+	struct cfs_listing *l = NULL;
+	if (cfs_fetch_small(opts, remote, url, LISTING_PAGE_MAX_BYTES, &body, &etag, error))
+		l = parse_page(remote, body, prefix, error);
+	g_free(url);
+	g_free(etag);
+	if (body)
+		g_bytes_unref(body);
+	return l;
+}
+
+/* A listing being put together from its pages, within the bounds of the options. */
+struct paging {
+	const struct cfs_remote *remote;
+	const char *dir;
+	unsigned max_entries;  /* --max-dir-entries */
+	unsigned max_pages;
+	unsigned pages;
+	GHashTable *tokens;    /* XXH3-64 of every continuation token followed (guint64 *) */
+	char *token;           /* to ask for the next page with; NULL for the first */
+	struct cfs_listing *all;
+};
+
+static bool paging_fail(const struct paging *p, GIOErrorEnum code, const char *why,
+			GError **error)
+{
+	g_set_error(error, G_IO_ERROR, code, "%s: listing of /%s: %s", p->remote->shown, p->dir,
+		    why);
+	return false;
+}
+
+/* The token of a truncated page must be one never followed: else the listing loops. */
+static bool token_is_new(struct paging *p, const char *token, GError **error)
+{
+	if (!token)
+		return paging_fail(p, G_IO_ERROR_INVALID_DATA,
+				   "IsTruncated without a NextContinuationToken", error);
+	guint64 h = XXH3_64bits(token, strlen(token));
+	if (!g_hash_table_add(p->tokens, g_memdup2(&h, sizeof(h))))
+		return paging_fail(p, G_IO_ERROR_INVALID_DATA,
+				   "a NextContinuationToken came back: the listing would not end",
+				   error);
+	return true;
+}
+
+/* Move the entries of page (freed) to the end of into. */
 static void append_entries(struct cfs_listing *into, struct cfs_listing *page)
 {
 	for (guint i = 0; i < page->entries->len; i++) {
@@ -341,42 +413,68 @@ static void append_entries(struct cfs_listing *into, struct cfs_listing *page)
 	cfs_listing_free(page);
 }
 
+/*
+ * Add page (taken) to the listing; true with *more set when a next page is
+ * to be asked for with the page's token. False with *error when the
+ * listing breaks a bound: more entries or pages than allowed, a repeated
+ * token.
+ */
+static bool take_page(struct paging *p, struct cfs_listing *page, bool *more, GError **error)
+{
+	guint held = p->all ? p->all->entries->len : 0;
+	*more = page->truncated;
+	bool ok;
+	if (page->entries->len > p->max_entries - held)
+		ok = paging_fail(p, G_IO_ERROR_MESSAGE_TOO_LARGE,
+				 "more entries than --max-dir-entries allows", error);
+	else if (*more && ++p->pages >= p->max_pages)
+		ok = paging_fail(p, G_IO_ERROR_MESSAGE_TOO_LARGE,
+				 "more pages than --max-dir-entries allows", error);
+	else
+		ok = !*more || token_is_new(p, page->next_token, error);
+	if (!ok) {
+		cfs_listing_free(page);
+		return false;
+	}
+	g_free(p->token);
+	p->token = *more ? g_steal_pointer(&page->next_token) : NULL;
+	page->truncated = false; /* the listing as a whole is complete once the last page is in */
+	if (p->all)
+		append_entries(p->all, page);
+	else
+		p->all = page;
+	return true;
+}
+
+/*
+ * A ListObjectsV2 page holds at most 1000 keys and prefixes (S3 API
+ * Reference, "ListObjectsV2", max-keys); a listing of the most entries
+ * allowed may come in pages ten times smaller than that, not smaller.
+ */
+static unsigned max_pages(unsigned max_entries)
+{
+	return max_entries / 100 + 10;
+}
+
 bool cfs_fetch_listing(const struct cfs_options *opts, const struct cfs_remote *remote,
 		       const char *dir, struct cfs_listing **out, GError **error)
 {
 	char *prefix = g_strconcat(remote->s3 ? remote->list_prefix : "", dir, *dir ? "/" : "", NULL);
-	char *token = NULL;
-	struct cfs_listing *all = NULL;
-	bool ok = true;
-	for (unsigned page = 0; ok && page < LISTING_MAX_PAGES; page++) {
-		char *url = remote->s3 ? s3_list_url(remote, prefix, token)
-				       : cfs_url_join(remote->base_url, prefix);
-		GBytes *body = NULL;
-		char *etag = NULL;
-		ok = cfs_fetch_small(opts, remote, url, LISTING_PAGE_MAX_BYTES, &body, &etag, error);
-		struct cfs_listing *l = ok ? parse_page(remote, body, prefix, error) : NULL;
-		ok = l != NULL;
-		g_free(url);
-		g_free(etag);
-		if (body)
-			g_bytes_unref(body);
-		if (!ok)
-			break;
-		g_free(token);
-		token = l->truncated ? g_strdup(l->next_token) : NULL;
-		if (all)
-			append_entries(all, l);
-		else
-			all = l;
-		if (!token)
-			break;
+	struct paging p = { remote, dir, opts->max_dir_entries, max_pages(opts->max_dir_entries), 0,
+			    g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL), NULL,
+			    NULL };
+	bool ok = true, more = true;
+	while (ok && more) { /* ends within p.max_pages pages: take_page() counts them */
+		struct cfs_listing *page = fetch_page(opts, remote, prefix, p.token, error);
+		ok = page && take_page(&p, page, &more, error);
 	}
-	g_free(token);
+	g_hash_table_destroy(p.tokens);
+	g_free(p.token);
 	g_free(prefix);
 	if (!ok) {
-		cfs_listing_free(all);
+		cfs_listing_free(p.all);
 		return false;
 	}
-	*out = all;
+	*out = p.all;
 	return true;
 }

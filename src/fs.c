@@ -137,10 +137,17 @@ static double attr_timeout(const struct cfs_fs *fs, const struct cfs_node *n)
 	return n->kind == CFS_NODE_RENDERED ? 0.0 : entry_timeout(fs);
 }
 
-/* A failed listing or sizing of node as an errno for the kernel; reported once, here. */
+/*
+ * A failed listing or sizing of node as an errno for the kernel; reported
+ * once, here. ENOENT only when the server said the object is absent: any
+ * other failure must not read as a name that does not exist.
+ */
 static int remote_errno(const struct cfs_node *node, GError *err)
 {
-	int e = g_error_matches(err, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED) ? EACCES : EIO;
+	int e = g_error_matches(err, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED) ? EACCES
+		: g_error_matches(err, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)       ? ETIMEDOUT
+		: g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)       ? ENOENT
+									       : EIO;
 	cfs_errors_report(*node->path ? node->path : "/", 0, 0, -e, "%s", err->message);
 	g_error_free(err);
 	return e;

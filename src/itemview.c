@@ -181,13 +181,12 @@ static void header_next(struct hread *h)
 	cfs_cache_read(cache_of(h->ch->v), h->ch->src, h->got, h->asked, NULL, header_read, h);
 }
 
-static void header_start(struct ichunk *ch)
+/* Read ch's header once its source has a size (that of its compressed object). */
+static void header_sized(void *data, bool sized)
 {
+	struct ichunk *ch = data;
 	GError *err = NULL;
-	if (ch->src->compressed && !cfs_tree_prepare_file(views_tree(ch->v->base.set), ch->node,
-							  &err)) {
-		cfs_errors_report(ch->src->name, 0, 0, -EIO, "%s", err->message);
-		g_error_free(err);
+	if (!sized) {
 		header_settle(ch, NULL, -EIO, false);
 		return;
 	}
@@ -204,6 +203,11 @@ static void header_start(struct ichunk *ch)
 	h->buf = g_malloc(h->len);
 	cfs_stats_add(CFS_CHUNK_HEADERS, 1);
 	header_next(h);
+}
+
+static void header_start(struct ichunk *ch)
+{
+	views_prepare_file(ch->v->base.set, ch->node, header_sized, ch);
 }
 
 /* 0 when ch's header is ready; else -EAGAIN (w will be called, the read started) or -EIO. */

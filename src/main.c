@@ -90,6 +90,7 @@ static int serve(const struct cfs_options *opts, const struct cfs_remote *remote
 	g_message("mounted %s on %s", remote->shown, opts->mountpoint);
 	int rc = cfs_fs_serve(fs, cache);
 	cfs_cache_close(cache);
+	cfs_views_stop(views);
 	cfs_fetcher_free(fetcher);
 	cfs_cache_free(cache);
 	return rc == 0 ? 0 : 1;

@@ -12,6 +12,8 @@
 #include "chunkfs/policy.h"
 
 #define DEFAULT_MEM_CAP_MAX (UINT64_C(1) << 30)
+/* A listing entry costs about 150 bytes before it becomes a node: 100 million is 15 GB. */
+#define MAX_DIR_ENTRIES_MAX 100000000
 
 bool cfs_parse_size(const char *text, uint64_t *out)
 {
@@ -53,6 +55,7 @@ static uint64_t default_mem_cache(void)
 struct raw_args {
 	char *mem_cache, *block_size, *readahead, *fuse_opts;
 	int max_connections, fetch_threads, connect_timeout, timeout, retries, metadata_ttl;
+	int max_dir_entries;
 	gboolean foreground, debug, version, insecure, no_sign_request;
 	char **headers;
 	char *cacert, *endpoint, *region, *s3_addressing, *profile;
@@ -194,6 +197,7 @@ static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
 	    !check_int_opt("timeout", a->timeout, 1, 3600, error) ||
 	    !check_int_opt("retries", a->retries, 0, 100, error) ||
 	    !check_int_opt("metadata-ttl", a->metadata_ttl, 0, 365 * 86400, error) ||
+	    !check_int_opt("max-dir-entries", a->max_dir_entries, 1, MAX_DIR_ENTRIES_MAX, error) ||
 	    !check_sizes(o, error) ||
 	    !check_headers(a->headers, error) || !check_addressing(a->s3_addressing, error))
 		return false;
@@ -205,6 +209,7 @@ static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
 	o->timeout_s = (unsigned)a->timeout;
 	o->retries = (unsigned)a->retries;
 	o->metadata_ttl_s = (unsigned)a->metadata_ttl;
+	o->max_dir_entries = (unsigned)a->max_dir_entries;
 	o->foreground = a->foreground;
 	o->debug = a->debug;
 	o->fuse_opts = g_strdup(a->fuse_opts);
@@ -234,7 +239,8 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		       GError **error)
 {
 	struct raw_args a = { .max_connections = 8, .fetch_threads = 2, .connect_timeout = 10,
-			      .timeout = 30, .retries = 4, .metadata_ttl = 3600 };
+			      .timeout = 30, .retries = 4, .metadata_ttl = 3600,
+			      .max_dir_entries = 10000000 };
 	GOptionEntry entries[] = {
 		{ "foreground", 'f', 0, G_OPTION_ARG_NONE, &a.foreground, "Stay in the foreground", NULL },
 		{ "debug", 'd', 0, G_OPTION_ARG_NONE, &a.debug, "Log debug lines (every request)", NULL },
@@ -271,6 +277,8 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		  "Attempts after a failed one before a read fails (default 4)", "N" },
 		{ "metadata-ttl", 0, 0, G_OPTION_ARG_INT, &a.metadata_ttl,
 		  "Seconds a directory listing is trusted (default 3600)", "S" },
+		{ "max-dir-entries", 0, 0, G_OPTION_ARG_INT, &a.max_dir_entries,
+		  "Fail the listing of a directory with more entries (default 10000000)", "N" },
 		{ "header", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &a.headers,
 		  "Send this header with every request (repeatable; never logged)", "'NAME: VALUE'" },
 		{ "cacert", 0, 0, G_OPTION_ARG_FILENAME, &a.cacert,

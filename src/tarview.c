@@ -236,23 +236,27 @@ static void scan_loop(struct tarview *v)
 	scan_finish(v);
 }
 
+/* Scan the archive once its size is known. */
+static void scan_sized(void *data, bool sized)
+{
+	struct tarview *v = data;
+	if (sized) {
+		v->scan = cfs_tar_scan_new(v->node->object->size);
+	} else {
+		v->err = -EIO;
+		v->over = true;
+	}
+	scan_loop(v);
+}
+
 static void scan_start(struct tarview *v)
 {
-	GError *gerr = NULL;
 	v->err = 0;
 	v->over = false;
 	v->skipped = 0;
 	v->found = g_ptr_array_new_with_free_func(cfs_tar_member_free);
 	reset_entries(v);
-	if (!cfs_tree_prepare_file(views_tree(v->base.set), v->node, &gerr)) {
-		cfs_errors_report(v->node->object->name, 0, 0, -EIO, "%s", gerr->message);
-		g_error_free(gerr);
-		v->err = -EIO;
-		v->over = true;
-	} else {
-		v->scan = cfs_tar_scan_new(v->node->object->size);
-	}
-	scan_loop(v);
+	views_prepare_file(v->base.set, v->node, scan_sized, v);
 }
 
 /* 0 once the member index is built; else -EAGAIN (w will be called, the scan started). */

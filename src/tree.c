@@ -5,10 +5,17 @@
 #include "chunkfs/object.h"
 #include "chunkfs/view.h"
 
+/*
+ * Sizing an object takes one of these, by object id: two nodes may share
+ * an object (a chunk and its decompressed view), and one lock per object
+ * would cost a mutex for every file of the tree.
+ */
+#define SIZING_LOCKS 16
+
 struct cfs_tree {
 	GRWLock lock;          /* guards nodes and every directory's children */
 	GPtrArray *nodes;
-	GMutex listing;        /* held while a directory is listed or a file sized */
+	GMutex sizing[SIZING_LOCKS];
 	cfs_list_fn list;
 	cfs_size_fn size;
 	void *ctx;
@@ -30,6 +37,7 @@ static struct cfs_node *node_new(struct cfs_tree *t, struct cfs_node *parent, co
 	if (kind == CFS_NODE_DIR) {
 		n->children = g_ptr_array_new();
 		n->by_name = g_hash_table_new(g_str_hash, g_str_equal);
+		g_mutex_init(&n->listing);
 	}
 	g_ptr_array_add(t->nodes, n);
 	if (parent) {
@@ -46,10 +54,11 @@ static void node_free(gpointer p)
 		cfs_object_free(n->object);
 	if (n->bytes)
 		g_bytes_unref(n->bytes);
-	if (n->children)
+	if (n->kind == CFS_NODE_DIR) {
 		g_ptr_array_free(n->children, TRUE);
-	if (n->by_name)
 		g_hash_table_destroy(n->by_name);
+		g_mutex_clear(&n->listing);
+	}
 	g_free(n->name);
 	g_free(n->path);
 	g_free(n);
@@ -60,7 +69,8 @@ struct cfs_tree *cfs_tree_new(cfs_list_fn list, cfs_size_fn size, void *ctx,
 {
 	struct cfs_tree *t = g_new0(struct cfs_tree, 1);
 	g_rw_lock_init(&t->lock);
-	g_mutex_init(&t->listing);
+	for (unsigned i = 0; i < SIZING_LOCKS; i++)
+		g_mutex_init(&t->sizing[i]);
 	t->nodes = g_ptr_array_new_with_free_func(node_free);
 	t->list = list;
 	t->size = size;
@@ -78,7 +88,8 @@ void cfs_tree_free(struct cfs_tree *t)
 	g_ptr_array_free(t->nodes, TRUE);
 	if (t->ctx_free)
 		t->ctx_free(t->ctx);
-	g_mutex_clear(&t->listing);
+	for (unsigned i = 0; i < SIZING_LOCKS; i++)
+		g_mutex_clear(&t->sizing[i]);
 	g_rw_lock_clear(&t->lock);
 	g_free(t);
 }
@@ -109,7 +120,7 @@ bool cfs_tree_prepare_dir(struct cfs_tree *t, struct cfs_node *dir, GError **err
 {
 	if (dir->kind != CFS_NODE_DIR || listing_is_current(t, dir))
 		return true;
-	g_mutex_lock(&t->listing);
+	g_mutex_lock(&dir->listing);
 	bool ok = true;
 	if (!listing_is_current(t, dir)) { /* another thread may have listed it meanwhile */
 		ok = t->list(t->ctx, t, dir, error);
@@ -119,19 +130,34 @@ bool cfs_tree_prepare_dir(struct cfs_tree *t, struct cfs_node *dir, GError **err
 			g_rw_lock_writer_unlock(&t->lock);
 		}
 	}
-	g_mutex_unlock(&t->listing);
+	g_mutex_unlock(&dir->listing);
 	return ok;
+}
+
+/* The object whose size file's bytes depend on: the compressed one of a decompressed file. */
+static struct cfs_object *sized_object(struct cfs_node *file)
+{
+	return file->object->compressed ? file->object->compressed : file->object;
 }
 
 bool cfs_tree_prepare_file(struct cfs_tree *t, struct cfs_node *file, GError **error)
 {
 	if (file->kind != CFS_NODE_OBJECT)
 		return true;
-	struct cfs_object *obj = file->object->compressed ? file->object->compressed : file->object;
-	g_mutex_lock(&t->listing);
+	struct cfs_object *obj = sized_object(file);
+	GMutex *sizing = &t->sizing[obj->id % SIZING_LOCKS];
+	g_mutex_lock(sizing);
 	bool ok = obj->size != CFS_SIZE_UNKNOWN || t->size(t->ctx, obj, error);
-	g_mutex_unlock(&t->listing);
+	g_mutex_unlock(sizing);
 	return ok;
+}
+
+bool cfs_tree_file_sized(struct cfs_node *file)
+{
+	if (file->kind != CFS_NODE_OBJECT)
+		return true;
+	/* Not under the sizing mutex: a HEAD may hold it, and this must not wait. */
+	return __atomic_load_n(&sized_object(file)->size, __ATOMIC_ACQUIRE) != CFS_SIZE_UNKNOWN;
 }
 
 struct cfs_node *cfs_tree_lookup(struct cfs_tree *t, struct cfs_node *dir, const char *name)

@@ -5,19 +5,34 @@
 #include <string.h>
 #include <sys/uio.h>
 
+#include "chunkfs/errors.h"
+#include "chunkfs/tree.h"
 #include "view_impl.h"
+
+/* HEADs at a time for views: each holds its thread up to the deadline of cfs_fetch_head(). */
+#define SIZING_THREADS 4
 
 struct cfs_views {
 	GRWLock lock;          /* guards views */
 	GPtrArray *views;      /* struct cfs_view *, by id */
 	struct cfs_cache *cache;
 	struct cfs_tree *tree;
+	GMutex sizing_lock;    /* guards sizing */
+	GThreadPool *sizing;   /* runs struct sizing_job; NULL before start and after stop */
+	gint stopping;         /* set by cfs_views_stop(): queued jobs ask nothing */
+};
+
+struct sizing_job {
+	struct cfs_node *node;
+	views_sized_fn sized;
+	void *data;
 };
 
 struct cfs_views *cfs_views_new(void)
 {
 	struct cfs_views *vs = g_new0(struct cfs_views, 1);
 	g_rw_lock_init(&vs->lock);
+	g_mutex_init(&vs->sizing_lock);
 	vs->views = g_ptr_array_new();
 	return vs;
 }
@@ -26,19 +41,66 @@ void cfs_views_free(struct cfs_views *vs)
 {
 	if (!vs)
 		return;
+	cfs_views_stop(vs);
 	for (guint i = 0; i < vs->views->len; i++) {
 		struct cfs_view *v = g_ptr_array_index(vs->views, i);
 		v->ops->free(v);
 	}
 	g_ptr_array_free(vs->views, TRUE);
+	g_mutex_clear(&vs->sizing_lock);
 	g_rw_lock_clear(&vs->lock);
 	g_free(vs);
+}
+
+static void sizing_run(gpointer p, gpointer user)
+{
+	struct sizing_job *job = p;
+	struct cfs_views *vs = user;
+	GError *err = NULL;
+	bool ok = !g_atomic_int_get(&vs->stopping) &&
+		  cfs_tree_prepare_file(vs->tree, job->node, &err);
+	if (err) {
+		cfs_errors_report(job->node->path, 0, 0, -EIO, "%s", err->message);
+		g_error_free(err);
+	}
+	job->sized(job->data, ok);
+	g_free(job);
 }
 
 void cfs_views_start(struct cfs_views *vs, struct cfs_cache *cache, struct cfs_tree *tree)
 {
 	vs->cache = cache;
 	vs->tree = tree;
+	vs->sizing = g_thread_pool_new(sizing_run, vs, SIZING_THREADS, FALSE, NULL);
+}
+
+void cfs_views_stop(struct cfs_views *vs)
+{
+	g_mutex_lock(&vs->sizing_lock);
+	GThreadPool *pool = g_steal_pointer(&vs->sizing);
+	g_mutex_unlock(&vs->sizing_lock);
+	if (!pool)
+		return;
+	g_atomic_int_set(&vs->stopping, 1);
+	g_thread_pool_free(pool, FALSE, TRUE);
+}
+
+void views_prepare_file(struct cfs_views *vs, struct cfs_node *node, views_sized_fn sized,
+			void *data)
+{
+	if (cfs_tree_file_sized(node)) {
+		sized(data, true);
+		return;
+	}
+	struct sizing_job *job = g_new(struct sizing_job, 1);
+	*job = (struct sizing_job){ node, sized, data };
+	g_mutex_lock(&vs->sizing_lock);
+	bool queued = vs->sizing && g_thread_pool_push(vs->sizing, job, NULL);
+	g_mutex_unlock(&vs->sizing_lock);
+	if (!queued) {
+		g_free(job);
+		sized(data, false);
+	}
 }
 
 struct cfs_cache *views_cache(const struct cfs_views *vs)

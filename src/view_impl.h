@@ -69,6 +69,21 @@ bool views_register(struct cfs_views *vs, struct cfs_view *v, const struct view_
 struct cfs_cache *views_cache(const struct cfs_views *vs);
 struct cfs_tree *views_tree(const struct cfs_views *vs);
 
+/* Called once node's size is known (ok), or could not be had (!ok: logged). */
+typedef void (*views_sized_fn)(void *data, bool ok);
+
+/*
+ * Call sized(data, ...) once node (an object file) has a size: at once in
+ * this thread when it has one, else from a sizing thread after a blocking
+ * HEAD. A view's loads also start in the threads that answer reads (a
+ * resumed open starts the next chunk's header, a settled header the next
+ * of a listing), where a HEAD would hold that answer, and those queued
+ * behind it, past the read bound. After cfs_views_stop(), sized is called
+ * with false without asking the remote. Thread-safe.
+ */
+void views_prepare_file(struct cfs_views *vs, struct cfs_node *node, views_sized_fn sized,
+			void *data);
+
 /* Waiters of something being loaded: a GSList of g_malloc'd struct cfs_wait. */
 void waiters_add(GSList **list, const struct cfs_wait *w);
 /* Call and free every waiter of list with err. Call without any view lock held. */

@@ -15,9 +15,15 @@ In a test it runs in a background thread of the pytest process:
     srv.requests("chunk-0-0.bin")         # the log: ranges asked, bytes sent
     srv.stop()
 
+With FaultServer(root, autoindex=True), a request for a directory (a path
+ending in '/', or the root) is answered with nginx's JSON autoindex of it
+([{"name", "type", "size"}, ...]), and the faults of the name "DIR/" ("" for
+the root) apply to it; without, directories are 404 like any missing file.
+
 Faults (every one takes `count`: fire at most this many times, None = always,
-and `after`: let the first `after` matching requests through untouched; a
-fault on the name "*" matches every file):
+`after`: let the first `after` matching requests through untouched, and
+`method`: match only requests of this method, e.g. "HEAD"; a fault on the
+name "*" matches every file):
 
     truncate      send the headers with the full Content-Length, then `keep`
                   bytes of body (default: half), then close the connection.
@@ -45,6 +51,9 @@ fault on the name "*" matches every file):
                   asked (percent-encoded, no leading '/'), {seq} the request's
                   number in the log. Fires before the file is looked up, so a
                   name may redirect to where only another server has it.
+    trickle       send the headers, then the body `bytes` bytes at a time
+                  (default 1), one piece every `interval` seconds (default
+                  0.25), until it is all sent or the server stops.
 
 FaultServer(root, tls=(certificate, key)) serves HTTPS instead (PEM files);
 etag="md5" makes every ETag the MD5 of the bytes, as S3 tags a single-part upload.
@@ -60,6 +69,7 @@ import argparse
 import email.utils
 import hashlib
 import http.server
+import json
 import os
 import re
 import socket
@@ -71,25 +81,30 @@ import time
 import urllib.parse
 
 KINDS = ("truncate", "reset", "status", "stall", "etag_change", "etag_weak",
-         "wrong_total", "wrong_range", "ignore_range", "redirect")
+         "wrong_total", "wrong_range", "ignore_range", "redirect", "trickle")
+# The faults of a response; a redirect fires before it, as the request arrives.
+RESPONSE_KINDS = tuple(k for k in KINDS if k != "redirect")
 PIECE = 64 << 10
 
 
 class Fault:
     """One configured fault; `fired` counts the responses it changed."""
 
-    def __init__(self, kind, count=None, after=0, **params):
+    def __init__(self, kind, count=None, after=0, method=None, **params):
         if kind not in KINDS:
             raise ValueError("unknown fault kind %r" % kind)
         self.kind = kind
         self.count = count
         self.after = after
+        self.method = method
         self.params = params
         self.seen = 0
         self.fired = 0
 
-    def _fires(self):
-        """Called under the server lock for each matching request."""
+    def _fires(self, method):
+        """Called under the server lock for each request of its name."""
+        if self.method is not None and self.method != method:
+            return False
         self.seen += 1
         if self.seen <= self.after:
             return False
@@ -252,7 +267,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         req = owner._log_request(self.conn_id, self.command, name, self.headers.get("Range"),
                                  self.headers.items())
         try:
-            redirect = owner._fire(name, ("redirect",))
+            redirect = owner._fire(name, ("redirect",), self.command)
             if redirect:
                 self._redirect(req, redirect[0], raw.lstrip("/"))
             else:
@@ -265,7 +280,43 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         target = fault.get("location", "/{name}").format(name=raw_name, seq=req.seq)
         self._simple(req, fault.get("code", 302), extra=[("Location", target)])
 
+    def _trickle(self, req, body, fault):
+        """Write body a few bytes at a time with pauses; stops early when the
+        peer goes away or the server stops."""
+        step = max(1, fault.get("bytes", 1))
+        for i in range(0, len(body), step):
+            if owner_stopping(self) or not self._write(req, body[i:i + step]):
+                return
+            self.server.owner._stopping.wait(fault.get("interval", 0.25))
+
+    def _listing(self, owner, req, name, head):
+        """The JSON autoindex of directory name, with its status and trickle faults."""
+        body = owner._autoindex(name)
+        if body is None:
+            self._simple(req, 404)
+            return
+        by_kind = {f.kind: f for f in owner._fire(name, RESPONSE_KINDS, self.command)}
+        req.faults = list(by_kind)
+        if "status" in by_kind:
+            self._simple(req, by_kind["status"].get("code", 503))
+            return
+        req.status = 200
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        req.length = len(body)
+        self.end_headers()
+        if head:
+            return
+        if "trickle" in by_kind:
+            self._trickle(req, body, by_kind["trickle"])
+        else:
+            self._write(req, body)
+
     def _respond(self, owner, req, name, head):
+        if owner.autoindex and (name == "" or name.endswith("/")):
+            self._listing(owner, req, name, head)
+            return
         full = owner._resolve(name)
         if full is None:
             self._simple(req, 404)
@@ -276,7 +327,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if isinstance(rng, tuple):
             req.start, req.end = rng
 
-        fired = owner._fire(name, tuple(k for k in KINDS if k != "redirect"))
+        fired = owner._fire(name, RESPONSE_KINDS, self.command)
         req.faults = [f.kind for f in fired]
         by_kind = {f.kind: f for f in fired}
 
@@ -361,6 +412,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             return
 
+        if "trickle" in by_kind:
+            self._trickle(req, body, by_kind["trickle"])
+            return
         broken = by_kind.get("truncate") or by_kind.get("stall") or by_kind.get("reset")
         if broken is None:
             self._write(req, body)
@@ -391,9 +445,10 @@ class _Server(http.server.ThreadingHTTPServer):
 class FaultServer:
     """The server; start() runs it in a daemon thread bound to 127.0.0.1."""
 
-    def __init__(self, root, port=0, idle_timeout=60, tls=None, etag="sha256"):
+    def __init__(self, root, port=0, idle_timeout=60, tls=None, etag="sha256", autoindex=False):
         self.root = os.path.realpath(root)
         self.etag = etag
+        self.autoindex = autoindex
         self.idle_timeout = idle_timeout
         self._lock = threading.Lock()
         self._faults = {}
@@ -481,11 +536,12 @@ class FaultServer:
             return sum(f.fired for f in self._faults.get(name, [])
                        if kind is None or f.kind == kind)
 
-    def _fire(self, name, kinds):
-        """The faults of name (or "*") among kinds that fire for this request."""
+    def _fire(self, name, kinds, method):
+        """The faults of name (or "*") among kinds that fire for this request
+        (method: its HTTP method, for faults limited to one)."""
         with self._lock:
             faults = self._faults.get(name, []) + self._faults.get("*", [])
-            return [f for f in faults if f.kind in kinds and f._fires()]
+            return [f for f in faults if f.kind in kinds and f._fires(method)]
 
     # -- log -------------------------------------------------------------
 
@@ -521,6 +577,20 @@ class FaultServer:
         if not full.startswith(self.root + os.sep) or not os.path.isfile(full):
             return None
         return full
+
+    def _autoindex(self, name):
+        """nginx's JSON autoindex of directory name (bytes), or None when it is not one."""
+        full = os.path.realpath(os.path.join(self.root, name))
+        if not (full == self.root or full.startswith(self.root + os.sep)) or \
+                not os.path.isdir(full):
+            return None
+        entries = []
+        for e in sorted(os.scandir(full), key=lambda e: e.name):
+            if e.is_dir():
+                entries.append({"name": e.name, "type": "directory"})
+            else:
+                entries.append({"name": e.name, "type": "file", "size": e.stat().st_size})
+        return json.dumps(entries).encode()
 
     def _content(self, full):
         """(bytes, etag, mtime) of a file, cached by path, mtime and size."""

@@ -122,10 +122,14 @@ void cfs_fetcher_submit_head(struct cfs_fetcher *f, const char *name, const char
  * Blocking GET of a whole small object in the calling thread, outside the
  * fetcher thread, for use before the mount exists (the dataset index).
  * Stores at most max_bytes of body in *body (a GBytes the caller unrefs) and
- * the ETag, if any, in *etag (g_malloc'd, may be NULL). Fails with a
- * G_IO_ERROR: G_IO_ERROR_NOT_FOUND on 404, G_IO_ERROR_HOST_UNREACHABLE when
- * the server cannot be reached, G_IO_ERROR_MESSAGE_TOO_LARGE past
- * max_bytes, G_IO_ERROR_FAILED for other HTTP errors. The message names
+ * the ETag, if any, in *etag (g_malloc'd, may be NULL). The request ends
+ * within (opts->retries + 1) x opts->timeout_s seconds, body included, and
+ * sooner when no byte comes for opts->timeout_s; it is not retried. Fails
+ * with a G_IO_ERROR: G_IO_ERROR_NOT_FOUND on 404 and 410,
+ * G_IO_ERROR_PERMISSION_DENIED on 401 and 403, G_IO_ERROR_TIMED_OUT past
+ * either time, G_IO_ERROR_HOST_UNREACHABLE when the server cannot be
+ * reached, G_IO_ERROR_MESSAGE_TOO_LARGE past max_bytes, G_IO_ERROR_FAILED
+ * for other HTTP errors. The message names
  * the URL with its secrets redacted, and the error code and message of an
  * S3 error body (<Error><Code>...</Code><Message>...</Message>). Requests
  * carry remote's headers, TLS trust and signature. Thread-safe.
@@ -135,7 +139,7 @@ bool cfs_fetch_small(const struct cfs_options *opts, const struct cfs_remote *re
 
 /*
  * Blocking HEAD of url in the calling thread: stores the object's size in
- * bytes (Content-Length) in *size. Errors as cfs_fetch_small(), plus
+ * bytes (Content-Length) in *size. Deadline and errors as cfs_fetch_small(), plus
  * G_IO_ERROR_INVALID_DATA when the server sends no Content-Length.
  * Thread-safe.
  */
@@ -147,10 +151,14 @@ bool cfs_fetch_head(const struct cfs_options *opts, const struct cfs_remote *rem
  * for the root), blocking in the calling thread: for S3, ListObjectsV2 with
  * delimiter '/' (query parameters in canonical order, as SigV4 signs
  * them), following continuation tokens; for HTTP, the server's index page
- * of the directory. Stores a new listing in *out (free with
+ * of the directory. Each page is a request of cfs_fetch_small() (its
+ * deadline, at most 64 MiB). Stores a new listing in *out (free with
  * cfs_listing_free()). Errors as cfs_fetch_small(), plus
- * G_IO_ERROR_PERMISSION_DENIED for 401/403 and G_IO_ERROR_INVALID_DATA for
- * a page that is not a listing. Thread-safe.
+ * G_IO_ERROR_INVALID_DATA for a page that is not a listing, a truncated
+ * page without a continuation token or with one already followed, and
+ * G_IO_ERROR_MESSAGE_TOO_LARGE for more than opts->max_dir_entries entries
+ * or more than max_dir_entries / 100 + 10 pages (S3 pages hold up to 1000
+ * keys). Thread-safe.
  */
 struct cfs_listing;
 bool cfs_fetch_listing(const struct cfs_options *opts, const struct cfs_remote *remote,

@@ -24,6 +24,7 @@ struct cfs_options {
 	unsigned timeout_s;   /* a request that delivers no byte for this long is retried */
 	unsigned retries;     /* attempts after the first one */
 	unsigned metadata_ttl_s; /* listings and sizes are trusted this long */
+	unsigned max_dir_entries; /* a directory listing with more entries fails (EIO) */
 	char **headers;       /* --header values "Name: value", NULL-terminated, may be NULL */
 	char *cacert;         /* --cacert: PEM file of an extra CA */
 	bool insecure;        /* --insecure: no TLS verification */
@@ -51,7 +52,8 @@ bool cfs_parse_size(const char *text, uint64_t *out);
 /*
  * Parse argv into *opts, filling defaults first: mem_cache 1/8 of physical RAM
  * capped at 1 GiB, block_size 1 MiB, readahead 64 MiB, 8 connections over
- * 2 fetch threads, connect timeout 10 s, timeout 30 s, 4 retries, cache_dir
+ * 2 fetch threads, connect timeout 10 s, timeout 30 s, 4 retries,
+ * max_dir_entries 10,000,000, cache_dir
  * $XDG_CACHE_HOME/chunkfs (else ~/.cache/chunkfs), disk_cache
  * CFS_DISK_CAP_AUTO, eviction "lru".
  * Handles --help and --version itself by printing to stdout and setting

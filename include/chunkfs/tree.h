@@ -9,8 +9,11 @@
  * pointers stay valid for the life of the tree.
  *
  * Thread-safe: a read-write lock guards the inode table and every
- * directory's children; one mutex serializes listings, so that concurrent
- * lookups in a directory being listed wait for that one listing.
+ * directory's children, and is never held across the network. Each
+ * directory has its own listing mutex, so that concurrent lookups in a
+ * directory being listed wait for that one listing while lookups and
+ * listings of other directories go on; objects are sized under one of a
+ * few mutexes picked by object id.
  */
 #ifndef CHUNKFS_TREE_H
 #define CHUNKFS_TREE_H
@@ -54,17 +57,23 @@ struct cfs_node {
 	GHashTable *by_name;       /* name -> struct cfs_node * */
 	bool remote;               /* a directory of the remote: listed on demand */
 	gint64 listed_us;          /* monotonic time of the last listing; 0: never */
+	GMutex listing;            /* CFS_NODE_DIR: held while this directory is listed */
 };
 
 /*
  * Fill dir (a remote directory) from a listing of the remote, adding the
- * children it lacks with the cfs_tree_add_* functions. Called with the
- * tree's listing mutex held, never with its read-write lock. Returns false
- * with *error set when the remote cannot be listed.
+ * children it lacks with the cfs_tree_add_* functions. Called with dir's
+ * listing mutex held, never with the tree's read-write lock; other
+ * directories may be listed at the same time, in other threads. Returns
+ * false with *error set when the remote cannot be listed; dir then counts
+ * as never listed, and the next cfs_tree_prepare_dir() lists it again.
  */
 typedef bool (*cfs_list_fn)(void *ctx, struct cfs_tree *t, struct cfs_node *dir, GError **error);
 
-/* Ask the remote for the size of a remote object (its listing gave none). */
+/*
+ * Ask the remote for the size of a remote object (its listing gave none).
+ * Called with a sizing mutex of the tree held, never with its read-write lock.
+ */
 typedef bool (*cfs_size_fn)(void *ctx, struct cfs_object *obj, GError **error);
 
 /*
@@ -87,7 +96,10 @@ struct cfs_node *cfs_tree_get(struct cfs_tree *t, uint64_t ino);
 /*
  * Make dir's children current: list it if it is a remote directory never
  * listed or listed longer ago than the TTL. Blocks on the network while
- * listing. Returns false with *error set when the listing failed.
+ * listing (each request within the deadline of cfs_fetch_small()); waits
+ * only for a listing of the same directory. Returns false with *error set
+ * when the listing failed: nothing of it is remembered, the next call
+ * tries again.
  */
 bool cfs_tree_prepare_dir(struct cfs_tree *t, struct cfs_node *dir, GError **error);
 
@@ -96,6 +108,13 @@ bool cfs_tree_prepare_dir(struct cfs_tree *t, struct cfs_node *dir, GError **err
  * the compressed one it is read from), asking the remote once if needed.
  */
 bool cfs_tree_prepare_file(struct cfs_tree *t, struct cfs_node *file, GError **error);
+
+/*
+ * True when cfs_tree_prepare_file() has nothing to ask the remote for file
+ * (its object's size is known, or it is not an object). Never blocks on
+ * the network. Thread-safe.
+ */
+bool cfs_tree_file_sized(struct cfs_node *file);
 
 /* The child of dir named name, or NULL. */
 struct cfs_node *cfs_tree_lookup(struct cfs_tree *t, struct cfs_node *dir, const char *name);

@@ -80,10 +80,19 @@ void cfs_views_free(struct cfs_views *vs);
 
 /*
  * Let the views read: cache serves their reads, tree sizes objects whose
- * listing gave no size (a blocking HEAD, in the thread of the operation).
- * Call once the cache exists, before the first operation.
+ * listing gave no size (a blocking HEAD, in a thread of the views' own,
+ * never in one that answers reads). Call once the cache exists, before the
+ * first operation.
  */
 void cfs_views_start(struct cfs_views *vs, struct cfs_cache *cache, struct cfs_tree *tree);
+
+/*
+ * Wait for the sizing threads to finish what they run and drop what is
+ * queued (each HEAD ends within the deadline of cfs_fetch_head()). Call
+ * at unmount after cfs_cache_close(), which answers the reads they go on
+ * to make, and before the fetcher and the cache are freed. Idempotent.
+ */
+void cfs_views_stop(struct cfs_views *vs);
 
 /*
  * The item view of a dataset directory. idx is taken (freed with the view);
