@@ -454,7 +454,11 @@ static void unpark(struct cfs_cache *c, struct parked *r, int err, GArray *answe
 	struct answer a = make_answer(c, r, err);
 	if (err) {
 		unpin_read(c, r);
-		if (err != -ECANCELED)
+		/*
+		 * Bytes that proved bad are known exactly and fail on their own;
+		 * remembering the whole read would also fail good bytes beside them.
+		 */
+		if (err != -ECANCELED && !hits_bad_bytes(r))
 			remember_failure(r, err);
 	}
 	g_array_append_val(answers, a);
