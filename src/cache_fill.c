@@ -115,8 +115,7 @@ static void issue(struct cfs_cache *c, struct cfs_object *obj, GArray *ranges,
 		}
 		if (prio == CFS_FETCH_READAHEAD)
 			cfs_stats_add(CFS_READAHEAD_BYTES, r->end - r->start);
-		cfs_fetcher_submit(c->fetcher, obj->name, obj->url, r->start, r->end, prio,
-				   &cache_fill_ops, f);
+		c->source.ops->submit(c->source.src, obj, r->start, r->end, prio, &cache_fill_ops, f);
 	}
 }
 
@@ -516,6 +515,6 @@ bool cache_needs_validation(struct cfs_cache *c, const struct parked *r)
 	*k = (struct check){ c, remote };
 	remote->validation = CFS_VALIDATING;
 	cfs_stats_add(CFS_VALIDATIONS, 1);
-	cfs_fetcher_submit_head(c->fetcher, remote->name, remote->url, &head_ops, k);
+	c->source.ops->submit_head(c->source.src, remote, &head_ops, k);
 	return true;
 }

@@ -1,7 +1,7 @@
 /*
  * Private to the memory tier: cache_mem.c keeps the blocks, the room under
- * the cap and the reads; cache_fill.c is where bytes come from (Range
- * requests, zstd streams, the spill tier) and where blocks go when they
+ * the cap and the reads; cache_fill.c is where bytes come from (requests
+ * to the source, zstd streams, the spill tier) and where blocks go when they
  * leave memory (the spill tier). Every function here is called with the
  * cache's lock held unless it says otherwise.
  */
@@ -12,8 +12,8 @@
 
 #include "chunkfs/cache_mem.h"
 #include "chunkfs/extents.h"
-#include "chunkfs/fetch.h"
 #include "chunkfs/policy.h"
+#include "chunkfs/source.h"
 
 struct cfs_disk;
 struct cfs_object;
@@ -59,7 +59,7 @@ struct parked {
 struct cfs_cache {
 	GMutex lock;
 	uint64_t cap, used, block_size, readahead;
-	struct cfs_fetcher *fetcher;
+	struct cfs_source source;     /* where the bytes of objects come from */
 	struct cfs_zstd *zstd;        /* streams that fill decompressed objects */
 	struct cfs_disk *disk;        /* the spill tier, or NULL */
 	struct cfs_policy *policy;

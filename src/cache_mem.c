@@ -603,8 +603,8 @@ bool cfs_cache_cancel(struct cfs_cache *c, struct cfs_object *obj, void *cookie)
 	return found;
 }
 
-struct cfs_cache *cfs_cache_new(const struct cfs_cache_config *cfg, struct cfs_fetcher *fetcher,
-				struct cfs_disk *disk)
+struct cfs_cache *cfs_cache_new(const struct cfs_cache_config *cfg,
+				const struct cfs_source *source, struct cfs_disk *disk)
 {
 	struct cfs_cache *c = g_new0(struct cfs_cache, 1);
 	g_mutex_init(&c->lock);
@@ -613,10 +613,10 @@ struct cfs_cache *cfs_cache_new(const struct cfs_cache_config *cfg, struct cfs_f
 	c->mem = cfs_blockmem_new(cfg->cap, cfg->block_size);
 	/* Streams' windows must not evict each other's prefetched bytes before they are read. */
 	c->readahead = MIN(cfg->readahead, cfg->cap / 8);
-	c->fetcher = fetcher;
+	c->source = *source;
 	c->disk = disk;
 	c->policy = cfs_policy_new(cfg->policy);
-	c->zstd = cfs_zstd_new(fetcher, &cache_zstd_sink, c, cfg->cap);
+	c->zstd = cfs_zstd_new(source, &cache_zstd_sink, c, cfg->cap);
 	c->blocks = g_hash_table_new(key_hash, key_equal);
 	c->repliers = g_thread_pool_new(deliver_queued, c, REPLY_THREADS, TRUE, NULL);
 	cfs_stats_gauge_set(CFS_MEM_CAP, (int64_t)cfg->cap);

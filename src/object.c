@@ -4,7 +4,7 @@
 #include <errno.h>
 
 #include "chunkfs/errors.h"
-#include "chunkfs/fetch.h"
+#include "chunkfs/source.h"
 
 static GMutex etag_lock;
 
