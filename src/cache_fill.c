@@ -292,6 +292,7 @@ static bool zstd_reserve(void *ctx, uint64_t bytes)
 	bool ok = cache_make_room(c, bytes);
 	if (ok) {
 		c->used += bytes;
+		g_assert(c->used <= c->cap);
 		cache_trim_idle(c);
 		cfs_stats_gauge_set(CFS_MEM_BYTES, (int64_t)c->used);
 	}
@@ -304,6 +305,7 @@ static void zstd_release(void *ctx, uint64_t bytes)
 	struct cfs_cache *c = ctx;
 	GArray *answers = cache_answers_new();
 	g_mutex_lock(&c->lock);
+	g_assert(bytes <= c->used);
 	c->used -= bytes;
 	cfs_stats_gauge_set(CFS_MEM_BYTES, (int64_t)c->used);
 	cache_retry_unlock(c, &c->mem_wait, answers);

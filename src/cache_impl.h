@@ -4,6 +4,15 @@
  * to the source, zstd streams, the spill tier) and where blocks go when they
  * leave memory (the spill tier). Every function here is called with the
  * cache's lock held unless it says otherwise.
+ *
+ * The invariants that a wrong count would break silently (a pin count
+ * going below zero, used bytes above the cap, a block freed while pinned,
+ * each a use after free or a cap that no longer holds) are checked where
+ * they change with g_assert(): GLib compiles it out only under
+ * G_DISABLE_ASSERT, which no build defines (meson's b_ndebug defines
+ * NDEBUG, which g_assert() ignores), so the checks stay on in the normal
+ * and the sanitizer build alike, and a broken count aborts at once with
+ * the place, instead of corrupting a block another read is sent from.
  */
 #ifndef CHUNKFS_CACHE_IMPL_H
 #define CHUNKFS_CACHE_IMPL_H

@@ -81,6 +81,7 @@ struct block *cache_block_get(struct cfs_cache *c, const struct cfs_object *obj,
 
 static void block_free(struct cfs_cache *c, struct block *b)
 {
+	g_assert(b->pins == 0);
 	cfs_policy_remove(c->policy, &b->pol);
 	g_hash_table_remove(c->blocks, &b->key);
 	cfs_blockmem_put(c->mem, b->data, b->len);
@@ -160,6 +161,7 @@ struct block *cache_block_new(struct cfs_cache *c, struct cfs_object *obj, uint6
 	g_hash_table_insert(c->blocks, &b->key, b);
 	cfs_policy_add(c->policy, &b->pol);
 	c->used += len;
+	g_assert(c->used <= c->cap);
 	cache_trim_idle(c);
 	cfs_stats_gauge_set(CFS_MEM_BYTES, (int64_t)c->used);
 	cfs_stats_gauge_add(CFS_MEM_BLOCKS, 1);
@@ -174,6 +176,7 @@ void cache_pin(struct cfs_cache *c, struct block *b)
 
 void cache_unpin(struct cfs_cache *c, struct block *b)
 {
+	g_assert(b->pins > 0);
 	if (--b->pins > 0)
 		return;
 	if (b->filled.n == 0 && b->inflight.n == 0)
