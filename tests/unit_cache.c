@@ -304,7 +304,7 @@ static void test_answered_as_bytes_land(void)
 	cfs_object_free(obj);
 }
 
-/* Misses on the same bytes make one request; an overlapping miss asks only for what is not coming. */
+/* Misses on the same bytes make one request; an overlapping miss asks for what is not coming. */
 static void test_concurrent_misses_merged(void)
 {
 	struct cfs_cache *c = cache_new();
@@ -425,7 +425,7 @@ static void test_failed_range(void)
 	end_request(q, -ETIMEDOUT);
 	check_error(stranded, -ETIMEDOUT);
 	unsigned before = submitted;
-	check_error(read_quick(c, obj, 100, 10), -ETIMEDOUT); /* its bytes landed, but it overlaps */
+	check_error(read_quick(c, obj, 100, 10), -ETIMEDOUT); /* landed, but it overlaps */
 	check_error(read_quick(c, obj, BLOCK - 10, 100), -ETIMEDOUT);
 	g_assert_cmpuint(submitted, ==, before);
 	struct result *other = read_quick(c, obj, BLOCK, 100);
