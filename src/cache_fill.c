@@ -26,6 +26,7 @@
 struct fill {
 	struct cfs_cache *cache;
 	struct cfs_object *obj;
+	struct object_state *state;   /* obj's */
 	uint64_t start, end, next;    /* asked [start, end); delivered up to next */
 	GPtrArray *blocks;            /* struct block *, covering [start, end) in order */
 };
@@ -102,6 +103,7 @@ static void issue(struct cfs_cache *c, struct cfs_object *obj, GArray *ranges,
 		struct fill *f = g_new0(struct fill, 1);
 		f->cache = c;
 		f->obj = obj;
+		f->state = cache_object(c, obj);
 		f->start = f->next = r->start;
 		f->end = r->end;
 		f->blocks = g_ptr_array_new();
@@ -115,8 +117,8 @@ static void issue(struct cfs_cache *c, struct cfs_object *obj, GArray *ranges,
 		}
 		if (prio == CFS_FETCH_READAHEAD)
 			cfs_stats_add(CFS_READAHEAD_BYTES, r->end - r->start);
-		cfs_fetcher_submit(c->fetcher, obj->name, obj->url, r->start, r->end, prio,
-				   &cache_fill_ops, f);
+		c->source.ops->submit(c->source.src, obj, r->start, r->end, prio, &cache_fill_ops,
+				      f);
 	}
 }
 
@@ -144,7 +146,8 @@ static bool first_missing(struct cfs_cache *c, const struct cfs_object *obj, uin
 static void want_decompressed(struct cfs_cache *c, struct cfs_object *obj, uint64_t off,
 			      uint64_t len, enum cfs_fetch_priority prio)
 {
-	uint64_t first, end = obj->error ? MIN(off + len, obj->bad_from) : off + len;
+	const struct object_state *st = cache_object(c, obj);
+	uint64_t first, end = st->error ? MIN(off + len, st->bad_from) : off + len;
 	if (first_missing(c, obj, off, len, &first) && first < end)
 		cfs_zstd_want(c->zstd, obj, first, end, prio);
 }
@@ -168,7 +171,7 @@ static int fill_on_response(void *ctx, const struct cfs_response_info *info)
 	int err = cfs_object_check_response(f->obj, info);
 	if (err) {
 		g_mutex_lock(&f->cache->lock);
-		f->obj->error = err;
+		f->state->error = err;
 		g_mutex_unlock(&f->cache->lock);
 	}
 	return err;
@@ -193,7 +196,7 @@ static void fill_on_data(void *ctx, uint64_t off, const void *buf, size_t len)
 		b->clean = false;
 	}
 	f->next = off + len;
-	cache_answer_ready(c, f->obj, off, off + len, answers);
+	cache_answer_ready(c, f->state, off, off + len, answers);
 	g_mutex_unlock(&c->lock);
 	cache_deliver_all(c, answers);
 }
@@ -209,12 +212,12 @@ static void fill_on_done(void *ctx, int err)
 		struct block *b = g_ptr_array_index(f->blocks, idx - first);
 		cfs_extents_remove(&b->inflight, (uint32_t)lo, (uint32_t)hi);
 	}
-	if (err == -ENOENT && !f->obj->error) {
-		f->obj->error = -EIO; /* listed but gone: do not ask again at every read */
+	if (err == -ENOENT && !f->state->error) {
+		f->state->error = -EIO; /* listed but gone: do not ask again at every read */
 		err = -EIO;
 	}
 	if (err || f->next < f->end)
-		cache_fail_stranded(c, f->obj, f->next, f->end, err ? err : -EIO, answers);
+		cache_fail_stranded(c, f->state, f->next, f->end, err ? err : -EIO, answers);
 	for (guint i = 0; i < f->blocks->len; i++)
 		cache_unpin(c, g_ptr_array_index(f->blocks, i));
 	cache_retry_unlock(c, &c->mem_wait, answers);
@@ -269,7 +272,7 @@ static void zstd_deliver(void *ctx, struct cfs_object *obj, uint64_t off, const 
 		fill_missing(c, b, (uint32_t)lo, (uint32_t)hi, buf, off);
 		cache_unpin(c, b);
 	}
-	cache_answer_ready(c, obj, off, off + len, answers);
+	cache_answer_ready(c, cache_object(c, obj), off, off + len, answers);
 	cache_retry_unlock(c, &c->mem_wait, answers);
 }
 
@@ -278,11 +281,12 @@ static void zstd_failed(void *ctx, struct cfs_object *obj, uint64_t off, int err
 	struct cfs_cache *c = ctx;
 	GArray *answers = cache_answers_new();
 	g_mutex_lock(&c->lock);
-	if (permanent && (!obj->error || off < obj->bad_from)) {
-		obj->error = err;
-		obj->bad_from = off;
+	struct object_state *st = cache_object(c, obj);
+	if (permanent && (!st->error || off < st->bad_from)) {
+		st->error = err;
+		st->bad_from = off;
 	}
-	cache_fail_stranded(c, obj, off, obj->size, err, answers);
+	cache_fail_stranded(c, st, off, obj->size, err, answers);
 	cache_retry_unlock(c, &c->mem_wait, answers);
 }
 
@@ -293,6 +297,7 @@ static bool zstd_reserve(void *ctx, uint64_t bytes)
 	bool ok = cache_make_room(c, bytes);
 	if (ok) {
 		c->used += bytes;
+		g_assert(c->used <= c->cap);
 		cache_trim_idle(c);
 		cfs_stats_gauge_set(CFS_MEM_BYTES, (int64_t)c->used);
 	}
@@ -305,6 +310,7 @@ static void zstd_release(void *ctx, uint64_t bytes)
 	struct cfs_cache *c = ctx;
 	GArray *answers = cache_answers_new();
 	g_mutex_lock(&c->lock);
+	g_assert(bytes <= c->used);
 	c->used -= bytes;
 	cfs_stats_gauge_set(CFS_MEM_BYTES, (int64_t)c->used);
 	cache_retry_unlock(c, &c->mem_wait, answers);
@@ -330,11 +336,11 @@ static struct cfs_object *remote_of(struct cfs_object *obj)
  * a HEAD has shown that it has none. NULL while it is not known, when the
  * spill tier cannot be trusted for obj. The caller frees it.
  */
-static char *validator(struct cfs_object *obj)
+static char *validator(struct cfs_cache *c, struct cfs_object *obj)
 {
 	struct cfs_object *remote = remote_of(obj);
 	char *etag = cfs_object_etag(remote);
-	if (!etag && remote->validation == CFS_VALIDATED)
+	if (!etag && cache_object(c, remote)->validation == VALIDATED)
 		etag = g_strdup("");
 	return etag;
 }
@@ -357,7 +363,7 @@ uint64_t cache_spill_budget(const struct cfs_cache *c)
 bool cache_needs_spill(const struct cfs_cache *c, const struct block *b)
 {
 	return c->disk && !b->clean && !b->spilling && !b->unspillable && b->filled.n > 0 &&
-	       !b->obj->error;
+	       !b->state->error;
 }
 
 /* A block on its way to or from the spill tier. */
@@ -391,7 +397,7 @@ static void spill_done(void *ctx, bool ok)
 
 void cache_spill(struct cfs_cache *c, struct block *b)
 {
-	char *etag = validator(b->obj);
+	char *etag = validator(c, b->obj);
 	struct cfs_spill_id id = spill_id(b, etag ? etag : "");
 	cache_pin(c, b);
 	b->spilling = true;
@@ -415,11 +421,11 @@ static void load_done(void *ctx, const struct cfs_extents *extents, int err)
 	b->clean = !err; /* nothing else could land while the whole block was in flight */
 	cfs_stats_add(err ? CFS_DISK_MISSES : CFS_DISK_HITS, 1);
 	uint64_t start = block_start(c, b->key.index);
-	cache_answer_ready(c, b->obj, start, start + b->len, answers);
+	cache_answer_ready(c, b->state, start, start + b->len, answers);
 	/* What the spill tier did not have is asked for now, unless nothing is any more. */
 	if (c->closing)
-		cache_fail_stranded(c, b->obj, start, start + b->len, -ECANCELED, answers);
-	for (GList *l = b->obj->parked.head; l && !c->closing; l = l->next) {
+		cache_fail_stranded(c, b->state, start, start + b->len, -ECANCELED, answers);
+	for (GList *l = b->state->parked.head; l && !c->closing; l = l->next) {
 		struct parked *r = l->data;
 		if (r->off < start + b->len && start < r->off + r->len)
 			cache_request_missing(c, r->obj, r->off, r->len, CFS_FETCH_DEMAND);
@@ -451,7 +457,7 @@ void cache_load_blocks(struct cfs_cache *c, struct cfs_object *obj, uint64_t off
 {
 	if (!c->disk)
 		return;
-	char *etag = validator(obj);
+	char *etag = validator(c, obj);
 	FOR_EACH_BLOCK(c, off, len, idx, lo, hi) {
 		struct block *b = cache_block_get(c, obj, idx);
 		if (b)
@@ -465,6 +471,7 @@ void cache_load_blocks(struct cfs_cache *c, struct cfs_object *obj, uint64_t off
 struct check {
 	struct cfs_cache *c;
 	struct cfs_object *remote;
+	struct object_state *state;   /* remote's */
 };
 
 static int head_on_response(void *ctx, const struct cfs_response_info *info)
@@ -476,12 +483,12 @@ static void head_on_done(void *ctx, int err)
 {
 	struct check *k = ctx;
 	struct cfs_cache *c = k->c;
-	struct cfs_object *remote = k->remote;
+	struct object_state *st = k->state;
 	g_free(k);
 	GArray *answers = cache_answers_new();
 	g_mutex_lock(&c->lock);
 	/* Without an answer the spill tier stays unused for it, until a GET brings the ETag. */
-	remote->validation = err ? CFS_VALIDATION_FAILED : CFS_VALIDATED;
+	st->validation = err ? VALIDATION_FAILED : VALIDATED;
 	cache_retry_unlock(c, &c->val_wait, answers);
 }
 
@@ -501,11 +508,13 @@ static bool disk_holds(struct cfs_cache *c, const struct parked *r)
 
 bool cache_needs_validation(struct cfs_cache *c, const struct parked *r)
 {
-	struct cfs_object *remote = remote_of(r->obj);
-	if (!c->disk || remote->validation == CFS_VALIDATED ||
-	    remote->validation == CFS_VALIDATION_FAILED)
+	if (!c->disk)
 		return false;
-	if (remote->validation == CFS_VALIDATING)
+	struct cfs_object *remote = remote_of(r->obj);
+	struct object_state *st = cache_object(c, remote);
+	if (st->validation == VALIDATED || st->validation == VALIDATION_FAILED)
+		return false;
+	if (st->validation == VALIDATING)
 		return true;
 	char *etag = cfs_object_etag(remote);
 	bool unknown = !etag && disk_holds(c, r);
@@ -513,9 +522,9 @@ bool cache_needs_validation(struct cfs_cache *c, const struct parked *r)
 	if (!unknown)
 		return false;
 	struct check *k = g_new(struct check, 1);
-	*k = (struct check){ c, remote };
-	remote->validation = CFS_VALIDATING;
+	*k = (struct check){ c, remote, st };
+	st->validation = VALIDATING;
 	cfs_stats_add(CFS_VALIDATIONS, 1);
-	cfs_fetcher_submit_head(c->fetcher, remote->name, remote->url, &head_ops, k);
+	c->source.ops->submit_head(c->source.src, remote, &head_ops, k);
 	return true;
 }

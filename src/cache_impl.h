@@ -1,9 +1,18 @@
 /*
  * Private to the memory tier: cache_mem.c keeps the blocks, the room under
- * the cap and the reads; cache_fill.c is where bytes come from (Range
- * requests, zstd streams, the spill tier) and where blocks go when they
+ * the cap and the reads; cache_fill.c is where bytes come from (requests
+ * to the source, zstd streams, the spill tier) and where blocks go when they
  * leave memory (the spill tier). Every function here is called with the
  * cache's lock held unless it says otherwise.
+ *
+ * The invariants that a wrong count would break silently (a pin count
+ * going below zero, used bytes above the cap, a block freed while pinned,
+ * each a use after free or a cap that no longer holds) are checked where
+ * they change with g_assert(): GLib compiles it out only under
+ * G_DISABLE_ASSERT, which no build defines (meson's b_ndebug defines
+ * NDEBUG, which g_assert() ignores), so the checks stay on in the normal
+ * and the sanitizer build alike, and a broken count aborts at once with
+ * the place, instead of corrupting a block another read is sent from.
  */
 #ifndef CHUNKFS_CACHE_IMPL_H
 #define CHUNKFS_CACHE_IMPL_H
@@ -12,12 +21,50 @@
 
 #include "chunkfs/cache_mem.h"
 #include "chunkfs/extents.h"
-#include "chunkfs/fetch.h"
 #include "chunkfs/policy.h"
+#include "chunkfs/readahead.h"
+#include "chunkfs/source.h"
 
 struct cfs_disk;
 struct cfs_object;
 struct cfs_zstd;
+
+/* Asking the server for a remote object's ETag before trusting spilled blocks of it. */
+enum validation {
+	UNVALIDATED,        /* not asked */
+	VALIDATING,         /* a HEAD is on its way */
+	VALIDATED,          /* answered: its ETag is known, or it has none */
+	VALIDATION_FAILED,  /* no answer: spilled blocks wait until a GET brings the ETag */
+};
+
+/*
+ * A read of the object that failed: for FAILED_READ_MS (cache_mem.c) a read
+ * overlapping it fails the same way without a request, so that the kernel's
+ * re-asks after a failed read (its readahead, then page by page) neither
+ * start a fresh series of attempts nor assemble a short count from the
+ * pages that did land (docs/hostile.md).
+ */
+struct failed_read {
+	uint64_t off, end;  /* bytes [off, end) of the object */
+	gint64 until_us;    /* monotonic time it is forgotten; 0: an unused slot */
+	int err;            /* the negative errno the read got */
+};
+
+#define FAILED_READS 8
+
+/*
+ * What the memory tier knows of an object, beside what the object is
+ * (object.h): made at the tier's first use of the object and kept, as its
+ * blocks are, under the object's id until the cache is freed.
+ */
+struct object_state {
+	int error;                      /* sticky negative errno once the object proved bad */
+	uint64_t bad_from;              /* with error: reads of bytes from here on fail (0: all) */
+	enum validation validation;     /* whether its ETag was asked for (a HEAD) */
+	GQueue parked;                  /* struct parked, oldest first */
+	struct cfs_ra_streams streams;  /* readahead state of the readers of this object */
+	struct failed_read *failed;     /* the latest FAILED_READS failed reads; NULL before one */
+};
 
 struct block_key {
 	uint32_t obj;
@@ -27,6 +74,7 @@ struct block_key {
 struct block {
 	struct block_key key;
 	struct cfs_object *obj;
+	struct object_state *state;   /* obj's */
 	uint32_t len;                 /* bytes of the object this block holds when full */
 	uint8_t *data;                /* len bytes (blockmem.h) */
 	struct cfs_extents filled;    /* bytes that have landed */
@@ -41,12 +89,13 @@ struct block {
 };
 
 /*
- * A read: parked until its bytes land (in obj->parked), waiting for room (in
+ * A read: parked until its bytes land (in its object's state), waiting for room (in
  * cache.mem_wait) or for its object's ETag (in cache.val_wait), or being
  * answered.
  */
 struct parked {
 	struct cfs_object *obj;
+	struct object_state *state;   /* obj's: set under the lock before the read is served */
 	uint64_t off, len;
 	GBytes *head;                 /* bytes answered before the object's, or NULL */
 	cfs_read_done_fn done;
@@ -59,12 +108,13 @@ struct parked {
 struct cfs_cache {
 	GMutex lock;
 	uint64_t cap, used, block_size, readahead;
-	struct cfs_fetcher *fetcher;
+	struct cfs_source source;     /* where the bytes of objects come from */
 	struct cfs_zstd *zstd;        /* streams that fill decompressed objects */
 	struct cfs_disk *disk;        /* the spill tier, or NULL */
 	struct cfs_policy *policy;
 	uint64_t spilling;            /* bytes of blocks being written to the spill tier */
 	GHashTable *blocks;           /* struct block_key * -> struct block * */
+	GHashTable *objects;          /* object id -> struct object_state * */
 	struct cfs_blockmem *mem;     /* the blocks' buffers */
 	GQueue mem_wait;              /* struct parked waiting for room, oldest first */
 	GQueue val_wait;              /* struct parked waiting for an ETag before a read-back */
@@ -99,6 +149,9 @@ static inline uint64_t block_start(const struct cfs_cache *c, uint64_t index)
 
 /* ---- cache_mem.c ---- */
 
+/* The state of obj, made empty at the first call. */
+struct object_state *cache_object(struct cfs_cache *c, const struct cfs_object *obj);
+
 uint32_t cache_block_len(const struct cfs_cache *c, const struct cfs_object *obj,
 			 uint64_t index);
 struct block *cache_block_get(struct cfs_cache *c, const struct cfs_object *obj,
@@ -114,11 +167,11 @@ void cache_pin(struct cfs_cache *c, struct block *b);
 void cache_unpin(struct cfs_cache *c, struct block *b);
 bool cache_is_present(struct cfs_cache *c, const struct cfs_object *obj, uint64_t off,
 		      uint64_t len);
-/* Answer the parked reads of obj that overlap [off, end) and are now complete. */
-void cache_answer_ready(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t end,
+/* Answer the parked reads of the object of state st that overlap [off, end) and are complete. */
+void cache_answer_ready(struct cfs_cache *c, struct object_state *st, uint64_t off, uint64_t end,
 			GArray *answers);
-/* Fail the parked reads of obj that needed bytes of [off, end) that will now not come. */
-void cache_fail_stranded(struct cfs_cache *c, struct cfs_object *obj, uint64_t off,
+/* Fail the parked reads of the object of state st that need bytes of [off, end) now lost. */
+void cache_fail_stranded(struct cfs_cache *c, struct object_state *st, uint64_t off,
 			 uint64_t end, int err, GArray *answers);
 /*
  * Serve again the reads of q (waiting for room, or for an ETag), release

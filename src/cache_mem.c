@@ -46,7 +46,7 @@
 #define CLEAN_AHEAD_SCAN 256
 /*
  * How long a failed read's range fails again at once (struct
- * cfs_failed_read). The kernel re-asks within milliseconds of the failure;
+ * failed_read). The kernel re-asks within milliseconds of the failure;
  * a reader that tries again later gets fresh attempts.
  */
 #define FAILED_READ_MS 1000
@@ -73,6 +73,26 @@ uint32_t cache_block_len(const struct cfs_cache *c, const struct cfs_object *obj
 	return (uint32_t)MIN(c->block_size, obj->size - block_start(c, index));
 }
 
+struct object_state *cache_object(struct cfs_cache *c, const struct cfs_object *obj)
+{
+	struct object_state *st = g_hash_table_lookup(c->objects, GUINT_TO_POINTER(obj->id));
+	if (!st) {
+		st = g_new0(struct object_state, 1);
+		g_queue_init(&st->parked);
+		g_hash_table_insert(c->objects, GUINT_TO_POINTER(obj->id), st);
+	}
+	return st;
+}
+
+/* Free the state of an object that no read waits on. */
+static void object_state_free(gpointer data)
+{
+	struct object_state *st = data;
+	g_assert(g_queue_is_empty(&st->parked));
+	g_free(st->failed);
+	g_free(st);
+}
+
 struct block *cache_block_get(struct cfs_cache *c, const struct cfs_object *obj, uint64_t index)
 {
 	struct block_key k = { obj->id, index };
@@ -81,6 +101,7 @@ struct block *cache_block_get(struct cfs_cache *c, const struct cfs_object *obj,
 
 static void block_free(struct cfs_cache *c, struct block *b)
 {
+	g_assert(b->pins == 0);
 	cfs_policy_remove(c->policy, &b->pol);
 	g_hash_table_remove(c->blocks, &b->key);
 	cfs_blockmem_put(c->mem, b->data, b->len);
@@ -155,11 +176,13 @@ struct block *cache_block_new(struct cfs_cache *c, struct cfs_object *obj, uint6
 	b->cold = cold;
 	b->key = (struct block_key){ obj->id, index };
 	b->obj = obj;
+	b->state = cache_object(c, obj);
 	b->len = len;
 	b->data = data;
 	g_hash_table_insert(c->blocks, &b->key, b);
 	cfs_policy_add(c->policy, &b->pol);
 	c->used += len;
+	g_assert(c->used <= c->cap);
 	cache_trim_idle(c);
 	cfs_stats_gauge_set(CFS_MEM_BYTES, (int64_t)c->used);
 	cfs_stats_gauge_add(CFS_MEM_BLOCKS, 1);
@@ -174,6 +197,7 @@ void cache_pin(struct cfs_cache *c, struct block *b)
 
 void cache_unpin(struct cfs_cache *c, struct block *b)
 {
+	g_assert(b->pins > 0);
 	if (--b->pins > 0)
 		return;
 	if (b->filled.n == 0 && b->inflight.n == 0)
@@ -304,12 +328,13 @@ static void prefetch(struct cfs_cache *c, struct cfs_object *obj, uint64_t start
 	g_ptr_array_free(held, TRUE);
 }
 
-/* Ask for the readahead window of the stream this read continues, if any. */
-static void readahead(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len)
+/* Ask for the readahead window of the stream r continues, if any. */
+static void readahead(struct cfs_cache *c, struct parked *r)
 {
 	uint64_t start, end;
-	if (cfs_readahead_advise(&obj->streams, off, len, obj->size, c->readahead, &start, &end))
-		prefetch(c, obj, start, end);
+	if (cfs_readahead_advise(&r->state->streams, r->off, r->len, r->obj->size, c->readahead,
+				 &start, &end))
+		prefetch(c, r->obj, start, end);
 }
 
 /*
@@ -318,24 +343,25 @@ static void readahead(struct cfs_cache *c, struct cfs_object *obj, uint64_t off,
  */
 static void remember_failure(const struct parked *r, int err)
 {
-	if (!r->obj->failed)
-		r->obj->failed = g_new0(struct cfs_failed_read, CFS_FAILED_READS);
-	struct cfs_failed_read *slot = &r->obj->failed[0];
-	for (unsigned i = 1; i < CFS_FAILED_READS; i++)
-		if (r->obj->failed[i].until_us < slot->until_us)
-			slot = &r->obj->failed[i];
-	*slot = (struct cfs_failed_read){ r->off, r->off + r->len,
-					  g_get_monotonic_time() + FAILED_READ_MS * 1000, err };
+	struct object_state *st = r->state;
+	if (!st->failed)
+		st->failed = g_new0(struct failed_read, FAILED_READS);
+	struct failed_read *slot = &st->failed[0];
+	for (unsigned i = 1; i < FAILED_READS; i++)
+		if (st->failed[i].until_us < slot->until_us)
+			slot = &st->failed[i];
+	*slot = (struct failed_read){ r->off, r->off + r->len,
+				      g_get_monotonic_time() + FAILED_READ_MS * 1000, err };
 }
 
 /* The error of a recent failed read that r overlaps, or 0. */
 static int recent_failure(const struct parked *r)
 {
-	if (!r->obj->failed)
+	if (!r->state->failed)
 		return 0;
 	gint64 now = g_get_monotonic_time();
-	for (unsigned i = 0; i < CFS_FAILED_READS; i++) {
-		const struct cfs_failed_read *f = &r->obj->failed[i];
+	for (unsigned i = 0; i < FAILED_READS; i++) {
+		const struct failed_read *f = &r->state->failed[i];
 		if (f->until_us > now && f->off < r->off + r->len && r->off < f->end)
 			return f->err;
 	}
@@ -345,7 +371,7 @@ static int recent_failure(const struct parked *r)
 /* r needs bytes of its object that proved bad. */
 static bool hits_bad_bytes(const struct parked *r)
 {
-	return r->obj->error && r->off + r->len > r->obj->bad_from;
+	return r->state->error && r->off + r->len > r->state->bad_from;
 }
 
 enum outcome { ANSWERED, PARKED, WAITING };
@@ -362,7 +388,7 @@ static enum outcome serve(struct cfs_cache *c, struct parked *r, struct answer *
 		return ANSWERED;
 	}
 	if (hits_bad_bytes(r) || undecodable(r->obj)) {
-		*ans = make_answer(c, r, r->obj->error ? r->obj->error : -EIO);
+		*ans = make_answer(c, r, r->state->error ? r->state->error : -EIO);
 		return ANSWERED;
 	}
 	int failed = recent_failure(r);
@@ -374,7 +400,7 @@ static enum outcome serve(struct cfs_cache *c, struct parked *r, struct answer *
 		pin_read(c, r); /* needs no room: every block is there */
 		*ans = make_answer(c, r, 0);
 		cfs_stats_add(CFS_MEM_HITS, 1);
-		readahead(c, r->obj, r->off, r->len);
+		readahead(c, r);
 		return ANSWERED;
 	}
 	if (cache_needs_validation(c, r)) {
@@ -387,10 +413,10 @@ static enum outcome serve(struct cfs_cache *c, struct parked *r, struct answer *
 	}
 	cache_load_blocks(c, r->obj, r->off, r->len);
 	cache_request_missing(c, r->obj, r->off, r->len, CFS_FETCH_DEMAND);
-	g_queue_push_tail_link(&r->obj->parked, &r->link);
+	g_queue_push_tail_link(&r->state->parked, &r->link);
 	cfs_stats_add(CFS_MEM_MISSES, 1);
 	cfs_stats_gauge_add(CFS_READS_PARKED, 1);
-	readahead(c, r->obj, r->off, r->len);
+	readahead(c, r);
 	return PARKED;
 }
 
@@ -449,7 +475,7 @@ void cache_deliver_all(struct cfs_cache *c, GArray *answers)
 /* Take r off its object's parked list and queue its answer. */
 static void unpark(struct cfs_cache *c, struct parked *r, int err, GArray *answers)
 {
-	g_queue_unlink(&r->obj->parked, &r->link);
+	g_queue_unlink(&r->state->parked, &r->link);
 	cfs_stats_gauge_add(CFS_READS_PARKED, -1);
 	struct answer a = make_answer(c, r, err);
 	if (err) {
@@ -464,27 +490,27 @@ static void unpark(struct cfs_cache *c, struct parked *r, int err, GArray *answe
 	g_array_append_val(answers, a);
 }
 
-void cache_answer_ready(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t end,
+void cache_answer_ready(struct cfs_cache *c, struct object_state *st, uint64_t off, uint64_t end,
 			GArray *answers)
 {
-	for (GList *l = obj->parked.head; l;) {
+	for (GList *l = st->parked.head; l;) {
 		struct parked *r = l->data;
 		l = l->next;
 		if (r->off < end && off < r->off + r->len &&
-		    cache_is_present(c, obj, r->off, r->len))
+		    cache_is_present(c, r->obj, r->off, r->len))
 			unpark(c, r, 0, answers);
 	}
 }
 
-void cache_fail_stranded(struct cfs_cache *c, struct cfs_object *obj, uint64_t off,
+void cache_fail_stranded(struct cfs_cache *c, struct object_state *st, uint64_t off,
 			 uint64_t end, int err, GArray *answers)
 {
-	for (GList *l = obj->parked.head; l;) {
+	for (GList *l = st->parked.head; l;) {
 		struct parked *r = l->data;
 		l = l->next;
 		bool bad = hits_bad_bytes(r);
 		if (bad || (r->off < end && off < r->off + r->len))
-			unpark(c, r, bad ? obj->error : err, answers);
+			unpark(c, r, bad ? st->error : err, answers);
 	}
 }
 
@@ -548,6 +574,7 @@ static void read_range(struct cfs_cache *c, struct cfs_object *obj, uint64_t off
 	struct prefault pf;
 	cache_prefault_begin(&pf);
 	g_mutex_lock(&c->lock);
+	r->state = cache_object(c, obj);
 	enum outcome o = serve(c, r, &a);
 	g_mutex_unlock(&c->lock);
 	if (o == ANSWERED)
@@ -588,7 +615,8 @@ void cfs_cache_prefetch(struct cfs_cache *c, struct cfs_object *obj, uint64_t of
 	struct prefault pf;
 	cache_prefault_begin(&pf);
 	g_mutex_lock(&c->lock);
-	if (!c->closing && !obj->error && obj->size != CFS_SIZE_UNKNOWN && off < obj->size)
+	if (!c->closing && !cache_object(c, obj)->error && obj->size != CFS_SIZE_UNKNOWN &&
+	    off < obj->size)
 		prefetch(c, obj, off, off + MIN(len, obj->size - off));
 	g_mutex_unlock(&c->lock);
 	cache_prefault_end(&pf);
@@ -597,14 +625,14 @@ void cfs_cache_prefetch(struct cfs_cache *c, struct cfs_object *obj, uint64_t of
 bool cfs_cache_cancel(struct cfs_cache *c, struct cfs_object *obj, void *cookie)
 {
 	g_mutex_lock(&c->lock);
-	bool found = withdraw(c, &obj->parked, obj, cookie) ||
+	bool found = withdraw(c, &cache_object(c, obj)->parked, obj, cookie) ||
 		     withdraw(c, &c->mem_wait, obj, cookie) || withdraw(c, &c->val_wait, obj, cookie);
 	g_mutex_unlock(&c->lock);
 	return found;
 }
 
-struct cfs_cache *cfs_cache_new(const struct cfs_cache_config *cfg, struct cfs_fetcher *fetcher,
-				struct cfs_disk *disk)
+struct cfs_cache *cfs_cache_new(const struct cfs_cache_config *cfg,
+				const struct cfs_source *source, struct cfs_disk *disk)
 {
 	struct cfs_cache *c = g_new0(struct cfs_cache, 1);
 	g_mutex_init(&c->lock);
@@ -613,11 +641,12 @@ struct cfs_cache *cfs_cache_new(const struct cfs_cache_config *cfg, struct cfs_f
 	c->mem = cfs_blockmem_new(cfg->cap, cfg->block_size);
 	/* Streams' windows must not evict each other's prefetched bytes before they are read. */
 	c->readahead = MIN(cfg->readahead, cfg->cap / 8);
-	c->fetcher = fetcher;
+	c->source = *source;
 	c->disk = disk;
 	c->policy = cfs_policy_new(cfg->policy);
-	c->zstd = cfs_zstd_new(fetcher, &cache_zstd_sink, c, cfg->cap);
+	c->zstd = cfs_zstd_new(source, &cache_zstd_sink, c, cfg->cap);
 	c->blocks = g_hash_table_new(key_hash, key_equal);
+	c->objects = g_hash_table_new_full(NULL, NULL, NULL, object_state_free);
 	c->repliers = g_thread_pool_new(deliver_queued, c, REPLY_THREADS, TRUE, NULL);
 	cfs_stats_gauge_set(CFS_MEM_CAP, (int64_t)cfg->cap);
 	return c;
@@ -651,6 +680,7 @@ void cfs_cache_free(struct cfs_cache *c)
 		block_free(c, block_of(e));
 	g_warn_if_fail(g_hash_table_size(c->blocks) == 0);
 	g_hash_table_destroy(c->blocks);
+	g_hash_table_destroy(c->objects);
 	cfs_blockmem_free(c->mem);
 	cfs_policy_free(c->policy);
 	g_mutex_clear(&c->lock);

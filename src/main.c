@@ -83,9 +83,10 @@ static int serve(const struct cfs_options *opts, const struct cfs_remote *remote
 	}
 	if (disk)
 		cfs_disk_start(disk);
+	struct cfs_source source = cfs_fetcher_source(fetcher);
 	struct cfs_cache_config cfg = { opts->mem_cache, opts->block_size, opts->readahead,
 					opts->eviction };
-	struct cfs_cache *cache = cfs_cache_new(&cfg, fetcher, disk);
+	struct cfs_cache *cache = cfs_cache_new(&cfg, &source, disk);
 	cfs_views_start(views, cache, tree);
 	g_message("mounted %s on %s", remote->shown, opts->mountpoint);
 	int rc = cfs_fs_serve(fs, cache);

@@ -2,9 +2,11 @@
 #include "chunkfs/object.h"
 
 #include <errno.h>
+#include <glib.h>
+#include <string.h>
 
 #include "chunkfs/errors.h"
-#include "chunkfs/fetch.h"
+#include "chunkfs/source.h"
 
 static GMutex etag_lock;
 
@@ -15,7 +17,6 @@ struct cfs_object *cfs_object_new(uint32_t id, const char *name, const char *url
 	obj->name = g_strdup(name);
 	obj->url = g_strdup(url);
 	obj->size = size;
-	g_queue_init(&obj->parked);
 	return obj;
 }
 
@@ -24,7 +25,6 @@ void cfs_object_free(struct cfs_object *obj)
 	g_free(obj->name);
 	g_free(obj->url);
 	g_free(obj->etag);
-	g_free(obj->failed);
 	g_free(obj);
 }
 

@@ -51,7 +51,7 @@ struct stream {
 };
 
 struct cfs_zstd {
-	struct cfs_fetcher *fetcher;
+	struct cfs_source source;
 	const struct cfs_zstd_sink *sink;
 	void *ctx;
 	int window_log_max;
@@ -109,8 +109,7 @@ static void kick(struct cfs_zstd *z, struct stream *s)
 	enum cfs_fetch_priority prio = s->pos < s->demand_end ? CFS_FETCH_DEMAND
 							      : CFS_FETCH_READAHEAD;
 	s->fetching = true;
-	cfs_fetcher_submit(z->fetcher, s->obj->compressed->name, s->obj->compressed->url, s->cpos,
-			   end, prio, &piece_ops, s);
+	z->source.ops->submit(z->source.src, s->obj->compressed, s->cpos, end, prio, &piece_ops, s);
 	s->cpos = end;
 	s->piece = MIN(s->piece * 2, MAX_PIECE);
 }
@@ -343,11 +342,11 @@ static int window_log_max(uint64_t cap)
 	return CLAMP(log, WINDOW_LOG_FLOOR, WINDOW_LOG_LIMIT);
 }
 
-struct cfs_zstd *cfs_zstd_new(struct cfs_fetcher *fetcher, const struct cfs_zstd_sink *sink,
+struct cfs_zstd *cfs_zstd_new(const struct cfs_source *source, const struct cfs_zstd_sink *sink,
 			      void *sink_ctx, uint64_t cap)
 {
 	struct cfs_zstd *z = g_new0(struct cfs_zstd, 1);
-	z->fetcher = fetcher;
+	z->source = *source;
 	z->sink = sink;
 	z->ctx = sink_ctx;
 	z->window_log_max = window_log_max(cap);

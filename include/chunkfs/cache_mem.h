@@ -38,8 +38,8 @@
 
 struct cfs_cache;
 struct cfs_disk;
-struct cfs_fetcher;
 struct cfs_object;
+struct cfs_source;
 
 /*
  * Completion of a read: called exactly once per cfs_cache_read(), either
@@ -65,25 +65,28 @@ struct cfs_cache_config {
  * Create the memory tier. The readahead window is lowered to an eighth of
  * the cap so that a few streams fit. disk (may be NULL) is the spill tier,
  * started, which the cache now owns: blocks leaving memory are written to
- * it and read back from it. The fetcher must outlive the cache's last
- * request: see cfs_cache_close().
+ * it and read back from it. source (source.h: the fetcher in the daemon)
+ * is copied; what it points to must outlive the cache's last request: see
+ * cfs_cache_close().
  */
-struct cfs_cache *cfs_cache_new(const struct cfs_cache_config *cfg, struct cfs_fetcher *fetcher,
-				struct cfs_disk *disk);
+struct cfs_cache *cfs_cache_new(const struct cfs_cache_config *cfg,
+				const struct cfs_source *source, struct cfs_disk *disk);
 
 /*
  * Stop serving, at unmount: every read from now on (new, waiting for room
  * or an ETag, or left by a read-back) is answered with -ECANCELED, and no
  * request is made, so that callbacks still running (item views reading
- * on, read-backs and spills ending) never reach a freed fetcher. Call it
- * before cfs_fetcher_free(), which then cancels what runs. Thread-safe.
+ * on, read-backs and spills ending) never reach a freed source. Call it
+ * before the source is stopped (cfs_fetcher_free(), which then cancels
+ * what runs). Thread-safe.
  */
 void cfs_cache_close(struct cfs_cache *c);
 
 /*
  * Write every block the spill tier lacks to it (so that the next mount
  * finds it), wait for the writes, then free every block and the spill
- * tier. Call after cfs_cache_close() and cfs_fetcher_free().
+ * tier. Call after cfs_cache_close() and once every request to the source
+ * has ended (after cfs_fetcher_free()).
  */
 void cfs_cache_free(struct cfs_cache *c);
 

@@ -39,48 +39,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "chunkfs/source.h"
+
 struct cfs_options;
 struct cfs_remote;
 struct cfs_fetcher;
-
-/* What a response said about the object, handed to on_response. */
-struct cfs_response_info {
-	uint64_t total_size;  /* object size from Content-Range (or Content-Length of a 200) */
-	const char *etag;     /* ETag header value as sent, or NULL when absent */
-};
-
-/*
- * What a request calls back. The callbacks of one request all run in one
- * fetcher thread, in order; those of different requests may run at the
- * same time in different fetcher threads.
- */
-struct cfs_fetch_ops {
-	/*
-	 * Called for every attempt's response, before any of its body is
-	 * delivered. Return 0 to accept, or a negative errno to
-	 * fail the request at once without retrying (e.g. -EIO for a changed
-	 * ETag or size). May be NULL.
-	 */
-	int (*on_response)(void *ctx, const struct cfs_response_info *info);
-	/*
-	 * Called for each piece of body, in order: the bytes [off, off + len)
-	 * of the object. buf is valid during the call only.
-	 */
-	void (*on_data)(void *ctx, uint64_t off, const void *buf, size_t len);
-	/*
-	 * Called once when the request ends: err is 0 when all of
-	 * [start, end) was delivered, else a negative errno: -ENOENT when
-	 * the server says the object does not exist (404, 410), -EIO for another
-	 * HTTP error or a bad response, -ETIMEDOUT when the retries ran out on
-	 * stalls, -ECANCELED when the fetcher is shutting down.
-	 */
-	void (*on_done)(void *ctx, int err);
-};
-
-enum cfs_fetch_priority {
-	CFS_FETCH_DEMAND,    /* a reader is waiting for these bytes */
-	CFS_FETCH_READAHEAD, /* speculative: runs only when no demand request waits */
-};
 
 /*
  * Create the fetcher and start its threads (opts->fetch_threads, at most
@@ -117,6 +80,13 @@ void cfs_fetcher_submit(struct cfs_fetcher *f, const char *name, const char *url
  */
 void cfs_fetcher_submit_head(struct cfs_fetcher *f, const char *name, const char *url,
 			     const struct cfs_fetch_ops *ops, void *ctx);
+
+/*
+ * The fetcher as the memory tier's source (source.h): its submit is
+ * cfs_fetcher_submit() and its submit_head cfs_fetcher_submit_head(), with
+ * the object's name and URL. Valid as long as f.
+ */
+struct cfs_source cfs_fetcher_source(struct cfs_fetcher *f);
 
 /*
  * Blocking GET of a whole small object in the calling thread, outside the

@@ -2,40 +2,16 @@
  * An object: one file of the bucket path, addressed by URL, with the size
  * the index or listing gave; or the decompressed bytes of such a file (a
  * zstd chunk), which has no URL of its own. Objects live as long as the
- * mount.
+ * mount. What the memory tier knows of an object (its reads waiting for
+ * bytes, its readahead streams, its recent failed reads, whether it proved
+ * bad) is the memory tier's, kept under the object's id (cache_mem.h).
  */
 #ifndef CHUNKFS_OBJECT_H
 #define CHUNKFS_OBJECT_H
 
-#include <glib.h>
 #include <stdint.h>
 
-#include "chunkfs/readahead.h"
-
 struct cfs_response_info;
-
-/* Asking the server for a remote object's ETag before trusting spilled blocks of it. */
-enum cfs_validation {
-	CFS_UNVALIDATED,        /* not asked */
-	CFS_VALIDATING,         /* a HEAD is on its way */
-	CFS_VALIDATED,          /* answered: its ETag is known, or it has none */
-	CFS_VALIDATION_FAILED,  /* no answer: spilled blocks wait until a GET brings the ETag */
-};
-
-/*
- * A read of the object that failed: for FAILED_READ_MS (cache_mem.c) a read
- * overlapping it fails the same way without a request, so that the kernel's
- * re-asks after a failed read (its readahead, then page by page) neither
- * start a fresh series of attempts nor assemble a short count from the
- * pages that did land (docs/hostile.md).
- */
-struct cfs_failed_read {
-	uint64_t off, end;  /* bytes [off, end) of the object */
-	gint64 until_us;    /* monotonic time it is forgotten; 0: an unused slot */
-	int err;            /* the negative errno the read got */
-};
-
-#define CFS_FAILED_READS 8
 
 struct cfs_object {
 	uint32_t id;       /* dense, 0-based, unique within the mount */
@@ -44,14 +20,7 @@ struct cfs_object {
 	uint64_t size;     /* bytes, as the index says */
 	struct cfs_object *compressed; /* the remote object this one decompresses (zstream.h), or NULL */
 
-	/* Guarded by the memory tier's lock. */
-	int error;                      /* sticky negative errno once the object proved bad */
-	uint64_t bad_from;              /* with error: reads of bytes from here on fail (0: all) */
-	int bad_logged;                 /* atomic: the zstd streams reported bad data of it */
-	enum cfs_validation validation; /* whether its ETag was asked for (a HEAD) */
-	GQueue parked;                  /* struct cfs_parked_read, oldest first */
-	struct cfs_ra_streams streams;  /* readahead state of the readers of this object */
-	struct cfs_failed_read *failed; /* the latest CFS_FAILED_READS failed reads; NULL before one */
+	int bad_logged;    /* atomic: the zstd streams reported bad data of it */
 
 	/* Guarded by a lock private to object.c. */
 	char *etag;        /* as listed, else of the first response; NULL until then or if none */

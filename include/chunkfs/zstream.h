@@ -1,9 +1,9 @@
 /*
  * Decompressed objects: the bytes of a zstd-compressed remote object (one
  * or more frames, RFC 8878), produced as its compressed bytes arrive. A
- * stream fetches the compressed object in pieces through the fetcher
+ * stream fetches the compressed object in pieces from a source (source.h)
  * (Range GETs that start small, so the first bytes come out early, and
- * double up to 8 MiB) and decompresses each piece in a fetcher thread as
+ * double up to 8 MiB) and decompresses each piece in a source's thread as
  * it lands, handing every decompressed piece to a sink (the memory tier).
  *
  * zstd cannot seek, so a stream only moves forward: it produces
@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "chunkfs/fetch.h"
+#include "chunkfs/source.h"
 
 #define CFS_ZSTD_IDLE_MAX 16
 
@@ -33,7 +33,7 @@ struct cfs_object;
 struct cfs_zstd;
 
 /*
- * Where decompressed bytes go. Every callback runs in a fetcher thread;
+ * Where decompressed bytes go. Every callback runs in a source's thread;
  * one stream's callbacks never run at once (it has one piece in flight),
  * but different streams' can.
  */
@@ -56,11 +56,12 @@ struct cfs_zstd_sink {
 
 /*
  * Create the stream set. cap is the sink's memory cap in bytes (it bounds
- * the window a frame may ask for). The fetcher and the sink must outlive
- * it; free it after cfs_fetcher_free(), whose cancellations end every
- * running stream.
+ * the window a frame may ask for). source is copied; what it points to and
+ * the sink must outlive it; free it once every request to the source has
+ * ended (after cfs_fetcher_free(), whose cancellations end every running
+ * stream).
  */
-struct cfs_zstd *cfs_zstd_new(struct cfs_fetcher *fetcher, const struct cfs_zstd_sink *sink,
+struct cfs_zstd *cfs_zstd_new(const struct cfs_source *source, const struct cfs_zstd_sink *sink,
 			      void *sink_ctx, uint64_t cap);
 
 /* Free the idle streams, releasing their reservations. No stream may be fetching. */
