@@ -17,6 +17,8 @@
 /* The wait before retry n is BACKOFF_FIRST_US << (n - 1), at most BACKOFF_MAX_US (README.md). */
 #define BACKOFF_FIRST_US (100 * 1000)
 #define BACKOFF_MAX_US (5 * 1000 * 1000)
+/* Doublings counted at most: BACKOFF_MAX_US comes long before, and no shift overflows. */
+#define BACKOFF_MAX_DOUBLINGS 16u
 /* The poll's longest sleep with nothing due; a due retry or a new request wakes it sooner. */
 #define IDLE_POLL_MS 1000
 /* The longest error page read to keep its connection; a longer one ends it. */
@@ -369,7 +371,8 @@ static gint64 server_wait_s(const struct request *r)
 /* The wait before the next attempt: the back-off, or the server's Retry-After if longer. */
 static gint64 retry_wait_us(const struct request *r)
 {
-	gint64 backoff = MIN((gint64)BACKOFF_FIRST_US << MIN(r->attempt - 1, 16u), BACKOFF_MAX_US);
+	gint64 backoff = MIN((gint64)BACKOFF_FIRST_US << MIN(r->attempt - 1, BACKOFF_MAX_DOUBLINGS),
+			     BACKOFF_MAX_US);
 	return MAX(backoff, MAX(server_wait_s(r), 0) * G_USEC_PER_SEC);
 }
 

@@ -449,11 +449,15 @@ static bool take_page(struct paging *p, struct cfs_listing *page, bool *more, GE
 /*
  * A ListObjectsV2 page holds at most 1000 keys and prefixes (S3 API
  * Reference, "ListObjectsV2", max-keys); a listing of the most entries
- * allowed may come in pages ten times smaller than that, not smaller.
+ * allowed may come in pages ten times smaller than that, not smaller, plus
+ * a few pages that hold next to nothing (a server may end a page early).
  */
+#define LISTING_MIN_PAGE_ENTRIES 100
+#define LISTING_SPARE_PAGES 10
+
 static unsigned max_pages(unsigned max_entries)
 {
-	return max_entries / 100 + 10;
+	return max_entries / LISTING_MIN_PAGE_ENTRIES + LISTING_SPARE_PAGES;
 }
 
 bool cfs_fetch_listing(const struct cfs_options *opts, const struct cfs_remote *remote,
