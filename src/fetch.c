@@ -150,6 +150,28 @@ static size_t on_header(char *line, size_t size, size_t n, void *p)
 	return len;
 }
 
+int cfs_http_errno(long status, bool timed_out)
+{
+	if (timed_out)
+		return -ETIMEDOUT;
+	if (status == 404 || status == 410)
+		return -ENOENT;
+	if (status == 401 || status == 403)
+		return -EACCES;
+	return -EIO;
+}
+
+int cfs_fetch_error_errno(const GError *err)
+{
+	if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+		return -ENOENT;
+	if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED))
+		return -EACCES;
+	if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+		return -ETIMEDOUT;
+	return -EIO;
+}
+
 static bool transient_http(long status)
 {
 	return status >= 500 || status == 429 || status == 408;
@@ -441,7 +463,7 @@ static void end_attempt(struct engine *f, struct request *r, CURLcode rc)
 	if (r->fatal || (r->next == r->end && !status)) {
 		finish(f, r, r->fatal);
 	} else if (status && !transient_http(status)) {
-		int err = status == 404 || status == 410 ? -ENOENT : -EIO;
+		int err = cfs_http_errno(status, false);
 		cfs_errors_report(r->name, r->next, r->end - r->next, err, "%s", why);
 		finish(f, r, err);
 	} else if (r->attempt <= f->cfg.retries && waits_too_long(f, r)) {
@@ -456,7 +478,7 @@ static void end_attempt(struct engine *f, struct request *r, CURLcode rc)
 			  wait_us / 1000);
 		schedule_retry(f, r, wait_us);
 	} else {
-		int err = timed_out ? -ETIMEDOUT : -EIO;
+		int err = cfs_http_errno(status, timed_out);
 		cfs_errors_report(r->name, r->next, r->end - r->next, err,
 				  "%s; giving up after %u attempts", why, r->attempt);
 		finish(f, r, err);

@@ -16,6 +16,7 @@
 
 #include "chunkfs/cache_mem.h"
 #include "chunkfs/errors.h"
+#include "chunkfs/fetch.h"
 #include "chunkfs/log.h"
 #include "chunkfs/object.h"
 #include "chunkfs/options.h"
@@ -154,10 +155,7 @@ static double attr_timeout(const struct cfs_fs *fs, const struct cfs_node *n)
  */
 static int remote_errno(const struct cfs_node *node, GError *err)
 {
-	int e = g_error_matches(err, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED) ? EACCES
-		: g_error_matches(err, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)       ? ETIMEDOUT
-		: g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)       ? ENOENT
-									       : EIO;
+	int e = -cfs_fetch_error_errno(err);
 	cfs_errors_report(*node->path ? node->path : "/", 0, 0, -e, "%s", err->message);
 	g_error_free(err);
 	return e;

@@ -290,13 +290,15 @@ def test_stall_before_headers_times_out_and_retries(serve, mount, small):
 
 # -- permanent faults: a clear errno, bounded, and the rest of the mount lives --
 
-@pytest.mark.parametrize("code", [404, 403])
-def test_client_error_gives_eio_promptly(serve, mount, small, code):
+@pytest.mark.parametrize("code,want", [(404, errno.EIO), (403, errno.EACCES)], ids=["404", "403"])
+def test_client_error_fails_promptly(serve, mount, small, code, want):
+    """A 404 of a listed chunk is EIO (the name exists); a 403 is EACCES, the
+    server's refusal, as for a listing (docs/architecture.md's errno map)."""
     srv = serve(small)
     srv.set_fault(SMALL, "status", code=code)
     m = mount_with(mount, srv)
     res = read(os.path.join(m.path, SMALL), deadline=15)
-    assert res.errno == errno.EIO, res
+    assert res.errno == want, res
     assert res.data == b"", res
     assert res.elapsed < scaled(10), "a %d took %.1f s to fail" % (code, res.elapsed)
     st = m.stats()

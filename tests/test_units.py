@@ -6,7 +6,8 @@ import subprocess
 import pytest
 
 
-@pytest.mark.parametrize("name", ["unit_tests", "unit_spill", "unit_blockmem", "unit_redirect"])
+@pytest.mark.parametrize("name", ["unit_tests", "unit_spill", "unit_blockmem", "unit_redirect",
+                                  "unit_errno"])
 def test_unit_tests(chunkfs_bin, name):
     binary = os.path.join(os.path.dirname(chunkfs_bin), "tests", name)
     assert os.access(binary, os.X_OK), "%s not built next to %s" % (name, chunkfs_bin)
