@@ -33,6 +33,14 @@
 #define COMPACT_SLACK 4096
 /* Largest block file read back: a block, its header and extents. */
 #define MAX_HEADER (UINT64_C(1) << 20)
+/* Extents ext4 keeps in the inode itself (ext4's on-disk format: i_block holds 4). */
+#define EXT4_INODE_EXTENTS 4
+/* Extents one 4 KiB ext4 extent block holds: 12-byte entries after a 12-byte header. */
+#define EXT4_EXTENTS_PER_BLOCK 340
+/* The automatic cap is this fraction (1/N) of the space: room left for everything else. */
+#define AUTO_CAP_DIVISOR 10
+/* The journal is rewritten once it holds this many records per block (plus COMPACT_SLACK). */
+#define COMPACT_RATIO 2
 
 struct dkey {
 	uint64_t obj;
@@ -91,8 +99,11 @@ static gboolean dkey_equal(gconstpointer a, gconstpointer b)
 static uint64_t du_bytes(uint64_t n)
 {
 	uint64_t blocks = (n + FS_BLOCK - 1) / FS_BLOCK;
-	uint64_t map = blocks > 4 ? (blocks + 339) / 340 : 0;
-	return (blocks + map + (map > 4)) * FS_BLOCK; /* past 4 extent blocks, a level more */
+	uint64_t map = blocks > EXT4_INODE_EXTENTS
+			       ? (blocks + EXT4_EXTENTS_PER_BLOCK - 1) / EXT4_EXTENTS_PER_BLOCK
+			       : 0;
+	/* past as many extent blocks as the inode points to, a level more */
+	return (blocks + map + (map > EXT4_INODE_EXTENTS)) * FS_BLOCK;
 }
 
 static uint64_t hash_text(const char *s)
@@ -237,7 +248,7 @@ static void measure_dir(struct cfs_disk *d)
 {
 	struct stat st;
 	if (d->blocks_fd >= 0 && fstat(d->blocks_fd, &st) == 0)
-		d->dir_bytes = (uint64_t)st.st_blocks * 512;
+		d->dir_bytes = (uint64_t)st.st_blocks * S_BLKSIZE;
 }
 
 /*
@@ -448,7 +459,7 @@ static uint64_t auto_cap(const struct cfs_disk *d)
 	if (fstatvfs(d->root_fd, &sv) != 0)
 		return 0;
 	uint64_t space = (uint64_t)sv.f_bavail * sv.f_frsize + total(d, 0, 0);
-	uint64_t cap = MIN(space / 10, CFS_DISK_CAP_AUTO_MAX);
+	uint64_t cap = MIN(space / AUTO_CAP_DIVISOR, CFS_DISK_CAP_AUTO_MAX);
 	g_debug("spill tier %s: cap %" PRIu64 " MiB (a tenth of the free space and what it holds)",
 		d->root, cap >> 20);
 	return cap;
@@ -911,8 +922,8 @@ static void maybe_compact(struct cfs_disk *d)
 	GError *err = NULL;
 	g_mutex_lock(&d->lock);
 	bool lost = cfs_journal_lost(d->journal);
-	bool due = lost || cfs_journal_records(d->journal) > 2 * g_hash_table_size(d->index) +
-				   COMPACT_SLACK;
+	bool due = lost || cfs_journal_records(d->journal) >
+				   COMPACT_RATIO * g_hash_table_size(d->index) + COMPACT_SLACK;
 	g_mutex_unlock(&d->lock);
 	if (due && !compact(d, &err)) {
 		if (lost)

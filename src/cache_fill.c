@@ -21,6 +21,7 @@
 #define MAX_REQUEST_BYTES (UINT64_C(32) << 20)
 /* Blocks on their way to the spill tier at once: at most this, or a quarter of the cap. */
 #define SPILL_BUDGET_MAX (UINT64_C(32) << 20)
+#define SPILL_BUDGET_CAP_DIVISOR 4
 
 /* One request filling blocks; the blocks it covers stay pinned until it ends. */
 struct fill {
@@ -357,7 +358,7 @@ static struct cfs_spill_id spill_id(const struct block *b, const char *etag)
 
 uint64_t cache_spill_budget(const struct cfs_cache *c)
 {
-	return MIN(SPILL_BUDGET_MAX, c->cap / 4);
+	return MIN(SPILL_BUDGET_MAX, c->cap / SPILL_BUDGET_CAP_DIVISOR);
 }
 
 bool cache_needs_spill(const struct cfs_cache *c, const struct block *b)

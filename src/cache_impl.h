@@ -191,8 +191,14 @@ GArray *cache_answers_new(void);
  * that arrives, then finds the pages there instead of faulting each one.
  * Ranges past the array's room are left to fault as they are written.
  */
+/* Ranges one plan prefaults: a read's misses rarely make more requests than this. */
+#define PREFAULT_RANGES 32
+
 struct prefault {
-	struct { void *addr; size_t len; } v[32];
+	struct {
+		void *addr;
+		size_t len;
+	} v[PREFAULT_RANGES];
 	unsigned n;
 };
 

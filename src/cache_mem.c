@@ -50,6 +50,12 @@
  * a reader that tries again later gets fresh attempts.
  */
 #define FAILED_READ_MS 1000
+/*
+ * A stream's readahead window is at most this fraction (1/N) of the cap, so
+ * that the windows of several streams do not evict each other's prefetched
+ * bytes before they are read.
+ */
+#define READAHEAD_CAP_DIVISOR 8
 
 static guint key_hash(gconstpointer p)
 {
@@ -639,8 +645,7 @@ struct cfs_cache *cfs_cache_new(const struct cfs_cache_config *cfg,
 	c->cap = cfg->cap;
 	c->block_size = cfg->block_size;
 	c->mem = cfs_blockmem_new(cfg->cap, cfg->block_size);
-	/* Streams' windows must not evict each other's prefetched bytes before they are read. */
-	c->readahead = MIN(cfg->readahead, cfg->cap / 8);
+	c->readahead = MIN(cfg->readahead, cfg->cap / READAHEAD_CAP_DIVISOR);
 	c->source = *source;
 	c->disk = disk;
 	c->policy = cfs_policy_new(cfg->policy);

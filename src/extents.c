@@ -4,11 +4,14 @@
 #include <glib.h>
 #include <string.h>
 
+/* Room of a set's first array: most blocks hold one or a few ranges, and so never grow it. */
+#define MIN_CAP 4u
+
 static void reserve(struct cfs_extents *s, uint32_t n)
 {
 	if (n <= s->cap)
 		return;
-	s->cap = MAX(4u, MAX(n, s->cap * 2));
+	s->cap = MAX(MIN_CAP, MAX(n, s->cap * 2));
 	s->v = g_renew(struct cfs_extent, s->v, s->cap);
 }
 

@@ -17,6 +17,8 @@
 /* The wait before retry n is BACKOFF_FIRST_US << (n - 1), at most BACKOFF_MAX_US (README.md). */
 #define BACKOFF_FIRST_US (100 * 1000)
 #define BACKOFF_MAX_US (5 * 1000 * 1000)
+/* Doublings counted at most: BACKOFF_MAX_US comes long before, and no shift overflows. */
+#define BACKOFF_MAX_DOUBLINGS 16u
 /* The poll's longest sleep with nothing due; a due retry or a new request wakes it sooner. */
 #define IDLE_POLL_MS 1000
 /* The longest error page read to keep its connection; a longer one ends it. */
@@ -146,6 +148,28 @@ static size_t on_header(char *line, size_t size, size_t n, void *p)
 		g_free(value);
 	}
 	return len;
+}
+
+int cfs_http_errno(long status, bool timed_out)
+{
+	if (timed_out)
+		return -ETIMEDOUT;
+	if (status == 404 || status == 410)
+		return -ENOENT;
+	if (status == 401 || status == 403)
+		return -EACCES;
+	return -EIO;
+}
+
+int cfs_fetch_error_errno(const GError *err)
+{
+	if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+		return -ENOENT;
+	if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED))
+		return -EACCES;
+	if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+		return -ETIMEDOUT;
+	return -EIO;
 }
 
 static bool transient_http(long status)
@@ -369,7 +393,8 @@ static gint64 server_wait_s(const struct request *r)
 /* The wait before the next attempt: the back-off, or the server's Retry-After if longer. */
 static gint64 retry_wait_us(const struct request *r)
 {
-	gint64 backoff = MIN((gint64)BACKOFF_FIRST_US << MIN(r->attempt - 1, 16u), BACKOFF_MAX_US);
+	gint64 backoff = MIN((gint64)BACKOFF_FIRST_US << MIN(r->attempt - 1, BACKOFF_MAX_DOUBLINGS),
+			     BACKOFF_MAX_US);
 	return MAX(backoff, MAX(server_wait_s(r), 0) * G_USEC_PER_SEC);
 }
 
@@ -438,7 +463,7 @@ static void end_attempt(struct engine *f, struct request *r, CURLcode rc)
 	if (r->fatal || (r->next == r->end && !status)) {
 		finish(f, r, r->fatal);
 	} else if (status && !transient_http(status)) {
-		int err = status == 404 || status == 410 ? -ENOENT : -EIO;
+		int err = cfs_http_errno(status, false);
 		cfs_errors_report(r->name, r->next, r->end - r->next, err, "%s", why);
 		finish(f, r, err);
 	} else if (r->attempt <= f->cfg.retries && waits_too_long(f, r)) {
@@ -453,7 +478,7 @@ static void end_attempt(struct engine *f, struct request *r, CURLcode rc)
 			  wait_us / 1000);
 		schedule_retry(f, r, wait_us);
 	} else {
-		int err = timed_out ? -ETIMEDOUT : -EIO;
+		int err = cfs_http_errno(status, timed_out);
 		cfs_errors_report(r->name, r->next, r->end - r->next, err,
 				  "%s; giving up after %u attempts", why, r->attempt);
 		finish(f, r, err);

@@ -229,6 +229,15 @@ static bool perform_following(CURL *easy, const struct cfs_options *opts, const 
 	return followed;
 }
 
+/*
+ * The G_IO_ERROR code of a failed request: that of cfs_http_errno()'s errno,
+ * which cfs_fetch_error_errno() gives back.
+ */
+static int failure_code(long status, bool timed_out)
+{
+	return g_io_error_from_errno(-cfs_http_errno(status, timed_out));
+}
+
 /* Map a finished blocking request to a GError; true when it succeeded. */
 static bool check_result(CURL *easy, CURLcode rc, const char *url, const char *errbuf,
 			 GByteArray *body, GError **error)
@@ -240,7 +249,8 @@ static bool check_result(CURL *easy, CURLcode rc, const char *url, const char *e
 	char *safe = cfs_url_redact(url);
 	const char *why = *errbuf ? errbuf : curl_easy_strerror(rc);
 	if (rc == CURLE_OPERATION_TIMEDOUT)
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "%s: timed out: %s", safe, why);
+		g_set_error(error, G_IO_ERROR, failure_code(status, true), "%s: timed out: %s",
+			    safe, why);
 	else if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
 		 rc == CURLE_COULDNT_RESOLVE_PROXY)
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_HOST_UNREACHABLE, "cannot reach %s: %s",
@@ -249,11 +259,8 @@ static bool check_result(CURL *easy, CURLcode rc, const char *url, const char *e
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: %s", safe, why);
 	else {
 		char *detail = s3_error(body);
-		int code = status == 404 || status == 410   ? G_IO_ERROR_NOT_FOUND
-			   : status == 401 || status == 403 ? G_IO_ERROR_PERMISSION_DENIED
-							    : G_IO_ERROR_FAILED;
-		g_set_error(error, G_IO_ERROR, code, "%s: HTTP %ld%s", safe, status,
-			    detail ? detail : "");
+		g_set_error(error, G_IO_ERROR, failure_code(status, false), "%s: HTTP %ld%s", safe,
+			    status, detail ? detail : "");
 		g_free(detail);
 	}
 	g_free(safe);
@@ -449,11 +456,15 @@ static bool take_page(struct paging *p, struct cfs_listing *page, bool *more, GE
 /*
  * A ListObjectsV2 page holds at most 1000 keys and prefixes (S3 API
  * Reference, "ListObjectsV2", max-keys); a listing of the most entries
- * allowed may come in pages ten times smaller than that, not smaller.
+ * allowed may come in pages ten times smaller than that, not smaller, plus
+ * a few pages that hold next to nothing (a server may end a page early).
  */
+#define LISTING_MIN_PAGE_ENTRIES 100
+#define LISTING_SPARE_PAGES 10
+
 static unsigned max_pages(unsigned max_entries)
 {
-	return max_entries / 100 + 10;
+	return max_entries / LISTING_MIN_PAGE_ENTRIES + LISTING_SPARE_PAGES;
 }
 
 bool cfs_fetch_listing(const struct cfs_options *opts, const struct cfs_remote *remote,

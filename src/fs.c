@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gio/gio.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,6 +16,7 @@
 
 #include "chunkfs/cache_mem.h"
 #include "chunkfs/errors.h"
+#include "chunkfs/fetch.h"
 #include "chunkfs/log.h"
 #include "chunkfs/object.h"
 #include "chunkfs/options.h"
@@ -34,6 +36,15 @@
  */
 #define KERNEL_READAHEAD_KB 1024
 #define MAX_BACKGROUND 64
+/* Congested at 3/4 of it: the kernel's own default ratio (fs/fuse/inode.c). */
+#define CONGESTION_THRESHOLD (MAX_BACKGROUND * 3 / 4)
+/*
+ * Threads of libfuse's loop: lookups may block on a directory's listing,
+ * so up to 16 leave threads for the reads that hit meanwhile; 4 stay idle,
+ * ready for the next burst without starting threads.
+ */
+#define FUSE_MAX_THREADS 16
+#define FUSE_IDLE_THREADS 4
 
 /* The device number of the mount at path, from /proc/self/mountinfo (proc(5)). */
 static bool mount_device(const char *path, unsigned *maj, unsigned *min)
@@ -103,7 +114,7 @@ void fill_attr(const struct cfs_fs *fs, uint64_t ino, bool dir, uint64_t size, s
 		st->st_mode = S_IFREG | 0444;
 		st->st_nlink = 1;
 		st->st_size = (off_t)size;
-		st->st_blocks = (st->st_size + 511) / 512;
+		st->st_blocks = (st->st_size + S_BLKSIZE - 1) / S_BLKSIZE;
 	}
 	st->st_blksize = (blksize_t)fs->opts->block_size;
 }
@@ -144,10 +155,7 @@ static double attr_timeout(const struct cfs_fs *fs, const struct cfs_node *n)
  */
 static int remote_errno(const struct cfs_node *node, GError *err)
 {
-	int e = g_error_matches(err, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED) ? EACCES
-		: g_error_matches(err, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)       ? ETIMEDOUT
-		: g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)       ? ENOENT
-									       : EIO;
+	int e = -cfs_fetch_error_errno(err);
 	cfs_errors_report(*node->path ? node->path : "/", 0, 0, -e, "%s", err->message);
 	g_error_free(err);
 	return e;
@@ -171,7 +179,7 @@ static void op_init(void *data, struct fuse_conn_info *conn)
 {
 	(void)data;
 	conn->max_background = MAX_BACKGROUND;
-	conn->congestion_threshold = MAX_BACKGROUND * 3 / 4;
+	conn->congestion_threshold = CONGESTION_THRESHOLD;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA; /* objects never change */
@@ -429,7 +437,8 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	(void)ino;
 	struct statvfs sv = { .f_bsize = (unsigned long)fs_of(req)->opts->block_size,
-			      .f_frsize = 512, .f_namemax = 255 };
+			      .f_frsize = S_BLKSIZE,
+			      .f_namemax = NAME_MAX };
 	fuse_reply_statfs(req, &sv);
 }
 
@@ -548,8 +557,8 @@ int cfs_fs_serve(struct cfs_fs *fs, struct cfs_cache *cache)
 	if (fuse_set_signal_handlers(fs->se) != 0)
 		return -EIO;
 	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
-	fuse_loop_cfg_set_max_threads(cfg, 16);
-	fuse_loop_cfg_set_idle_threads(cfg, 4);
+	fuse_loop_cfg_set_max_threads(cfg, FUSE_MAX_THREADS);
+	fuse_loop_cfg_set_idle_threads(cfg, FUSE_IDLE_THREADS);
 	int rc = fuse_session_loop_mt(fs->se, cfg);
 	fuse_loop_cfg_destroy(cfg);
 	fuse_remove_signal_handlers(fs->se);

@@ -140,12 +140,15 @@ static void litdata_flat(const char *index, const struct dtype_table *table, str
 	}
 }
 
+/* The longest EXT of "file:EXT" kept: longer is not an extension a file name would carry. */
+#define LITDATA_EXT_MAX 16
+
 /* The EXT of "file:EXT": litdata takes it from a file name, so it must be a plain word to be
  * part of ours. */
 static void litdata_ext(const char *ext, struct leaf *l)
 {
 	size_t n = strlen(ext);
-	if (n == 0 || n > 16)
+	if (n == 0 || n > LITDATA_EXT_MAX)
 		return;
 	for (size_t i = 0; i < n; i++)
 		if (!g_ascii_isalnum(ext[i]))

@@ -31,11 +31,16 @@
  * block (zstd windows, listings) are still returned to the system when
  * freed and RSS follows the cap.
  */
+#define MALLOC_MMAP_THRESHOLD (1024 * 1024)
+#define MALLOC_TRIM_THRESHOLD (2 * 1024 * 1024)
+/* glibc's arenas: a few for the threads that allocate, not 8 per core, each keeping free memory. */
+#define MALLOC_ARENAS 4
+
 static void tune_malloc(void)
 {
-	mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
-	mallopt(M_TRIM_THRESHOLD, 2 * 1024 * 1024);
-	mallopt(M_ARENA_MAX, 4);
+	mallopt(M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD);
+	mallopt(M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD);
+	mallopt(M_ARENA_MAX, MALLOC_ARENAS);
 }
 
 /*

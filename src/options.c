@@ -12,6 +12,44 @@
 #include "chunkfs/policy.h"
 
 #define DEFAULT_MEM_CAP_MAX (UINT64_C(1) << 30)
+/* The default memory cap is this fraction (1/N) of RAM: the loader reading it needs the rest. */
+#define DEFAULT_MEM_CAP_RAM_DIVISOR 8
+/* The default memory cap when the size of RAM is unknown: 1/8 of a small (2 GiB) machine. */
+#define DEFAULT_MEM_CAP_NO_RAM (256 * CFS_MIB)
+/* A block is a unit of eviction and of the spill tier's files: from a page to 64 MiB. */
+#define BLOCK_SIZE_MIN 4096
+#define BLOCK_SIZE_MAX (64 * CFS_MIB)
+/* The memory cap holds at least this many blocks and bytes: a read and its neighbours fit. */
+#define MEM_CAP_MIN_BLOCKS 4
+#define MEM_CAP_MIN (4 * CFS_MIB)
+/* Readahead past 1 GiB would fetch bytes evicted before they are read. */
+#define READAHEAD_MAX (1024 * CFS_MIB)
+/* A sequential reader's window grows to 64 MiB: two requests of 32 MiB in flight. */
+#define DEFAULT_READAHEAD (64 * CFS_MIB)
+/* Transfers at once: parallel ranges for random readers, few enough for one server. */
+#define DEFAULT_MAX_CONNECTIONS 8
+/* More connections than this to one server is a flood, not a mount. */
+#define MAX_CONNECTIONS_MAX 256
+/* Fetcher threads: two let receiving and copying use a second core (sequential +8%). */
+#define DEFAULT_FETCH_THREADS 2
+/* Past this many threads, each has too few connections to keep busy. */
+#define FETCH_THREADS_MAX 16
+/* Seconds: a TCP and TLS handshake that takes longer is a server that is down. */
+#define DEFAULT_CONNECT_TIMEOUT_S 10
+/* Seconds without a byte before an attempt is stalled: a slow server still makes it. */
+#define DEFAULT_TIMEOUT_S 30
+/* A timeout of more than an hour would let a hung server hang its readers as long. */
+#define TIMEOUT_MAX_S 3600
+/* Attempts after a failed one: with the back-off, 1.5 s of a server's trouble ridden out. */
+#define DEFAULT_RETRIES 4
+/* More retries than this keep a reader waiting on a server that is gone. */
+#define RETRIES_MAX 100
+/* Seconds a listing is trusted: datasets are written once, and an hour keeps listings rare. */
+#define DEFAULT_METADATA_TTL_S 3600
+/* A year: longer is never listing again, which a TTL is not for. */
+#define METADATA_TTL_MAX_S (365 * 86400)
+/* Entries of one directory by default: 1.5 GB of listing at most (see below). */
+#define DEFAULT_MAX_DIR_ENTRIES 10000000
 /* A listing entry costs about 150 bytes before it becomes a node: 100 million is 15 GB. */
 #define MAX_DIR_ENTRIES_MAX 100000000
 
@@ -48,8 +86,9 @@ static uint64_t default_mem_cache(void)
 	long pages = sysconf(_SC_PHYS_PAGES);
 	long page = sysconf(_SC_PAGESIZE);
 	if (pages <= 0 || page <= 0)
-		return 256 * CFS_MIB;
-	return MIN((uint64_t)pages * (uint64_t)page / 8, DEFAULT_MEM_CAP_MAX);
+		return DEFAULT_MEM_CAP_NO_RAM;
+	uint64_t ram = (uint64_t)pages * (uint64_t)page;
+	return MIN(ram / DEFAULT_MEM_CAP_RAM_DIVISOR, DEFAULT_MEM_CAP_MAX);
 }
 
 struct raw_args {
@@ -87,20 +126,20 @@ static bool check_int_opt(const char *name, int value, int min, int max, GError 
 
 static bool check_sizes(const struct cfs_options *o, GError **error)
 {
-	if (o->block_size < 4096 || o->block_size > 64 * CFS_MIB ||
+	if (o->block_size < BLOCK_SIZE_MIN || o->block_size > BLOCK_SIZE_MAX ||
 	    (o->block_size & (o->block_size - 1))) {
 		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
 			    "--block-size must be a power of two from 4K to 64M");
 		return false;
 	}
-	uint64_t min_cap = MAX(4 * o->block_size, 4 * CFS_MIB);
+	uint64_t min_cap = MAX(MEM_CAP_MIN_BLOCKS * o->block_size, MEM_CAP_MIN);
 	if (o->mem_cache < min_cap) {
 		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
 			    "--mem-cache must be at least %" G_GUINT64_FORMAT " MiB (4 blocks and 4 MiB)",
 			    min_cap / CFS_MIB);
 		return false;
 	}
-	if (o->readahead > 1024 * CFS_MIB) {
+	if (o->readahead > READAHEAD_MAX) {
 		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
 			    "--readahead must be at most 1G");
 		return false;
@@ -191,15 +230,15 @@ static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
 	    !parse_size_opt("readahead", a->readahead, &o->readahead, error) ||
 	    !parse_size_opt("disk-cache", a->disk_cache, &o->disk_cache, error) ||
 	    !check_eviction(a->eviction, error) ||
-	    !check_int_opt("max-connections", a->max_connections, 1, 256, error) ||
-	    !check_int_opt("fetch-threads", a->fetch_threads, 1, 16, error) ||
-	    !check_int_opt("connect-timeout", a->connect_timeout, 1, 3600, error) ||
-	    !check_int_opt("timeout", a->timeout, 1, 3600, error) ||
-	    !check_int_opt("retries", a->retries, 0, 100, error) ||
-	    !check_int_opt("metadata-ttl", a->metadata_ttl, 0, 365 * 86400, error) ||
+	    !check_int_opt("max-connections", a->max_connections, 1, MAX_CONNECTIONS_MAX, error) ||
+	    !check_int_opt("fetch-threads", a->fetch_threads, 1, FETCH_THREADS_MAX, error) ||
+	    !check_int_opt("connect-timeout", a->connect_timeout, 1, TIMEOUT_MAX_S, error) ||
+	    !check_int_opt("timeout", a->timeout, 1, TIMEOUT_MAX_S, error) ||
+	    !check_int_opt("retries", a->retries, 0, RETRIES_MAX, error) ||
+	    !check_int_opt("metadata-ttl", a->metadata_ttl, 0, METADATA_TTL_MAX_S, error) ||
 	    !check_int_opt("max-dir-entries", a->max_dir_entries, 1, MAX_DIR_ENTRIES_MAX, error) ||
-	    !check_sizes(o, error) ||
-	    !check_headers(a->headers, error) || !check_addressing(a->s3_addressing, error))
+	    !check_sizes(o, error) || !check_headers(a->headers, error) ||
+	    !check_addressing(a->s3_addressing, error))
 		return false;
 	take_remote_settings(a, o);
 	take_spill_settings(a, o);
@@ -238,9 +277,13 @@ static const char summary[] =
 bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *exit_now,
 		       GError **error)
 {
-	struct raw_args a = { .max_connections = 8, .fetch_threads = 2, .connect_timeout = 10,
-			      .timeout = 30, .retries = 4, .metadata_ttl = 3600,
-			      .max_dir_entries = 10000000 };
+	struct raw_args a = { .max_connections = DEFAULT_MAX_CONNECTIONS,
+			      .fetch_threads = DEFAULT_FETCH_THREADS,
+			      .connect_timeout = DEFAULT_CONNECT_TIMEOUT_S,
+			      .timeout = DEFAULT_TIMEOUT_S,
+			      .retries = DEFAULT_RETRIES,
+			      .metadata_ttl = DEFAULT_METADATA_TTL_S,
+			      .max_dir_entries = DEFAULT_MAX_DIR_ENTRIES };
 	GOptionEntry entries[] = {
 		{ "foreground", 'f', 0, G_OPTION_ARG_NONE, &a.foreground, "Stay in the foreground", NULL },
 		{ "debug", 'd', 0, G_OPTION_ARG_NONE, &a.debug, "Log debug lines (every request)", NULL },
@@ -304,7 +347,7 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 	memset(opts, 0, sizeof(*opts));
 	opts->mem_cache = default_mem_cache();
 	opts->block_size = CFS_MIB;
-	opts->readahead = 64 * CFS_MIB;
+	opts->readahead = DEFAULT_READAHEAD;
 	opts->disk_cache = CFS_DISK_CAP_AUTO;
 	*exit_now = false;
 

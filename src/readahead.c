@@ -3,7 +3,15 @@
 
 #include <glib.h>
 
+/* The smallest first window: the kernel's own default readahead, 128 KiB. */
 #define FIRST_WINDOW (UINT64_C(128) << 10)
+/*
+ * A window is twice the read that opens it and doubles at each refill, as
+ * the kernel's readahead grows: a few refills reach the largest window.
+ */
+#define WINDOW_GROWTH 2
+/* Refilled once less than 1/N of the window lies ahead: the next bytes are on the wire in time. */
+#define REFILL_DIVISOR 2
 /*
  * The kernel sends a sequential reader's requests from several FUSE
  * threads, so they arrive a little out of order: a read that starts within
@@ -65,9 +73,9 @@ bool cfs_readahead_advise(struct cfs_ra_streams *rs, uint64_t off, uint64_t len,
 	s->next = MAX(s->next, read_end);
 	if (max_window == 0 || s->next >= obj_size || s->next - s->start < MIN(MIN_RUN, obj_size / 2))
 		return false;
-	uint64_t want = s->window ? MIN(s->window * 2, max_window)
-				  : MIN(MAX(FIRST_WINDOW, len * 2), max_window);
-	if (s->ahead > s->next && s->ahead - s->next >= want / 2)
+	uint64_t want = s->window ? MIN(s->window * WINDOW_GROWTH, max_window)
+				  : MIN(MAX(FIRST_WINDOW, len * WINDOW_GROWTH), max_window);
+	if (s->ahead > s->next && s->ahead - s->next >= want / REFILL_DIVISOR)
 		return false;
 	s->window = want;
 	*start = MAX(s->ahead, s->next);

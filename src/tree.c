@@ -1,6 +1,8 @@
 /* Inodes are indexes into one array: inode N is nodes[N - 1]. */
 #include "chunkfs/tree.h"
 
+#include <limits.h>
+
 #include "chunkfs/listing.h"
 #include "chunkfs/object.h"
 #include "chunkfs/view.h"
@@ -282,8 +284,8 @@ bool cfs_name_valid(const char *name, const char **why)
 		reason = "empty name";
 	else if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 		reason = "'.' or '..'";
-	else if (len > 255)
-		reason = "longer than 255 bytes";
+	else if (len > NAME_MAX)
+		reason = "longer than " G_STRINGIFY(NAME_MAX) " bytes";
 	else if (strchr(name, '/'))
 		reason = "contains '/'";
 	else if (!g_utf8_validate(name, (gssize)len, NULL))

@@ -12,10 +12,14 @@
 
 /* The first piece is small so that a chunk's header and first items come out early. */
 #define FIRST_PIECE (UINT64_C(64) << 10)
+/* Pieces double up to this: large enough for few requests, small enough to decode as they land. */
 #define MAX_PIECE (UINT64_C(8) << 20)
 /* zstd's default limit (ZSTD_WINDOWLOG_LIMIT_DEFAULT); larger windows are refused. */
 #define WINDOW_LOG_LIMIT 27
+/* zstd's smallest window (ZSTD_WINDOWLOG_MIN), for the smallest caps. */
 #define WINDOW_LOG_FLOOR 10
+/* A frame's window may take at most 1/N of the memory cap: the blocks need the rest. */
+#define WINDOW_CAP_DIVISOR 4
 
 /* What a failure says about the object. */
 enum harm {
@@ -338,7 +342,7 @@ static const struct cfs_fetch_ops piece_ops = {
 /* The largest window a frame may ask for: a quarter of the cap, within zstd's limits. */
 static int window_log_max(uint64_t cap)
 {
-	int log = 63 - __builtin_clzll(MAX(cap / 4, 1));
+	int log = 63 - __builtin_clzll(MAX(cap / WINDOW_CAP_DIVISOR, 1));
 	return CLAMP(log, WINDOW_LOG_FLOOR, WINDOW_LOG_LIMIT);
 }
 

@@ -1,463 +1,38 @@
-"""Fixtures and helpers of the chunkfs test suite: real nginx, real FUSE mounts.
+"""Fixtures of the chunkfs test suite: real nginx, real FUSE mounts. Their helpers,
+and everything tests import, are in cfsutil.py.
 
-Everything a test starts is stopped by its PID at teardown, even when the test
-failed. Every wait is a condition polled against a deadline; deadlines are
-multiplied by SCALE when the binary is a sanitizer build (CHUNKFS_SANITIZED=1).
-
-Public API (also used by test_faults.py):
   fixtures:  chunkfs_bin, sanitized, nginx, module_nginx, mount, big_dataset
-  helpers:   run_chunkfs, sha256_file, source_sha256, data_dir, vm_hwm, vm_peak,
-             is_mounted, wait_for, run_with_deadline, scaled, dataset_names,
-             dataset_views, dataset_listing, is_view_dir, index_chunks, free_port, chunkfs_env
+  markers:   budget(seconds), log_allow(regex, ...) (see pytest.ini)
 
-chunkfs runs without this machine's CA bundle variables (CA_ENV_VARS) unless a
-test passes them explicitly: mount(..., env=chunkfs_env(CURL_CA_BUNDLE=ca)).
+Every warning or error line a mount logs fails the test at the mount's teardown,
+unless a regular expression of the test's log_allow markers (on the test, its
+class or its module's pytestmark) or of the mount's own log_allow argument
+matches its message: a test allows what it provokes, nothing more.
+
+A test that mounts (it uses the mount fixture, or runs the binary through
+chunkfs_bin) is skipped with the reason when this machine cannot mount
+(cfsutil.fuse_unavailable()).
 """
-import errno
-import functools
-import hashlib
-import json
 import os
-import re
 import shutil
 import signal
-import socket
-import ssl
 import subprocess
-import sys
-import tempfile
 import threading
-import time
 
 import pytest
 
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-REPO_DIR = os.path.dirname(TESTS_DIR)
-if TESTS_DIR not in sys.path:
-    sys.path.insert(0, TESTS_DIR)
-import litgen  # noqa: E402  (tests/litgen.py)
-
-KiB = 1 << 10
-MiB = 1 << 20
-GiB = 1 << 30
-
-SANITIZED = os.environ.get("CHUNKFS_SANITIZED") == "1"
-SCALE = 3 if SANITIZED else 1
-DEFAULT_BUDGET = 60           # seconds per test (x SCALE) before the watchdog kills its daemons
-SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "ThreadSanitizer",
-                     "MemorySanitizer", "runtime error:")
-# CA bundle variables that libcurl, the curl tool or the AWS tools read. They
-# are removed from chunkfs's environment unless a test passes them itself
-# (env=...), so that TLS tests do not depend on the machine's settings.
-CA_ENV_VARS = ("CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "AWS_CA_BUNDLE")
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-FUSERMOUNT = shutil.which("fusermount3") or "/usr/bin/fusermount3"
-
-
-def scaled(seconds):
-    """A deadline in seconds, longer for sanitizer builds."""
-    return seconds * SCALE
-
-
-# --------------------------------------------------------------------------
-# small helpers
-
-
-def wait_for(cond, timeout, what, interval=0.005, max_interval=0.1):
-    """Poll cond() until it returns a true value (returned) or timeout seconds
-    pass (AssertionError naming what)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        now = time.monotonic()
-        if now >= deadline:
-            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
-        time.sleep(min(interval, deadline - now))
-        interval = min(interval * 2, max_interval)
-
-
-def check_erofs(ops):
-    """Run every operation of ops ({what: callable}); each must fail with EROFS. A
-    result that was opened (a file object or a descriptor) is closed."""
-    failures = []
-    for what, op in ops.items():
-        try:
-            result = op()
-        except OSError as e:
-            if e.errno != errno.EROFS:
-                failures.append("%s: %s (want EROFS)" % (what, e))
-            continue
-        if hasattr(result, "close"):
-            result.close()
-        elif isinstance(result, int):
-            os.close(result)
-        failures.append("%s succeeded" % what)
-    assert not failures, "\n".join(failures)
-
-
-def run_with_deadline(fn, timeout, what="call"):
-    """Run fn() in a daemon thread; return its result or re-raise its exception.
-    AssertionError if it has not finished within timeout seconds (the thread
-    is left blocked: the mount teardown kills the daemon, which unblocks it)."""
-    box = {}
-
-    def runner():
-        try:
-            box["value"] = fn()
-        except BaseException as e:  # noqa: BLE001 - re-raised in the caller
-            box["error"] = e
-
-    t = threading.Thread(target=runner, name="deadline:" + what, daemon=True)
-    t.start()
-    t.join(timeout)
-    if t.is_alive():
-        raise AssertionError("%s did not finish within %.1f s (hang?)" % (what, timeout))
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
-
-
-def sha256_file(path, bufsize=MiB):
-    """sha256 hex digest of a whole file, read with plain read() calls."""
-    h = hashlib.sha256()
-    buf = bytearray(bufsize)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
-        while True:
-            n = f.readinto(buf)
-            if not n:
-                break
-            h.update(view[:n])
-    return h.hexdigest()
-
-
-@functools.lru_cache(maxsize=None)
-def source_sha256(path):
-    """sha256 of a source file (cached: sources never change during a run)."""
-    return sha256_file(path)
-
-
-def sha256_bytes(data):
-    return hashlib.sha256(data).hexdigest()
-
-
-def data_dir(name):
-    """Path of a fixture dataset directory: tests/data/<name>."""
-    return os.path.join(TESTS_DIR, "data", name)
-
-
-def index_chunks(dataset_dir):
-    """(filename, chunk_bytes) of every chunk listed in dataset_dir/index.json."""
-    with open(os.path.join(dataset_dir, "index.json"), "rb") as f:
-        index = json.load(f)
-    return [(c["filename"], c["chunk_bytes"]) for c in index["chunks"]]
-
-
-def dataset_names(dataset_dir):
-    """Files the mount of dataset_dir must show at its root (besides .chunkfs)."""
-    return ["index.json"] + [name for name, _ in index_chunks(dataset_dir)]
-
-
-def dataset_views(dataset_dir):
-    """The hidden directories the mount of a LitData dataset_dir shows beside its files:
-    .items/ when it holds an item, .decompressed/ when its chunks are zstd frames."""
-    with open(os.path.join(dataset_dir, "index.json"), "rb") as f:
-        index = json.load(f)
-    compression = index.get("config", {}).get("compression")
-    views = []
-    if sum(c["chunk_size"] for c in index["chunks"]) and compression in (None, "zstd"):
-        views.append(".items")
-    if compression == "zstd":
-        views.append(".decompressed")
-    return views
-
-
-def is_view_dir(name, siblings):
-    """True for a directory chunkfs adds beside the remote's files: a dataset's .items/
-    or .decompressed/, or X.tar.d/ with the members of an archive X.tar in siblings."""
-    return name in (".items", ".decompressed") or \
-        (name.endswith(".tar.d") and name[:-2] in siblings)
-
-
-def dataset_listing(dataset_dir):
-    """Every name the mount of dataset_dir shows at its root (besides .chunkfs)."""
-    return dataset_names(dataset_dir) + dataset_views(dataset_dir)
-
-
-def open_direct(path):
-    """An O_DIRECT descriptor of path (the kernel's page cache and readahead
-    out of the way, so the daemon sees the reads as issued); skips the test
-    where O_DIRECT is refused."""
-    try:
-        return os.open(path, os.O_RDONLY | os.O_DIRECT)
-    except OSError as e:
-        if e.errno == errno.EINVAL:
-            pytest.skip("O_DIRECT is not supported on this mount")
-        raise
-
-
-def free_port():
-    """A TCP port of 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def vm_hwm(pid):
-    """Peak resident set size (VmHWM) of pid, in bytes."""
-    return _proc_status_kb(pid, "VmHWM") * KiB
-
-
-def vm_peak(pid):
-    """Peak virtual memory size (VmPeak) of pid, in bytes: what it ever reserved, touched
-    or not."""
-    return _proc_status_kb(pid, "VmPeak") * KiB
-
-
-def vm_rss(pid):
-    """Resident set size (VmRSS) of pid, in bytes."""
-    return _proc_status_kb(pid, "VmRSS") * KiB
-
-
-def _proc_status_kb(pid, field):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
-
-
-def _unescape_mountinfo(s):
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)
-
-
-def mountinfo(path):
-    """The /proc/self/mountinfo entry (dict) of the mount at path, or None.
-    Never touches the file system at path, so it cannot block on a hung mount."""
-    path = os.path.abspath(path)
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            fields = left.split()
-            rfields = right.split()
-            if len(fields) >= 6 and _unescape_mountinfo(fields[4]) == path:
-                major, _, minor = fields[2].partition(":")
-                return {
-                    "mountpoint": path,
-                    "dev": (int(major), int(minor)),
-                    "mount_options": fields[5],
-                    "fstype": rfields[0] if rfields else "",
-                    "source": _unescape_mountinfo(rfields[1]) if len(rfields) > 1 else "",
-                    "super_options": rfields[2] if len(rfields) > 2 else "",
-                }
-    return None
-
-
-def is_mounted(path):
-    return mountinfo(path) is not None
-
-
-def force_unmount(path):
-    """Unmount path by every means, lazily if needed; returns True when gone."""
-    for cmd in ([FUSERMOUNT, "-u", path], [FUSERMOUNT, "-uz", path], ["umount", "-l", path]):
-        if not is_mounted(path):
-            return True
-        try:
-            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           timeout=30, check=False)
-        except subprocess.TimeoutExpired:
-            pass
-    return not is_mounted(path)
-
-
-FUSECTL = "/sys/fs/fuse/connections"
-
-
-def fuse_connection_id(dev):
-    """The fusectl connection id of a FUSE mount whose device is (major, minor)
-    (the kernel's dev_t: major << 20 | minor)."""
-    return (dev[0] << 20) | dev[1]
-
-
-def abort_fuse_connection(conn_id):
-    """Abort a FUSE connection of ours (fusectl): every request waiting on it
-    fails with ENOTCONN, which frees threads stuck on a dead daemon, the
-    daemon's own included. Mounts fusectl if it is not mounted (standard on
-    systemd systems). Returns True when the abort was written."""
-    if conn_id is None:
-        return False
-    if not os.path.ismount(FUSECTL):
-        subprocess.run(["mount", "-t", "fusectl", "fusectl", FUSECTL],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
-    path = os.path.join(FUSECTL, str(conn_id), "abort")
-    try:
-        with open(path, "w") as f:
-            f.write("1")
-        return True
-    except OSError:
-        return False
-
-
-def pid_alive(pid):
-    """True while pid exists and is not a zombie."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            stat = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    state = stat.rpartition(")")[2].split()[0]
-    return state not in ("Z", "X")
-
-
-def _same_argv(cmd, want):
-    """cmd (a /proc cmdline) is want's argv, but for secrets that chunkfs masks
-    with '*' in its own argv (userinfo, query strings, header values)."""
-    if len(cmd) != len(want):
-        return False
-    return all(c == w or c == ord("*") for c, w in zip(cmd, want))
-
-
-def find_pids_by_argv(argv):
-    """PIDs whose /proc/PID/cmdline is argv (which holds a path unique to the
-    calling test, so this never matches a process of anybody else), allowing
-    for the secrets chunkfs masks in its process title."""
-    want = "\0".join(argv).encode() + b"\0"
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % entry, "rb") as f:
-                cmd = f.read()
-        except OSError:
-            continue
-        if _same_argv(cmd, want):
-            found.append(int(entry))
-    return found
-
-
-def stop_process(proc, grace=10):
-    """Stop a Popen we started, by its PID: SIGTERM, then SIGKILL after grace s."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
-# The default spill directory of every chunkfs the suite runs ($XDG_CACHE_HOME/chunkfs),
-# so that no test writes under the user's ~/.cache; removed at the end of the session.
-TEST_CACHE_HOME = tempfile.mkdtemp(prefix="chunkfs-test-cache.")
+from cfsutil import (DEFAULT_BUDGET, REPO_DIR, SANITIZED, TEST_CACHE_HOME, MiB, Mount,
+                     NginxServer, Watchdog, chunkfs_env, finish_daemon_start, fuse_unavailable,
+                     litgen, sanitizer_env, scaled, wait_foreground_ready)
+
+# Fixtures whose tests run chunkfs, and so need FUSE.
+MOUNTING_FIXTURES = ("mount", "chunkfs_bin")
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _test_cache_home():
     yield
     shutil.rmtree(TEST_CACHE_HOME, ignore_errors=True)
-
-
-def chunkfs_env(base=None, **overrides):
-    """An environment for chunkfs: base (default os.environ) without the CA
-    bundle variables (CA_ENV_VARS) and with XDG_CACHE_HOME in the suite's own
-    directory, then overrides (a value of None removes the variable). E.g.
-    chunkfs_env(CURL_CA_BUNDLE=ca, HOME=str(home))."""
-    env = dict(os.environ if base is None else base)
-    for var in CA_ENV_VARS:
-        env.pop(var, None)
-    env["XDG_CACHE_HOME"] = TEST_CACHE_HOME
-    for var, value in overrides.items():
-        if value is None:
-            env.pop(var, None)
-        else:
-            env[var] = str(value)
-    return env
-
-
-def run_until_exit(argv, env, mountpoint, timeout=30):
-    """Run chunkfs (argv) to its exit with env (None: chunkfs_env()); returns
-    (returncode, stderr, seconds). A mount appearing on mountpoint, a process
-    outliving the command, or no exit within the deadline fails the test, after
-    cleaning up by PID."""
-    env = chunkfs_env() if env is None else env
-    start = time.monotonic()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
-        deadline = start + scaled(timeout)
-        problem = None
-        interval = 0.005
-        while p.poll() is None:
-            if mountpoint and is_mounted(mountpoint):
-                problem = "chunkfs mounted %s" % mountpoint
-                break
-            if time.monotonic() > deadline:
-                problem = "chunkfs did not exit within %d s" % scaled(timeout)
-                break
-            time.sleep(interval)
-            interval = min(2 * interval, 0.05)
-        if p.poll() is None:
-            p.kill()
-        rc = p.wait(timeout=10)
-        elapsed = time.monotonic() - start
-        err.seek(0)
-        stderr = err.read().decode(errors="replace")
-    if mountpoint and is_mounted(mountpoint):
-        problem = problem or "chunkfs exited %d but left %s mounted" % (rc, mountpoint)
-    leftover = find_pids_by_argv(argv)
-    if problem or leftover:
-        if mountpoint:
-            force_unmount(mountpoint)
-        for pid in leftover:
-            try:
-                wait_for(lambda: not pid_alive(pid), scaled(5), "PID %d to exit" % pid)
-            except AssertionError:
-                os.kill(pid, 9)
-                problem = problem or "a chunkfs process (PID %d) outlived the command" % pid
-        if problem:
-            pytest.fail("%s\ncommand: %s\nstderr:\n%s" % (problem, argv, tail(stderr)),
-                        pytrace=False)
-    return rc, stderr, elapsed
-
-
-def run_chunkfs(bin, args, timeout=30, env=None):
-    """Run chunkfs with args to completion; CompletedProcess with text stdout and
-    stderr. Output goes through files, so a daemon that inherited them cannot
-    hold the call open. AssertionError on timeout (the child is killed).
-    env=None runs it with chunkfs_env() (no CA bundle variables); a given env
-    is used as it is."""
-    if env is None:
-        env = chunkfs_env()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        argv = [bin] + list(args)
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
-        try:
-            rc = p.wait(timeout=scaled(timeout))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=10)
-            err.seek(0)
-            raise AssertionError("%r did not exit within %d s; stderr: %s"
-                                 % (argv, scaled(timeout), err.read().decode(errors="replace")))
-        out.seek(0)
-        err.seek(0)
-        return subprocess.CompletedProcess(argv, rc, out.read().decode(errors="replace"),
-                                           err.read().decode(errors="replace"))
-
-
-def sanitizer_report(text):
-    """The first sanitizer marker found in text, or None."""
-    for marker in SANITIZER_MARKERS:
-        if marker in text:
-            return marker
-    return None
-
-
-def tail(text, lines=60):
-    return "\n".join(text.splitlines()[-lines:])
 
 
 # --------------------------------------------------------------------------
@@ -487,56 +62,26 @@ def big_dataset(tmp_path_factory):
     return out
 
 
-# --------------------------------------------------------------------------
-# watchdog: a per-test time budget without pytest-timeout
-
-
-class Watchdog:
-    """Kills (SIGKILL, by PID) the chunkfs daemons of a test that runs past its
-    budget: a syscall blocked on a hung FUSE mount then fails with ENOTCONN
-    and the test ends instead of hanging the suite."""
-
-    def __init__(self, budget):
-        self.budget = budget
-        self.mounts = []
-        self.fired = False
-        self.lock = threading.Lock()
-
-    @property
-    def pids(self):
-        return [m.pid for m in self.mounts if m.pid is not None]
-
-    def watch(self, m):
-        with self.lock:
-            self.mounts.append(m)
-
-    def fire(self):
-        with self.lock:
-            self.fired = True
-            mounts = list(self.mounts)
-        for m in mounts:
-            m.killed = True
-            m.record_connection()
-            abort_fuse_connection(m.conn_id)
-            if m.pid is not None:
-                try:
-                    os.kill(m.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-
-
 def _sigterm_to_interrupt(signum, frame):
     raise KeyboardInterrupt("SIGTERM")
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "budget(seconds): time budget of a test "
-                            "(the watchdog kills its chunkfs daemons past it; scaled "
-                            "for sanitizer builds)")
     # A runner's timeout (SIGTERM) ends the session like ^C: fixtures are torn
     # down, so mounts are unmounted and servers stopped.
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip, with the reason, every test that mounts when this machine cannot."""
+    reason = fuse_unavailable()
+    if reason is None:
+        return
+    skip = pytest.mark.skip(reason="cannot mount chunkfs here: " + reason)
+    for item in items:
+        if any(name in getattr(item, "fixturenames", ()) for name in MOUNTING_FIXTURES):
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)
@@ -558,178 +103,6 @@ def _watchdog(request):
 
 # --------------------------------------------------------------------------
 # nginx
-
-
-NGINX_CONF = """\
-master_process off;
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {error_log} info;
-events {{
-    worker_connections 1024;
-}}
-http {{
-    default_type application/octet-stream;
-    types {{
-        application/json json;
-    }}
-    sendfile on;
-    tcp_nopush off;
-    keepalive_timeout 65;
-    keepalive_requests 10000;
-    client_body_temp_path {prefix}/tmp/body;
-    proxy_temp_path {prefix}/tmp/proxy;
-    fastcgi_temp_path {prefix}/tmp/fastcgi;
-    uwsgi_temp_path {prefix}/tmp/uwsgi;
-    scgi_temp_path {prefix}/tmp/scgi;
-    log_format chunkfs '$remote_addr [$time_local] "$request" $status $bytes_sent '
-                       '"$http_range" $body_bytes_sent $request_time $connection '
-                       '$connection_requests $msec';
-    access_log {access_log} chunkfs;
-    server {{
-        listen 127.0.0.1:{port}{listen_ssl};
-        server_name localhost;
-{ssl_conf}        root {root};
-        location / {{
-{limit_rate}        }}
-        location = /.nginx-probe {{
-            access_log off;
-            return 204;
-        }}
-{extra_conf}
-    }}
-}}
-"""
-
-ACCESS_RE = re.compile(r'^(?P<addr>\S+) \[(?P<time>[^\]]*)\] "(?P<request>[^"]*)" '
-                       r'(?P<status>\d+) (?P<bytes_sent>\d+) "(?P<range>[^"]*)" '
-                       r'(?P<body_bytes_sent>\d+) (?P<request_time>\S+) '
-                       r'(?P<connection>\d+) (?P<connection_requests>\d+) (?P<msec>[\d.]+)$')
-
-
-class NginxServer:
-    """A running nginx serving root on 127.0.0.1:port.
-
-    With ssl=(certificate, key) (PEM files) it serves HTTPS only.
-    url ("http://127.0.0.1:PORT/", or "https://..." with ssl), port, pid, root, prefix, conf,
-    access_log (path; one line per request: addr [time] "request" status
-    bytes_sent "range" body_bytes_sent request_time connection
-    connection_requests msec), error_log (path), requests() (parsed access log:
-    dicts of strings keyed like ACCESS_RE's groups; msec is the end time).
-    """
-
-    def __init__(self, root, prefix, limit_rate=None, extra_conf="", ssl=None):
-        self.root = os.path.abspath(str(root))
-        self.prefix = str(prefix)
-        self.limit_rate = limit_rate
-        self.extra_conf = extra_conf
-        self.ssl = tuple(os.path.abspath(str(p)) for p in ssl) if ssl else None
-        self.scheme = "https" if self.ssl else "http"
-        self.access_log = os.path.join(self.prefix, "access.log")
-        self.error_log = os.path.join(self.prefix, "error.log")
-        self.conf = os.path.join(self.prefix, "nginx.conf")
-        self.proc = None
-        self.port = None
-        self.url = None
-        os.makedirs(os.path.join(self.prefix, "tmp"), exist_ok=True)
-
-    @property
-    def pid(self):
-        return self.proc.pid if self.proc else None
-
-    def _write_conf(self):
-        limit = "            limit_rate %s;\n" % self.limit_rate if self.limit_rate else ""
-        ssl_conf = ""
-        if self.ssl:
-            ssl_conf = ("        ssl_certificate %s;\n        ssl_certificate_key %s;\n"
-                        % self.ssl)
-        with open(self.conf, "w") as f:
-            f.write(NGINX_CONF.format(prefix=self.prefix, error_log=self.error_log,
-                                      access_log=self.access_log, port=self.port,
-                                      root=self.root, limit_rate=limit,
-                                      extra_conf=self.extra_conf,
-                                      listen_ssl=" ssl" if self.ssl else "",
-                                      ssl_conf=ssl_conf))
-
-    def start(self):
-        last_error = ""
-        for _attempt in range(8):
-            self.port = free_port()
-            self._write_conf()
-            with open(self.error_log, "a") as errf:
-                self.proc = subprocess.Popen(
-                    [NGINX, "-p", self.prefix + "/", "-c", self.conf, "-e", self.error_log,
-                     "-g", "daemon off;"],
-                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf)
-            if self._wait_ready():
-                self.url = "%s://127.0.0.1:%d/" % (self.scheme, self.port)
-                return self
-            self.stop()
-            last_error = self.read_error_log()
-            if "Address already in use" not in last_error:
-                break
-        raise AssertionError("nginx did not start; error log:\n" + tail(last_error))
-
-    def _probe(self):
-        """True when our nginx answers the probe location."""
-        try:
-            s = socket.create_connection(("127.0.0.1", self.port), timeout=2)
-            if self.ssl:
-                # only "is it our nginx": the certificate is the tests' business
-                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-                try:
-                    s = ctx.wrap_socket(s)    # takes over the descriptor
-                except OSError:
-                    s.close()
-                    raise
-            with s:
-                s.sendall(b"GET /.nginx-probe HTTP/1.0\r\nHost: localhost\r\n\r\n")
-                reply = b""
-                while len(reply) < 4096:
-                    data = s.recv(4096)
-                    if not data:
-                        break
-                    reply += data
-            return reply.startswith(b"HTTP/1.1 204") and b"Server: nginx" in reply
-        except OSError:  # ssl.SSLError is an OSError
-            return False
-
-    def _wait_ready(self):
-        deadline = time.monotonic() + 15
-        interval = 0.005
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            if self._probe():
-                return True
-            time.sleep(interval)
-            interval = min(interval * 2, 0.1)
-        return False
-
-    def stop(self):
-        stop_process(self.proc)
-
-    def read_error_log(self):
-        try:
-            with open(self.error_log, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
-
-    def requests(self):
-        """Parsed access log entries: dicts of strings (see ACCESS_RE), in order."""
-        out = []
-        try:
-            with open(self.access_log, errors="replace") as f:
-                for line in f:
-                    m = ACCESS_RE.match(line.rstrip("\n"))
-                    if m:
-                        out.append(m.groupdict())
-        except FileNotFoundError:
-            pass
-        return out
 
 
 @pytest.fixture
@@ -774,166 +147,15 @@ def module_nginx(tmp_path_factory):
 # chunkfs mounts
 
 
-class Mount:
-    """One chunkfs process and its mountpoint.
-
-    path (mountpoint), pid, proc (Popen of the command), log (stderr of the
-    command), argv, foreground, expect_ok, ok (mounted and ready),
-    returncode (of the foreground process or of the daemonizing command).
-    """
-
-    def __init__(self, argv, path, log, foreground, expect_ok, sanitizer_dir):
-        self.argv = argv
-        self.path = path
-        self.log = log
-        self.foreground = foreground
-        self.expect_ok = expect_ok
-        self.sanitizer_dir = sanitizer_dir
-        self.proc = None
-        self.pid = None
-        self.ok = False
-        self.returncode = None
-        self.unmounted = False
-        self.killed = False
-        self.conn_id = None      # fusectl id of the FUSE connection, once mounted
-
-    def file(self, *names):
-        return os.path.join(self.path, *names)
-
-    def stats(self, attempts=5):
-        """The parsed .chunkfs/stats. A read that is not JSON is retried (up to
-        attempts reads in all), so that tests about other things do not fail
-        on a torn stats read; test_stats.py checks that every read is whole."""
-        for attempt in range(attempts):
-            with open(os.path.join(self.path, ".chunkfs", "stats"), "rb") as f:
-                data = f.read()
-            try:
-                return json.loads(data)
-            except ValueError as e:
-                if attempt == attempts - 1:
-                    raise AssertionError("%s/.chunkfs/stats is not JSON (%s): %r"
-                                         % (self.path, e, data[:2000]))
-        return None
-
-    def read_log(self):
-        """The stderr of the command, plus sanitizer reports written to files."""
-        text = ""
-        try:
-            with open(self.log, errors="replace") as f:
-                text = f.read()
-        except FileNotFoundError:
-            pass
-        if self.sanitizer_dir and os.path.isdir(self.sanitizer_dir):
-            for name in sorted(os.listdir(self.sanitizer_dir)):
-                with open(os.path.join(self.sanitizer_dir, name), errors="replace") as f:
-                    text += "\n==== %s ====\n%s" % (name, f.read())
-        return text
-
-    def vm_hwm(self):
-        return vm_hwm(self.pid)
-
-    def alive(self):
-        if self.proc is not None and self.pid == self.proc.pid:
-            return self.proc.poll() is None
-        return self.pid is not None and pid_alive(self.pid)
-
-    def _wait_exit(self, timeout):
-        try:
-            wait_for(lambda: not self.alive(), timeout, "chunkfs (PID %s) to exit" % self.pid)
-            return True
-        except AssertionError:
-            return False
-
-    def unmount(self):
-        """fusermount3 -u (falling back to -uz / umount -l), then wait for the
-        process to exit, SIGKILL by PID if it does not. Returns a list of
-        problems (empty when all went well). Idempotent."""
-        if self.unmounted:
-            return []
-        self.unmounted = True
-        problems = []
-        was_mounted = is_mounted(self.path)
-        if was_mounted:
-            try:
-                r = subprocess.run([FUSERMOUNT, "-u", self.path], capture_output=True, text=True,
-                                   timeout=scaled(10))
-                if r.returncode != 0:
-                    problems.append("fusermount3 -u %s failed: %s" % (self.path, r.stderr.strip()))
-            except subprocess.TimeoutExpired:
-                problems.append("fusermount3 -u %s hung: FUSE connection aborted" % self.path)
-                abort_fuse_connection(self.conn_id)
-            if is_mounted(self.path) and not force_unmount(self.path):
-                problems.append("%s is still mounted after lazy unmount" % self.path)
-        if self.pid is not None and self.alive():
-            if not was_mounted and not self.ok:
-                self.kill()      # never mounted: nothing would make it exit
-            elif not self._wait_exit(scaled(15)):
-                problems.append("chunkfs (PID %d) did not exit within %d s of the unmount; "
-                                "killed" % (self.pid, scaled(15)))
-                self.kill()
-        if self.proc is not None and self.foreground:
-            try:
-                self.returncode = self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                problems.append("chunkfs (PID %d) survived SIGKILL" % self.proc.pid)
-        return problems
-
-    def record_connection(self):
-        info = mountinfo(self.path)
-        if info and self.conn_id is None:
-            self.conn_id = fuse_connection_id(info["dev"])
-
-    def kill(self):
-        """SIGKILL by PID; if the process still does not go (a thread stuck on
-        a FUSE request, e.g. one to its own mount), abort its FUSE connection."""
-        if self.pid is not None and self.alive():
-            self.killed = True
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            if not self._wait_exit(5) and abort_fuse_connection(self.conn_id):
-                self._wait_exit(10)
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-        if self.proc is not None:
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-
-    def check_teardown(self):
-        """Unmount and return the list of problems: unclean exit, sanitizer reports."""
-        problems = self.unmount()
-        if (self.foreground and self.expect_ok and self.ok and not self.killed
-                and self.returncode not in (None, 0)):
-            problems.append("chunkfs exited with status %s after the unmount (expected 0)"
-                            % self.returncode)
-        log = self.read_log()
-        marker = sanitizer_report(log)
-        if marker:
-            problems.append("sanitizer report (%s) in the log of chunkfs" % marker)
-        if problems:
-            problems.append("command: %s\n---- log of chunkfs (last lines) ----\n%s"
-                            % (" ".join(self.argv), tail(log, 80)))
-        return problems
-
-
-def _sanitizer_env(env, directory):
-    """env with ASan/UBSan/LSan reports written to files in directory (a
-    daemon's stderr is /dev/null), options given by the caller kept."""
-    env = dict(env)
-    for var, name in (("ASAN_OPTIONS", "asan"), ("UBSAN_OPTIONS", "ubsan"),
-                      ("LSAN_OPTIONS", "lsan")):
-        prev = env.get(var, "")
-        opt = "log_path=%s" % os.path.join(directory, name)
-        env[var] = prev + ":" + opt if prev else opt
-    return env
+def _log_allow_of(request):
+    """The regular expressions of every log_allow marker of the requesting test."""
+    return [pattern for mark in request.node.iter_markers("log_allow") for pattern in mark.args]
 
 
 @pytest.fixture
-def mount(chunkfs_bin, tmp_path, _watchdog):
-    """Factory: mount(url, *args, foreground=True, expect_ok=True, env=None) -> Mount.
+def mount(request, chunkfs_bin, tmp_path, _watchdog):
+    """Factory: mount(url, *args, foreground=True, expect_ok=True, env=None,
+    log_allow=()) -> Mount.
 
     env=None runs chunkfs with chunkfs_env() (this environment without the CA
     bundle variables); a given env is used as it is (build it with chunkfs_env).
@@ -943,13 +165,16 @@ def mount(chunkfs_bin, tmp_path, _watchdog):
     (daemon). With expect_ok=False a failure to mount is not an error: the
     Mount has ok=False and returncode set (the log tells why).
     Teardown unmounts, waits for the process and fails the test on a non-zero
-    exit (foreground, expect_ok) or a sanitizer report in the log.
+    exit (foreground, expect_ok), a sanitizer report in the log, or a warning or
+    error line that neither the test's log_allow markers nor this mount's
+    log_allow (regular expressions, searched in the message) expect.
 
     Unless args give --cache-dir or --disk-cache, each mount spills to a
     directory of its own (tmp_path/cacheN), so that no two share a cache."""
     mounts = []
+    test_allow = _log_allow_of(request)
 
-    def start(url, *args, foreground=True, expect_ok=True, env=None):
+    def start(url, *args, foreground=True, expect_ok=True, env=None, log_allow=()):
         n = len(mounts)
         path = str(tmp_path / ("mnt%d" % n))
         os.mkdir(path)
@@ -960,8 +185,9 @@ def mount(chunkfs_bin, tmp_path, _watchdog):
         os.mkdir(san_dir)
         argv = [chunkfs_bin] + (["-f"] if foreground else []) + [str(a) for a in args] + [url, path]
         base_env = chunkfs_env() if env is None else dict(env)
-        run_env = base_env if foreground else _sanitizer_env(base_env, san_dir)
-        m = Mount(argv, path, log, foreground, expect_ok, san_dir)
+        run_env = base_env if foreground else sanitizer_env(base_env, san_dir)
+        m = Mount(argv, path, log, foreground, expect_ok, san_dir,
+                  log_allow=test_allow + list(log_allow))
         mounts.append(m)
         with open(log, "wb") as logf:
             m.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
@@ -969,9 +195,9 @@ def mount(chunkfs_bin, tmp_path, _watchdog):
         if foreground:
             m.pid = m.proc.pid
             _watchdog.watch(m)
-            _wait_foreground_ready(m, scaled(20))
+            wait_foreground_ready(m, scaled(20))
         else:
-            _finish_daemon_start(m, _watchdog)
+            finish_daemon_start(m, _watchdog)
         return m
 
     yield start
@@ -981,69 +207,3 @@ def mount(chunkfs_bin, tmp_path, _watchdog):
         problems += m.check_teardown()
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
-
-
-def _index_visible(m):
-    """The mount answers: its root shows .chunkfs/stats (there with or without a dataset)."""
-    return run_with_deadline(lambda: os.path.exists(os.path.join(m.path, ".chunkfs", "stats")),
-                             scaled(10), "stat of %s/.chunkfs/stats" % m.path)
-
-
-def _wait_foreground_ready(m, timeout):
-    deadline = time.monotonic() + timeout
-    interval = 0.005
-    while True:
-        rc = m.proc.poll()
-        if rc is not None:
-            m.returncode = rc
-            if m.expect_ok:
-                pytest.fail("chunkfs exited with status %d before the mount was ready\n"
-                            "command: %s\n---- log ----\n%s"
-                            % (rc, " ".join(m.argv), tail(m.read_log())), pytrace=False)
-            return
-        if is_mounted(m.path):
-            m.record_connection()
-        if m.conn_id is not None and _index_visible(m):
-            m.ok = True
-            return
-        if time.monotonic() >= deadline:
-            if m.expect_ok:
-                pytest.fail("mount not ready within %d s\ncommand: %s\n---- log ----\n%s"
-                            % (timeout, " ".join(m.argv), tail(m.read_log())), pytrace=False)
-            return
-        time.sleep(interval)
-        interval = min(interval * 2, 0.05)
-
-
-def _finish_daemon_start(m, dog):
-    dog.watch(m)
-    try:
-        rc = m.proc.wait(timeout=scaled(30))
-    except subprocess.TimeoutExpired:
-        m.proc.kill()
-        m.proc.wait(timeout=10)
-        pytest.fail("chunkfs (daemon mode) did not return within %d s\ncommand: %s\n"
-                    "---- log ----\n%s" % (scaled(30), " ".join(m.argv), tail(m.read_log())),
-                    pytrace=False)
-    m.returncode = rc
-    # The mount must be usable at once: no waiting between the command and this check.
-    mounted = is_mounted(m.path)
-    if mounted:
-        m.record_connection()
-    visible = mounted and _index_visible(m)
-    pids = find_pids_by_argv(m.argv)
-    if pids:
-        m.pid = pids[0]
-    if rc == 0 and visible:
-        m.ok = True
-    if m.expect_ok:
-        if rc != 0:
-            pytest.fail("chunkfs (daemon mode) returned %d\ncommand: %s\n---- log ----\n%s"
-                        % (rc, " ".join(m.argv), tail(m.read_log())), pytrace=False)
-        if not visible:
-            pytest.fail("chunkfs returned 0 but %s is %s right after it"
-                        % (m.path, "mounted without index.json" if mounted else "not mounted"),
-                        pytrace=False)
-        if len(pids) != 1:
-            pytest.fail("expected one daemon process with argv %r, found PIDs %r"
-                        % (m.argv, pids), pytrace=False)

@@ -3,7 +3,7 @@ import errno
 import os
 import stat
 
-from conftest import run_with_deadline, scaled
+from cfsutil import run_with_deadline, scaled
 import formats
 
 

@@ -34,7 +34,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from conftest import KiB, MiB, TESTS_DIR, data_dir, litgen, scaled, stop_process, tail
+from cfsutil import KiB, MiB, TESTS_DIR, data_dir, litgen, scaled, stop_process, tail
 
 NODE_DIR = os.path.join(TESTS_DIR, "node")
 S3RVER_STRICT = os.path.join(NODE_DIR, "s3rver-strict.js")

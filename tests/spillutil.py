@@ -10,7 +10,7 @@ import threading
 
 import xxhash
 
-from conftest import MiB, index_chunks, open_direct, source_sha256
+from cfsutil import MiB, index_chunks, open_direct, source_sha256
 
 BLOCK_MAGIC = b"CFSBLK\r\n"
 

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from conftest import (KiB, MiB, SANITIZED, data_dir, dataset_names, index_chunks, scaled,
+from cfsutil import (KiB, MiB, SANITIZED, data_dir, dataset_names, index_chunks, scaled,
                       source_sha256, vm_hwm)
 
 # A reader process: argv MODE SEED PATH...; prints "<sha256> <bytes>" per file, in order.

@@ -3,7 +3,7 @@ import os
 import signal
 import subprocess
 
-from conftest import (FUSERMOUNT, data_dir, dataset_names, is_mounted, pid_alive, scaled,
+from cfsutil import (FUSERMOUNT, data_dir, dataset_names, is_mounted, pid_alive, scaled,
                       sha256_file, source_sha256, wait_for)
 
 

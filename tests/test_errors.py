@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from conftest import (NginxServer, check_erofs, data_dir, dataset_listing, dataset_names,
+from cfsutil import (NginxServer, check_erofs, data_dir, dataset_listing, dataset_names,
                       free_port, index_chunks, is_mounted, run_until_exit, run_with_deadline,
                       scaled, sha256_file, source_sha256)
 
@@ -116,6 +116,7 @@ def test_bad_arguments(chunkfs_bin, server, tmp_path, args):
     assert not is_mounted(str(mnt))
 
 
+@pytest.mark.log_allow(r"^chunk-[\d-]+\.bin bytes \d+-\d+: HTTP 404 \(ENOENT\)$")
 def test_missing_chunk_gives_eio(nginx, mount, tmp_path):
     """A chunk listed in the index but missing on the server: EIO on read, no
     hang, again on every read; the other chunks keep working."""
@@ -152,6 +153,8 @@ def test_missing_chunk_gives_eio(nginx, mount, tmp_path):
     assert missing in m.read_log(), "no log line names the missing chunk"
 
 
+@pytest.mark.log_allow(r"^/: skipping \".*\": (contains '/'|'\.' or '\.\.'|empty name|"
+                       r"contains a control character|longer than 255 bytes|not valid UTF-8)$")
 def test_bad_chunk_names_are_skipped(nginx, mount, tmp_path):
     """Names that cannot be file names are skipped with a log line; the rest mounts."""
     src = tmp_path / "dataset"

@@ -9,7 +9,7 @@ import random
 import pytest
 
 import litgen
-from conftest import KiB, MiB, index_chunks, open_direct
+from cfsutil import KiB, MiB, index_chunks, open_direct
 from spillutil import (DuSampler, block_files, check_all, check_block_file, du_command,
                        parse_block)
 

@@ -22,6 +22,7 @@ second).
 import email.utils
 import errno
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,7 +31,7 @@ import time
 import pytest
 
 import formats
-from conftest import scaled, wait_for
+from cfsutil import scaled, wait_for
 from test_faults import (OTHER, SMALL, assert_correct, check_others, mount_with, read,  # noqa: F401
                          serve, small, source)
 
@@ -145,6 +146,31 @@ CELLS = [
 ERRNOS = {errno.EIO, errno.ETIMEDOUT, "SIGBUS"}
 
 
+def failure(cause):
+    """The log line of a failed read of SMALL whose cause matches cause (a regex)."""
+    return r"^%s bytes \d+-\d+: %s$" % (re.escape(SMALL), cause)
+
+
+# The lines each cell that fails provokes (conftest.py's log_allow); the other cells log none.
+CELL_LOG = {
+    "reset-mid-body-always": failure(r".*; giving up after 2 attempts \(EIO\)"),
+    "500-always": failure(r"HTTP 500; giving up after 2 attempts \(EIO\)"),
+    "503-always": failure(r"HTTP 503; giving up after 2 attempts \(EIO\)"),
+    "503-retry-after-past-cap": failure(r"HTTP 503 with Retry-After 3600 s, longer than "
+                                        r"--timeout=1 s; failing instead of waiting \(EIO\)"),
+    "stall-mid-body-always": failure(r"no byte for 1 s; giving up after 2 attempts \(ETIMEDOUT\)"),
+    "stall-before-headers-always": failure(r"no byte for 1 s; giving up after 2 attempts "
+                                           r"\(ETIMEDOUT\)"),
+    "truncated-always": failure(r"transfer closed with \d+ bytes remaining to read; giving up "
+                                r"after 2 attempts \(EIO\)"),
+    "wrong-content-range": failure(r"the server answered with Content-Range "
+                                   r"'bytes \d+-\d+/\d+' \(EIO\)"),
+    "range-ignored": failure(r"the server does not support Range requests \(HTTP 200\) \(EIO\)"),
+    "etag-changed": r'^%s: ETag changed from "[^"]*" to "[^"]*-changed"; the object changed '
+                    r'on the server \(EIO\)$' % re.escape(SMALL),
+}
+
+
 def add_faults(srv, faults):
     for kind, params in faults:
         params = dict(params)
@@ -155,8 +181,9 @@ def add_faults(srv, faults):
 
 def cases():
     for cell, faults, readers, outcome in CELLS:
+        marks = [pytest.mark.log_allow(CELL_LOG[cell])] if cell in CELL_LOG else []
         for reader in readers:
-            yield pytest.param(faults, reader, outcome, id="%s-%s" % (cell, reader))
+            yield pytest.param(faults, reader, outcome, id="%s-%s" % (cell, reader), marks=marks)
 
 
 @pytest.mark.parametrize("faults,reader,outcome", list(cases()))
@@ -214,6 +241,7 @@ def test_backoff_starts_at_100ms(serve, mount, small):
         "a 100-200 ms back-off took %r: retries wait for the 1 s idle poll" % gaps)
 
 
+@pytest.mark.log_allow(r"^chunk-0-1\.bin bytes \d+-\d+: HTTP 503; giving up after 2 attempts \(EIO\)$")
 def test_failed_range_is_retried_afresh_later(serve, mount, small):
     """A failed range fails at once only briefly (1 s): once the server is
     back, a later read of it makes new attempts and gets the bytes."""
@@ -228,6 +256,7 @@ def test_failed_range_is_retried_afresh_later(serve, mount, small):
     assert_correct(read(m.file(SMALL), 0, 4096), source(small, SMALL, 0, 4096), SMALL)
 
 
+@pytest.mark.log_allow(r"^chunk-0-1\.bin bytes \d+-\d+: HTTP 503 with Retry-After 3600 s, longer than --timeout=2 s; failing instead of waiting \(EIO\)$")
 def test_retry_after_past_the_cap_fails_at_once(serve, mount, small):
     """A Retry-After longer than --timeout is not waited for, nor retried
     before it is due: the read fails with EIO after the one response."""

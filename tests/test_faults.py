@@ -18,7 +18,7 @@ import pytest
 import litgen
 from faultserver import FaultServer
 
-from conftest import data_dir, open_direct, scaled, wait_for
+from cfsutil import data_dir, open_direct, scaled, wait_for
 
 
 MIB = 1 << 20
@@ -290,13 +290,20 @@ def test_stall_before_headers_times_out_and_retries(serve, mount, small):
 
 # -- permanent faults: a clear errno, bounded, and the rest of the mount lives --
 
-@pytest.mark.parametrize("code", [404, 403])
-def test_client_error_gives_eio_promptly(serve, mount, small, code):
+@pytest.mark.parametrize("code,want", [
+    pytest.param(404, errno.EIO, id="404", marks=pytest.mark.log_allow(
+        r"^chunk-0-1\.bin bytes \d+-\d+: HTTP 404 \(ENOENT\)$")),
+    pytest.param(403, errno.EACCES, id="403", marks=pytest.mark.log_allow(
+        r"^chunk-0-1\.bin bytes \d+-\d+: HTTP 403 \(EACCES\)$")),
+])
+def test_client_error_fails_promptly(serve, mount, small, code, want):
+    """A 404 of a listed chunk is EIO (the name exists); a 403 is EACCES, the
+    server's refusal, as for a listing (docs/architecture.md's errno map)."""
     srv = serve(small)
     srv.set_fault(SMALL, "status", code=code)
     m = mount_with(mount, srv)
     res = read(os.path.join(m.path, SMALL), deadline=15)
-    assert res.errno == errno.EIO, res
+    assert res.errno == want, res
     assert res.data == b"", res
     assert res.elapsed < scaled(10), "a %d took %.1f s to fail" % (code, res.elapsed)
     st = m.stats()
@@ -306,6 +313,7 @@ def test_client_error_gives_eio_promptly(serve, mount, small, code):
     check_others(m, small)
 
 
+@pytest.mark.log_allow(r"^chunk-0-1\.bin bytes \d+-\d+: HTTP 404 \(ENOENT\)$")
 def test_endless_error_page_is_not_drained(serve, mount, small):
     """A 404 whose page is 1 GiB: the read fails promptly, and chunkfs stops
     reading the page after a bounded prefix instead of downloading it."""
@@ -320,6 +328,7 @@ def test_endless_error_page_is_not_drained(serve, mount, small):
     check_others(m, small)
 
 
+@pytest.mark.log_allow(r"^chunk-0-1\.bin bytes \d+-\d+: HTTP 500; giving up after 3 attempts \(EIO\)$")
 def test_server_error_always_fails_after_bounded_retries(serve, mount, small):
     srv = serve(small)
     fault = srv.set_fault(SMALL, "status", code=500)
@@ -335,6 +344,7 @@ def test_server_error_always_fails_after_bounded_retries(serve, mount, small):
     check_others(m, small)
 
 
+@pytest.mark.log_allow(r"^chunk-0-1\.bin bytes \d+-\d+: HTTP 503; giving up after 2 attempts \(EIO\)$")
 def test_read_succeeds_after_the_server_recovers(serve, mount, small):
     # A 5xx outage that outlasts the retries fails the read; it does not prove
     # the object bad, so once the server answers again the same read works
@@ -351,6 +361,7 @@ def test_read_succeeds_after_the_server_recovers(serve, mount, small):
     assert_correct(res, source(small, SMALL), "%s after the outage ended" % SMALL)
 
 
+@pytest.mark.log_allow(r"^chunk-[\d-]+\.bin bytes \d+-\d+: transfer closed with \d+ bytes remaining to read; giving up after 3 attempts \(EIO\)$")
 def test_truncation_on_every_attempt_is_bounded(serve, mount, big):
     srv = serve(big)
     srv.set_fault(BIG, "truncate")
@@ -364,6 +375,7 @@ def test_truncation_on_every_attempt_is_bounded(serve, mount, big):
     check_others(m, big, (BIG_OTHER,))
 
 
+@pytest.mark.log_allow(r"^chunk-0-1\.bin bytes \d+-\d+: no byte for 1 s; giving up after 1 attempts \(ETIMEDOUT\)$")
 def test_stall_with_no_retries_left_fails_in_time(serve, mount, small):
     srv = serve(small)
     srv.set_fault(SMALL, "stall", keep=5000, seconds=30)
@@ -435,6 +447,7 @@ def test_interrupt_cancels_a_read_parked_on_a_stall(serve, mount, small):
 
 # -- validation: a response that does not match is never served ------------
 
+@pytest.mark.log_allow(r'^chunk-[\d-]+\.bin: ETag changed from "[^"]*" to "[^"]*-changed"; the object changed on the server \(EIO\)$')
 def test_etag_change_fails_later_reads(serve, mount, big):
     srv = serve(big)
     m = mount_with(mount, srv, "--readahead=0", "--block-size=64K")
@@ -456,6 +469,7 @@ def test_etag_change_fails_later_reads(serve, mount, big):
     check_others(m, big, (BIG_OTHER,))
 
 
+@pytest.mark.log_allow(r'^chunk-[\d-]+\.bin: ETag changed from "[^"]*" to "[^"]*-changed"; the object changed on the server \(EIO\)$')
 def test_etag_change_on_resume_is_not_spliced(serve, mount, big):
     # The first response breaks mid-body; the resumed one carries another ETag:
     # its bytes belong to another version of the object and must not be joined
@@ -483,6 +497,8 @@ def test_weak_etag_of_same_tag_is_not_a_change(serve, mount, big):
 
 
 @pytest.mark.parametrize("delta", [1000, -1])
+@pytest.mark.log_allow(r"^chunk-0-1\.bin: the server says \d+ bytes, the index \d+; refusing to serve it \(EIO\)$",
+                       r"^chunk-0-1\.bin bytes \d+-\d+: the server answered with Content-Range 'bytes \d+-\d+/\d+' \(EIO\)$")
 def test_size_mismatch_gives_eio(serve, mount, small, delta):
     srv = serve(small)
     fault = srv.set_fault(SMALL, "wrong_total", delta=delta)
@@ -498,6 +514,7 @@ def test_size_mismatch_gives_eio(serve, mount, small, delta):
 
 
 @pytest.mark.parametrize("shift", [4096, 1])
+@pytest.mark.log_allow(r"^chunk-[\d-]+\.bin bytes \d+-\d+: the server answered with Content-Range 'bytes \d+-\d+/\d+' \(EIO\)$")
 def test_wrong_content_range_gives_eio(serve, mount, big, shift):
     srv = serve(big)
     fault = srv.set_fault(BIG, "wrong_range", shift=shift)
@@ -511,6 +528,7 @@ def test_wrong_content_range_gives_eio(serve, mount, big, shift):
     check_others(m, big, (BIG_OTHER,))
 
 
+@pytest.mark.log_allow(r"^chunk-[\d-]+\.bin bytes \d+-\d+: the server does not support Range requests \(HTTP 200\) \(EIO\)$")
 def test_ignored_range_never_serves_wrong_bytes(serve, mount, big):
     # A 200 with the whole object answers a request for part of it: chunkfs may
     # refuse it (EIO) or use the right part of it, never anything else.

@@ -1,12 +1,15 @@
-"""The test harness itself (no chunkfs needed): nginx serves Range requests and
-logs them; the generated dataset is what LitData writes."""
+"""The test harness itself: nginx serves Range requests and logs them; the
+generated dataset is what LitData writes; the log scan of every mount's teardown
+fails a test on a warning it does not allow."""
+import errno
 import http.client
 import json
 import os
+import shutil
 import struct
 import time
 
-from conftest import MiB, data_dir, index_chunks, is_mounted, vm_hwm
+from cfsutil import MiB, data_dir, index_chunks, is_mounted, log_problems, vm_hwm
 
 
 def get(server, path, headers=None):
@@ -80,3 +83,45 @@ def test_big_dataset_layout(big_dataset):
         total += size
     assert total >= 256 * MiB
     assert not is_mounted(big_dataset)
+
+
+def test_log_scan_finds_warnings_and_errors():
+    """The teardown's log scan (cfsutil.log_problems) finds the warning and
+    error lines of every format chunkfs writes (stderr, --log-file, GLib's own
+    before the writer is installed), not info or debug lines, and keeps those
+    the allow-list does not match."""
+    log = "\n".join([
+        "00:48:47.971 chunkfs[info]: mounted http://127.0.0.1:1/ on /mnt",
+        "00:48:47.972 chunkfs[debug]: GET chunk-0-0.bin bytes 0-99",
+        "00:48:47.973 chunkfs[warning]: chunk-0-1.bin bytes 0-99: HTTP 503 (EIO)",
+        "00:48:47.974 chunkfs[error]: a critical",
+        "2026-12-07T00:49:09.490Z chunkfs[22640] warning: chunk-1-2.bin bytes 0-9: HTTP 404 (ENOENT)",
+        "2026-12-07T00:49:09.491Z chunkfs[22640] info: unmounted",
+        "(chunkfs:123): GLib-CRITICAL **: 00:00:00.000: g_hash_table_lookup: assertion failed",
+    ])
+    assert log_problems(log) == [line for i, line in enumerate(log.splitlines()) if i in (2, 3, 4, 6)]
+    assert log_problems(log, [r"^chunk-0-1\.bin bytes \d+-\d+: HTTP 503 \(EIO\)$", "critical$",
+                              r"HTTP 404"]) == [log.splitlines()[6]]
+    # An entry is searched in the message, which begins after the level.
+    assert log_problems(log, [r"^HTTP 503"]) == log_problems(log)
+
+
+def test_a_mount_fails_on_an_unexpected_warning(nginx, mount, tmp_path):
+    """A mount whose log holds a warning the test does not allow fails its
+    teardown; with the line allowed it passes (here, a chunk missing on the
+    server: 404)."""
+    src = data_dir("litdata-mixed")
+    root = tmp_path / "root"
+    shutil.copytree(src, root)
+    os.unlink(root / "chunk-0-1.bin")
+    srv = nginx(root)
+    for allow in ((), (r"^chunk-0-1\.bin bytes \d+-\d+: HTTP 404 \(ENOENT\)$",)):
+        m = mount(srv.url, log_allow=allow)
+        try:
+            with open(m.file("chunk-0-1.bin"), "rb") as f:
+                f.read()
+        except OSError as e:
+            assert e.errno == errno.EIO, e
+        problems = m.check_teardown()
+        unexpected = [p for p in problems if "the test does not expect" in p]
+        assert bool(unexpected) == (not allow), problems

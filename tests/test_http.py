@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from conftest import data_dir, index_chunks, scaled, sha256_file, source_sha256
+from cfsutil import data_dir, index_chunks, scaled, sha256_file, source_sha256
 
 RANGE_RE = re.compile(r"^bytes=(\d+)-(\d+)$")
 

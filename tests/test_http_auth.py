@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import (CA_ENV_VARS, chunkfs_env, data_dir, dataset_names, find_pids_by_argv,
+from cfsutil import (CA_ENV_VARS, chunkfs_env, data_dir, dataset_names, find_pids_by_argv,
                       is_mounted, scaled, sha256_file, source_sha256, wait_for)
 
 DATASET = "litdata-mixed"
@@ -225,6 +225,7 @@ def test_tls_unknown_ca_fails_in_foreground(nginx, mount, www, tls):
     assert "certificate" in stderr_text(m).lower()
 
 
+@pytest.mark.log_allow(r"^TLS certificates of \S+ are not verified \(--insecure\)")
 def test_tls_insecure_mounts_and_warns_once(nginx, mount, www, tls):
     srv = nginx(www, ssl=(tls["cert"], tls["key"]))
     m = mount(dataset_url(srv), "--insecure")

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from conftest import data_dir, is_view_dir, sha256_file
+from cfsutil import data_dir, is_view_dir, sha256_file
 
 
 def make_tree(root):

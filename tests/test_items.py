@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import formats
-from conftest import check_erofs, data_dir, scaled
+from cfsutil import check_erofs, data_dir, scaled
 from itemutil import check_item, errno_of, errname, read_bytes
 
 DATASETS = ["litdata-mixed", "litdata-mixed-zstd", "litdata-tokens", "mds-plain", "mds-zstd"]

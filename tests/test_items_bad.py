@@ -11,7 +11,7 @@ import struct
 import pytest
 
 import formats
-from conftest import GiB, data_dir, run_with_deadline, scaled, sha256_file, vm_peak
+from cfsutil import GiB, data_dir, run_with_deadline, scaled, sha256_file, vm_peak
 from itemutil import check_item, errno_of, errname, read_bytes, read_until_error
 
 LIT_TARGET = "chunk-0-1.bin"       # items 16..31 of litdata-mixed
@@ -128,6 +128,7 @@ def expected_layout(src):
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.log_allow(r": bad chunk header: .*; its items give EIO \(EIO\)$")
 def test_bad_chunk_header(nginx, mount, tmp_path, case):
     fixture, target, corrupt = CASES[case]
     src = str(tmp_path / "dataset")
@@ -178,6 +179,7 @@ def test_bad_chunk_header(nginx, mount, tmp_path, case):
     assert st["mem_bytes"] <= st["mem_cap"]
 
 
+@pytest.mark.log_allow(r"^chunk-0-1\.bin bytes \d+-\d+: bad chunk header: .*; its items give EIO \(EIO\)$")
 def test_bad_header_listing_and_leaves(nginx, mount, tmp_path):
     """With a bad chunk header, listing .items/ still works (the other items
     are there) and the leaves of an affected item give EIO, not wrong bytes."""
@@ -264,6 +266,7 @@ def bad_index_server(tmp_path_factory, module_nginx):
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INDEXES))
+@pytest.mark.log_allow(r"^[\w-]+/index\.json: .*: not a dataset index: .*; showing the directory as it is \(EIO\)$")
 def test_bad_index_shows_directory_as_is(mount, bad_index_server, case):
     root, srv = bad_index_server
     m = mount(srv.url)
@@ -373,6 +376,8 @@ def test_leaf_count_limit(nginx, mount, tmp_path, nleaves):
 
 
 @pytest.mark.parametrize("count", [2 ** 32 - 1, 2 ** 24 + 1, 1000000])
+@pytest.mark.log_allow(r"^chunk-0-1\.bin: bad chunk header: .*; its items give EIO \(EIO\)$",
+                       r"^a dataset of \d+ items: \.items shows the first \d+$")
 def test_item_count_bounds_header(nginx, mount, tmp_path, sanitized, count):
     """The header buffer is sized by the index's item count: a count above 2^24
     (a 64 MiB header) or whose header is larger than the chunk makes that

@@ -13,7 +13,7 @@ import pytest
 
 import formats
 import litgen
-from conftest import SANITIZED, MiB, run_with_deadline, scaled, wait_for
+from cfsutil import SANITIZED, MiB, run_with_deadline, scaled, wait_for
 from itemutil import read_bytes
 
 

@@ -16,7 +16,7 @@ import pytest
 
 import formats
 import litgen
-from conftest import MiB, data_dir, scaled, sha256_file
+from cfsutil import MiB, data_dir, scaled, sha256_file
 from itemutil import errno_of, errname, read_bytes, read_until_error
 
 ZSTD_DATASETS = ["litdata-mixed-zstd", "mds-zstd"]
@@ -253,6 +253,7 @@ def corrupt_copy(tmp_path):
     pytest.fail("no corruption of %s that zstd -dc detects" % CORRUPT_CHUNK)
 
 
+@pytest.mark.log_allow(r"^\.decompressed/chunk-[\d-]+\.bin bytes \d+-\d+: chunk-[\d-]+\.zstd\.bin: bad zstd data near compressed byte \d+: .*; EIO from here on \(EIO\)$")
 def test_corrupt_zstd_frame(nginx, mount, tmp_path):
     """Items of the corrupt chunk past what zstd -dc can decode give EIO (the
     others EIO or their right bytes, never wrong ones; the fixture's frames
@@ -301,6 +302,7 @@ def test_corrupt_zstd_frame(nginx, mount, tmp_path):
     assert m.alive()
 
 
+@pytest.mark.log_allow(r"^\.decompressed/chunk-[\d-]+\.bin bytes \d+-\d+: chunk-[\d-]+\.zstd\.bin: bad zstd data near compressed byte \d+: .*; EIO from here on \(EIO\)$")
 def test_corrupt_zstd_frame_deadline(nginx, mount, tmp_path):
     """The failing reads end at once, again and again (no hang, no retry storm)."""
     src, _, _, _ = corrupt_copy(tmp_path)
@@ -344,6 +346,7 @@ def words_dataset(out, chunks=2, chunk_bytes=2 * MiB, seed=99):
     return plains
 
 
+@pytest.mark.log_allow(r"^\.decompressed/chunk-[\d-]+\.bin bytes \d+-\d+: chunk-[\d-]+\.zstd\.bin: bad zstd data near compressed byte \d+: .*; EIO from here on \(EIO\)$")
 def test_corrupt_block_in_the_middle_of_a_frame(nginx, mount, tmp_path):
     """A frame of 17 blocks with a block in the middle corrupt: items that
     reach into that block or past it give EIO, the ones before it EIO or their

@@ -3,7 +3,7 @@ cache kept across opens (objects are immutable), 1 MiB FUSE reads, a read-only
 mount, and no direct_io on data files."""
 import os
 
-from conftest import MiB, index_chunks, mountinfo, source_sha256, sha256_file
+from cfsutil import MiB, index_chunks, mountinfo, source_sha256, sha256_file
 
 
 def test_kernel_readahead_raised(nginx, mount, big_dataset):

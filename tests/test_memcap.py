@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from conftest import MiB, index_chunks, source_sha256, vm_hwm
+from cfsutil import MiB, index_chunks, source_sha256, vm_hwm
 
 CAP = 32 * MiB
 OVERHEAD = 64 * MiB

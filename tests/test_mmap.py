@@ -8,7 +8,7 @@ import struct
 
 import numpy as np
 
-from conftest import data_dir, index_chunks, source_sha256
+from cfsutil import data_dir, index_chunks, source_sha256
 
 
 def source_bytes(path, off, length):

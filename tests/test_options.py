@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from conftest import (GiB, KiB, MiB, data_dir, dataset_listing, dataset_names, index_chunks,
+from cfsutil import (GiB, KiB, MiB, data_dir, dataset_listing, dataset_names, index_chunks,
                       mountinfo, run_chunkfs, sha256_file, source_sha256)
 
 OPTIONS = ["-f", "-d", "-o", "--mem-cache", "--block-size", "--readahead", "--max-connections",

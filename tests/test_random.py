@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from conftest import KiB, MiB, index_chunks, open_direct
+from cfsutil import KiB, MiB, index_chunks, open_direct
 
 BLOCK = 256 * KiB
 

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import (MiB, data_dir, dataset_listing, dataset_names, index_chunks, scaled,
+from cfsutil import (MiB, data_dir, dataset_listing, dataset_names, index_chunks, scaled,
                       sha256_bytes, sha256_file, source_sha256)
 
 SMALL = ["litdata-mixed", "litdata-tokens"]

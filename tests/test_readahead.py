@@ -4,7 +4,7 @@ way, so the daemon sees the reads exactly as issued."""
 import os
 import random
 
-from conftest import KiB, MiB, index_chunks, open_direct
+from cfsutil import KiB, MiB, index_chunks, open_direct
 
 
 def src_pread(src, length, off):

@@ -20,7 +20,7 @@ import subprocess
 import pytest
 
 import formats
-from conftest import chunkfs_env, data_dir, scaled
+from cfsutil import chunkfs_env, data_dir, scaled
 from faultserver import FaultServer
 from itemutil import read_bytes
 from s3fixture import REGION, TEST_KEY, TEST_SECRET, S3rver, tree_files
@@ -225,6 +225,7 @@ def test_back_at_the_origin_stays_plain(serve, mount, small):
 # -- refused: EIO at once, nothing sent, the mount lives on ------------------
 
 @pytest.mark.parametrize("scheme", ["ftp", "file", "gopher"])
+@pytest.mark.log_allow(r"^chunk-0-1\.bin bytes \d+-\d+: not following the redirect to '[^']*': only http and https are followed \(EIO\)$")
 def test_redirect_to_another_protocol_is_refused(serve, mount, small, listener, scheme):
     a = serve(small[0])
     port = listener.getsockname()[1]
@@ -242,6 +243,7 @@ def test_redirect_to_another_protocol_is_refused(serve, mount, small, listener, 
     check_others(m, small[0])
 
 
+@pytest.mark.log_allow(r"^chunk-0-1\.bin bytes \d+-\d+: not following the redirect to '[^']*': more than 5 redirects \(EIO\)$")
 def test_redirect_loop_ends_in_eio(serve, mount, small):
     """A server that redirects a chunk to itself forever: 5 hops, then EIO,
     with a log line naming the object, its range and the last URL without
@@ -263,6 +265,7 @@ def test_redirect_loop_ends_in_eio(serve, mount, small):
     check_others(m, small[0])
 
 
+@pytest.mark.log_allow(r"^chunk-0-1\.bin bytes \d+-\d+: not following the redirect to 'http://[^']*': a redirect from https to http is not followed \(EIO\)$")
 def test_https_to_http_is_refused(serve, mount, small, self_signed):
     """From an https origin, a redirect to http is not followed (the bytes and
     the credentials would cross the network in clear)."""

@@ -26,7 +26,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import (MiB, data_dir, dataset_listing, dataset_names, free_port, index_chunks,
+from cfsutil import (MiB, data_dir, dataset_listing, dataset_names, free_port, index_chunks,
                       is_mounted, is_view_dir, run_until_exit, scaled, sha256_file,
                       source_sha256, tail, wait_for)
 from s3fixture import (ACCESS_KEY, BUCKET, EMPTY_PREFIX, EU_BUCKET, EU_REGION, GEN_PREFIX,
@@ -609,6 +609,8 @@ def test_listing_refreshed_after_ttl(s3, mount, tmp_path):
         assert f.read() == b"second!\n"
 
 
+@pytest.mark.log_allow(r'^obj\.bin: ETag changed from "[^"]*" to "[^"]*"; the object changed on the '
+                       r'server \(EIO\)$')
 def test_object_changed_after_listing_is_refused(s3, mount, tmp_path):
     """The ETag a listing gave is the one every response must carry: an object
     rewritten after its directory was listed (same size, new bytes) gives EIO
@@ -668,6 +670,7 @@ def test_bucket_root_and_parent_prefix(s3, mount, tmp_path, tree_dir, gen_datase
                                                                ODD_ASCII_PREFIX.rsplit("/", 1)[1]])
 
 
+@pytest.mark.log_allow(r"^(/|bad): skipping \".*\": ('\.' or '\.\.'|empty name|longer than 255 bytes)$")
 def test_keys_that_cannot_be_names_are_skipped(s3, mount, tmp_path):
     """Listed keys with "..", "." or empty segments, or a segment over 255 bytes, are
     skipped with a log line each, never mapped elsewhere (no escape.bin anywhere); a

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 import litgen
-from conftest import MiB, chunkfs_env, index_chunks, scaled, wait_for
+from cfsutil import MiB, chunkfs_env, index_chunks, scaled, wait_for
 from s3fixture import ACCESS_KEY, BUCKET, REGION, SECRET_KEY, S3rver, upload_tree
 from spillutil import (DuSampler, check_all, check_block_file, dataset_bytes, du_command,
                        url_dir)

@@ -5,7 +5,7 @@ import os
 import subprocess
 import threading
 
-from conftest import (KiB, MiB, data_dir, index_chunks, open_direct, scaled, sha256_file,
+from cfsutil import (KiB, MiB, data_dir, index_chunks, open_direct, scaled, sha256_file,
                       source_sha256)
 
 INT_KEYS = ["reads", "read_errors", "bytes_served", "bytes_fetched", "readahead_bytes",

@@ -6,7 +6,7 @@ import time
 import pytest
 
 import litgen
-from conftest import KiB, MiB, scaled
+from cfsutil import KiB, MiB, scaled
 
 RATE = 2 * MiB        # nginx "limit_rate 2m", per connection
 READ = 64 * KiB

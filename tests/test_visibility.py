@@ -13,7 +13,7 @@ import pytest
 
 import formats
 import litgen
-from conftest import (chunkfs_env, data_dir, is_mounted, open_direct, run_until_exit,
+from cfsutil import (chunkfs_env, data_dir, is_mounted, open_direct, run_until_exit,
                       run_with_deadline, scaled, sha256_file, wait_for)
 from faultserver import FaultServer
 from itemutil import errname, errno_of
@@ -101,6 +101,8 @@ def log_lines(path, needle):
         return [line for line in f.read().splitlines() if needle in line]
 
 
+@pytest.mark.log_allow(r"^chunk-0-1\.bin bytes \d+-\d+: HTTP 503; giving up after 2 attempts \(EIO\)$",
+                       r"^chunk-1-2\.bin bytes \d+-\d+: HTTP 404 \(ENOENT\)$")
 def test_failed_read_is_listed_and_logged_to_file(serve, mount, small, tmp_path):
     """A 503 on every attempt: the read fails with EIO, .chunkfs/errors names the
     object, the range read, EIO and the status; the daemon (no stderr, no
@@ -134,6 +136,7 @@ def test_failed_read_is_listed_and_logged_to_file(serve, mount, small, tmp_path)
     assert sha256_file(m.file(name)) == sha256_file(os.path.join(small, name))
 
 
+@pytest.mark.log_allow(r"^chunk-0-0\.bin bytes \d+-\d+: HTTP 503; giving up after 1 attempts \(EIO\)$")
 def test_errors_file_keeps_the_newest(serve, mount, big):
     """More failures than the ring holds: .chunkfs/errors keeps the newest 100,
     oldest first; the stats count them all."""
@@ -153,6 +156,7 @@ def test_errors_file_keeps_the_newest(serve, mount, big):
     assert m.stats()["errors"] == reads
 
 
+@pytest.mark.log_allow(r'^chunk-0-1\.bin: ETag changed from "[^"]*" to "[^"]*-changed\\x1b\[31m\\x09forged"; the object changed on the server \(EIO\)$')
 def test_server_text_is_escaped(serve, mount, small, tmp_path):
     """An ETag with an escape sequence and a tab: the ETag-change failure quotes
     it as \\x1b and \\x09 in .chunkfs/errors (its columns stay five) and in the
@@ -225,6 +229,9 @@ def test_log_file_appends(serve, mount, small, tmp_path):
     assert sha256_file(m.file(SMALL)) == sha256_file(os.path.join(small, SMALL))
 
 
+@pytest.mark.log_allow(r"^ds/chunk-0-1\.bin bytes \d+-\d+: bad chunk header: .*; its items give EIO \(EIO\)$",
+                       r"^badidx/index\.json: .*: not a dataset index: not JSON: .*; showing the directory as it is \(EIO\)$",
+                       r"^locked: \S+/locked/: HTTP 403 \(EACCES\)$")
 def test_view_index_and_listing_failures_are_listed(nginx, mount, tmp_path):
     """Failures that are not a fetch of bytes are listed too: a chunk header the
     item view refuses (the chunk, from byte 0, EIO), an index.json that is not

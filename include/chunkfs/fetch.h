@@ -95,7 +95,8 @@ struct cfs_source cfs_fetcher_source(struct cfs_fetcher *f);
  * the ETag, if any, in *etag (g_malloc'd, may be NULL). The request ends
  * within (opts->retries + 1) x opts->timeout_s seconds, body included, and
  * sooner when no byte comes for opts->timeout_s; it is not retried. Fails
- * with a G_IO_ERROR: G_IO_ERROR_NOT_FOUND on 404 and 410,
+ * with a G_IO_ERROR, its code that of cfs_http_errno()'s errno
+ * (g_io_error_from_errno()): G_IO_ERROR_NOT_FOUND on 404 and 410,
  * G_IO_ERROR_PERMISSION_DENIED on 401 and 403, G_IO_ERROR_TIMED_OUT past
  * either time, G_IO_ERROR_HOST_UNREACHABLE when the server cannot be
  * reached, G_IO_ERROR_MESSAGE_TOO_LARGE past max_bytes, G_IO_ERROR_FAILED
@@ -133,6 +134,30 @@ bool cfs_fetch_head(const struct cfs_options *opts, const struct cfs_remote *rem
 struct cfs_listing;
 bool cfs_fetch_listing(const struct cfs_options *opts, const struct cfs_remote *remote,
 		       const char *dir, struct cfs_listing **out, GError **error);
+
+/*
+ * The one map from a request that failed for good to the errno a reader
+ * gets, used by the fetcher, the blocking requests and the file system
+ * alike. Returns -ETIMEDOUT when timed_out (no byte within the timeout,
+ * or the request's deadline passed), else by the last HTTP status
+ * (RFC 9110 section 15): -ENOENT for 404 Not Found and 410 Gone
+ * (15.5.5, 15.5.11: the object is not there), -EACCES for 401
+ * Unauthorized and 403 Forbidden (15.5.2, 15.5.4: the server refuses this
+ * client), -EIO for any other status, and for 0 (no response). Pure;
+ * thread-safe.
+ */
+int cfs_http_errno(long status, bool timed_out);
+
+/*
+ * The negative errno of err, a GError of a blocking request
+ * (cfs_fetch_small(), cfs_fetch_head(), cfs_fetch_listing()): the inverse
+ * of the G_IO_ERROR codes they set from cfs_http_errno(), so that a
+ * listing refused with 403 fails with -EACCES like a read of an object
+ * refused with 403. -ENOENT for G_IO_ERROR_NOT_FOUND, -EACCES for
+ * G_IO_ERROR_PERMISSION_DENIED, -ETIMEDOUT for G_IO_ERROR_TIMED_OUT, -EIO
+ * for every other error. Pure; thread-safe.
+ */
+int cfs_fetch_error_errno(const GError *err);
 
 /* Global libcurl initialisation; call once from main before any thread exists. */
 void cfs_fetch_global_init(void);

@@ -49,10 +49,11 @@ struct cfs_fetch_ops {
 	void (*on_data)(void *ctx, uint64_t off, const void *buf, size_t len);
 	/*
 	 * Called once when the request ends: err is 0 when all of
-	 * [start, end) was delivered, else a negative errno: -ENOENT when
-	 * the server says the object does not exist (404, 410), -EIO for another
-	 * HTTP error or a bad response, -ETIMEDOUT when the retries ran out on
-	 * stalls, -ECANCELED when the source is shutting down.
+	 * [start, end) was delivered, else a negative errno: that of
+	 * cfs_http_errno() (fetch.h) for an HTTP error (-ENOENT on 404 and
+	 * 410, -EACCES on 401 and 403, -EIO for another), -EIO for a bad
+	 * response or when the retries ran out (-ETIMEDOUT after stalls),
+	 * -ECANCELED when the source is shutting down.
 	 */
 	void (*on_done)(void *ctx, int err);
 };
