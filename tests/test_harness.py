@@ -9,7 +9,7 @@ import shutil
 import struct
 import time
 
-from cfsutil import MiB, data_dir, index_chunks, is_mounted, log_problems, vm_hwm
+from cfsutil import MiB, data_dir, index_chunks, is_mounted, log_problems, scaled, vm_hwm, wait_for
 
 
 def get(server, path, headers=None):
@@ -38,7 +38,9 @@ def test_nginx_serves_ranges(nginx):
     assert status == 200 and json.loads(body)["chunks"]
     status, _, _ = get(srv, "/no-such-file")
     assert status == 404
-    entries = srv.requests()
+    # nginx logs a request after its response has gone out: wait for the lines.
+    entries = wait_for(lambda: (lambda e: e if len(e) >= 3 else None)(srv.requests()),
+                       scaled(10), "three access log lines")
     assert [e["status"] for e in entries] == ["206", "200", "404"]
     assert entries[0]["request"] == "GET /chunk-0-0.bin HTTP/1.1"
     assert entries[0]["range"] == "bytes=100-1099"
