@@ -603,6 +603,44 @@ bool cfs_cache_cancel(struct cfs_cache *c, struct cfs_object *obj, void *cookie)
 	return found;
 }
 
+/* A read of obj waits in q (for room, or for an ETag). */
+static bool waits_in(const GQueue *q, const struct cfs_object *obj)
+{
+	for (const GList *l = q->head; l; l = l->next)
+		if (((const struct parked *)l->data)->obj == obj)
+			return true;
+	return false;
+}
+
+bool cfs_cache_forget_object(struct cfs_cache *c, struct cfs_object *obj)
+{
+	g_mutex_lock(&c->lock);
+	bool busy = obj->parked.length || obj->validation == CFS_VALIDATING ||
+		    waits_in(&c->mem_wait, obj) || waits_in(&c->val_wait, obj);
+	g_mutex_unlock(&c->lock);
+	/* With no read of obj left, nothing starts a stream of it any more: drop its idle ones. */
+	if (busy || (obj->compressed && !cfs_zstd_forget(c->zstd, obj)))
+		return false;
+	GPtrArray *idle = g_ptr_array_new();
+	g_mutex_lock(&c->lock);
+	GHashTableIter it;
+	gpointer value;
+	g_hash_table_iter_init(&it, c->blocks);
+	while (g_hash_table_iter_next(&it, NULL, &value)) {
+		struct block *b = value;
+		if (b->obj == obj && b->pins)
+			busy = true; /* a request, read-back or spill: it ends, and obj is asked again */
+		else if (b->obj == obj)
+			g_ptr_array_add(idle, b);
+	}
+	/* Evictable already, so no read waiting for room waits for these. */
+	for (guint i = 0; i < idle->len; i++)
+		block_free(c, g_ptr_array_index(idle, i));
+	g_mutex_unlock(&c->lock);
+	g_ptr_array_free(idle, TRUE);
+	return !busy;
+}
+
 struct cfs_cache *cfs_cache_new(const struct cfs_cache_config *cfg, struct cfs_fetcher *fetcher,
 				struct cfs_disk *disk)
 {
