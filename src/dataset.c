@@ -62,7 +62,7 @@ static struct cfs_node *add_decompressed(struct cfs_tree *t, struct cfs_node *di
 {
 	char *path = cfs_node_child_path(dir, name);
 	struct cfs_object *obj = cfs_object_new(cfs_tree_next_object_id(t), path, NULL, size);
-	obj->compressed = compressed;
+	obj->compressed = cfs_object_ref(compressed);
 	g_free(path);
 	return cfs_tree_add_object(t, dir, name, obj);
 }

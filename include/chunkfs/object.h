@@ -49,7 +49,7 @@ struct cfs_object {
 	char *name;        /* path below the mount root, for log lines */
 	char *url;         /* full URL, may hold credentials: log name, not url; NULL when decompressed */
 	uint64_t size;     /* bytes, as the index says */
-	struct cfs_object *compressed; /* the remote object this one decompresses (zstream.h), or NULL */
+	struct cfs_object *compressed; /* the remote object this one decompresses (zstream.h), held; or NULL */
 
 	/* Guarded by the memory tier's lock. */
 	int error;                      /* sticky negative errno once the object proved bad */
