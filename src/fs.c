@@ -205,10 +205,10 @@ static void reply_lookup(fuse_req_t req, struct cfs_fs *fs, struct cfs_node *n)
 		e.attr_timeout = attr_timeout(fs, n);
 		node_attr(fs, n, &e.attr);
 	}
-	if (fuse_reply_entry(req, &e) == 0 && n)
+	if (n) /* before the reply: its FORGET may come as soon as the kernel has it */
 		cfs_node_looked_up(n);
-	else
-		cfs_node_put(n, 1); /* a reply the kernel did not take counts no lookup */
+	if (fuse_reply_entry(req, &e) != 0 && n)
+		cfs_tree_forget(fs->tree, n->ino, 1); /* the kernel did not take it */
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)

@@ -136,9 +136,11 @@ struct cfs_node *cfs_node_ref(struct cfs_node *n);
 void cfs_node_put(struct cfs_node *n, uint64_t count);
 
 /*
- * The kernel was sent an entry for n (a lookup answered with it): the
- * caller's reference becomes the kernel's, until cfs_tree_forget().
- * Thread-safe.
+ * The kernel is sent an entry for n (a lookup answered with it): the
+ * caller's reference becomes the kernel's, until cfs_tree_forget(). Call
+ * it before sending the entry, whose FORGET may come as soon as the kernel
+ * has it; when the kernel does not take the entry, cfs_tree_forget(t,
+ * n->ino, 1). Thread-safe.
  */
 void cfs_node_looked_up(struct cfs_node *n);
 
