@@ -637,6 +637,55 @@ bool cfs_cache_cancel(struct cfs_cache *c, struct cfs_object *obj, void *cookie)
 	return found;
 }
 
+/* A read of obj waits in q (for room, or for an ETag). */
+static bool waits_in(const GQueue *q, const struct cfs_object *obj)
+{
+	for (const GList *l = q->head; l; l = l->next)
+		if (((const struct parked *)l->data)->obj == obj)
+			return true;
+	return false;
+}
+
+/* A read of obj waits, or a HEAD of it runs. Called with the lock held. */
+static bool object_waited_on(struct cfs_cache *c, const struct cfs_object *obj)
+{
+	const struct object_state *st = g_hash_table_lookup(c->objects, GUINT_TO_POINTER(obj->id));
+	return (st && (st->parked.length || st->validation == VALIDATING)) ||
+	       waits_in(&c->mem_wait, obj) || waits_in(&c->val_wait, obj);
+}
+
+bool cfs_cache_forget_object(struct cfs_cache *c, struct cfs_object *obj)
+{
+	g_mutex_lock(&c->lock);
+	bool busy = object_waited_on(c, obj);
+	g_mutex_unlock(&c->lock);
+	/* With no read of obj left, nothing starts a stream of it any more: drop its idle ones. */
+	if (busy || (obj->compressed && !cfs_zstd_forget(c->zstd, obj)))
+		return false;
+	GPtrArray *idle = g_ptr_array_new();
+	g_mutex_lock(&c->lock);
+	busy = object_waited_on(c, obj);
+	GHashTableIter it;
+	gpointer value;
+	g_hash_table_iter_init(&it, c->blocks);
+	while (g_hash_table_iter_next(&it, NULL, &value)) {
+		struct block *b = value;
+		if (b->obj == obj && b->pins)
+			busy = true; /* a request, read-back or spill: it ends, and obj is asked again */
+		else if (b->obj == obj)
+			g_ptr_array_add(idle, b);
+	}
+	/* Evictable already, so no read waiting for room waits for these. */
+	for (guint i = 0; i < idle->len; i++)
+		block_free(c, g_ptr_array_index(idle, i));
+	/* No block, read or HEAD points at its state any more: a reused id starts afresh. */
+	if (!busy)
+		g_hash_table_remove(c->objects, GUINT_TO_POINTER(obj->id));
+	g_mutex_unlock(&c->lock);
+	g_ptr_array_free(idle, TRUE);
+	return !busy;
+}
+
 struct cfs_cache *cfs_cache_new(const struct cfs_cache_config *cfg,
 				const struct cfs_source *source, struct cfs_disk *disk)
 {

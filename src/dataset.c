@@ -62,17 +62,20 @@ static struct cfs_node *add_decompressed(struct cfs_tree *t, struct cfs_node *di
 {
 	char *path = cfs_node_child_path(dir, name);
 	struct cfs_object *obj = cfs_object_new(cfs_tree_next_object_id(t), path, NULL, size);
-	obj->compressed = compressed;
+	obj->compressed = cfs_object_ref(compressed);
 	g_free(path);
 	return cfs_tree_add_object(t, dir, name, obj);
 }
 
-/* True when name may be added to dir; logs once why not. */
+/*
+ * True when name may be added to dir; logs once why not. A name dir has
+ * already (from an earlier listing, or .chunkfs) is kept by this listing.
+ */
 static bool acceptable(struct cfs_tree *t, struct cfs_node *dir, const char *name)
 {
 	const char *why;
-	if (cfs_tree_lookup(t, dir, name))
-		return false; /* known from an earlier listing, or .chunkfs */
+	if (cfs_tree_keep(t, dir, name))
+		return false;
 	if (cfs_name_valid(name, &why))
 		return true;
 	g_warning("%s: skipping \"%s\": %s", *dir->path ? dir->path : "/", name, why);
@@ -158,10 +161,20 @@ struct chunks {
 	struct cfs_object **sources;
 };
 
-/* The chunks the index lists; zstd ones also decompressed, under plain_dir. */
+/* n (may be NULL) is shown for owner (may be NULL): a relisting without owner removes it. */
+static void tie(struct cfs_tree *t, struct cfs_node *n, struct cfs_node *owner)
+{
+	if (n && owner)
+		cfs_tree_tie(t, n, owner);
+}
+
+/*
+ * The chunks the index lists, shown for the node index (NULL when the
+ * index was shown before); zstd ones also decompressed, under plain_dir.
+ */
 static struct chunks add_chunks(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
-				struct cfs_node *plain_dir, const struct cfs_ds_index *idx,
-				GHashTable *files)
+				struct cfs_node *index, struct cfs_node *plain_dir,
+				const struct cfs_ds_index *idx, GHashTable *files)
 {
 	guint n = idx->chunks->len;
 	struct chunks ch = { g_new0(struct cfs_node *, MAX(n, 1)),
@@ -174,6 +187,7 @@ static struct chunks add_chunks(struct dataset *d, struct cfs_tree *t, struct cf
 		const struct cfs_entry *e = listed_file(files, c->name);
 		uint64_t size = c->size != CFS_SIZE_UNKNOWN ? c->size : e ? e->size : CFS_SIZE_UNKNOWN;
 		struct cfs_node *node = add_object(d, t, dir, c->name, size, e ? e->etag : NULL);
+		tie(t, node, index);
 		ch.nodes[i] = node;
 		ch.sources[i] = node ? node->object : NULL;
 		if (node && c->plain_name && plain_dir) {
@@ -187,23 +201,29 @@ static struct chunks add_chunks(struct dataset *d, struct cfs_tree *t, struct cf
 	return ch;
 }
 
-/* The index file, the chunks it lists in dataset order, and the views of the dataset. */
+/*
+ * The index file, the chunks it lists in dataset order, and the views of
+ * the dataset, all shown for the index file: a relisting without
+ * index.json removes them with it.
+ */
 static void add_dataset(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
 			GBytes *bytes, struct cfs_ds_index *idx, GHashTable *files)
 {
-	cfs_tree_add_bytes(t, dir, INDEX_NAME, bytes);
+	struct cfs_node *index = acceptable(t, dir, INDEX_NAME)
+		? cfs_tree_add_bytes(t, dir, INDEX_NAME, bytes) : NULL;
 	struct cfs_node *plain_dir = NULL;
 	if (idx->plain_index && acceptable(t, dir, PLAIN_NAME)) {
 		plain_dir = cfs_tree_add_dir(t, dir, PLAIN_NAME, false);
+		tie(t, plain_dir, index);
 		cfs_tree_add_bytes(t, plain_dir, INDEX_NAME, idx->plain_index);
 	}
-	struct chunks ch = add_chunks(d, t, dir, plain_dir, idx, files);
+	struct chunks ch = add_chunks(d, t, dir, index, plain_dir, idx, files);
 	struct cfs_view *view = NULL;
 	if (items_shown(dir, idx) && acceptable(t, dir, ITEMS_NAME))
 		view = cfs_views_add_items(d->views, g_steal_pointer(&idx), ch.nodes, ch.sources,
 					   dir->ino);
 	if (view)
-		cfs_tree_add_view(t, dir, ITEMS_NAME, view);
+		tie(t, cfs_tree_add_view(t, dir, ITEMS_NAME, view), index);
 	cfs_ds_index_free(idx);
 	g_free(ch.nodes);
 	g_free(ch.sources);
@@ -217,7 +237,7 @@ static void add_tar_view(struct dataset *d, struct cfs_tree *t, struct cfs_node 
 	struct cfs_view *view = acceptable(t, dir, name)
 		? cfs_views_add_tar(d->views, tar, dir->ino) : NULL;
 	if (view)
-		cfs_tree_add_view(t, dir, name, view);
+		tie(t, cfs_tree_add_view(t, dir, name, view), tar);
 	g_free(name);
 }
 
@@ -271,7 +291,7 @@ static bool add_dataset_dir(struct dataset *d, struct cfs_tree *t, struct cfs_no
 {
 	GBytes *bytes = NULL;
 	GError *err = NULL;
-	struct cfs_ds_index *idx = cfs_tree_lookup(t, dir, INDEX_NAME)
+	struct cfs_ds_index *idx = cfs_tree_keep(t, dir, INDEX_NAME)
 					   ? NULL : load_index(d, dir, &bytes, &err);
 	if (err && !index_failure_is_lasting(err)) {
 		g_propagate_error(error, err);

@@ -140,7 +140,9 @@ struct cfs_view *view_of(struct cfs_fs *fs, uint64_t ino)
 	if (cfs_ino_is_virtual(ino))
 		return cfs_views_get(fs->views, ino);
 	struct cfs_node *n = cfs_tree_get(fs->tree, ino);
-	return n && n->kind == CFS_NODE_VIEW ? n->view : NULL;
+	struct cfs_view *view = n && n->kind == CFS_NODE_VIEW ? n->view : NULL;
+	cfs_node_put(n, 1); /* the view outlives its node: views live until unmount */
+	return view;
 }
 
 static double attr_timeout(const struct cfs_fs *fs, const struct cfs_node *n)
@@ -161,17 +163,22 @@ static int remote_errno(const struct cfs_node *node, GError *err)
 	return e;
 }
 
-/* The directory of inode ino, listed if its listing is due; NULL after replying an error. */
-static struct cfs_node *ready_dir(fuse_req_t req, struct cfs_fs *fs, fuse_ino_t ino)
+/*
+ * The directory of inode ino with a reference (put it), listed if
+ * list_due and its listing is due; NULL after replying an error.
+ */
+static struct cfs_node *ready_dir(fuse_req_t req, struct cfs_fs *fs, fuse_ino_t ino,
+				  bool list_due)
 {
 	struct cfs_node *dir = cfs_tree_get(fs->tree, ino);
 	GError *err = NULL;
 	if (!dir || dir->kind != CFS_NODE_DIR)
 		fuse_reply_err(req, dir ? ENOTDIR : ENOENT);
-	else if (!cfs_tree_prepare_dir(fs->tree, dir, &err))
+	else if (list_due && !cfs_tree_prepare_dir(fs->tree, dir, &err))
 		fuse_reply_err(req, remote_errno(dir, err));
 	else
 		return dir;
+	cfs_node_put(dir, 1);
 	return NULL;
 }
 
@@ -187,6 +194,31 @@ static void op_init(void *data, struct fuse_conn_info *conn)
 	conn->want &= ~(unsigned)FUSE_CAP_ASYNC_DIO;
 }
 
+/*
+ * Answer a lookup with n (NULL: a negative entry the kernel caches). The
+ * reference to n becomes the kernel's lookup when the kernel takes the
+ * entry, and is dropped otherwise.
+ */
+static void reply_lookup(fuse_req_t req, struct cfs_fs *fs, struct cfs_node *n)
+{
+	struct fuse_entry_param e = { .entry_timeout = entry_timeout(fs) };
+	GError *err = NULL;
+	if (n && !cfs_tree_prepare_file(fs->tree, n, &err)) {
+		fuse_reply_err(req, remote_errno(n, err));
+		cfs_node_put(n, 1);
+		return;
+	}
+	if (n) {
+		e.ino = n->ino;
+		e.attr_timeout = attr_timeout(fs, n);
+		node_attr(fs, n, &e.attr);
+	}
+	if (n) /* before the reply: its FORGET may come as soon as the kernel has it */
+		cfs_node_looked_up(n);
+	if (fuse_reply_entry(req, &e) != 0 && n)
+		cfs_tree_forget(fs->tree, n->ino, 1); /* the kernel did not take it */
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct cfs_fs *fs = fs_of(req);
@@ -196,22 +228,12 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		view_lookup(req, view, parent, name);
 		return;
 	}
-	struct cfs_node *dir = ready_dir(req, fs, parent);
+	struct cfs_node *dir = ready_dir(req, fs, parent, true);
 	if (!dir)
 		return;
-	struct fuse_entry_param e = { .entry_timeout = entry_timeout(fs) };
 	struct cfs_node *n = cfs_tree_lookup(fs->tree, dir, name);
-	GError *err = NULL;
-	if (n && !cfs_tree_prepare_file(fs->tree, n, &err)) {
-		fuse_reply_err(req, remote_errno(n, err));
-		return;
-	}
-	if (n) {
-		e.ino = n->ino;
-		e.attr_timeout = attr_timeout(fs, n);
-		node_attr(fs, n, &e.attr);
-	}
-	fuse_reply_entry(req, &e); /* ino 0: a negative entry the kernel caches */
+	cfs_node_put(dir, 1);
+	reply_lookup(req, fs, n);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -235,6 +257,23 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct stat st;
 	node_attr(fs, n, &st);
 	fuse_reply_attr(req, &st, attr_timeout(fs, n));
+	cfs_node_put(n, 1);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	if (!cfs_ino_is_virtual(ino)) /* views' entries are computed: nothing to free */
+		cfs_tree_forget(fs_of(req)->tree, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	struct cfs_fs *fs = fs_of(req);
+	for (size_t i = 0; i < count; i++)
+		if (!cfs_ino_is_virtual(forgets[i].ino))
+			cfs_tree_forget(fs->tree, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -247,32 +286,22 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		view_readdir(req, view, ino, size, off);
 		return;
 	}
-	struct cfs_node *dir = off == 0 ? ready_dir(req, fs, ino) : cfs_tree_get(fs->tree, ino);
+	/* Listed when a reader starts; a reader going on is not listed again midway. */
+	struct cfs_node *dir = ready_dir(req, fs, ino, off == 0);
 	if (!dir)
 		return;
-	char *buf = g_malloc(size);
-	size_t used = 0;
-	/* Offsets: 0 ".", 1 "..", 2 + i the i-th child; each entry carries the next one. */
-	for (uint64_t i = (uint64_t)off;; i++) {
-		const struct cfs_node *n = i == 0 ? dir : i == 1 ? dir->parent
-					     : cfs_tree_child(fs->tree, dir, (guint)(i - 2));
-		if (!n)
-			break;
-		const char *name = i == 0 ? "." : i == 1 ? ".." : n->name;
-		struct stat st = { .st_ino = n->ino, .st_mode = node_is_dir(n) ? S_IFDIR : S_IFREG };
-		size_t need = fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t)i + 1);
-		if (need > size - used)
-			break;
-		used += need;
-	}
-	fuse_reply_buf(req, buf, used);
-	g_free(buf);
+	struct dirbuf d = { req, g_malloc(size), size, 0 };
+	cfs_tree_readdir(fs->tree, dir, (uint64_t)off, dirbuf_add, &d);
+	cfs_node_put(dir, 1);
+	fuse_reply_buf(req, d.buf, d.used);
+	g_free(d.buf);
 }
 
 struct handle *handle_new(GBytes *head, struct cfs_object *obj, uint64_t off, uint64_t len)
 {
 	struct handle *h = g_atomic_rc_box_new0(struct handle);
-	*h = (struct handle){ head ? g_bytes_ref(head) : NULL, obj, off, len };
+	*h = (struct handle){ head ? g_bytes_ref(head) : NULL, obj ? cfs_object_ref(obj) : NULL,
+			      off, len };
 	return h;
 }
 
@@ -281,6 +310,8 @@ static void handle_clear(gpointer p)
 	struct handle *h = p;
 	if (h->head)
 		g_bytes_unref(h->head);
+	if (h->obj)
+		cfs_object_unref(h->obj);
 }
 
 static void handle_put(gpointer h)
@@ -361,33 +392,56 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	struct cfs_node *n = cfs_tree_get(fs->tree, ino);
-	if (!n) {
+	if (!n)
 		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	if (node_is_dir(n)) {
+	else if (node_is_dir(n))
 		fuse_reply_err(req, EISDIR);
-		return;
-	}
-	handle_open(fs, req, fi, node_handle(n, fi));
+	else
+		handle_open(fs, req, fi, node_handle(n, fi));
+	cfs_node_put(n, 1);
+}
+
+/*
+ * A FUSE read waiting for the memory tier. It holds its object: the file
+ * may be closed, and its node and object dropped by a relisting, while the
+ * read waits, and an interrupt may still come for it.
+ */
+struct pending_read {
+	fuse_req_t req;
+	struct cfs_object *obj;
+};
+
+static void pending_free(struct pending_read *p)
+{
+	cfs_object_unref(p->obj);
+	g_free(p);
 }
 
 static void read_done(void *cookie, const struct iovec *iov, int iovcnt, size_t len, int err)
 {
-	fuse_req_t req = cookie;
+	struct pending_read *p = cookie;
+	/*
+	 * libfuse may have taken read_interrupted() for a call just before the
+	 * reply: clearing it waits for such a call (under the request's lock)
+	 * and prevents later ones, which would use the object freed below.
+	 */
+	fuse_req_interrupt_func(p->req, NULL, NULL);
 	if (err)
-		fuse_reply_err(req, -err);
+		fuse_reply_err(p->req, -err);
 	else if (len == 0)
-		fuse_reply_buf(req, NULL, 0);
+		fuse_reply_buf(p->req, NULL, 0);
 	else
-		fuse_reply_iov(req, iov, iovcnt);
+		fuse_reply_iov(p->req, iov, iovcnt);
+	pending_free(p);
 }
 
 static void read_interrupted(fuse_req_t req, void *data)
 {
-	struct cfs_object *obj = data;
-	if (cfs_cache_cancel(fs_of(req)->cache, obj, req))
+	struct pending_read *p = data;
+	if (cfs_cache_cancel(fs_of(req)->cache, p->obj, p)) {
 		fuse_reply_err(req, EINTR);
+		pending_free(p);
+	}
 }
 
 /*
@@ -408,9 +462,11 @@ static void read_handle(struct cfs_fs *fs, fuse_req_t req, struct handle *h, siz
 	GBytes *part = off < head_len ? g_bytes_new_from_bytes(h->head, off, head_len - off) : NULL;
 	uint64_t start = off > head_len ? off - head_len : 0;
 	uint64_t len = n - (part ? head_len - off : 0);
+	struct pending_read *p = g_new(struct pending_read, 1);
+	*p = (struct pending_read){ req, cfs_object_ref(h->obj) };
 	/* Registered first: the read may be answered, and req freed, by another thread. */
-	fuse_req_interrupt_func(req, read_interrupted, h->obj);
-	cfs_cache_read_quick(fs->cache, h->obj, h->off + start, len, part, read_done, req);
+	fuse_req_interrupt_func(req, read_interrupted, p);
+	cfs_cache_read_quick(fs->cache, h->obj, h->off + start, len, part, read_done, p);
 	if (part)
 		g_bytes_unref(part);
 }
@@ -485,6 +541,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 static const struct fuse_lowlevel_ops ops = {
 	.init = op_init,
 	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
 	.getattr = op_getattr,
 	.readdir = op_readdir,
 	.open = op_open,

@@ -59,6 +59,20 @@ double entry_timeout(const struct cfs_fs *fs);
 /* The view that ino belongs to or is the root of; NULL for other tree nodes and unknown inodes. */
 struct cfs_view *view_of(struct cfs_fs *fs, uint64_t ino);
 
+/* The reply buffer of a readdir: size bytes at buf, used of them filled. */
+struct dirbuf {
+	fuse_req_t req;
+	char *buf;
+	size_t size, used;
+};
+
+/*
+ * Add one entry to the dirbuf ctx: name, its inode and kind, and the
+ * offset of the entry after it (fuse_add_direntry()). Returns false, adding
+ * nothing, when it does not fit. Never blocks.
+ */
+bool dirbuf_add(void *ctx, const char *name, uint64_t ino, bool dir, uint64_t next_off);
+
 /* View operations (fs_view.c): answered now or from the thread that loads what they need. */
 void view_lookup(fuse_req_t req, struct cfs_view *view, uint64_t dir, const char *name);
 void view_getattr(fuse_req_t req, struct cfs_view *view, uint64_t ino);

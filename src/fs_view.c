@@ -25,14 +25,7 @@ struct vreq {
 	struct fuse_file_info fi;     /* open */
 };
 
-/* The reply buffer of a readdir. */
-struct dirbuf {
-	fuse_req_t req;
-	char *buf;
-	size_t size, used;
-};
-
-static bool add_dirent(void *ctx, const char *name, uint64_t ino, bool dir, uint64_t next_off)
+bool dirbuf_add(void *ctx, const char *name, uint64_t ino, bool dir, uint64_t next_off)
 {
 	struct dirbuf *d = ctx;
 	struct stat st = { .st_ino = ino, .st_mode = dir ? S_IFDIR : S_IFREG };
@@ -64,7 +57,7 @@ static void reply_attr(fuse_req_t req, const struct cfs_ventry *v)
 static int run_readdir(struct vreq *q, const struct cfs_wait *w)
 {
 	struct dirbuf d = { q->req, g_malloc(q->size), q->size, 0 };
-	int rc = cfs_view_readdir(q->view, q->ino, q->off, add_dirent, &d, w);
+	int rc = cfs_view_readdir(q->view, q->ino, q->off, dirbuf_add, &d, w);
 	if (rc == 0)
 		fuse_reply_buf(q->req, d.buf, d.used);
 	g_free(d.buf);

@@ -42,8 +42,8 @@ enum hstate { H_NONE, H_LOADING, H_READY, H_BAD };
 
 struct ichunk {
 	struct itemview *v;
-	struct cfs_node *node;            /* the chunk the tree shows; NULL when it does not */
-	struct cfs_object *src;           /* where its items' bytes are */
+	struct cfs_node *node;            /* the chunk the tree shows, held; NULL when it does not */
+	struct cfs_object *src;           /* where its items' bytes are, held; may be NULL */
 	const struct cfs_ds_chunk *info;
 	uint64_t first;                   /* global index of its first item */
 	/* Guarded by v->lock; offsets are immutable once H_READY. */
@@ -699,8 +699,12 @@ static int item_open(struct cfs_view *view, uint64_t ino, struct cfs_vfile *out,
 static void item_free(struct cfs_view *view)
 {
 	struct itemview *v = itemview_of(view);
-	for (guint i = 0; i < v->nchunks; i++)
+	for (guint i = 0; i < v->nchunks; i++) {
 		g_free(v->chunks[i].offsets);
+		cfs_node_put(v->chunks[i].node, 1);
+		if (v->chunks[i].src)
+			cfs_object_unref(v->chunks[i].src);
+	}
 	g_free(v->chunks);
 	GHashTableIter it;
 	gpointer m;
@@ -759,8 +763,9 @@ static bool place_chunks(struct itemview *v, struct cfs_node *const *nodes,
 	for (guint i = 0; i < v->nchunks; i++) {
 		struct ichunk *ch = &v->chunks[i];
 		ch->v = v;
-		ch->node = nodes[i];
-		ch->src = sources[i];
+		/* Held, so that a relisting that drops a chunk frees it with the view, at unmount. */
+		ch->node = nodes[i] ? cfs_node_ref(nodes[i]) : NULL;
+		ch->src = sources[i] ? cfs_object_ref(sources[i]) : NULL;
 		ch->info = &g_array_index(v->idx->chunks, struct cfs_ds_chunk, i);
 		ch->first = v->total;
 		v->total += ch->info->items;

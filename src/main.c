@@ -13,6 +13,7 @@
 #include "chunkfs/fetch.h"
 #include "chunkfs/fs.h"
 #include "chunkfs/log.h"
+#include "chunkfs/object.h"
 #include "chunkfs/options.h"
 #include "chunkfs/remote.h"
 #include "chunkfs/tree.h"
@@ -74,6 +75,12 @@ static struct cfs_disk *open_disk(const struct cfs_options *opts, const struct c
 	return disk;
 }
 
+/* An object nobody holds is freed once the memory tier keeps nothing of it. */
+static bool release_object(void *cache, struct cfs_object *obj)
+{
+	return cfs_cache_forget_object(cache, obj);
+}
+
 static int serve(const struct cfs_options *opts, const struct cfs_remote *remote,
 		 struct cfs_tree *tree, struct cfs_views *views, struct cfs_fs *fs,
 		 struct cfs_disk *disk)
@@ -92,6 +99,7 @@ static int serve(const struct cfs_options *opts, const struct cfs_remote *remote
 	struct cfs_cache_config cfg = { opts->mem_cache, opts->block_size, opts->readahead,
 					opts->eviction };
 	struct cfs_cache *cache = cfs_cache_new(&cfg, &source, disk);
+	cfs_objects_set_release(release_object, cache);
 	cfs_views_start(views, cache, tree);
 	g_message("mounted %s on %s", remote->shown, opts->mountpoint);
 	int rc = cfs_fs_serve(fs, cache);
@@ -99,6 +107,7 @@ static int serve(const struct cfs_options *opts, const struct cfs_remote *remote
 	cfs_views_stop(views);
 	cfs_fetcher_free(fetcher);
 	cfs_cache_free(cache);
+	cfs_objects_set_release(NULL, NULL); /* frees the objects that waited for the cache */
 	return rc == 0 ? 0 : 1;
 }
 

@@ -44,6 +44,8 @@ static const char *const gauge_names[CFS_GAUGE_COUNT] = {
 	[CFS_DISK_BYTES] = "disk_bytes",
 	[CFS_DISK_BLOCKS] = "disk_blocks",
 	[CFS_DISK_CAP] = "disk_cap",
+	[CFS_NODES] = "nodes",
+	[CFS_OBJECTS] = "objects",
 };
 
 void cfs_stats_add(enum cfs_counter c, uint64_t n)

@@ -373,6 +373,7 @@ static void tar_free(struct cfs_view *view)
 	struct tarview *v = tarview_of(view);
 	if (v->entries)
 		g_array_free(v->entries, TRUE);
+	cfs_node_put(v->node, 1);
 	g_mutex_clear(&v->lock);
 	g_free(v);
 }
@@ -390,7 +391,7 @@ struct cfs_view *cfs_views_add_tar(struct cfs_views *vs, struct cfs_node *tar,
 {
 	struct tarview *v = g_new0(struct tarview, 1);
 	g_mutex_init(&v->lock);
-	v->node = tar;
+	v->node = cfs_node_ref(tar); /* a relisting that drops the archive frees it with the view */
 	if (!views_register(vs, &v->base, &tar_ops, parent_ino)) {
 		tar_free(&v->base);
 		return NULL;

@@ -133,6 +133,26 @@ void cfs_zstd_want(struct cfs_zstd *z, struct cfs_object *obj, uint64_t off, uin
 	g_mutex_unlock(&z->lock);
 }
 
+bool cfs_zstd_forget(struct cfs_zstd *z, const struct cfs_object *obj)
+{
+	GSList *gone = NULL;
+	bool busy = false;
+	g_mutex_lock(&z->lock);
+	for (GList *l = z->streams.head; l;) {
+		struct stream *s = l->data;
+		l = l->next;
+		if (s->obj == obj && s->fetching) {
+			busy = true;
+		} else if (s->obj == obj) {
+			g_queue_unlink(&z->streams, &s->link);
+			gone = g_slist_prepend(gone, s);
+		}
+	}
+	g_mutex_unlock(&z->lock);
+	g_slist_free_full(gone, (GDestroyNotify)stream_free);
+	return !busy;
+}
+
 /* Record the first failure of the stream; later pieces are ignored. */
 static void fail(struct stream *s, int err, enum harm harm)
 {

@@ -277,7 +277,7 @@ static void test_miss_then_hit(void)
 	check_bytes(r, obj, BLOCK, 100000);
 	g_assert_true(g_queue_is_empty(&pending));
 	cache_free(c);
-	cfs_object_free(obj);
+	cfs_object_unref(obj);
 }
 
 /* A parked read is answered as soon as its own bytes land, while the response goes on. */
@@ -301,7 +301,7 @@ static void test_answered_as_bytes_land(void)
 	check_bytes(whole, obj, 0, 2 * BLOCK); /* before the request ends */
 	end_request(q, 0);
 	cache_free(c);
-	cfs_object_free(obj);
+	cfs_object_unref(obj);
 }
 
 /* Misses on the same bytes make one request; an overlapping miss asks for what is not coming. */
@@ -320,7 +320,7 @@ static void test_concurrent_misses_merged(void)
 	answer_next(obj, 10000, 25000);
 	check_bytes(d, obj, 5000, 20000);
 	cache_free(c);
-	cfs_object_free(obj);
+	cfs_object_unref(obj);
 }
 
 /* Fill the whole block index of obj with one read, answered. */
@@ -357,7 +357,7 @@ static void test_eviction_order(void)
 	answer_next(obj, 0, 100);
 	check_bytes(r, obj, 0, 100);
 	cache_free(c);
-	cfs_object_free(obj);
+	cfs_object_unref(obj);
 }
 
 /*
@@ -385,7 +385,7 @@ static void test_cap_under_pressure(void)
 		g_assert_cmpuint(g_queue_get_length(&pending), ==, i < 2 ? 4 : 5 - i);
 	}
 	cache_free(c);
-	cfs_object_free(obj);
+	cfs_object_unref(obj);
 }
 
 /* A block a parked read pins is never evicted, however many other reads need room. */
@@ -404,7 +404,7 @@ static void test_pinned_block_stays(void)
 	check_bytes(pinned, obj, 0, 4096);
 	check_hit(c, obj, 0, 4096);
 	cache_free(c);
-	cfs_object_free(obj);
+	cfs_object_unref(obj);
 }
 
 /*
@@ -432,7 +432,7 @@ static void test_failed_range(void)
 	answer_next(obj, BLOCK, BLOCK + 100);
 	check_bytes(other, obj, BLOCK, 100);
 	cache_free(c);
-	cfs_object_free(obj);
+	cfs_object_unref(obj);
 }
 
 /* An object whose response has the wrong size fails its reads, and every later one at once. */
@@ -451,7 +451,7 @@ static void test_bad_object_fails_for_good(void)
 	check_error(read_quick(c, obj, 3 * BLOCK, 100), -EIO);
 	g_assert_true(g_queue_is_empty(&pending));
 	cache_free(c);
-	cfs_object_free(obj);
+	cfs_object_unref(obj);
 }
 
 /* A read whose blocks exceed the cap fails at once with EIO, asking for nothing. */
@@ -472,7 +472,7 @@ static void test_read_larger_than_cap(void)
 	g_assert_cmpuint(submitted, ==, before);
 	fill_block(c, obj, 0); /* the cache still serves */
 	cache_free(c);
-	cfs_object_free(obj);
+	cfs_object_unref(obj);
 }
 
 /* A withdrawn read is never answered; its bytes still land for the next reader. */
@@ -488,7 +488,7 @@ static void test_cancel(void)
 	result_free(r);
 	check_hit(c, obj, 0, 1000);
 	cache_free(c);
-	cfs_object_free(obj);
+	cfs_object_unref(obj);
 }
 
 /* After close, reads fail with ECANCELED without a request, and parked ones when theirs ends. */
@@ -504,7 +504,7 @@ static void test_close(void)
 	end_request(take(obj, 0, 1000), -ECANCELED);
 	check_error(parked, -ECANCELED);
 	cache_free(c);
-	cfs_object_free(obj);
+	cfs_object_unref(obj);
 }
 
 int main(int argc, char **argv)

@@ -127,4 +127,17 @@ void cfs_cache_prefetch(struct cfs_cache *c, struct cfs_object *obj, uint64_t of
  */
 bool cfs_cache_cancel(struct cfs_cache *c, struct cfs_object *obj, void *cookie);
 
+/*
+ * Let go of obj, which nothing outside the memory tier holds any more (its
+ * node, open files and views are gone; cfs_objects_set_release()): its
+ * blocks that nothing pins are dropped, without being spilled (what the
+ * spill tier has of it stays there, keyed by name and ETag, valid for an
+ * object of the same name and ETag), and so are its idle zstd streams.
+ * Returns true when the memory tier keeps nothing of obj and never will
+ * again, so that obj may be freed; false while a read of it waits, or a
+ * request, read-back, spill, zstd piece or HEAD of it runs: ask again
+ * later. Thread-safe; takes the cache's lock, so call it without.
+ */
+bool cfs_cache_forget_object(struct cfs_cache *c, struct cfs_object *obj);
+
 #endif

@@ -42,6 +42,8 @@ enum cfs_gauge {
 	CFS_DISK_BYTES,    /* bytes the spill tier takes on disk, as du counts them */
 	CFS_DISK_BLOCKS,   /* blocks in the spill tier */
 	CFS_DISK_CAP,      /* spill tier cap, bytes; 0 when it is off */
+	CFS_NODES,         /* tree nodes alive: shown, or removed and still held */
+	CFS_OBJECTS,       /* objects alive: held, or waiting for the memory tier to let go */
 	CFS_GAUGE_COUNT
 };
 

@@ -51,7 +51,8 @@ struct cfs_ventry {
 /*
  * The bytes of an open file: head (a generated header such as a .npy's,
  * or NULL), then [off, off + len) of obj. The holder owns a reference to
- * head; obj lives as long as the mount.
+ * head; obj is the view's, which holds it until it is freed (the holder
+ * takes a reference of its own to keep it longer: object.h).
  */
 struct cfs_vfile {
 	GBytes *head;
@@ -98,15 +99,19 @@ void cfs_views_stop(struct cfs_views *vs);
  * The item view of a dataset directory. idx is taken (freed with the view);
  * chunks[i] is the node of idx's chunk i (NULL for a chunk the tree does
  * not show: its items fail with EIO), and sources[i] the object its items
- * are read from: the node's object, or its decompressed object. parent_ino
- * is the directory holding the view's root. Returns NULL when idx has no
- * item (nothing to show).
+ * are read from: the node's object, or its decompressed object. The view
+ * holds a reference to each node and object until it is freed, at
+ * unmount. parent_ino is the directory holding the view's root. Returns
+ * NULL when idx has no item (nothing to show).
  */
 struct cfs_view *cfs_views_add_items(struct cfs_views *vs, struct cfs_ds_index *idx,
 				     struct cfs_node *const *chunks,
 				     struct cfs_object *const *sources, uint64_t parent_ino);
 
-/* The tar view of the archive of node tar, shown in the directory parent_ino. */
+/*
+ * The tar view of the archive of node tar, shown in the directory
+ * parent_ino; it holds a reference to tar until it is freed, at unmount.
+ */
 struct cfs_view *cfs_views_add_tar(struct cfs_views *vs, struct cfs_node *tar,
 				   uint64_t parent_ino);
 

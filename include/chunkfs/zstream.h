@@ -77,4 +77,13 @@ void cfs_zstd_free(struct cfs_zstd *z);
 void cfs_zstd_want(struct cfs_zstd *z, struct cfs_object *obj, uint64_t off, uint64_t end,
 		   enum cfs_fetch_priority prio);
 
+/*
+ * Drop the idle streams of obj, an object with no read left that nothing
+ * outside the memory tier holds (cfs_cache_forget_object()). Returns false
+ * when a stream of obj is fetching a piece, and so still uses obj: ask
+ * again later. Thread-safe; call without the sink's lock (dropping a
+ * stream releases its reservation).
+ */
+bool cfs_zstd_forget(struct cfs_zstd *z, const struct cfs_object *obj);
+
 #endif
