@@ -112,6 +112,7 @@ def test_name_that_comes_back_is_a_new_inode(nginx, mount, tmp_path):
     assert read_bytes(m.file("b.bin")) == content(1, 2)
 
 
+@pytest.mark.log_allow(r"^big\.bin bytes \d+-\d+: HTTP 404 \(ENOENT\)$")
 def test_open_file_across_its_removal(nginx, mount, tmp_path):
     """A file held open while the relisting removes it reads its bytes or fails with
     EIO (the server no longer has it), never crashes the daemon or gives wrong
