@@ -1,7 +1,7 @@
 """Fixtures of the chunkfs test suite: real nginx, real FUSE mounts. Their helpers,
 and everything tests import, are in cfsutil.py.
 
-  fixtures:  chunkfs_bin, sanitized, nginx, module_nginx, mount, big_dataset
+  fixtures:  chunkfs_bin, sanitized, nginx, module_nginx, serve, small, mount, big_dataset
   markers:   budget(seconds), log_allow(regex, ...) (see pytest.ini)
 
 Every warning or error line a mount logs fails the test at the mount's teardown,
@@ -22,8 +22,9 @@ import threading
 import pytest
 
 from cfsutil import (DEFAULT_BUDGET, REPO_DIR, SANITIZED, TEST_CACHE_HOME, MiB, Mount,
-                     NginxServer, Watchdog, chunkfs_env, finish_daemon_start, fuse_unavailable,
-                     litgen, sanitizer_env, scaled, wait_foreground_ready)
+                     NginxServer, Watchdog, chunkfs_env, data_dir, finish_daemon_start,
+                     fuse_unavailable, litgen, sanitizer_env, scaled, wait_foreground_ready)
+from faultserver import FaultServer
 
 # Fixtures whose tests run chunkfs, and so need FUSE.
 MOUNTING_FIXTURES = ("mount", "chunkfs_bin")
@@ -141,6 +142,32 @@ def module_nginx(tmp_path_factory):
     yield start
     for server in reversed(servers):
         server.stop()
+
+
+@pytest.fixture
+def serve():
+    """Factory: serve(root, **FaultServer options) -> a started FaultServer
+    (faultserver.py), stopped at teardown. Tests list it before `mount`, so
+    the mount is torn down first."""
+    servers = []
+
+    def start(root, **kw):
+        srv = FaultServer(root, **kw).start()
+        servers.append(srv)
+        return srv
+
+    yield start
+    for srv in servers:
+        srv.stop()
+
+
+@pytest.fixture
+def small(tmp_path):
+    """A copy of the litdata-mixed fixture (10 chunks of about 25 KB) that a
+    test may change."""
+    root = tmp_path / "mixed"
+    shutil.copytree(data_dir("litdata-mixed"), root)
+    return str(root)
 
 
 # --------------------------------------------------------------------------

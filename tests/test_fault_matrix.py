@@ -32,8 +32,7 @@ import pytest
 
 import formats
 from cfsutil import scaled, wait_for
-from test_faults import (OTHER, SMALL, assert_correct, check_others, mount_with, read,  # noqa: F401
-                         serve, small, source)
+from test_faults import OTHER, SMALL, assert_correct, check_others, mount_with, read, source
 
 TIMEOUT = 1
 RETRIES = 1

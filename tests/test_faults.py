@@ -7,7 +7,6 @@ child process with a deadline, so a hang fails the test instead of blocking it.
 """
 import errno
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import pytest
 import litgen
 from faultserver import FaultServer
 
-from cfsutil import data_dir, open_direct, scaled, wait_for
+from cfsutil import open_direct, scaled, wait_for
 
 
 MIB = 1 << 20
@@ -144,14 +143,6 @@ def log_lines(m, needle):
 
 # -- fixtures ----------------------------------------------------------------
 
-@pytest.fixture
-def small(tmp_path):
-    """A copy of the litdata-mixed fixture (10 chunks of about 25 KB)."""
-    root = tmp_path / "mixed"
-    shutil.copytree(data_dir("litdata-mixed"), root)
-    return str(root)
-
-
 @pytest.fixture(scope="module")
 def big(tmp_path_factory):
     """A generated LitData dataset: 2 chunks of about 4 MiB, items 64-256 KiB."""
@@ -159,22 +150,6 @@ def big(tmp_path_factory):
     litgen.write_dataset(str(root), chunks=2, chunk_bytes=4 * MIB,
                          item_min=64 << 10, item_max=256 << 10, seed=7)
     return str(root)
-
-
-@pytest.fixture
-def serve():
-    """Factory: serve(root) -> a started FaultServer, stopped at teardown.
-    Tests list it before `mount`, so the mount is torn down first."""
-    servers = []
-
-    def start(root):
-        srv = FaultServer(root).start()
-        servers.append(srv)
-        return srv
-
-    yield start
-    for srv in servers:
-        srv.stop()
 
 
 def mount_with(mount, srv, *args, **kw):

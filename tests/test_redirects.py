@@ -21,7 +21,6 @@ import pytest
 
 import formats
 from cfsutil import chunkfs_env, data_dir, scaled
-from faultserver import FaultServer
 from itemutil import read_bytes
 from s3fixture import REGION, TEST_KEY, TEST_SECRET, S3rver, tree_files
 from test_faults import assert_correct, log_lines, read, source
@@ -38,7 +37,7 @@ CREDENTIAL_HEADERS = (HEADER_NAME.lower(), "authorization", "cookie")
 
 
 @pytest.fixture
-def small(tmp_path):
+def origins(tmp_path):
     """Two copies of the litdata-mixed fixture: (origin A's root, origin B's root)."""
     roots = []
     for name in ("origin-a", "origin-b"):
@@ -46,22 +45,6 @@ def small(tmp_path):
         shutil.copytree(data_dir(DATASET), root)
         roots.append(str(root))
     return roots
-
-
-@pytest.fixture
-def serve():
-    """Factory: serve(root, **FaultServer options) -> a started FaultServer, stopped at teardown.
-    Tests list it before `mount`, so the mount is torn down first."""
-    servers = []
-
-    def start(root, **kw):
-        srv = FaultServer(root, **kw).start()
-        servers.append(srv)
-        return srv
-
-    yield start
-    for srv in servers:
-        srv.stop()
 
 
 @pytest.fixture
@@ -142,37 +125,37 @@ def check_others(m, root):
 # -- followed: the right bytes, credentials only at their origin ---------------
 
 @pytest.mark.parametrize("form", ["absolute", "scheme-relative"])
-def test_chunk_redirected_to_another_origin(serve, mount, small, form):
+def test_chunk_redirected_to_another_origin(serve, mount, origins, form):
     """A Range GET answered 302 to another host (a presigned CDN URL): the bytes
     come from there, with their Range, and without the header or the login
     (a scheme-relative Location, //host:port/path, replaces the userinfo too)."""
-    a, b = serve(small[0]), serve(small[1])
+    a, b = serve(origins[0]), serve(origins[1])
     where = b.url if form == "absolute" else b.url[len("http:"):]
     a.set_fault(SMALL, "redirect", location=where + "{name}?X-Amz-Signature=sig{seq}")
     m = mount_secret(mount, a, "--block-size=8K")
-    assert_correct(read(m.file(SMALL)), source(small[1], SMALL), SMALL)
+    assert_correct(read(m.file(SMALL)), source(origins[1], SMALL), SMALL)
     assert_with_credentials(a.requests(SMALL), "origin A")
     at_b = b.requests(SMALL)
     assert_plain(at_b, SMALL)
     assert all(r.start is not None for r in at_b), "a Range was dropped: %r" % at_b
-    check_others(m, small[0])
+    check_others(m, origins[0])
 
 
 @pytest.mark.parametrize("code", [301, 303, 307, 308])
-def test_each_redirect_status_is_followed(serve, mount, small, code):
-    a, b = serve(small[0]), serve(small[1])
+def test_each_redirect_status_is_followed(serve, mount, origins, code):
+    a, b = serve(origins[0]), serve(origins[1])
     a.set_fault(SMALL, "redirect", code=code, location=b.url + "{name}")
     m = mount_secret(mount, a)
-    assert_correct(read(m.file(SMALL)), source(small[1], SMALL), SMALL)
+    assert_correct(read(m.file(SMALL)), source(origins[1], SMALL), SMALL)
     assert_plain(b.requests(SMALL), "after a %d" % code)
 
 
-def test_items_redirected_to_another_origin(serve, mount, small):
+def test_items_redirected_to_another_origin(serve, mount, origins):
     """Item reads (.items/) of a chunk whose every request is redirected."""
-    a, b = serve(small[0]), serve(small[1])
+    a, b = serve(origins[0]), serve(origins[1])
     a.set_fault(SMALL, "redirect", location=b.url + "{name}")
     m = mount_secret(mount, a)
-    items = formats.dataset_items(small[0])
+    items = formats.dataset_items(origins[0])
     names = formats.item_names(len(items))
     hit = [it for it in items if it.chunk == SMALL]
     assert hit
@@ -181,40 +164,40 @@ def test_items_redirected_to_another_origin(serve, mount, small):
     assert_plain(b.requests(SMALL), ".items of " + SMALL)
 
 
-def test_index_redirected_to_another_origin(serve, mount, small):
+def test_index_redirected_to_another_origin(serve, mount, origins):
     """The blocking request of index.json at mount (and its reads through the
     mount) redirected: the dataset mounts, its items read right, and the
     other origin never saw a credential."""
-    a, b = serve(small[0]), serve(small[1])
+    a, b = serve(origins[0]), serve(origins[1])
     a.set_fault("index.json", "redirect", location=b.url + "{name}?sig=1")
     m = mount_secret(mount, a)
-    items = formats.dataset_items(small[0])
+    items = formats.dataset_items(origins[0])
     first = formats.item_names(len(items))[0]
     assert read_bytes(m.file(".items", first)) == items[0].data
-    assert_correct(read(m.file("index.json")), source(small[0], "index.json"), "index.json")
+    assert_correct(read(m.file("index.json")), source(origins[0], "index.json"), "index.json")
     assert_plain(b.requests("index.json"), "index.json")
     assert_with_credentials(a.requests("index.json"), "index.json at origin A")
 
 
-def test_same_origin_redirect_keeps_credentials(serve, mount, small):
+def test_same_origin_redirect_keeps_credentials(serve, mount, origins):
     """A redirect to the same scheme, host and port keeps the header and the login."""
-    a = serve(small[0])
+    a = serve(origins[0])
     fault = a.set_fault(SMALL, "redirect", count=1, location="/{name}?moved=1")
     m = mount_secret(mount, a)
-    assert_correct(read(m.file(SMALL)), source(small[0], SMALL), SMALL)
+    assert_correct(read(m.file(SMALL)), source(origins[0], SMALL), SMALL)
     assert fault.fired == 1
     reqs = a.requests(SMALL)
     assert len(reqs) >= 2, reqs
     assert_with_credentials(reqs, "a same-origin redirect")
 
 
-def test_back_at_the_origin_stays_plain(serve, mount, small):
+def test_back_at_the_origin_stays_plain(serve, mount, origins):
     """A -> B -> A: the hop back was chosen by B, so it carries no credential either."""
-    a, b = serve(small[0]), serve(small[1])
+    a, b = serve(origins[0]), serve(origins[1])
     a.set_fault(SMALL, "redirect", count=1, location=b.url + "{name}")
     b.set_fault(SMALL, "redirect", count=1, location=a.url + "{name}?back=1")
     m = mount_secret(mount, a)
-    assert_correct(read(m.file(SMALL)), source(small[0], SMALL), SMALL)
+    assert_correct(read(m.file(SMALL)), source(origins[0], SMALL), SMALL)
     reqs = a.requests(SMALL)
     assert len(reqs) >= 2, reqs
     assert_with_credentials(reqs[:1], "the first request")
@@ -226,8 +209,8 @@ def test_back_at_the_origin_stays_plain(serve, mount, small):
 
 @pytest.mark.parametrize("scheme", ["ftp", "file", "gopher"])
 @pytest.mark.log_allow(r"^chunk-0-1\.bin bytes \d+-\d+: not following the redirect to '[^']*': only http and https are followed \(EIO\)$")
-def test_redirect_to_another_protocol_is_refused(serve, mount, small, listener, scheme):
-    a = serve(small[0])
+def test_redirect_to_another_protocol_is_refused(serve, mount, origins, listener, scheme):
+    a = serve(origins[0])
     port = listener.getsockname()[1]
     target = {"ftp": "ftp://127.0.0.1:%d/{name}" % port, "file": "file:///etc/passwd",
               "gopher": "gopher://127.0.0.1:%d/1{name}" % port}[scheme]
@@ -240,15 +223,15 @@ def test_redirect_to_another_protocol_is_refused(serve, mount, small, listener, 
     assert m.stats()["retries"] == 0, "a refused redirect is not retried: %r" % a.requests(SMALL)
     assert any("not following the redirect" in line for line in log_lines(m, SMALL)), \
         m.read_log()
-    check_others(m, small[0])
+    check_others(m, origins[0])
 
 
 @pytest.mark.log_allow(r"^chunk-0-1\.bin bytes \d+-\d+: not following the redirect to '[^']*': more than 5 redirects \(EIO\)$")
-def test_redirect_loop_ends_in_eio(serve, mount, small):
+def test_redirect_loop_ends_in_eio(serve, mount, origins):
     """A server that redirects a chunk to itself forever: 5 hops, then EIO,
     with a log line naming the object, its range and the last URL without
     its query."""
-    a = serve(small[0])
+    a = serve(origins[0])
     a.set_fault(SMALL, "redirect", location="/{name}?token=loop-s3cr3t-{seq}")
     m = mount_secret(mount, a, "--retries=3")
     res = read(m.file(SMALL), deadline=30)
@@ -262,22 +245,22 @@ def test_redirect_loop_ends_in_eio(serve, mount, small):
     assert lines, m.read_log()
     assert "bytes 0-" in lines[0] and "?***" in lines[0], lines[0]
     assert "loop-s3cr3t" not in m.read_log()
-    check_others(m, small[0])
+    check_others(m, origins[0])
 
 
 @pytest.mark.log_allow(r"^chunk-0-1\.bin bytes \d+-\d+: not following the redirect to 'http://[^']*': a redirect from https to http is not followed \(EIO\)$")
-def test_https_to_http_is_refused(serve, mount, small, self_signed):
+def test_https_to_http_is_refused(serve, mount, origins, self_signed):
     """From an https origin, a redirect to http is not followed (the bytes and
     the credentials would cross the network in clear)."""
-    a = serve(small[0], tls=self_signed)
-    b = serve(small[1])
+    a = serve(origins[0], tls=self_signed)
+    b = serve(origins[1])
     a.set_fault(SMALL, "redirect", location=b.url + "{name}")
     m = mount_secret(mount, a, "--cacert=" + self_signed[0])
     res = read(m.file(SMALL), deadline=20)
     assert res.errno == errno.EIO, res
     assert b.requests() == [], "followed https -> http: %r" % b.requests()
     assert any("https to http" in line for line in log_lines(m, SMALL)), m.read_log()
-    check_others(m, small[0])
+    check_others(m, origins[0])
 
 
 # -- S3: the signature stays with the endpoint ---------------------------------
@@ -286,11 +269,11 @@ MOVED_OTHER = "moved/" + OTHER
 
 
 @pytest.fixture
-def s3_redirecting(tmp_path, small, serve):
+def s3_redirecting(tmp_path, origins, serve):
     """s3rver holding the dataset under BUCKET/ds, where GETs of SMALL are
     answered 307 to origin B and those of ds/OTHER to another key of the same
     endpoint: (S3rver, origin B)."""
-    b = serve(small[1], etag="md5")
+    b = serve(origins[1], etag="md5")
     redirects = {"/bucket/ds/" + SMALL: b.url + SMALL + "?X-Amz-Signature=presigned",
                  "/bucket/ds/" + OTHER: "/bucket/" + MOVED_OTHER}
     server = S3rver(tmp_path / "s3rver", ["bucket"], extra_keys={TEST_KEY: TEST_SECRET},
@@ -298,16 +281,16 @@ def s3_redirecting(tmp_path, small, serve):
     try:
         server.start()
         # PUT only: upload_tree's read-back GET would be redirected.
-        uploads = [("ds/" + rel, rel) for rel in tree_files(small[0])] + [(MOVED_OTHER, OTHER)]
+        uploads = [("ds/" + rel, rel) for rel in tree_files(origins[0])] + [(MOVED_OTHER, OTHER)]
         for key, rel in uploads:
-            with open(os.path.join(small[0], rel), "rb") as f:
+            with open(os.path.join(origins[0], rel), "rb") as f:
                 server.client().put_object("bucket", key, f.read())
         yield server, b
     finally:
         server.stop()
 
 
-def test_s3_redirect_keeps_sigv4_at_the_endpoint(mount, tmp_path, small, s3_redirecting):
+def test_s3_redirect_keeps_sigv4_at_the_endpoint(mount, tmp_path, origins, s3_redirecting):
     """An object redirected to another origin is fetched there unsigned (no
     Authorization, no x-amz-* header, no session token); one redirected within
     the endpoint is signed again for its new key."""
@@ -319,9 +302,9 @@ def test_s3_redirect_keeps_sigv4_at_the_endpoint(mount, tmp_path, small, s3_redi
                       AWS_SESSION_TOKEN=TOKEN, HOME=home)
     m = mount("s3://bucket/ds", "--endpoint=" + s3.url, "--region=" + REGION,
               "--s3-addressing=path", "--header=%s: %s" % (HEADER_NAME, HEADER_SECRET), env=env)
-    assert_correct(read(m.file(SMALL)), source(small[1], SMALL), SMALL)
+    assert_correct(read(m.file(SMALL)), source(origins[1], SMALL), SMALL)
     assert_plain(b.requests(SMALL), "S3 object redirected to another origin")
-    assert_correct(read(m.file(OTHER)), source(small[0], OTHER), OTHER)
+    assert_correct(read(m.file(OTHER)), source(origins[0], OTHER), OTHER)
     reqs = s3.requests()
     redirected = [r for r in reqs if r["status"] == 307]
     assert redirected and all(r["auth"] == "sigv4" for r in redirected), reqs

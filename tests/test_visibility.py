@@ -15,7 +15,6 @@ import formats
 import litgen
 from cfsutil import (chunkfs_env, data_dir, is_mounted, open_direct, run_until_exit,
                       run_with_deadline, scaled, sha256_file, wait_for)
-from faultserver import FaultServer
 from itemutil import errname, errno_of
 
 KiB = 1 << 10
@@ -25,29 +24,6 @@ COLUMNS = ["time", "object", "range", "errno", "cause"]
 SMALL = "chunk-0-1.bin"             # the chunk the faults hit in litdata-mixed
 OTHER = "chunk-1-2.bin"
 BIG = "chunk-0-0.bin"
-
-
-@pytest.fixture
-def serve():
-    """Factory: serve(root) -> a started FaultServer, stopped at teardown.
-    Listed before `mount`, so the mount is torn down first."""
-    servers = []
-
-    def start(root):
-        srv = FaultServer(root).start()
-        servers.append(srv)
-        return srv
-
-    yield start
-    for srv in servers:
-        srv.stop()
-
-
-@pytest.fixture
-def small(tmp_path):
-    root = tmp_path / "mixed"
-    shutil.copytree(data_dir("litdata-mixed"), root)
-    return str(root)
 
 
 @pytest.fixture(scope="module")
