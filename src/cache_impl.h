@@ -103,6 +103,8 @@ struct parked {
 	bool pinned;                  /* holds a pin on each of its blocks */
 	bool quick;                   /* done only replies: may run in a fetcher thread */
 	GList link;
+	gint64 deadline_us;           /* parked: monotonic time it fails with -ETIMEDOUT; 0: none */
+	GList age_link;               /* in cache.parked_by_age while parked with a deadline */
 };
 
 struct cfs_cache {
@@ -119,6 +121,10 @@ struct cfs_cache {
 	GQueue mem_wait;              /* struct parked waiting for room, oldest first */
 	GQueue val_wait;              /* struct parked waiting for an ETag before a read-back */
 	bool closing;                 /* cfs_cache_close(): reads fail, nothing is fetched */
+	gint64 read_timeout_us;       /* cfs_cache_config.read_timeout_ms, 0: reads wait as long as it takes */
+	GQueue parked_by_age;         /* struct parked with a deadline, oldest (first due) first */
+	GCond expiry;                 /* wakes the expirer: a first deadline, or closing */
+	GThread *expirer;             /* fails the reads parked past their deadline; NULL without one */
 	GThreadPool *repliers;        /* sends struct answer * queued by other threads */
 };
 

@@ -8,6 +8,7 @@
 #include "cache_impl.h"
 #include "chunkfs/blockmem.h"
 #include "chunkfs/cache_disk.h"
+#include "chunkfs/errors.h"
 #include "chunkfs/listing.h"
 #include "chunkfs/object.h"
 #include "chunkfs/readahead.h"
@@ -380,6 +381,26 @@ static bool hits_bad_bytes(const struct parked *r)
 	return r->state->error && r->off + r->len > r->state->bad_from;
 }
 
+/* A read now parked for its bytes fails with -ETIMEDOUT once the bound has passed. */
+static void start_deadline(struct cfs_cache *c, struct parked *r)
+{
+	if (!c->read_timeout_us)
+		return;
+	r->deadline_us = g_get_monotonic_time() + c->read_timeout_us;
+	/* The bound is one for all, so the queue stays in deadline order. */
+	g_queue_push_tail_link(&c->parked_by_age, &r->age_link);
+	if (c->parked_by_age.length == 1)
+		g_cond_signal(&c->expiry);
+}
+
+/* r leaves its object's parked list: it no longer has a deadline. */
+static void end_deadline(struct cfs_cache *c, struct parked *r)
+{
+	if (r->deadline_us)
+		g_queue_unlink(&c->parked_by_age, &r->age_link);
+	r->deadline_us = 0;
+}
+
 enum outcome { ANSWERED, PARKED, WAITING };
 
 /*
@@ -420,6 +441,7 @@ static enum outcome serve(struct cfs_cache *c, struct parked *r, struct answer *
 	cache_load_blocks(c, r->obj, r->off, r->len);
 	cache_request_missing(c, r->obj, r->off, r->len, CFS_FETCH_DEMAND);
 	g_queue_push_tail_link(&r->state->parked, &r->link);
+	start_deadline(c, r);
 	cfs_stats_add(CFS_MEM_MISSES, 1);
 	cfs_stats_gauge_add(CFS_READS_PARKED, 1);
 	readahead(c, r);
@@ -482,6 +504,7 @@ void cache_deliver_all(struct cfs_cache *c, GArray *answers)
 static void unpark(struct cfs_cache *c, struct parked *r, int err, GArray *answers)
 {
 	g_queue_unlink(&r->state->parked, &r->link);
+	end_deadline(c, r);
 	cfs_stats_gauge_add(CFS_READS_PARKED, -1);
 	struct answer a = make_answer(c, r, err);
 	if (err) {
@@ -571,6 +594,7 @@ static void read_range(struct cfs_cache *c, struct cfs_object *obj, uint64_t off
 	r->done = done;
 	r->cookie = cookie;
 	r->link.data = r;
+	r->age_link.data = r;
 	struct answer a;
 	if (too_large(c, r)) {
 		a = make_answer(c, r, -EIO);
@@ -607,6 +631,7 @@ static bool withdraw(struct cfs_cache *c, GQueue *q, struct cfs_object *obj, voi
 		if (r->obj != obj || r->cookie != cookie)
 			continue;
 		g_queue_unlink(q, l);
+		end_deadline(c, r);
 		if (r->pinned)
 			cfs_stats_gauge_add(CFS_READS_PARKED, -1);
 		unpin_read(c, r);
@@ -686,6 +711,54 @@ bool cfs_cache_forget_object(struct cfs_cache *c, struct cfs_object *obj)
 	return !busy;
 }
 
+/* Fail the reads whose deadline has passed (lock held); their answers go to answers. */
+static void expire_due(struct cfs_cache *c, gint64 now, GArray *answers)
+{
+	struct parked *r;
+	while ((r = g_queue_peek_head(&c->parked_by_age)) && r->deadline_us <= now) {
+		cfs_errors_report(r->obj->name, r->off, r->len, -ETIMEDOUT,
+				  "no answer within %" G_GINT64_FORMAT " ms, the bound of a read",
+				  c->read_timeout_us / 1000);
+		unpark(c, r, -ETIMEDOUT, answers);
+	}
+}
+
+/* The expirer thread: sleeps until the oldest parked read is due, fails it. */
+static gpointer expire_reads(gpointer data)
+{
+	struct cfs_cache *c = data;
+	g_mutex_lock(&c->lock);
+	while (!c->closing) {
+		struct parked *r = g_queue_peek_head(&c->parked_by_age);
+		gint64 now = g_get_monotonic_time();
+		if (!r) {
+			g_cond_wait(&c->expiry, &c->lock);
+		} else if (r->deadline_us > now) {
+			g_cond_wait_until(&c->expiry, &c->lock, r->deadline_us);
+		} else {
+			GArray *answers = cache_answers_new();
+			expire_due(c, now, answers);
+			g_mutex_unlock(&c->lock);
+			cache_deliver_all(c, answers);
+			g_mutex_lock(&c->lock);
+		}
+	}
+	g_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+/* Stop the expirer (c->closing is set). Without the lock. */
+static void stop_expirer(struct cfs_cache *c)
+{
+	if (!c->expirer)
+		return;
+	g_mutex_lock(&c->lock);
+	g_cond_signal(&c->expiry);
+	g_mutex_unlock(&c->lock);
+	g_thread_join(c->expirer);
+	c->expirer = NULL;
+}
+
 struct cfs_cache *cfs_cache_new(const struct cfs_cache_config *cfg,
 				const struct cfs_source *source, struct cfs_disk *disk)
 {
@@ -702,6 +775,10 @@ struct cfs_cache *cfs_cache_new(const struct cfs_cache_config *cfg,
 	c->blocks = g_hash_table_new(key_hash, key_equal);
 	c->objects = g_hash_table_new_full(NULL, NULL, NULL, object_state_free);
 	c->repliers = g_thread_pool_new(deliver_queued, c, REPLY_THREADS, TRUE, NULL);
+	c->read_timeout_us = (gint64)cfg->read_timeout_ms * 1000;
+	g_cond_init(&c->expiry);
+	if (c->read_timeout_us)
+		c->expirer = g_thread_new("read-expirer", expire_reads, c);
 	cfs_stats_gauge_set(CFS_MEM_CAP, (int64_t)cfg->cap);
 	return c;
 }
@@ -716,12 +793,17 @@ void cfs_cache_close(struct cfs_cache *c)
 	while (c->val_wait.head)
 		g_queue_push_tail_link(&waiting, g_queue_pop_head_link(&c->val_wait));
 	cache_retry_unlock(c, &waiting, cache_answers_new());
+	stop_expirer(c);
 }
 
 void cfs_cache_free(struct cfs_cache *c)
 {
 	if (!c)
 		return;
+	g_mutex_lock(&c->lock);
+	c->closing = true; /* normally already: cfs_cache_close() */
+	g_mutex_unlock(&c->lock);
+	stop_expirer(c);
 	cfs_zstd_free(c->zstd);
 	/* Every block the spill tier lacks, so that the next mount finds it. */
 	g_mutex_lock(&c->lock);
@@ -737,6 +819,7 @@ void cfs_cache_free(struct cfs_cache *c)
 	g_hash_table_destroy(c->objects);
 	cfs_blockmem_free(c->mem);
 	cfs_policy_free(c->policy);
+	g_cond_clear(&c->expiry);
 	g_mutex_clear(&c->lock);
 	g_free(c);
 }

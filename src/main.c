@@ -97,7 +97,7 @@ static int serve(const struct cfs_options *opts, const struct cfs_remote *remote
 		cfs_disk_start(disk);
 	struct cfs_source source = cfs_fetcher_source(fetcher);
 	struct cfs_cache_config cfg = { opts->mem_cache, opts->block_size, opts->readahead,
-					opts->eviction };
+					opts->eviction, cfs_fetch_read_bound_ms(opts) };
 	struct cfs_cache *cache = cfs_cache_new(&cfg, &source, disk);
 	cfs_objects_set_release(release_object, cache);
 	cfs_views_start(views, cache, tree);

@@ -267,3 +267,28 @@ def test_retry_after_past_the_cap_fails_at_once(serve, mount, small):
     gets = [r for r in srv.requests(SMALL) if r.method == "GET"]
     assert len(gets) == 1, "asked to wait an hour, chunkfs sent %r" % gets
     assert any("Retry-After" in line for line in m.read_log().splitlines()), m.read_log()
+
+
+@pytest.mark.parametrize("reader", ["read", "mmap"])
+@pytest.mark.log_allow(r"^chunk-0-1\.bin bytes \d+-\d+: no answer within \d+ ms, "
+                       r"the bound of a read \(ETIMEDOUT\)$")
+def test_trickling_body_ends_within_the_bound(serve, mount, small, reader):
+    """A body sent a few bytes at a time makes progress forever, so no stall
+    is ever seen: the read still fails with ETIMEDOUT (SIGBUS for mmap)
+    within the bound the options give (cfs_fetch_read_bound_ms), not when
+    the last byte comes minutes later, and the mount serves other objects."""
+    srv = serve(small)
+    m = mount_with(mount, srv, "--connect-timeout=1", "--timeout=%d" % TIMEOUT,
+                   "--retries=%d" % RETRIES)
+    srv.set_fault(SMALL, "trickle", bytes=16, interval=0.2)
+    # (retries + 1) x (connect + timeout + 1 s) + retries x max(timeout, 5 s back-off cap) + 1 s
+    bound = (RETRIES + 1) * (1 + TIMEOUT + 1) + RETRIES * max(TIMEOUT, 5) + 1
+    size = len(source(small, SMALL))
+    assert size / (16 / 0.2) > 4 * bound, "the trickle would end within the bound"
+    res = run_reader(MMAP if reader == "mmap" else PREAD, m.file(SMALL), size,
+                     scaled(bound + 20))
+    assert res.err == ("SIGBUS" if reader == "mmap" else errno.ETIMEDOUT), res
+    assert res.elapsed <= scaled(bound + SLACK), (
+        "failed after %.1f s, past the bound of %d s" % (res.elapsed, bound))
+    srv.clear_faults()
+    check_others(m, small)

@@ -221,7 +221,7 @@ static void check_hit(struct cfs_cache *c, struct cfs_object *obj, uint64_t off,
 
 static struct cfs_cache *cache_new(void)
 {
-	struct cfs_cache_config cfg = { CAP, BLOCK, 0, "lru" };
+	struct cfs_cache_config cfg = { CAP, BLOCK, 0, "lru", 0 };
 	struct cfs_source source = { &script_ops, NULL };
 	g_assert_true(g_queue_is_empty(&pending));
 	return cfs_cache_new(&cfg, &source, NULL);

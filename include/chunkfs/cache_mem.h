@@ -59,13 +59,17 @@ struct cfs_cache_config {
 	uint64_t block_size;  /* bytes, a power of two */
 	uint64_t readahead;   /* largest readahead window in bytes (0: none) */
 	const char *policy;   /* eviction policy name (policy.h) */
+	unsigned read_timeout_ms; /* a read parked longer fails with -ETIMEDOUT (0: never) */
 };
 
 /*
  * Create the memory tier. The readahead window is lowered to an eighth of
  * the cap so that a few streams fit. disk (may be NULL) is the spill tier,
  * started, which the cache now owns: blocks leaving memory are written to
- * it and read back from it. source (source.h: the fetcher in the daemon)
+ * it and read back from it. A read parked for its bytes longer than
+ * cfg->read_timeout_ms is answered with -ETIMEDOUT (by a thread of the
+ * cache's own), whatever its request still does: a server that trickles
+ * bytes forever holds no reader past the bound. source (source.h: the fetcher in the daemon)
  * is copied; what it points to must outlive the cache's last request: see
  * cfs_cache_close().
  */

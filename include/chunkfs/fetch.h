@@ -56,6 +56,17 @@ struct cfs_fetcher *cfs_fetcher_new(const struct cfs_options *opts,
 				    const struct cfs_remote *remote, GError **error);
 
 /*
+ * The longest a read may wait for its bytes under opts, in ms: (retries +
+ * 1) attempts of at most connect timeout + timeout + 1 s each (a stall is
+ * noticed within a second of --timeout), the waits between them (the back-off, or a
+ * Retry-After, which is at most --timeout), and a second for the queue.
+ * The memory tier fails a read parked longer with -ETIMEDOUT
+ * (cfs_cache_config.read_timeout_ms), so that a server that trickles
+ * bytes holds no reader longer than one that stalls (docs/hostile.md).
+ */
+unsigned cfs_fetch_read_bound_ms(const struct cfs_options *opts);
+
+/*
  * Stop the threads: every queued or running request ends with -ECANCELED
  * (its on_done is called), then the handles are freed. Call once, from a
  * thread that is not a fetcher thread.
