@@ -219,12 +219,18 @@ static void check_hit(struct cfs_cache *c, struct cfs_object *obj, uint64_t off,
 
 /* ---- fixture ---- */
 
-static struct cfs_cache *cache_new(void)
+/* A cache whose parked reads fail after read_timeout_ms (0: never). */
+static struct cfs_cache *cache_new_bounded(unsigned read_timeout_ms)
 {
-	struct cfs_cache_config cfg = { CAP, BLOCK, 0, "lru", 0 };
+	struct cfs_cache_config cfg = { CAP, BLOCK, 0, "lru", read_timeout_ms };
 	struct cfs_source source = { &script_ops, NULL };
 	g_assert_true(g_queue_is_empty(&pending));
 	return cfs_cache_new(&cfg, &source, NULL);
+}
+
+static struct cfs_cache *cache_new(void)
+{
+	return cache_new_bounded(0);
 }
 
 /* Close the cache, end what still runs as a stopping fetcher does, and free it. */
@@ -475,6 +481,29 @@ static void test_read_larger_than_cap(void)
 	cfs_object_unref(obj);
 }
 
+/*
+ * A read parked past the bound fails with ETIMEDOUT while its request goes
+ * on; as with any failed read, the kernel's re-ask of it fails at once.
+ */
+static void test_read_bound(void)
+{
+	struct cfs_cache *c = cache_new_bounded(50);
+	struct cfs_object *obj = object_new(11, 4 * BLOCK);
+	gint64 start = g_get_monotonic_time();
+	g_test_expect_message(NULL, G_LOG_LEVEL_WARNING, "*the bound of a read*");
+	struct result *r = read_quick(c, obj, 0, 1000);
+	wait_done(r);
+	g_test_assert_expected_messages();
+	g_assert_cmpint(g_get_monotonic_time() - start, >=, 50 * 1000);
+	check_error(r, -ETIMEDOUT);
+	answer_next(obj, 0, 1000); /* still running: the expirer ends reads, not requests */
+	unsigned before = submitted;
+	check_error(read_quick(c, obj, 0, 1000), -ETIMEDOUT);
+	g_assert_cmpuint(submitted, ==, before);
+	cache_free(c);
+	cfs_object_unref(obj);
+}
+
 /* A withdrawn read is never answered; its bytes still land for the next reader. */
 static void test_cancel(void)
 {
@@ -519,6 +548,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/cache/failed-range", test_failed_range);
 	g_test_add_func("/cache/bad-object", test_bad_object_fails_for_good);
 	g_test_add_func("/cache/read-larger-than-cap", test_read_larger_than_cap);
+	g_test_add_func("/cache/read-bound", test_read_bound);
 	g_test_add_func("/cache/cancel", test_cancel);
 	g_test_add_func("/cache/close", test_close);
 	return g_test_run();
