@@ -106,6 +106,13 @@ static void s3_end_prefix(struct s3_parse *p, const char *value, GError **error)
 	add_entry(p->listing, g_strndup(rest, strlen(rest) - 1), true, CFS_SIZE_UNKNOWN, NULL);
 }
 
+/* The last one counts when an element is repeated, as a hostile page may do. */
+static void set_text(char **field, const char *value)
+{
+	g_free(*field);
+	*field = g_strdup(value);
+}
+
 static void s3_end(GMarkupParseContext *ctx, const char *element, gpointer data, GError **error)
 {
 	struct s3_parse *p = data;
@@ -114,9 +121,9 @@ static void s3_end(GMarkupParseContext *ctx, const char *element, gpointer data,
 	const char *value = p->text->str;
 	if (g_str_equal(parent, "Contents")) {
 		if (g_str_equal(element, "Key"))
-			p->key = g_strdup(value);
+			set_text(&p->key, value);
 		else if (g_str_equal(element, "ETag"))
-			p->etag = g_strdup(value);
+			set_text(&p->etag, value);
 		else if (g_str_equal(element, "Size") && !s3_size(value, &p->size))
 			g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
 				    "ListObjectsV2: Size '%s' is not a number of bytes", value);
@@ -128,7 +135,7 @@ static void s3_end(GMarkupParseContext *ctx, const char *element, gpointer data,
 		if (g_str_equal(element, "IsTruncated"))
 			p->listing->truncated = g_str_equal(value, "true");
 		else if (g_str_equal(element, "NextContinuationToken"))
-			p->listing->next_token = g_strdup(value);
+			set_text(&p->listing->next_token, value);
 	}
 	g_string_truncate(p->text, 0);
 }
@@ -147,7 +154,8 @@ struct cfs_listing *cfs_listing_parse_s3(const char *xml, size_t len, const char
 	struct s3_parse p = { .listing = listing_new(), .prefix = prefix,
 			      .text = g_string_new(NULL), .size = CFS_SIZE_UNKNOWN };
 	GMarkupParseContext *ctx = g_markup_parse_context_new(&parser, 0, &p, NULL);
-	bool ok = g_markup_parse_context_parse(ctx, xml, (gssize)len, error) &&
+	/* An empty body may come as NULL, which GMarkup refuses without an error. */
+	bool ok = g_markup_parse_context_parse(ctx, xml ? xml : "", (gssize)len, error) &&
 		  g_markup_parse_context_end_parse(ctx, error);
 	if (ok && !p.saw_root) {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
@@ -179,13 +187,14 @@ static bool parse_json_index(const char *text, size_t len, struct cfs_listing *l
 		JsonObject *o = JSON_NODE_HOLDS_OBJECT(item) ? json_node_get_object(item) : NULL;
 		const char *name = o ? json_object_get_string_member_with_default(o, "name", NULL)
 				     : NULL;
-		const char *type = o ? json_object_get_string_member_with_default(o, "type", "")
-				     : "";
+		/* NULL also when the member is not a string. */
+		const char *type = o ? json_object_get_string_member_with_default(o, "type", NULL)
+				     : NULL;
 		if (!name) {
 			ok = false;
 			break;
 		}
-		bool dir = g_str_equal(type, "directory");
+		bool dir = type && g_str_equal(type, "directory");
 		gint64 size = dir ? -1 : json_object_get_int_member_with_default(o, "size", -1);
 		add_entry(l, g_strdup(name), dir, size < 0 ? CFS_SIZE_UNKNOWN : (uint64_t)size, NULL);
 	}
@@ -214,6 +223,8 @@ static char *child_of_link(const char *href, bool *is_dir)
 
 static bool parse_html_index(const char *text, size_t len, struct cfs_listing *l)
 {
+	if (len == 0)
+		return false; /* no links; and text may be NULL, which g_strndup() passes on */
 	char *page = g_strndup(text, len);
 	if (!g_strrstr(page, "<a ") && !g_strrstr(page, "<A ")) {
 		g_free(page);
@@ -243,10 +254,11 @@ static bool parse_html_index(const char *text, size_t len, struct cfs_listing *l
 struct cfs_listing *cfs_listing_parse_http(const char *text, size_t len, GError **error)
 {
 	struct cfs_listing *l = listing_new();
-	const char *p = text;
-	while (p < text + len && g_ascii_isspace(*p))
-		p++;
-	bool json = p < text + len && *p == '[';
+	/* By index: an empty body may come as NULL, which takes no pointer arithmetic. */
+	size_t i = 0;
+	while (i < len && g_ascii_isspace(text[i]))
+		i++;
+	bool json = i < len && text[i] == '[';
 	if (json && !cfs_json_depth_ok(text, len, error)) {
 		g_prefix_error(error, "not a JSON autoindex: ");
 		cfs_listing_free(l);
