@@ -117,6 +117,7 @@ static void kick(struct cfs_zstd *z, struct stream *s)
 void cfs_zstd_want(struct cfs_zstd *z, struct cfs_object *obj, uint64_t off, uint64_t end,
 		   enum cfs_fetch_priority prio)
 {
+	g_return_if_fail(obj->compressed->size > 0);
 	g_mutex_lock(&z->lock);
 	struct stream *s = pick(z, obj, off);
 	if (!s)

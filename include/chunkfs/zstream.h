@@ -68,8 +68,10 @@ void cfs_zstd_free(struct cfs_zstd *z);
 
 /*
  * Make sure the bytes [off, end) of obj (whose compressed field names the
- * remote object, of known size) are delivered: extend the target of a
- * stream of obj standing at or before off, or start one from byte 0.
+ * remote object, of known size of at least 1 byte: a stream of an empty one
+ * has nothing to fetch and so would never end) are delivered: extend the
+ * target of a stream of obj standing at or before off, or start one from
+ * byte 0.
  * Bytes not wanted by a demand read are fetched at readahead priority.
  * Never blocks on the network.
  */

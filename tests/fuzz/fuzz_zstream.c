@@ -184,8 +184,8 @@ static void want_all(struct cfs_zstd *z, const uint8_t *spec)
 	for (unsigned i = 0; i < N_WANTS; i++) {
 		uint64_t start = run.obj->size * spec[2 * i] / 256;
 		uint64_t end = run.obj->size * (spec[2 * i + 1] + 1u) / 256;
-		if (start >= end)
-			continue;
+		if (start >= end || run.csize == 0)
+			continue; /* an empty compressed object is never wanted (zstream.h) */
 		ends[n] = end;
 		failures_before[n++] = run.failures;
 		cfs_zstd_want(z, run.obj, start, end, i ? CFS_FETCH_READAHEAD : CFS_FETCH_DEMAND);
