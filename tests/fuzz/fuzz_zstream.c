@@ -120,25 +120,33 @@ static void release(void *ctx, uint64_t bytes)
 
 static const struct cfs_zstd_sink sink = { deliver, failed, reserve, release };
 
-/* libzstd's output for the whole object, and whether it is exactly size bytes of whole frames. */
+/*
+ * libzstd's output for the whole object, fed one byte at a time, and
+ * whether it is exactly size bytes of whole frames. Fed more at once,
+ * libzstd may decode a frame in one pass, all or nothing; fed a byte at a
+ * time it gives every block it can before a fault, which is the most any
+ * cutting of the object into pieces can give.
+ */
 static void decompress_reference(uint64_t size)
 {
 	ZSTD_DCtx *d = ZSTD_createDCtx();
 	ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, WINDOW_LOG_MAX);
-	ZSTD_inBuffer in = { run.object, run.csize, 0 };
 	uint8_t out_buf[1 << 16];
 	size_t ret = 0;
 	run.reference = g_byte_array_new();
-	while (run.reference->len <= size) {
-		ZSTD_outBuffer out = { out_buf, sizeof(out_buf), 0 };
-		ret = ZSTD_decompressStream(d, &out, &in);
-		if (ZSTD_isError(ret))
-			break;
-		g_byte_array_append(run.reference, out_buf, (guint)out.pos);
-		if (in.pos == in.size && out.pos < out.size)
+	for (uint64_t at = 0; at < run.csize && !ZSTD_isError(ret); at++) {
+		ZSTD_inBuffer in = { run.object + at, 1, 0 };
+		bool full = true;
+		while (!ZSTD_isError(ret) && run.reference->len <= size && (in.pos < in.size || full)) {
+			ZSTD_outBuffer out = { out_buf, sizeof(out_buf), 0 };
+			ret = ZSTD_decompressStream(d, &out, &in);
+			g_byte_array_append(run.reference, out_buf, (guint)out.pos);
+			full = out.pos == out.size;
+		}
+		if (run.reference->len > size)
 			break;
 	}
-	run.reference_ok = !ZSTD_isError(ret) && ret == 0 && in.pos == in.size &&
+	run.reference_ok = run.csize > 0 && !ZSTD_isError(ret) && ret == 0 &&
 			   run.reference->len == size;
 	ZSTD_freeDCtx(d);
 }
