@@ -14,11 +14,11 @@
  *              between wants
  *   then       the payload: zstd frames, or anything
  * The streams' output is checked against libzstd decompressing the whole
- * object at once with the window limit zstream.h documents (a quarter of
- * the cap): every byte delivered must be libzstd's, at its offset, within
- * the declared size; every want must end delivered or failed (never left
- * waiting); a good object must come out whole with no failure; and every
- * byte of memory reserved must be released.
+ * object (fed a byte at a time) with the window limit zstream.h documents
+ * (a quarter of the cap): every byte delivered must be libzstd's, at its
+ * offset, within the declared size; every want must end delivered or
+ * failed (never left waiting); a good object must come out whole with no
+ * failure; and every byte of memory reserved must be released.
  */
 #include <errno.h>
 #include <glib.h>
