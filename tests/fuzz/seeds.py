@@ -231,6 +231,20 @@ def zstream_seeds(out):
         write(out, "fuzz_zstream", name, zstream_input(flags, len(text), whole, 1, payload))
 
 
+def dsindex_seeds(out):
+    """fuzz_dsindex: index variants no fixture has (encrypted, other codecs, odd columns)."""
+    litdata = json.loads(read("litdata-mixed", "index.json"))
+    litdata["config"]["encryption"] = "fernet"
+    write(out, "fuzz_dsindex", "litdata-encrypted.json", json.dumps(litdata).encode())
+    litdata["config"].update(encryption=None, compression="gzip")
+    write(out, "fuzz_dsindex", "litdata-gzip.json", json.dumps(litdata).encode())
+    mds = json.loads(read("mds-zstd", "index.json"))
+    mds["shards"][1].update(compression=None, zip_data=None)
+    mds["shards"][2].update(column_encodings=["ndarray", "jpeg", "str_int"],
+                            column_sizes=[None, None, None], column_names=["a", "b", "c"])
+    write(out, "fuzz_dsindex", "mds-mixed.json", json.dumps(mds).encode())
+
+
 def regression_seeds(out):
     if not os.path.isdir(REGRESSIONS):
         return
@@ -273,6 +287,7 @@ def main(out):
     leaves_seeds(out)
     journal_seeds(out)
     zstream_seeds(out)
+    dsindex_seeds(out)
     regression_seeds(out)
 
 
