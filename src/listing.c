@@ -175,6 +175,16 @@ struct cfs_listing *cfs_listing_parse_s3(const char *xml, size_t len, const char
 
 /* ---- HTTP index pages ---- */
 
+/*
+ * A member of o that is a value of type type, or NULL (also when o is):
+ * json-glib's typed getters log a critical for an array or an object.
+ */
+static JsonNode *value_member(JsonObject *o, const char *key, GType type)
+{
+	JsonNode *n = o ? json_object_get_member(o, key) : NULL;
+	return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == type ? n : NULL;
+}
+
 static bool parse_json_index(const char *text, size_t len, struct cfs_listing *l)
 {
 	JsonParser *parser = json_parser_new_immutable();
@@ -185,18 +195,17 @@ static bool parse_json_index(const char *text, size_t len, struct cfs_listing *l
 	for (guint i = 0; ok && i < json_array_get_length(items); i++) {
 		JsonNode *item = json_array_get_element(items, i);
 		JsonObject *o = JSON_NODE_HOLDS_OBJECT(item) ? json_node_get_object(item) : NULL;
-		const char *name = o ? json_object_get_string_member_with_default(o, "name", NULL)
-				     : NULL;
-		/* NULL also when the member is not a string. */
-		const char *type = o ? json_object_get_string_member_with_default(o, "type", NULL)
-				     : NULL;
+		JsonNode *name = value_member(o, "name", G_TYPE_STRING);
+		JsonNode *type = value_member(o, "type", G_TYPE_STRING);
+		JsonNode *size = value_member(o, "size", G_TYPE_INT64);
 		if (!name) {
 			ok = false;
 			break;
 		}
-		bool dir = type && g_str_equal(type, "directory");
-		gint64 size = dir ? -1 : json_object_get_int_member_with_default(o, "size", -1);
-		add_entry(l, g_strdup(name), dir, size < 0 ? CFS_SIZE_UNKNOWN : (uint64_t)size, NULL);
+		bool dir = type && g_str_equal(json_node_get_string(type), "directory");
+		gint64 bytes = size && !dir ? json_node_get_int(size) : -1;
+		add_entry(l, g_strdup(json_node_get_string(name)), dir,
+			  bytes < 0 ? CFS_SIZE_UNKNOWN : (uint64_t)bytes, NULL);
 	}
 	g_object_unref(parser);
 	return ok;

@@ -1291,17 +1291,28 @@ static void test_fuzz_s3_repeated(void)
 	cfs_listing_free(l);
 }
 
-/* A JSON autoindex "type" that is not a string was compared as a NULL string. */
+/*
+ * JSON autoindex members of other types: a "type" that is not a string was compared as a
+ * NULL string; an object or an array where a value belongs made json-glib log a critical.
+ */
 static void test_fuzz_autoindex_type(void)
 {
-	const char json[] = "[{\"name\": \"a\", \"type\": 6124}, {\"name\": \"b\", \"type\": null}]";
+	const char json[] = "[{\"name\": \"a\", \"type\": 6124}, {\"name\": \"b\", \"type\": null},"
+			    " {\"name\": \"c\", \"type\": [\"directory\"], \"size\": {\"n\": 1}},"
+			    " {\"name\": \"d\", \"size\": \"7\"}]";
 	GError *err = NULL;
 	struct cfs_listing *l = cfs_listing_parse_http(json, strlen(json), &err);
 	g_assert_no_error(err);
-	g_assert_cmpuint(l->entries->len, ==, 2);
-	g_assert_false(entry(l, 0)->is_dir);
-	g_assert_false(entry(l, 1)->is_dir);
+	g_assert_cmpuint(l->entries->len, ==, 4);
+	for (guint i = 0; i < 4; i++) {
+		g_assert_false(entry(l, i)->is_dir);
+		g_assert_cmpuint(entry(l, i)->size, ==, CFS_SIZE_UNKNOWN);
+	}
 	cfs_listing_free(l);
+	const char bad[] = "[{\"name\": {\"name\": \"u0e\"}}]";
+	g_assert_null(cfs_listing_parse_http(bad, strlen(bad), &err));
+	g_assert_error(err, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+	g_clear_error(&err);
 }
 
 /* RFC 9110 section 14.4 exactly: "/-62" was read as 2^64 - 62, "Bytes" refused. */
