@@ -1,6 +1,7 @@
 /*
  * Decompressed objects: the bytes of a zstd-compressed remote object (one
- * or more frames, RFC 8878), produced as its compressed bytes arrive. A
+ * or more frames or skippable frames of RFC 8878; libzstd's pre-1.0 frame
+ * formats are bad data), produced as its compressed bytes arrive. A
  * stream fetches the compressed object in pieces through the fetcher
  * (Range GETs that start small, so the first bytes come out early, and
  * double up to 8 MiB) and decompresses each piece in a fetcher thread as
