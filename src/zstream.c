@@ -402,8 +402,10 @@ void cfs_zstd_free(struct cfs_zstd *z)
 {
 	if (!z)
 		return;
-	struct stream *s;
-	while ((s = g_queue_pop_head(&z->streams))) {
+	GList *l;
+	/* The links are the streams' own: g_queue_pop_head() would free one to GSlice. */
+	while ((l = g_queue_pop_head_link(&z->streams))) {
+		struct stream *s = l->data;
 		g_warn_if_fail(!s->fetching);
 		stream_free(s);
 	}
