@@ -299,10 +299,15 @@ static bool pin_read(struct cfs_cache *c, struct parked *r)
 	return true;
 }
 
-/* An object whose bytes cannot be had: compressed, of a size nobody could tell. */
+/*
+ * An object whose bytes cannot be had: compressed, of a size nobody could
+ * tell, or empty (no frame to decompress a byte from: a stream of it could
+ * neither deliver nor fail, and its readers would wait for ever).
+ */
 static bool undecodable(const struct cfs_object *obj)
 {
-	return obj->compressed && obj->compressed->size == CFS_SIZE_UNKNOWN;
+	return obj->compressed &&
+	       (obj->compressed->size == CFS_SIZE_UNKNOWN || obj->compressed->size == 0);
 }
 
 /*

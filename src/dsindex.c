@@ -147,10 +147,12 @@ struct cfs_ds_index *cfs_ds_index_parse(const char *json, size_t len, GError **e
 	GError *err = NULL;
 	struct cfs_ds_index *idx = NULL;
 	JsonNode *root = NULL;
-	if (!cfs_json_depth_ok(json, len, &err)) {
+	/* An empty body may come as NULL, which json-glib refuses without setting err. */
+	const char *text = json ? json : "";
+	if (!cfs_json_depth_ok(text, len, &err)) {
 		cfs_ds_invalid(error, "not a dataset index: %s", err->message);
 		g_error_free(err);
-	} else if (!json_parser_load_from_data(parser, json, (gssize)len, &err)) {
+	} else if (!json_parser_load_from_data(parser, text, (gssize)len, &err)) {
 		cfs_ds_invalid(error, "not JSON: %s", err->message);
 		g_error_free(err);
 	} else if (!(root = json_parser_get_root(parser)) || !JSON_NODE_HOLDS_OBJECT(root)) {

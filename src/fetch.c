@@ -177,16 +177,32 @@ static bool transient_http(long status)
 	return status >= 500 || status == 429 || status == 408;
 }
 
-/* RFC 9110 section 14.4: "bytes first-last/complete-length". */
-static bool parse_content_range(const char *text, uint64_t *first, uint64_t *last,
-				uint64_t *total)
+/* 1*DIGIT at *p, at most UINT64_MAX; *p moves past it. */
+static bool parse_digits(const char **p, uint64_t *v)
 {
-	if (!text)
+	const char *s = *p;
+	uint64_t n = 0;
+	if (!g_ascii_isdigit(*s))
 		return false;
-	int used = 0;
-	if (sscanf(text, "bytes %" SCNu64 "-%" SCNu64 "/%" SCNu64 "%n", first, last, total, &used) != 3)
+	for (; g_ascii_isdigit(*s); s++) {
+		unsigned d = (unsigned)(*s - '0');
+		if (n > (UINT64_MAX - d) / 10)
+			return false;
+		n = n * 10 + d;
+	}
+	*p = s;
+	*v = n;
+	return true;
+}
+
+bool cfs_content_range_parse(const char *text, uint64_t *first, uint64_t *last,
+			     uint64_t *total)
+{
+	if (!text || g_ascii_strncasecmp(text, "bytes ", 6) != 0)
 		return false;
-	return text[used] == '\0' && *first <= *last && *last < *total;
+	const char *p = text + 6;
+	return parse_digits(&p, first) && *p++ == '-' && parse_digits(&p, last) && *p++ == '/' &&
+	       parse_digits(&p, total) && *p == '\0' && *first <= *last && *last < *total;
 }
 
 /* Decide on a response when its first body byte (or its end) arrives. */
@@ -197,7 +213,7 @@ static int check_response(struct request *r)
 	struct cfs_response_info info = { .etag = r->etag };
 	uint64_t first, last;
 	if (status == 206) {
-		if (!parse_content_range(r->content_range, &first, &last, &info.total_size) ||
+		if (!cfs_content_range_parse(r->content_range, &first, &last, &info.total_size) ||
 		    first != r->next || last != r->end - 1) {
 			cfs_errors_report(r->name, r->next, r->end - r->next, -EIO, "the server "
 					  "answered with Content-Range '%s'",

@@ -3,6 +3,8 @@
 #define CHUNKFS_FETCH_EASY_H
 
 #include <curl/curl.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 struct cfs_options;
 struct cfs_remote;
@@ -41,5 +43,29 @@ void cfs_easy_send_credentials(CURL *easy, const struct cfs_remote *remote,
  * does). Undone by cfs_easy_send_credentials().
  */
 void cfs_easy_drop_credentials(CURL *easy);
+
+/*
+ * The " (Code: Message)" of an S3 error body (S3 API Reference, "Error
+ * responses": <Error><Code>...</Code><Message>...</Message></Error>), the
+ * first Code and Message elements at any depth, for a GError message; the
+ * len bytes of body need no terminating NUL. Returns a g_malloc'd string,
+ * or NULL when the body is empty, is not well-formed XML or has no Code.
+ * The text is the server's, unescaped. Pure, thread-safe.
+ */
+char *cfs_s3_error_detail(const char *body, size_t len);
+
+/*
+ * Parse a Content-Range header value of a 206 response (RFC 9110 section
+ * 14.4: "bytes" SP first-pos "-" last-pos "/" complete-length, each number
+ * 1*DIGIT; the range unit compared case-insensitively, section 14.1), as
+ * the header callback stores it: a NUL-terminated string with surrounding
+ * whitespace stripped. Stores the first and last byte positions (inclusive)
+ * and the complete length in bytes. False for anything else: a missing
+ * value (NULL), other characters, signs or spaces, "*" for an unknown
+ * length, a number above UINT64_MAX, first > last or last >= complete.
+ * Pure, thread-safe.
+ */
+bool cfs_content_range_parse(const char *text, uint64_t *first, uint64_t *last,
+			     uint64_t *total);
 
 #endif

@@ -153,17 +153,16 @@ static void s3_error_text(GMarkupParseContext *ctx, const char *text, gsize len,
 	g_string_append_len(((struct s3_error_parse *)data)->text, text, (gssize)len);
 }
 
-/* " (Code: Message)" of an S3 error body, or NULL (S3 API Reference, "Error responses"). */
-static char *s3_error(GByteArray *body)
+char *cfs_s3_error_detail(const char *body, size_t len)
 {
 	static const GMarkupParser parser = { s3_error_start, s3_error_end, s3_error_text, NULL,
 					      NULL };
-	if (!body || !body->len)
+	if (!len)
 		return NULL;
 	struct s3_error_parse p = { .text = g_string_new(NULL) };
 	GMarkupParseContext *ctx = g_markup_parse_context_new(&parser, 0, &p, NULL);
 	char *result = NULL;
-	if (g_markup_parse_context_parse(ctx, (const char *)body->data, body->len, NULL) &&
+	if (g_markup_parse_context_parse(ctx, body, (gssize)len, NULL) &&
 	    g_markup_parse_context_end_parse(ctx, NULL) && p.code)
 		result = g_strdup_printf(" (%s%s%s)", p.code, p.message ? ": " : "",
 					 p.message ? p.message : "");
@@ -258,7 +257,8 @@ static bool check_result(CURL *easy, CURLcode rc, const char *url, const char *e
 	else if (rc != CURLE_OK)
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: %s", safe, why);
 	else {
-		char *detail = s3_error(body);
+		char *detail = body ? cfs_s3_error_detail((const char *)body->data, body->len)
+				    : NULL;
 		g_set_error(error, G_IO_ERROR, failure_code(status, false), "%s: HTTP %ld%s", safe,
 			    status, detail ? detail : "");
 		g_free(detail);

@@ -6,7 +6,7 @@
 bool cfs_json_depth_ok(const char *text, size_t len, GError **error)
 {
 	unsigned depth = 0;
-	bool in_string = false;
+	bool in_string = false, begun = false; /* begun: a top-level value has */
 	for (size_t i = 0; i < len; i++) {
 		char c = text[i];
 		if (in_string) {
@@ -25,6 +25,11 @@ bool cfs_json_depth_ok(const char *text, size_t len, GError **error)
 			g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
 				    "not JSON: '%c' outside a string (at byte %zu)", c, i);
 			return false;
+		} else if ((c == '[' || c == '{') && depth == 0 && begun) {
+			/* json-glib 1.6 leaks the nodes of a second top-level value. */
+			g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+				    "not JSON: a second value (at byte %zu)", i);
+			return false;
 		} else if (c == '[' || c == '{') {
 			if (++depth > CFS_JSON_MAX_DEPTH) {
 				g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
@@ -35,6 +40,7 @@ bool cfs_json_depth_ok(const char *text, size_t len, GError **error)
 		} else if ((c == ']' || c == '}') && depth > 0) {
 			depth--;
 		}
+		begun |= !g_ascii_isspace(c);
 	}
 	return true;
 }

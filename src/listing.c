@@ -106,6 +106,13 @@ static void s3_end_prefix(struct s3_parse *p, const char *value, GError **error)
 	add_entry(p->listing, g_strndup(rest, strlen(rest) - 1), true, CFS_SIZE_UNKNOWN, NULL);
 }
 
+/* The last one counts when an element is repeated, as a hostile page may do. */
+static void set_text(char **field, const char *value)
+{
+	g_free(*field);
+	*field = g_strdup(value);
+}
+
 static void s3_end(GMarkupParseContext *ctx, const char *element, gpointer data, GError **error)
 {
 	struct s3_parse *p = data;
@@ -114,9 +121,9 @@ static void s3_end(GMarkupParseContext *ctx, const char *element, gpointer data,
 	const char *value = p->text->str;
 	if (g_str_equal(parent, "Contents")) {
 		if (g_str_equal(element, "Key"))
-			p->key = g_strdup(value);
+			set_text(&p->key, value);
 		else if (g_str_equal(element, "ETag"))
-			p->etag = g_strdup(value);
+			set_text(&p->etag, value);
 		else if (g_str_equal(element, "Size") && !s3_size(value, &p->size))
 			g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
 				    "ListObjectsV2: Size '%s' is not a number of bytes", value);
@@ -128,7 +135,7 @@ static void s3_end(GMarkupParseContext *ctx, const char *element, gpointer data,
 		if (g_str_equal(element, "IsTruncated"))
 			p->listing->truncated = g_str_equal(value, "true");
 		else if (g_str_equal(element, "NextContinuationToken"))
-			p->listing->next_token = g_strdup(value);
+			set_text(&p->listing->next_token, value);
 	}
 	g_string_truncate(p->text, 0);
 }
@@ -147,7 +154,8 @@ struct cfs_listing *cfs_listing_parse_s3(const char *xml, size_t len, const char
 	struct s3_parse p = { .listing = listing_new(), .prefix = prefix,
 			      .text = g_string_new(NULL), .size = CFS_SIZE_UNKNOWN };
 	GMarkupParseContext *ctx = g_markup_parse_context_new(&parser, 0, &p, NULL);
-	bool ok = g_markup_parse_context_parse(ctx, xml, (gssize)len, error) &&
+	/* An empty body may come as NULL, which GMarkup refuses without an error. */
+	bool ok = g_markup_parse_context_parse(ctx, xml ? xml : "", (gssize)len, error) &&
 		  g_markup_parse_context_end_parse(ctx, error);
 	if (ok && !p.saw_root) {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
@@ -167,6 +175,16 @@ struct cfs_listing *cfs_listing_parse_s3(const char *xml, size_t len, const char
 
 /* ---- HTTP index pages ---- */
 
+/*
+ * A member of o that is a value of type type, or NULL (also when o is):
+ * json-glib's typed getters log a critical for an array or an object.
+ */
+static JsonNode *value_member(JsonObject *o, const char *key, GType type)
+{
+	JsonNode *n = o ? json_object_get_member(o, key) : NULL;
+	return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == type ? n : NULL;
+}
+
 static bool parse_json_index(const char *text, size_t len, struct cfs_listing *l)
 {
 	JsonParser *parser = json_parser_new_immutable();
@@ -177,17 +195,17 @@ static bool parse_json_index(const char *text, size_t len, struct cfs_listing *l
 	for (guint i = 0; ok && i < json_array_get_length(items); i++) {
 		JsonNode *item = json_array_get_element(items, i);
 		JsonObject *o = JSON_NODE_HOLDS_OBJECT(item) ? json_node_get_object(item) : NULL;
-		const char *name = o ? json_object_get_string_member_with_default(o, "name", NULL)
-				     : NULL;
-		const char *type = o ? json_object_get_string_member_with_default(o, "type", "")
-				     : "";
+		JsonNode *name = value_member(o, "name", G_TYPE_STRING);
+		JsonNode *type = value_member(o, "type", G_TYPE_STRING);
+		JsonNode *size = value_member(o, "size", G_TYPE_INT64);
 		if (!name) {
 			ok = false;
 			break;
 		}
-		bool dir = g_str_equal(type, "directory");
-		gint64 size = dir ? -1 : json_object_get_int_member_with_default(o, "size", -1);
-		add_entry(l, g_strdup(name), dir, size < 0 ? CFS_SIZE_UNKNOWN : (uint64_t)size, NULL);
+		bool dir = type && g_str_equal(json_node_get_string(type), "directory");
+		gint64 bytes = size && !dir ? json_node_get_int(size) : -1;
+		add_entry(l, g_strdup(json_node_get_string(name)), dir,
+			  bytes < 0 ? CFS_SIZE_UNKNOWN : (uint64_t)bytes, NULL);
 	}
 	g_object_unref(parser);
 	return ok;
@@ -214,6 +232,8 @@ static char *child_of_link(const char *href, bool *is_dir)
 
 static bool parse_html_index(const char *text, size_t len, struct cfs_listing *l)
 {
+	if (len == 0)
+		return false; /* no links; and text may be NULL, which g_strndup() passes on */
 	char *page = g_strndup(text, len);
 	if (!g_strrstr(page, "<a ") && !g_strrstr(page, "<A ")) {
 		g_free(page);
@@ -243,10 +263,11 @@ static bool parse_html_index(const char *text, size_t len, struct cfs_listing *l
 struct cfs_listing *cfs_listing_parse_http(const char *text, size_t len, GError **error)
 {
 	struct cfs_listing *l = listing_new();
-	const char *p = text;
-	while (p < text + len && g_ascii_isspace(*p))
-		p++;
-	bool json = p < text + len && *p == '[';
+	/* By index: an empty body may come as NULL, which takes no pointer arithmetic. */
+	size_t i = 0;
+	while (i < len && g_ascii_isspace(text[i]))
+		i++;
+	bool json = i < len && text[i] == '[';
 	if (json && !cfs_json_depth_ok(text, len, error)) {
 		g_prefix_error(error, "not a JSON autoindex: ");
 		cfs_listing_free(l);

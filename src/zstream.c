@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <string.h>
 #include <zstd.h>
 
 #include "chunkfs/errors.h"
@@ -50,6 +51,8 @@ struct stream {
 	 * handed to the next (maybe in another fetcher thread) under z->lock.
 	 */
 	size_t frame_left;       /* last ZSTD_decompressStream() hint: 0 at the end of a frame */
+	uint8_t magic[4];        /* the next frame's magic number, as far as it came */
+	size_t magic_len;
 	int error;               /* negative errno once decoding or a check failed */
 	enum harm harm;
 };
@@ -121,6 +124,7 @@ static void kick(struct cfs_zstd *z, struct stream *s)
 void cfs_zstd_want(struct cfs_zstd *z, struct cfs_object *obj, uint64_t off, uint64_t end,
 		   enum cfs_fetch_priority prio)
 {
+	g_return_if_fail(obj->compressed->size > 0);
 	g_mutex_lock(&z->lock);
 	struct stream *s = pick(z, obj, off);
 	if (!s)
@@ -266,12 +270,51 @@ static uint8_t *thread_out_buffer(void)
 	return buf;
 }
 
+/* A frame or a skippable frame (RFC 8878 sections 3.1.1 and 3.1.2), by its magic number. */
+static bool rfc8878_magic(const uint8_t *p)
+{
+	uint32_t m = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+		     (uint32_t)p[3] << 24;
+	return m == ZSTD_MAGICNUMBER ||
+	       (m & ZSTD_MAGIC_SKIPPABLE_MASK) == ZSTD_MAGIC_SKIPPABLE_START;
+}
+
+/*
+ * At a frame's start: gather its magic number from in (over pieces if it
+ * is cut) and hand it to the decoder whole, refusing any but RFC 8878's.
+ * libzstd also takes frames of its pre-1.0 formats, but only when their
+ * magic number comes in one piece: the same object would decode or fail
+ * depending on how the network cut it. False when more bytes are needed
+ * or the frame is refused.
+ */
+static bool start_frame(struct stream *s, ZSTD_inBuffer *in, uint64_t off, uint8_t *outbuf)
+{
+	size_t n = MIN(sizeof(s->magic) - s->magic_len, in->size - in->pos);
+	memcpy(s->magic + s->magic_len, (const uint8_t *)in->src + in->pos, n);
+	s->magic_len += n;
+	in->pos += n;
+	if (s->magic_len < sizeof(s->magic))
+		return false;
+	s->magic_len = 0;
+	if (!rfc8878_magic(s->magic)) {
+		bad_data(s, "no zstd frame (RFC 8878) before compressed byte %" PRIu64,
+			 off + in->pos);
+		return false;
+	}
+	ZSTD_inBuffer magic = { s->magic, sizeof(s->magic), 0 };
+	ZSTD_outBuffer out = { outbuf, ZSTD_DStreamOutSize(), 0 };
+	s->frame_left = ZSTD_decompressStream(s->ds, &out, &magic); /* a header to come: > 0 */
+	return true;
+}
+
 static void piece_on_data(void *ctx, uint64_t off, const void *buf, size_t len)
 {
 	struct stream *s = ctx;
 	uint8_t *outbuf = thread_out_buffer();
 	ZSTD_inBuffer in = { buf, len, 0 };
 	while (!s->error) {
+		if (s->frame_left == 0 && !start_frame(s, &in, off, outbuf))
+			break;
 		ZSTD_outBuffer out = { outbuf, ZSTD_DStreamOutSize(), 0 };
 		size_t ret = ZSTD_decompressStream(s->ds, &out, &in);
 		if (ZSTD_isError(ret)) {
@@ -292,7 +335,7 @@ static void check_end(struct stream *s)
 {
 	if (s->error)
 		return;
-	if (s->frame_left != 0)
+	if (s->frame_left != 0 || s->magic_len != 0)
 		bad_data(s, "the last zstd frame is truncated");
 	else if (s->pos != s->obj->size)
 		bad_data(s, "decompresses to %" PRIu64 " bytes, the index says %" PRIu64, s->pos,
@@ -383,8 +426,10 @@ void cfs_zstd_free(struct cfs_zstd *z)
 {
 	if (!z)
 		return;
-	struct stream *s;
-	while ((s = g_queue_pop_head(&z->streams))) {
+	GList *l;
+	/* The links are the streams' own: g_queue_pop_head() would free one to GSlice. */
+	while ((l = g_queue_pop_head_link(&z->streams))) {
+		struct stream *s = l->data;
 		g_warn_if_fail(!s->fetching);
 		stream_free(s);
 	}

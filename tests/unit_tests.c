@@ -18,6 +18,7 @@
 #include "chunkfs/tar.h"
 #include "chunkfs/tree.h"
 #include "chunkfs/url.h"
+#include "../src/fetch_easy.h"
 
 static void test_sizes(void)
 {
@@ -1258,6 +1259,92 @@ static void test_dsindex_bad(void)
 	cfs_ds_index_free(idx);
 }
 
+/* Fuzzing found these (docs/hostile.md, "Fuzzing"). An empty body, which GBytes gives as NULL. */
+static void test_fuzz_empty_bodies(void)
+{
+	GError *err = NULL;
+	g_assert_null(cfs_listing_parse_s3(NULL, 0, "", &err));
+	g_assert_error(err, G_MARKUP_ERROR, G_MARKUP_ERROR_EMPTY);
+	g_clear_error(&err);
+	g_assert_null(cfs_listing_parse_http(NULL, 0, &err));
+	g_assert_error(err, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+	g_clear_error(&err);
+	g_assert_null(cfs_ds_index_parse(NULL, 0, &err));
+	g_assert_error(err, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+	g_clear_error(&err);
+}
+
+/* Elements repeated in a ListObjectsV2 page: the last counts, the others were leaked (ASan). */
+static void test_fuzz_s3_repeated(void)
+{
+	const char xml[] = "<ListBucketResult><Contents><Key>a</Key><ETag>1</ETag><Key>b</Key>"
+			   "<ETag>2</ETag></Contents><NextContinuationToken>x"
+			   "</NextContinuationToken><NextContinuationToken>y"
+			   "</NextContinuationToken></ListBucketResult>";
+	GError *err = NULL;
+	struct cfs_listing *l = cfs_listing_parse_s3(xml, strlen(xml), "", &err);
+	g_assert_no_error(err);
+	g_assert_cmpuint(l->entries->len, ==, 1);
+	g_assert_cmpstr(entry(l, 0)->name, ==, "b");
+	g_assert_cmpstr(entry(l, 0)->etag, ==, "2");
+	g_assert_cmpstr(l->next_token, ==, "y");
+	cfs_listing_free(l);
+}
+
+/*
+ * JSON autoindex members of other types: a "type" that is not a string was compared as a
+ * NULL string; an object or an array where a value belongs made json-glib log a critical.
+ */
+static void test_fuzz_autoindex_type(void)
+{
+	const char json[] = "[{\"name\": \"a\", \"type\": 6124}, {\"name\": \"b\", \"type\": null},"
+			    " {\"name\": \"c\", \"type\": [\"directory\"], \"size\": {\"n\": 1}},"
+			    " {\"name\": \"d\", \"size\": \"7\"}]";
+	GError *err = NULL;
+	struct cfs_listing *l = cfs_listing_parse_http(json, strlen(json), &err);
+	g_assert_no_error(err);
+	g_assert_cmpuint(l->entries->len, ==, 4);
+	for (guint i = 0; i < 4; i++) {
+		g_assert_false(entry(l, i)->is_dir);
+		g_assert_cmpuint(entry(l, i)->size, ==, CFS_SIZE_UNKNOWN);
+	}
+	cfs_listing_free(l);
+	const char bad[] = "[{\"name\": {\"name\": \"u0e\"}}]";
+	g_assert_null(cfs_listing_parse_http(bad, strlen(bad), &err));
+	g_assert_error(err, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+	g_clear_error(&err);
+}
+
+/* A second top-level value: json-glib 1.6 leaked its nodes (seen with G_SLICE=always-malloc). */
+static void test_fuzz_json_second_value(void)
+{
+	const char *bad[] = { "\"a\"[1]", "1{\"a\": 1}", "[1][2]", "{\"a\": [1]} {\"b\": 2}" };
+	for (unsigned i = 0; i < G_N_ELEMENTS(bad); i++) {
+		GError *err = NULL;
+		g_assert_false(cfs_json_depth_ok(bad[i], strlen(bad[i]), &err));
+		g_assert_error(err, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+		g_clear_error(&err);
+	}
+	const char *good[] = { " [1, [2], {\"a\": [3]}]\n", "{\"a\": \"[x]\"}", "\"[]\"" };
+	for (unsigned i = 0; i < G_N_ELEMENTS(good); i++)
+		g_assert_true(cfs_json_depth_ok(good[i], strlen(good[i]), NULL));
+}
+
+/* RFC 9110 section 14.4 exactly: "/-62" was read as 2^64 - 62, "Bytes" refused. */
+static void test_fuzz_content_range(void)
+{
+	uint64_t first, last, total;
+	g_assert_true(cfs_content_range_parse("Bytes 25-25/26", &first, &last, &total));
+	g_assert_cmpuint(first, ==, 25);
+	g_assert_cmpuint(last, ==, 25);
+	g_assert_cmpuint(total, ==, 26);
+	const char *bad[] = { "bytes 0-65535/-62", "bytes +0-5/10", "bytes  0-5/10", "bytes0-5/10",
+			      "bytes 0-5/10 ", "bytes 0-5/18446744073709551616", "bytes 0-5/*",
+			      "bytes 5-4/10", "bytes 0-10/10", NULL };
+	for (unsigned i = 0; i < G_N_ELEMENTS(bad); i++)
+		g_assert_false(cfs_content_range_parse(bad[i], &first, &last, &total));
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -1287,5 +1374,10 @@ int main(int argc, char **argv)
 	g_test_add_func("/dsindex/litdata", test_dsindex_litdata);
 	g_test_add_func("/dsindex/mds", test_dsindex_mds);
 	g_test_add_func("/dsindex/bad", test_dsindex_bad);
+	g_test_add_func("/fuzz/empty-bodies", test_fuzz_empty_bodies);
+	g_test_add_func("/fuzz/s3-repeated", test_fuzz_s3_repeated);
+	g_test_add_func("/fuzz/autoindex-type", test_fuzz_autoindex_type);
+	g_test_add_func("/fuzz/content-range", test_fuzz_content_range);
+	g_test_add_func("/fuzz/json-second-value", test_fuzz_json_second_value);
 	return g_test_run();
 }

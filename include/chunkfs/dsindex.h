@@ -64,8 +64,9 @@ struct cfs_ds_index {
  * filename, non-negative integer chunk_bytes and chunk_size; MDS: version
  * 2, format "mds", samples, raw_data.basename and bytes, and zip_data's
  * when compressed). Columns or a data_format that do not describe leaves
- * only leave the chunks without a schema. Returns a new index; free with
- * cfs_ds_index_free().
+ * only leave the chunks without a schema. json may be NULL when len is 0
+ * (an empty body, as GBytes gives it): not JSON. Returns a new index; free
+ * with cfs_ds_index_free().
  */
 struct cfs_ds_index *cfs_ds_index_parse(const char *json, size_t len, GError **error);
 void cfs_ds_index_free(struct cfs_ds_index *idx);

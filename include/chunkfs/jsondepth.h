@@ -24,9 +24,11 @@
  * checked, in one pass with constant stack, plus the three bytes that are
  * not JSON outside a string but that json-glib's scanner would take as
  * the start of a single-quoted string or a comment, where a '"' would hide
- * the brackets after it from the count: ' / #. The parser finds any other
- * fault. Else false with *error set (G_IO_ERROR_INVALID_DATA), e.g. "JSON
- * nested deeper than 64 levels (at byte 64)".
+ * the brackets after it from the count: ' / #; and an array or object after
+ * a first top-level value (json-glib 1.6 leaks the nodes of such a second
+ * value when it refuses the text). The parser finds any other fault. Else
+ * false with *error set (G_IO_ERROR_INVALID_DATA), e.g. "JSON nested
+ * deeper than 64 levels (at byte 64)".
  */
 bool cfs_json_depth_ok(const char *text, size_t len, GError **error);
 

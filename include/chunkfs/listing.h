@@ -38,7 +38,9 @@ struct cfs_listing {
  * Fails with G_MARKUP_ERROR on malformed XML, G_IO_ERROR_INVALID_DATA when
  * the root is not ListBucketResult, elements nest deeper than
  * CFS_LISTING_MAX_DEPTH, a key lies outside the prefix or a Size is not
- * decimal digits of at most G_MAXINT64 (no sign, no space).
+ * decimal digits of at most G_MAXINT64 (no sign, no space). Of a repeated
+ * element (Key, ETag, NextContinuationToken) the last counts. xml may be
+ * NULL when len is 0 (an empty body, as GBytes gives it): a GMarkup error.
  * Returns a listing to free with cfs_listing_free().
  */
 struct cfs_listing *cfs_listing_parse_s3(const char *xml, size_t len, const char *prefix,
@@ -49,8 +51,11 @@ struct cfs_listing *cfs_listing_parse_s3(const char *xml, size_t len, const char
  * autoindex (a list of {"name", "type", "size"}), or HTML with one link per
  * entry (nginx, Apache, Python's http.server). In HTML, only relative links
  * to a direct child count ("name" or "name/"; percent-decoded), and sizes
- * are unknown. Fails with G_IO_ERROR_INVALID_DATA when the text is neither,
- * or is JSON nested deeper than CFS_JSON_MAX_DEPTH (jsondepth.h).
+ * are unknown. In JSON, an entry needs a string "name"; a "type" other than
+ * the string "directory" is a file, a "size" other than a non-negative
+ * integer unknown. Fails with G_IO_ERROR_INVALID_DATA when the text is
+ * neither, or is JSON nested deeper than CFS_JSON_MAX_DEPTH (jsondepth.h).
+ * text may be NULL when len is 0 (an empty body): not a listing.
  */
 struct cfs_listing *cfs_listing_parse_http(const char *text, size_t len, GError **error);
 

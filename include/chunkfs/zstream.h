@@ -1,6 +1,7 @@
 /*
  * Decompressed objects: the bytes of a zstd-compressed remote object (one
- * or more frames, RFC 8878), produced as its compressed bytes arrive. A
+ * or more frames or skippable frames of RFC 8878; libzstd's pre-1.0 frame
+ * formats are bad data), produced as its compressed bytes arrive. A
  * stream fetches the compressed object in pieces from a source (source.h)
  * (Range GETs that start small, so the first bytes come out early, and
  * double up to 8 MiB) and decompresses each piece in a source's thread as
@@ -69,8 +70,10 @@ void cfs_zstd_free(struct cfs_zstd *z);
 
 /*
  * Make sure the bytes [off, end) of obj (whose compressed field names the
- * remote object, of known size) are delivered: extend the target of a
- * stream of obj standing at or before off, or start one from byte 0.
+ * remote object, of known size of at least 1 byte: a stream of an empty one
+ * has nothing to fetch and so would never end) are delivered: extend the
+ * target of a stream of obj standing at or before off, or start one from
+ * byte 0.
  * Bytes not wanted by a demand read are fetched at readahead priority.
  * Never blocks on the network.
  */

@@ -14,6 +14,7 @@
 
 #include "chunkfs/chunkhdr.h"
 #include "chunkfs/leaves.h"
+#include "common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -46,53 +47,6 @@ static uint32_t le32(const uint8_t *p)
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static void check_file(const struct cfs_leaf_schema *s, guint i, const uint8_t *leaf,
-		       uint64_t len)
-{
-	size_t probe_len = cfs_leaf_probe_bytes(s, i, len);
-	if (probe_len > len || probe_len > CFS_LEAF_PROBE_BYTES)
-		abort();
-	uint8_t *probe = g_memdup2(leaf, probe_len);
-	struct cfs_leaf_file f;
-	cfs_leaf_describe(s, i, probe, probe_len, len, &f);
-	g_free(probe);
-	if (!f.ext || f.off > len || f.len > len - f.off)
-		abort();
-	if (f.prefix) {
-		size_t n;
-		const uint8_t *h = g_bytes_get_data(f.prefix, &n);
-		if (n % 64 != 0 || memcmp(h, "\x93NUMPY\x01\x00", 8) != 0 || h[n - 1] != '\n')
-			abort();
-		g_bytes_unref(f.prefix);
-	}
-}
-
-static void check_item(const struct cfs_leaf_schema *s, const uint8_t *item, uint64_t len)
-{
-	uint64_t table = cfs_leaf_table_bytes(s);
-	size_t head_len = (size_t)MIN(len, table);
-	uint8_t *head = g_memdup2(item, head_len);
-	guint n = cfs_leaf_count(s);
-	struct cfs_leaf *leaves = g_new(struct cfs_leaf, n);
-	GError *err = NULL;
-	if (cfs_leaves_locate(s, head, head_len, len, leaves, &err)) {
-		uint64_t pos = table;
-		for (guint i = 0; i < n; i++) {
-			if (leaves[i].off != pos || leaves[i].len > len - pos)
-				abort();
-			pos += leaves[i].len;
-			check_file(s, i, item + leaves[i].off, leaves[i].len);
-		}
-		if (pos != len)
-			abort();
-	} else if (!g_error_matches(err, G_IO_ERROR, G_IO_ERROR_INVALID_DATA)) {
-		abort();
-	}
-	g_clear_error(&err);
-	g_free(leaves);
-	g_free(head);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!schemas[0])
@@ -118,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (uint32_t i = 0; i < n && off[i + 1] <= len; i++) {
 		if (off[i + 1] < off[i])
 			abort();
-		check_item(s, chunk + off[i], off[i + 1] - off[i]);
+		fuzz_check_item(s, chunk + off[i], off[i + 1] - off[i]);
 	}
 	g_free(off);
 	return 0;

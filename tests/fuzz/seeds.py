@@ -1,17 +1,24 @@
-"""Seed corpora of the fuzz targets, made from the fixtures in tests/data.
+"""Seed corpora of the fuzz targets, made from the fixtures in tests/data and small
+generated inputs; each target's C file describes its input.
 
-    seeds.py OUT    writes OUT/fuzz_dsindex/, OUT/fuzz_chunk/, OUT/fuzz_spill/ and OUT/fuzz_tar/
+    seeds.py OUT    writes OUT/TARGET/ for every target of tests/fuzz
 
 fuzz_chunk inputs are: schema number (1 byte), item count n and chunk size (uint32 LE each),
 then the chunk; the schema numbers are those of fuzz_chunk.c.
+Inputs that once crashed a target are in tests/fuzz/regressions/TARGET/ and are copied in too.
 """
 import json
 import os
+import shutil
 import struct
 import sys
 import tarfile
 
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data")
+import xxhash
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(HERE, "..", "data")
+REGRESSIONS = os.path.join(HERE, "regressions")
 CHUNK_SCHEMAS = {"litdata-mixed": 0, "litdata-tokens": 1, "mds-plain": 2}
 TENSORS, ARRAYS = 3, 4
 
@@ -90,6 +97,164 @@ def spill_seeds(out):
         write(out, "fuzz_spill", name, head + body)
 
 
+S3_LISTING = b"""<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>bucket</Name>
+<Prefix>data/</Prefix><KeyCount>3</KeyCount><MaxKeys>1000</MaxKeys><Delimiter>/</Delimiter>
+<IsTruncated>true</IsTruncated><NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken>
+<Contents><Key>data/</Key><Size>0</Size><ETag>&quot;d41d8cd98f00b204e9800998ecf8427e&quot;</ETag></Contents>
+<Contents><Key>data/index.json</Key><LastModified>2026-12-06T10:00:00.000Z</LastModified>
+<ETag>&quot;9b2cf535f27731c974343645a3985328&quot;</ETag><Size>1766</Size><StorageClass>STANDARD</StorageClass></Contents>
+<Contents><Key>data/chunk-0-0.bin</Key><Size>26124</Size><ETag>"5d41402abc4b2a76b9719d911017c592-2"</ETag></Contents>
+<CommonPrefixes><Prefix>data/sub dir/</Prefix></CommonPrefixes>
+<CommonPrefixes><Prefix>data/&#233;t&#233;/</Prefix></CommonPrefixes>
+</ListBucketResult>"""
+
+HTTP_INDEXES = {
+    "nginx-json": b'[\n{ "name":"chunk-0-0.bin", "type":"file", "mtime":"Sun, 06 Dec 2026 10:00:00 GMT", '
+                  b'"size":26124 },\n{ "name":"sub", "type":"directory", "mtime":"Sun, 06 Dec 2026 '
+                  b'10:00:00 GMT" },\n{ "name":"caf\\u00e9 \\"q\\".json", "type":"file", "size":2 }\n]\n',
+    "nginx-html": b'<html>\r\n<head><title>Index of /data/</title></head>\r\n<body>\r\n<h1>Index of '
+                  b'/data/</h1><hr><pre><a href="../">../</a>\r\n<a href="sub/">sub/</a>   06-Dec-2026 '
+                  b'10:00  -\r\n<a href="chunk-0-0.bin">chunk-0-0.bin</a>  06-Dec-2026 10:00  26124\r\n'
+                  b'<a href="a%20b%C3%A9.json">a b\xc3\xa9.json</a>\r\n</pre><hr></body>\r\n</html>\r\n',
+    "apache-html": b'<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2 Final//EN"><html><body><table>'
+                   b'<tr><th><a href="?C=N;O=D">Name</a></th></tr><tr><td><a href="/">Parent '
+                   b'Directory</a></td></tr><tr><td><A HREF="x.bin">x.bin</A></td></tr>'
+                   b'<tr><td><a class="d" href = "dir/" >dir/</a></td></tr></table></body></html>',
+    "python-html": b'<!DOCTYPE HTML>\n<html lang="en"><head><meta charset="utf-8"><title>Directory '
+                   b'listing for /</title></head><body><ul>\n<li><a href="index.json">index.json</a>'
+                   b'</li>\n<li><a href="http://evil/x">x</a></li><li><a href=".hidden">h</a></li>'
+                   b'\n</ul></body></html>\n',
+}
+
+S3_ERRORS = {
+    "no-such-key": b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code><Message>'
+                   b'The specified key does not exist.</Message><Key>data/x</Key><RequestId>4442587FB7D0A2F9'
+                   b'</RequestId></Error>',
+    "code-only": b"<Error><Code>AccessDenied</Code></Error>",
+    "nested": b"<Error><Detail><Code>A&amp;B</Code></Detail><Message><![CDATA[x < y]]></Message></Error>",
+}
+
+
+def http_seeds(out):
+    """fuzz_s3list (prefix byte, body), fuzz_httplist, fuzz_s3error, fuzz_headers."""
+    write(out, "fuzz_s3list", "page", b"\x01" + S3_LISTING)
+    write(out, "fuzz_s3list", "empty-root", b"\x00<ListBucketResult><IsTruncated>false"
+          b"</IsTruncated></ListBucketResult>")
+    for name, page in HTTP_INDEXES.items():
+        write(out, "fuzz_httplist", name, page)
+    for name, body in S3_ERRORS.items():
+        write(out, "fuzz_s3error", name, body)
+    for name, text in [("range", b'bytes 0-65535/26124000\n"5d41402abc4b2a76b9719d911017c592"\n'
+                                 b'W/"5d41402abc4b2a76b9719d911017c592"'),
+                       ("whole", b"Bytes 25-25/26\nW/\"x\"\n\"y\""),
+                       ("star", b"bytes */26\n\n")]:
+        write(out, "fuzz_headers", name, text)
+
+
+def json_seeds(out):
+    """fuzz_jsondepth: the indexes, JSON autoindex pages and nesting near the bound (64)."""
+    for dataset in sorted(os.listdir(DATA)):
+        if os.path.isfile(os.path.join(DATA, dataset, "index.json")):
+            write(out, "fuzz_jsondepth", dataset, read(dataset, "index.json"))
+    write(out, "fuzz_jsondepth", "autoindex", HTTP_INDEXES["nginx-json"])
+    write(out, "fuzz_jsondepth", "deep-64", b"[" * 64 + b"]" * 64)
+    write(out, "fuzz_jsondepth", "deep-objects", b'{"a":' * 64 + b"1" + b"}" * 64)
+    write(out, "fuzz_jsondepth", "strings", b'["[\\"{", "\\\\", {"k]": "\\u005b"}]')
+
+
+def npy_seeds(out):
+    """fuzz_npy: dtype byte, ndim byte, uint64 LE dimensions."""
+    for name, dtype, shape in [("scalar", 9, []), ("vector", 1, [3]), ("matrix", 10, [2, 3]),
+                               ("huge", 7, [2 ** 64 - 1, 1, 10 ** 19]),
+                               ("many", 12, list(range(1, 65)))]:
+        write(out, "fuzz_npy", name, struct.pack("<BB%dQ" % len(shape), dtype, len(shape), *shape))
+
+
+def leaves_seeds(out):
+    """fuzz_leaves: kind byte, format lines, NUL, one item of the fixture."""
+    for dataset, kind in [("litdata-mixed", 0), ("litdata-tokens", 1)]:
+        config = json.loads(read(dataset, "index.json"))["config"]
+        first = items(read(dataset, chunks(json.loads(read(dataset, "index.json")))[0][0]))[0]
+        lines = "\n".join(config["data_format"]).encode()
+        write(out, "fuzz_leaves", dataset, bytes([kind]) + lines + b"\0" + first)
+    shard = json.loads(read("mds-plain", "index.json"))["shards"][0]
+    lines = "\n".join("%d %s" % (size if size is not None else -1, enc) for enc, size in
+                      zip(shard["column_encodings"], shard["column_sizes"])).encode()
+    first = items(read("mds-plain", shard["raw_data"]["basename"]))[0]
+    write(out, "fuzz_leaves", "mds-plain", b"\x02" + lines + b"\0" + first)
+    arrays = b"\n".join([b"ndarray", b"-1 ndarray:uint16", b"48 ndarray:float64:2,3", b"jpeg:90"])
+    write(out, "fuzz_leaves", "mds-arrays", b"\x02" + arrays + b"\0" + b"\x00" * 64)
+
+
+def journal_record(obj, index, etag_hash, cost, add):
+    body = struct.pack("<QQQIB", obj, index, etag_hash, cost, add)
+    return body + struct.pack("<I", xxhash.xxh3_64(body).intdigest() & 0xffffff)[:3]
+
+
+def journal_seeds(out):
+    """fuzz_journal: flags (bit 0: header; repeats), then records (journal.h)."""
+    recs = [journal_record(1, i, 0x1234, 4096, 1) for i in range(4)]
+    recs.append(journal_record(1, 2, 0x1234, 4096, 0))
+    write(out, "fuzz_journal", "records", b"\x01" + b"".join(recs))
+    write(out, "fuzz_journal", "repeated", b"\x81" + b"".join(recs[:2]))
+    write(out, "fuzz_journal", "torn", b"\x01" + b"".join(recs) + recs[0][:20])
+    header = b"CFSJRNL\n" + struct.pack("<IIQ", 1, 0, 1 << 20)
+    write(out, "fuzz_journal", "own-header", b"\x00" + header + recs[0])
+
+
+def raw_frame(data):
+    """One zstd frame (RFC 8878) holding data in a raw block: single segment, 1-byte size."""
+    assert len(data) < 256
+    return (b"\x28\xb5\x2f\xfd\x20" + bytes([len(data)]) +
+            struct.pack("<I", 1 | len(data) << 3)[:3] + data)
+
+
+def zstream_input(flags, declared, wants, seed, payload):
+    return (bytes([flags]) + struct.pack("<I", declared)[:3] + bytes(wants) + bytes([seed]) +
+            payload)
+
+
+def zstream_seeds(out):
+    """fuzz_zstream: flags, declared size, wants, seed, then zstd frames (fuzz_zstream.c)."""
+    whole = [0, 255, 0, 0, 0, 0]
+    for dataset, name, size in [("litdata-mixed-zstd", "chunk-0-0.zstd.bin", 25091),
+                                ("mds-zstd", "shard.00000.mds.zstd", 16295)]:
+        write(out, "fuzz_zstream", dataset, zstream_input(0, size, whole, 7, read(dataset, name)))
+    text = b"item 31 h\xc3\xa9llo " * 10
+    frame = raw_frame(text)
+    # flags 0xf0: the frame 61 times over
+    write(out, "fuzz_zstream", "frames", zstream_input(0xf0, 61 * len(text),
+                                                          [0, 100, 50, 255, 200, 255], 3, frame))
+    for name, flags, payload in [("wrong-size", 0x01, frame), ("cut", 0x02, frame),
+                                 ("truncated", 0, frame[:-3]), ("no-memory", 0x0c, frame)]:
+        write(out, "fuzz_zstream", name, zstream_input(flags, len(text), whole, 1, payload))
+
+
+def dsindex_seeds(out):
+    """fuzz_dsindex: index variants no fixture has (encrypted, other codecs, odd columns)."""
+    litdata = json.loads(read("litdata-mixed", "index.json"))
+    litdata["config"]["encryption"] = "fernet"
+    write(out, "fuzz_dsindex", "litdata-encrypted.json", json.dumps(litdata).encode())
+    litdata["config"].update(encryption=None, compression="gzip")
+    write(out, "fuzz_dsindex", "litdata-gzip.json", json.dumps(litdata).encode())
+    mds = json.loads(read("mds-zstd", "index.json"))
+    mds["shards"][1].update(compression=None, zip_data=None)
+    mds["shards"][2].update(column_encodings=["ndarray", "jpeg", "str_int"],
+                            column_sizes=[None, None, None], column_names=["a", "b", "c"])
+    write(out, "fuzz_dsindex", "mds-mixed.json", json.dumps(mds).encode())
+
+
+def regression_seeds(out):
+    if not os.path.isdir(REGRESSIONS):
+        return
+    for target in sorted(os.listdir(REGRESSIONS)):
+        for name in sorted(os.listdir(os.path.join(REGRESSIONS, target))):
+            os.makedirs(os.path.join(out, target), exist_ok=True)
+            shutil.copyfile(os.path.join(REGRESSIONS, target, name),
+                            os.path.join(out, target, "regression-" + name))
+
+
 def main(out):
     for dataset in sorted(os.listdir(DATA)):
         if not os.path.isfile(os.path.join(DATA, dataset, "index.json")):
@@ -116,6 +281,14 @@ def main(out):
         with tarfile.open(os.path.join(DATA, "wds", name)) as t:
             cut = t.getmembers()[24].offset
         write(out, "fuzz_tar", "head-" + name, archive[:cut] + bytes(2 * 512))
+    http_seeds(out)
+    json_seeds(out)
+    npy_seeds(out)
+    leaves_seeds(out)
+    journal_seeds(out)
+    zstream_seeds(out)
+    dsindex_seeds(out)
+    regression_seeds(out)
 
 
 if __name__ == "__main__":
