@@ -150,13 +150,13 @@ struct cfs_ds_index *cfs_ds_index_parse(const char *json, size_t len, GError **e
 	/* An empty body may come as NULL, which json-glib refuses without setting err. */
 	const char *text = json ? json : "";
 	if (!cfs_json_depth_ok(text, len, &err)) {
-		cfs_ds_invalid(error, "not a dataset index: %s", err->message);
+		cfs_ds_invalid(error, "%s", err->message);
 		g_error_free(err);
 	} else if (!json_parser_load_from_data(parser, text, (gssize)len, &err)) {
 		cfs_ds_invalid(error, "not JSON: %s", err->message);
 		g_error_free(err);
 	} else if (!(root = json_parser_get_root(parser)) || !JSON_NODE_HOLDS_OBJECT(root)) {
-		cfs_ds_invalid(error, "not a dataset index: the JSON is not an object");
+		cfs_ds_invalid(error, "the JSON is not an object");
 	} else {
 		idx = parse_root(json_node_get_object(root), error);
 		if (idx && idx->zstd)

@@ -374,7 +374,7 @@ static void test_json_depth(void)
 	g_assert_null(cfs_listing_parse_http(deep, strlen(deep), &err));
 	assert_invalid(&err, "not a JSON autoindex: JSON nested deeper than 64 levels");
 	g_assert_null(cfs_ds_index_parse(deep, strlen(deep), &err));
-	assert_invalid(&err, "not a dataset index: JSON nested deeper than 64 levels");
+	assert_invalid(&err, "JSON nested deeper than 64 levels");
 	char *index = nested(200000, "{\"chunks\":", "[]", "}");
 	g_assert_null(cfs_ds_index_parse(index, strlen(index), &err));
 	assert_invalid(&err, "deeper than 64");
