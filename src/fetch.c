@@ -115,18 +115,12 @@ static void reset_response(struct request *r)
 	r->retry_after_s = -1;
 }
 
-/*
- * Retry-After (RFC 9110 section 10.2.3): delay-seconds, or an HTTP-date
- * (parsed by curl_getdate(), which reads the three formats of RFC 9110
- * section 5.6.7) turned into seconds from now; a date in the past is 0.
- * -1 when the value is neither.
- */
-static gint64 parse_retry_after(const char *value)
+gint64 cfs_retry_after_parse(const char *value, time_t now)
 {
 	if (*value && value[strspn(value, "0123456789")] == '\0')
 		return (gint64)MIN(g_ascii_strtoull(value, NULL, 10), G_MAXINT32); /* saturates */
 	time_t when = curl_getdate(value, NULL);
-	return when == -1 ? -1 : MAX(0, (gint64)when - (gint64)time(NULL));
+	return when == -1 ? -1 : MAX(0, (gint64)when - (gint64)now);
 }
 
 static size_t on_header(char *line, size_t size, size_t n, void *p)
@@ -144,7 +138,7 @@ static size_t on_header(char *line, size_t size, size_t n, void *p)
 		r->etag = g_strstrip(g_strndup(line + 5, len - 5));
 	} else if (len > 12 && g_ascii_strncasecmp(line, "retry-after:", 12) == 0) {
 		char *value = g_strstrip(g_strndup(line + 12, len - 12));
-		r->retry_after_s = parse_retry_after(value);
+		r->retry_after_s = cfs_retry_after_parse(value, time(NULL));
 		g_free(value);
 	}
 	return len;

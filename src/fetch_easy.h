@@ -3,8 +3,10 @@
 #define CHUNKFS_FETCH_EASY_H
 
 #include <curl/curl.h>
+#include <glib.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 struct cfs_options;
 struct cfs_remote;
@@ -67,5 +69,15 @@ char *cfs_s3_error_detail(const char *body, size_t len);
  */
 bool cfs_content_range_parse(const char *text, uint64_t *first, uint64_t *last,
 			     uint64_t *total);
+
+/*
+ * The seconds a Retry-After header value asks to wait (RFC 9110 section
+ * 10.2.3), as the header callback stores it (NUL-terminated, whitespace
+ * stripped): delay-seconds (1*DIGIT, saturated at G_MAXINT32), or an
+ * HTTP-date (parsed by curl_getdate(), which reads the three formats of
+ * RFC 9110 section 5.6.7) turned into seconds after now, 0 for a date in
+ * the past. -1 when the value is neither. Pure, thread-safe.
+ */
+gint64 cfs_retry_after_parse(const char *value, time_t now);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * libFuzzer target: the HTTP header values chunkfs parses itself. Input:
  * lines; the first is a Content-Range value, the next two are ETag values
- * (an empty one is absent), each stripped of surrounding whitespace as the
+ * (an empty one is absent), the fourth a Retry-After value, each stripped of surrounding whitespace as the
  * header callbacks store them.
  * - cfs_content_range_parse() must accept exactly RFC 9110 section 14.4's
  *   "bytes first-last/complete" (unit case-insensitive, numbers all digits
@@ -10,6 +10,9 @@
  * - cfs_object_check_response() must take the first ETag and then accept
  *   the second exactly when their opaque tags match (RFC 9110 section
  *   8.8.3.2, weak comparison), and refuse any other size.
+ * - cfs_retry_after_parse() must read delay-seconds (digits only) exactly,
+ *   saturating at G_MAXINT32, and anything else as a date (0 or more
+ *   seconds) or nothing (-1) (RFC 9110 section 10.2.3).
  */
 #include <errno.h>
 #include <gio/gio.h>
@@ -21,6 +24,29 @@
 #include "chunkfs/fetch.h"
 #include "chunkfs/object.h"
 #include "fetch_easy.h"
+
+/* delay-seconds as the grammar says: digits only, read saturating at G_MAXINT32. */
+static gint64 delay_seconds(const char *value)
+{
+	if (!*value)
+		return -1;
+	gint64 v = 0;
+	for (const char *c = value; *c; c++) {
+		if (!g_ascii_isdigit(*c))
+			return -1;
+		v = MIN(v * 10 + (*c - '0'), (gint64)G_MAXINT32);
+	}
+	return v;
+}
+
+/* Retry-After: delay-seconds exactly; anything else a date (0 or more seconds) or -1. */
+static void check_retry_after(const char *value)
+{
+	gint64 got = cfs_retry_after_parse(value, 1700000000);
+	gint64 want = delay_seconds(value);
+	if (want >= 0 ? got != want : got < -1)
+		abort();
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -81,12 +107,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				      G_REGEX_CASELESS | G_REGEX_RAW | G_REGEX_DOLLAR_ENDONLY, 0,
 				      NULL);
 	char *text = g_strndup((const char *)data, size);
-	char **lines = g_strsplit(text, "\n", 3);
-	const char *values[3] = { "", "", "" };
+	char **lines = g_strsplit(text, "\n", 4);
+	const char *values[4] = { "", "", "", "" };
 	for (guint i = 0; lines[i]; i++)
 		values[i] = g_strstrip(lines[i]);
 	check_content_range(values[0]);
 	check_etags(values[1], values[2]);
+	check_retry_after(values[3]);
 	g_strfreev(lines);
 	g_free(text);
 	return 0;
