@@ -26,7 +26,9 @@
  * the start of a single-quoted string or a comment, where a '"' would hide
  * the brackets after it from the count: ' / #; and an array or object after
  * a first top-level value (json-glib 1.6 leaks the nodes of such a second
- * value when it refuses the text). The parser finds any other fault. Else
+ * value when it refuses the text), and a \u escape that is not four hex
+ * digits or a surrogate not in a pair (RFC 8259 section 7; json-glib leaks
+ * there too). The parser finds any other fault. Else
  * false with *error set (G_IO_ERROR_INVALID_DATA), e.g. "JSON nested
  * deeper than 64 levels (at byte 64)".
  */
