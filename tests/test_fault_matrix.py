@@ -24,15 +24,14 @@ import errno
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
 import formats
 from cfsutil import scaled, wait_for
-from test_faults import OTHER, SMALL, assert_correct, check_others, mount_with, read, source
+from test_faults import (OTHER, SMALL, assert_correct, check_others, child_errno, mount_with,
+                         read, run_child, source)
 
 TIMEOUT = 1
 RETRIES = 1
@@ -77,24 +76,13 @@ class Outcome:
 def run_reader(script, path, size, deadline):
     """Run a reader child on [0, size) of path; a child still running after
     deadline seconds fails the test as a hang."""
-    t0 = time.monotonic()
-    p = subprocess.Popen([sys.executable, "-c", script, path, "0", str(size)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        out, errout = p.communicate(timeout=deadline)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        try:
-            p.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        pytest.fail("reader of %s did not end within %.0f s: a hang" % (path, deadline))
-    elapsed = time.monotonic() - t0
-    if p.returncode == -signal.SIGBUS:
+    rc, out, errout, elapsed = run_child([script, path, "0", str(size)], deadline,
+                                         "reader of %s" % path)
+    if rc == -signal.SIGBUS:
         return Outcome(b"", "SIGBUS", elapsed)
-    if p.returncode == 3:
-        return Outcome(b"", int(errout.decode().strip().rpartition("errno=")[2]), elapsed)
-    assert p.returncode == 0, "reader failed (%d): %s" % (p.returncode, errout.decode())
+    if rc == 3:
+        return Outcome(b"", child_errno(errout), elapsed)
+    assert rc == 0, "reader failed (%d): %s" % (rc, errout)
     return Outcome(out, 0, elapsed)
 
 

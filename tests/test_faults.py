@@ -70,15 +70,13 @@ class ReadResult:
             len(self.data), errno.errorcode.get(self.errno, self.errno), self.elapsed)
 
 
-def read(path, off=0, size=-1, deadline=30, advice="random"):
-    """Read [off, off+size) (size -1: to EOF) of path in a child process,
-    failing the test after deadline seconds (scaled for sanitizer builds).
-    advice "random" sets POSIX_FADV_RANDOM so the kernel asks for the pages
-    read and no more; "normal" leaves the kernel's readahead on."""
-    deadline = scaled(deadline)
+def run_child(args, deadline, what):
+    """Run `python3 -c args...` in a child process: (returncode, stdout bytes,
+    stderr text, seconds). A child still running after deadline seconds
+    fails the test as a hang, naming what it did."""
     t0 = time.monotonic()
-    p = subprocess.Popen([sys.executable, "-c", READER, path, str(off), str(size), advice],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen([sys.executable, "-c"] + args, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
     try:
         out, errout = p.communicate(timeout=deadline)
     except subprocess.TimeoutExpired:
@@ -89,14 +87,28 @@ def read(path, off=0, size=-1, deadline=30, advice="random"):
             p.communicate(timeout=5)
         except subprocess.TimeoutExpired:
             pass
-        pytest.fail("read of %s [%d, +%d) did not end within %s s: a hang" % (path, off, size, deadline))
-    elapsed = time.monotonic() - t0
-    err = 0
-    if p.returncode == 3:
-        err = int(errout.decode().strip().rpartition("errno=")[2])
-    elif p.returncode != 0:
-        pytest.fail("reader failed (%d): %s" % (p.returncode, errout.decode()))
-    return ReadResult(out, err, elapsed)
+        pytest.fail("%s did not end within %.0f s: a hang" % (what, deadline))
+    return p.returncode, out, errout.decode(), time.monotonic() - t0
+
+
+def child_errno(errout):
+    """The errno a reader child reported on its stderr (exit status 3)."""
+    return int(errout.strip().rpartition("errno=")[2])
+
+
+def read(path, off=0, size=-1, deadline=30, advice="random"):
+    """Read [off, off+size) (size -1: to EOF) of path in a child process,
+    failing the test after deadline seconds (scaled for sanitizer builds).
+    advice "random" sets POSIX_FADV_RANDOM so the kernel asks for the pages
+    read and no more; "normal" leaves the kernel's readahead on."""
+    rc, out, errout, elapsed = run_child([READER, path, str(off), str(size), advice],
+                                         scaled(deadline),
+                                         "read of %s [%d, +%d)" % (path, off, size))
+    if rc == 3:
+        return ReadResult(out, child_errno(errout), elapsed)
+    if rc != 0:
+        pytest.fail("reader failed (%d): %s" % (rc, errout))
+    return ReadResult(out, 0, elapsed)
 
 
 def source(root, name, off=0, size=-1):

@@ -15,10 +15,10 @@ import subprocess
 
 import pytest
 
-from cfsutil import chunkfs_env, data_dir, run_until_exit, sha256_file
+from cfsutil import chunkfs_env, data_dir, sha256_file
 from itemutil import errname, errno_of, read_bytes
 import formats
-from test_hostile import serve_file
+from test_hostile import run_on_s3_listing
 
 
 @pytest.mark.log_allow(r"^empty/index\.json: .*: not a dataset index: the JSON is not an object; "
@@ -48,14 +48,7 @@ def test_empty_s3_listing(chunkfs_bin, nginx, tmp_path):
     (www / "bkt" / "p").mkdir(parents=True)
     listing = tmp_path / "listing.xml"
     listing.write_bytes(b"")
-    srv = nginx(str(www), extra_conf=serve_file("/bkt/", listing, "application/xml"))
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    env = dict(os.environ, AWS_ACCESS_KEY_ID="", AWS_SECRET_ACCESS_KEY="")
-    argv = [chunkfs_bin, "-f", "--cache-dir=%s" % (tmp_path / "cache"),
-            "--endpoint=" + srv.url.rstrip("/"), "--region=us-east-1", "--s3-addressing=path",
-            "--no-sign-request", "s3://bkt/p/", str(mnt)]
-    rc, stderr, _ = run_until_exit(argv, env, str(mnt))
+    rc, stderr, _ = run_on_s3_listing(chunkfs_bin, nginx, tmp_path, www, listing)
     assert rc != 0 and rc < 128 and rc not in (-11, -6), \
         "chunkfs exited %d:\n%s" % (rc, stderr)
     assert "empty" in stderr, stderr

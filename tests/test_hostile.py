@@ -106,6 +106,20 @@ LISTING = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult>"
            "</ListBucketResult>")
 
 
+def run_on_s3_listing(chunkfs_bin, nginx, tmp_path, www, listing):
+    """Mount s3://bkt/p/ of an nginx serving www, whose ListObjectsV2 answer
+    for the prefix is the file listing, unsigned; the mount must end on its
+    own: (exit status, stderr, seconds) of run_until_exit()."""
+    srv = nginx(str(www), extra_conf=serve_file("/bkt/", listing, "application/xml"))
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="", AWS_SECRET_ACCESS_KEY="")
+    argv = [chunkfs_bin, "-f", "--cache-dir=%s" % (tmp_path / "cache"),
+            "--endpoint=" + srv.url.rstrip("/"), "--region=us-east-1", "--s3-addressing=path",
+            "--no-sign-request", "s3://bkt/p/", str(mnt)]
+    return run_until_exit(argv, env, str(mnt))
+
+
 @pytest.mark.parametrize("size", ["-2", "18446744073709551614", "1e3", " 100"])
 def test_s3_listing_size_not_a_number(chunkfs_bin, nginx, tmp_path, size):
     """A Size that is not decimal digits of at most 2^63 - 1 fails the listing (here
@@ -117,14 +131,7 @@ def test_s3_listing_size_not_a_number(chunkfs_bin, nginx, tmp_path, size):
     (www / "bkt" / "p" / "bad.bin").write_bytes(b"b" * 100)
     listing = tmp_path / "listing.xml"
     listing.write_text(LISTING % size)
-    srv = nginx(str(www), extra_conf=serve_file("/bkt/", listing, "application/xml"))
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    env = dict(os.environ, AWS_ACCESS_KEY_ID="", AWS_SECRET_ACCESS_KEY="")
-    argv = [chunkfs_bin, "-f", "--cache-dir=%s" % (tmp_path / "cache"),
-            "--endpoint=" + srv.url.rstrip("/"), "--region=us-east-1", "--s3-addressing=path",
-            "--no-sign-request", "s3://bkt/p/", str(mnt)]
-    rc, stderr, _ = run_until_exit(argv, env, str(mnt))
+    rc, stderr, _ = run_on_s3_listing(chunkfs_bin, nginx, tmp_path, www, listing)
     assert rc != 0, "chunkfs mounted a listing with Size %r:\n%s" % (size, stderr)
     assert "is not a number of bytes" in stderr, stderr
 
