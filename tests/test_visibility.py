@@ -155,6 +155,19 @@ def test_server_text_is_escaped(serve, mount, small, tmp_path):
     assert b"\x1b" not in text
 
 
+def refused_log_file(chunkfs_bin, srv, tmp_path, log):
+    """Mount srv with --log-file=log, which must be refused: the mount exits
+    non-zero and mounts nothing. Returns its non-empty stderr lines."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    argv = [chunkfs_bin, "-f", "--cache-dir=%s" % (tmp_path / "cache"), "--log-file=%s" % log,
+            srv.url, str(mnt)]
+    rc, stderr, _ = run_until_exit(argv, chunkfs_env(), str(mnt))
+    assert rc != 0, stderr
+    assert not is_mounted(str(mnt))
+    return [line for line in stderr.splitlines() if line.strip()]
+
+
 def test_log_file_symlink_is_refused(chunkfs_bin, small, serve, tmp_path):
     """--log-file naming a symbolic link: the mount is refused with one line
     naming the file, and the link's target is not created or written."""
@@ -162,16 +175,9 @@ def test_log_file_symlink_is_refused(chunkfs_bin, small, serve, tmp_path):
     target = tmp_path / "target"
     link = tmp_path / "link.log"
     os.symlink(target, link)
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    argv = [chunkfs_bin, "-f", "--cache-dir=%s" % (tmp_path / "cache"), "--log-file=%s" % link,
-            srv.url, str(mnt)]
-    rc, stderr, _ = run_until_exit(argv, chunkfs_env(), str(mnt))
-    assert rc != 0
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and str(link) in lines[0] and "symbolic link" in lines[0], stderr
+    lines = refused_log_file(chunkfs_bin, srv, tmp_path, link)
+    assert len(lines) == 1 and str(link) in lines[0] and "symbolic link" in lines[0], lines
     assert not os.path.lexists(target)
-    assert not is_mounted(str(mnt))
     assert srv.requests() == [], "chunkfs asked the server before refusing the log file"
 
 
@@ -181,15 +187,8 @@ def test_log_file_fifo_is_refused(chunkfs_bin, small, serve, tmp_path):
     srv = serve(small)
     fifo = tmp_path / "fifo.log"
     os.mkfifo(fifo)
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    argv = [chunkfs_bin, "-f", "--cache-dir=%s" % (tmp_path / "cache"), "--log-file=%s" % fifo,
-            srv.url, str(mnt)]
-    rc, stderr, _ = run_until_exit(argv, chunkfs_env(), str(mnt))
-    assert rc != 0
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and str(fifo) in lines[0], stderr
-    assert not is_mounted(str(mnt))
+    lines = refused_log_file(chunkfs_bin, srv, tmp_path, fifo)
+    assert len(lines) == 1 and str(fifo) in lines[0], lines
 
 
 def test_log_file_appends(serve, mount, small, tmp_path):
