@@ -7,18 +7,18 @@
 #include <string.h>
 #include <sys/prctl.h>
 
-#include "chunkfs/cache_disk.h"
-#include "chunkfs/cache_mem.h"
-#include "chunkfs/dataset.h"
-#include "chunkfs/fetch.h"
-#include "chunkfs/fs.h"
-#include "chunkfs/log.h"
-#include "chunkfs/object.h"
-#include "chunkfs/options.h"
-#include "chunkfs/remote.h"
-#include "chunkfs/tree.h"
-#include "chunkfs/url.h"
-#include "chunkfs/view.h"
+#include "spill/spill.h"
+#include "cache/mem.h"
+#include "tree/dataset.h"
+#include "fetch/fetch.h"
+#include "fuse/fs.h"
+#include "util/log.h"
+#include "tree/object.h"
+#include "util/options.h"
+#include "remote/remote.h"
+#include "tree/tree.h"
+#include "util/url.h"
+#include "views/view.h"
 
 /*
  * Blocks live in the memory tier's own arena (blockmem.h). What glibc

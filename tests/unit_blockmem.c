@@ -3,7 +3,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "chunkfs/blockmem.h"
+#include "cache/blockmem.h"
 
 #define BLOCK (UINT64_C(1) << 20)
 

@@ -12,10 +12,10 @@
 #include <string.h>
 #include <sys/uio.h>
 
-#include "chunkfs/cache_mem.h"
-#include "chunkfs/object.h"
-#include "chunkfs/source.h"
-#include "chunkfs/stats.h"
+#include "cache/mem.h"
+#include "tree/object.h"
+#include "cache/source.h"
+#include "util/stats.h"
 
 #define BLOCK (UINT64_C(64) << 10)
 #define CAP (4 * BLOCK)

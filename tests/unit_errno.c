@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <gio/gio.h>
 
-#include "chunkfs/fetch.h"
+#include "fetch/fetch.h"
 
 static void test_statuses(void)
 {

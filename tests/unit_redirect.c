@@ -2,7 +2,7 @@
 #include <gio/gio.h>
 #include <string.h>
 
-#include "chunkfs/redirect.h"
+#include "fetch/redirect.h"
 
 #define FIRST "https://user:pw@data.example:8443/set/chunk-0.bin"
 

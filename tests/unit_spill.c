@@ -9,9 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../src/journal.h"
-#include "chunkfs/policy.h"
-#include "chunkfs/spillfmt.h"
+#include "spill/journal.h"
+#include "cache/policy/policy.h"
+#include "spill/spillfmt.h"
 
 #define N 6
 

@@ -4,21 +4,21 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "chunkfs/chunkhdr.h"
-#include "chunkfs/dsindex.h"
-#include "chunkfs/extents.h"
-#include "chunkfs/jsondepth.h"
-#include "chunkfs/leaves.h"
-#include "chunkfs/listing.h"
-#include "chunkfs/log.h"
-#include "chunkfs/npy.h"
-#include "chunkfs/options.h"
-#include "chunkfs/readahead.h"
-#include "chunkfs/stats.h"
-#include "chunkfs/tar.h"
-#include "chunkfs/tree.h"
-#include "chunkfs/url.h"
-#include "../src/fetch_easy.h"
+#include "formats/chunkhdr.h"
+#include "formats/dsindex.h"
+#include "cache/extents.h"
+#include "formats/jsondepth.h"
+#include "formats/leaves.h"
+#include "remote/listing.h"
+#include "util/log.h"
+#include "formats/npy.h"
+#include "util/options.h"
+#include "cache/readahead.h"
+#include "util/stats.h"
+#include "formats/tar.h"
+#include "tree/tree.h"
+#include "util/url.h"
+#include "fetch_i.h"
 
 static void test_sizes(void)
 {

@@ -10,7 +10,7 @@
 
 #include <stdint.h>
 
-#include "chunkfs/leaves.h"
+#include "formats/leaves.h"
 
 /* libFuzzer's hook, called once before the first input. */
 int LLVMFuzzerInitialize(int *argc, char ***argv);

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chunkfs/chunkhdr.h"
-#include "chunkfs/leaves.h"
+#include "formats/chunkhdr.h"
+#include "formats/leaves.h"
 #include "common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

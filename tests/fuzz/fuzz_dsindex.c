@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chunkfs/dsindex.h"
-#include "chunkfs/leaves.h"
-#include "chunkfs/listing.h"
+#include "formats/dsindex.h"
+#include "formats/leaves.h"
+#include "remote/listing.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

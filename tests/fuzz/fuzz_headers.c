@@ -21,9 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chunkfs/fetch.h"
-#include "chunkfs/object.h"
-#include "fetch_easy.h"
+#include "fetch/fetch.h"
+#include "tree/object.h"
+#include "fetch_i.h"
 
 /* delay-seconds as the grammar says: digits only, read saturating at G_MAXINT32. */
 static gint64 delay_seconds(const char *value)

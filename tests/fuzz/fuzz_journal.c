@@ -23,7 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "journal.h"
+#include "spill/journal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

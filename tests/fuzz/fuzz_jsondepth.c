@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "chunkfs/jsondepth.h"
+#include "formats/jsondepth.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

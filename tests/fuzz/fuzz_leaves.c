@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chunkfs/leaves.h"
+#include "formats/leaves.h"
 #include "common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

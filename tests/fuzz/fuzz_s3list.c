@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "chunkfs/listing.h"
+#include "remote/listing.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

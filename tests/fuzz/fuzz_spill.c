@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chunkfs/spillfmt.h"
+#include "spill/spillfmt.h"
 
 #define LEN 4096
 /* Shorter than most headers here, so that the second read is taken. */

@@ -28,9 +28,9 @@
 #include <string.h>
 #include <zstd.h>
 
-#include "chunkfs/object.h"
-#include "chunkfs/source.h"
-#include "chunkfs/zstream.h"
+#include "tree/object.h"
+#include "cache/source.h"
+#include "cache/zstream.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,0 +1,531 @@
+/*
+ * Where the memory tier's bytes come from and go: Range requests for the
+ * gaps of remote objects, zstd streams for decompressed ones, read-backs
+ * from the spill tier, and writes to it of blocks that leave memory.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "cache_i.h"
+#include "spill/spill.h"
+#include "tree/object.h"
+#include "util/stats.h"
+#include "cache/zstream.h"
+
+/*
+ * Larger gaps are split so that a long readahead runs over several
+ * connections; long requests keep the server's own readahead going.
+ */
+#define MAX_REQUEST_BYTES (UINT64_C(32) << 20)
+/* Blocks on their way to the spill tier at once: at most this, or a quarter of the cap. */
+#define SPILL_BUDGET_MAX (UINT64_C(32) << 20)
+#define SPILL_BUDGET_CAP_DIVISOR 4
+
+/* One request filling blocks; the blocks it covers stay pinned until it ends. */
+struct fill {
+	struct cfs_cache *cache;
+	struct cfs_object *obj;
+	struct object_state *state;   /* obj's */
+	uint64_t start, end, next;    /* asked [start, end); delivered up to next */
+	GPtrArray *blocks;            /* struct block *, covering [start, end) in order */
+};
+
+/* ---- Range requests ---- */
+
+static __thread struct prefault *prefault_list;
+
+void cache_prefault_begin(struct prefault *p)
+{
+	p->n = 0;
+	prefault_list = p;
+}
+
+void cache_prefault_end(struct prefault *p)
+{
+	prefault_list = NULL;
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	for (unsigned i = 0; i < p->n; i++) {
+		uintptr_t lo = (uintptr_t)p->v[i].addr & ~(page - 1);
+		uintptr_t hi = ((uintptr_t)p->v[i].addr + p->v[i].len + page - 1) & ~(page - 1);
+		/*
+		 * Safe even when the request has ended and the slot went to
+		 * another block: the arena stays mapped, and populating never
+		 * changes bytes. A slot given back meanwhile is made resident
+		 * again: at most these 32 ranges, until the slot is reused.
+		 */
+		madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+	}
+}
+
+static void note_prefault(void *addr, size_t len)
+{
+	struct prefault *p = prefault_list;
+	if (p && p->n < G_N_ELEMENTS(p->v))
+		p->v[p->n++] = (typeof(p->v[0])){ addr, len };
+}
+
+struct range {
+	uint64_t start, end;
+};
+
+static void append_range(GArray *ranges, uint64_t start, uint64_t end)
+{
+	if (ranges->len) {
+		struct range *prev = &g_array_index(ranges, struct range, ranges->len - 1);
+		if (prev->end == start && end - prev->start <= MAX_REQUEST_BYTES) {
+			prev->end = end;
+			return;
+		}
+	}
+	struct range r = { start, end };
+	g_array_append_val(ranges, r);
+}
+
+/* Append the gaps of [off, off + len) (bytes neither landed nor coming) to ranges. */
+static void add_gaps(struct cfs_cache *c, const struct cfs_object *obj, uint64_t off,
+		     uint64_t len, GArray *ranges)
+{
+	FOR_EACH_BLOCK(c, off, len, idx, lo, hi) {
+		struct block *b = cache_block_get(c, obj, idx);
+		struct cfs_extent gap = { (uint32_t)lo, (uint32_t)lo };
+		while (cfs_extents_first_gap(&b->filled, &b->inflight, gap.hi, (uint32_t)hi, &gap))
+			append_range(ranges, block_start(c, idx) + gap.lo, block_start(c, idx) + gap.hi);
+	}
+}
+
+/* Issue one request per range: its bytes become in flight and its blocks pinned. */
+static void issue(struct cfs_cache *c, struct cfs_object *obj, GArray *ranges,
+		  enum cfs_fetch_priority prio)
+{
+	for (guint i = 0; i < ranges->len; i++) {
+		struct range *r = &g_array_index(ranges, struct range, i);
+		struct fill *f = g_new0(struct fill, 1);
+		f->cache = c;
+		f->obj = obj;
+		f->state = cache_object(c, obj);
+		f->start = f->next = r->start;
+		f->end = r->end;
+		f->blocks = g_ptr_array_new();
+		FOR_EACH_BLOCK(c, r->start, r->end - r->start, idx, lo, hi) {
+			struct block *b = cache_block_get(c, obj, idx);
+			cfs_extents_add(&b->inflight, (uint32_t)lo, (uint32_t)hi);
+			cache_pin(c, b);
+			g_ptr_array_add(f->blocks, b);
+			if (b->cold)
+				note_prefault(b->data + lo, hi - lo);
+		}
+		if (prio == CFS_FETCH_READAHEAD)
+			cfs_stats_add(CFS_READAHEAD_BYTES, r->end - r->start);
+		c->source.ops->submit(c->source.src, obj, r->start, r->end, prio, &cache_fill_ops,
+				      f);
+	}
+}
+
+/* The first byte of [off, off + len) neither landed nor coming; false when there is none. */
+static bool first_missing(struct cfs_cache *c, const struct cfs_object *obj, uint64_t off,
+			  uint64_t len, uint64_t *first)
+{
+	FOR_EACH_BLOCK(c, off, len, idx, lo, hi) {
+		struct block *b = cache_block_get(c, obj, idx);
+		struct cfs_extent gap = { (uint32_t)lo, (uint32_t)hi };
+		if (!b || cfs_extents_first_gap(&b->filled, &b->inflight, (uint32_t)lo, (uint32_t)hi,
+						&gap)) {
+			*first = block_start(c, idx) + gap.lo;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * A decompressed object's bytes come from a zstd stream, in order: ask for
+ * everything from the first missing byte to the end of the range (short of
+ * bytes known to be bad).
+ */
+static void want_decompressed(struct cfs_cache *c, struct cfs_object *obj, uint64_t off,
+			      uint64_t len, enum cfs_fetch_priority prio)
+{
+	const struct object_state *st = cache_object(c, obj);
+	uint64_t first, end = st->error ? MIN(off + len, st->bad_from) : off + len;
+	if (first_missing(c, obj, off, len, &first) && first < end)
+		cfs_zstd_want(c->zstd, obj, first, end, prio);
+}
+
+void cache_request_missing(struct cfs_cache *c, struct cfs_object *obj, uint64_t off,
+			   uint64_t len, enum cfs_fetch_priority prio)
+{
+	if (obj->compressed) {
+		want_decompressed(c, obj, off, len, prio);
+		return;
+	}
+	GArray *ranges = g_array_new(FALSE, FALSE, sizeof(struct range));
+	add_gaps(c, obj, off, len, ranges);
+	issue(c, obj, ranges, prio);
+	g_array_free(ranges, TRUE);
+}
+
+static int fill_on_response(void *ctx, const struct cfs_response_info *info)
+{
+	struct fill *f = ctx;
+	int err = cfs_object_check_response(f->obj, info);
+	if (err) {
+		g_mutex_lock(&f->cache->lock);
+		f->state->error = err;
+		g_mutex_unlock(&f->cache->lock);
+	}
+	return err;
+}
+
+static void fill_on_data(void *ctx, uint64_t off, const void *buf, size_t len)
+{
+	struct fill *f = ctx;
+	struct cfs_cache *c = f->cache;
+	uint64_t first = f->start / c->block_size;
+	/* The request owns these bytes and pins their blocks: copy without the lock. */
+	FOR_EACH_BLOCK(c, off, len, idx, lo, hi) {
+		struct block *b = g_ptr_array_index(f->blocks, idx - first);
+		memcpy(b->data + lo, (const uint8_t *)buf + (block_start(c, idx) + lo - off), hi - lo);
+	}
+	GArray *answers = cache_answers_new();
+	g_mutex_lock(&c->lock);
+	FOR_EACH_BLOCK(c, off, len, idx, lo, hi) {
+		struct block *b = g_ptr_array_index(f->blocks, idx - first);
+		cfs_extents_add(&b->filled, (uint32_t)lo, (uint32_t)hi);
+		cfs_extents_remove(&b->inflight, (uint32_t)lo, (uint32_t)hi);
+		b->clean = false;
+	}
+	f->next = off + len;
+	cache_answer_ready(c, f->state, off, off + len, answers);
+	g_mutex_unlock(&c->lock);
+	cache_deliver_all(c, answers);
+}
+
+static void fill_on_done(void *ctx, int err)
+{
+	struct fill *f = ctx;
+	struct cfs_cache *c = f->cache;
+	uint64_t first = f->start / c->block_size;
+	GArray *answers = cache_answers_new();
+	g_mutex_lock(&c->lock);
+	FOR_EACH_BLOCK(c, f->next, f->end - f->next, idx, lo, hi) {
+		struct block *b = g_ptr_array_index(f->blocks, idx - first);
+		cfs_extents_remove(&b->inflight, (uint32_t)lo, (uint32_t)hi);
+	}
+	if (err == -ENOENT && !f->state->error) {
+		f->state->error = -EIO; /* listed but gone: do not ask again at every read */
+		err = -EIO;
+	}
+	if (err || f->next < f->end)
+		cache_fail_stranded(c, f->state, f->next, f->end, err ? err : -EIO, answers);
+	for (guint i = 0; i < f->blocks->len; i++)
+		cache_unpin(c, g_ptr_array_index(f->blocks, i));
+	cache_retry_unlock(c, &c->mem_wait, answers);
+	g_ptr_array_free(f->blocks, TRUE);
+	g_free(f);
+}
+
+const struct cfs_fetch_ops cache_fill_ops = {
+	.on_response = fill_on_response,
+	.on_data = fill_on_data,
+	.on_done = fill_on_done,
+};
+
+/* ---- zstd streams ---- */
+
+/*
+ * Copy the bytes of [lo, hi) of block b that have not landed from src,
+ * which holds the bytes of the object from src_off on.
+ */
+static void fill_missing(struct cfs_cache *c, struct block *b, uint32_t lo, uint32_t hi,
+			 const uint8_t *src, uint64_t src_off)
+{
+	uint64_t base = block_start(c, b->key.index);
+	struct cfs_extent gap = { lo, lo };
+	while (cfs_extents_first_gap(&b->filled, &b->inflight, gap.hi, hi, &gap)) {
+		memcpy(b->data + gap.lo, src + (base + gap.lo - src_off), gap.hi - gap.lo);
+		cfs_extents_add(&b->filled, gap.lo, gap.hi);
+		b->clean = false;
+	}
+}
+
+/*
+ * Decompressed bytes from a zstd stream go into the blocks that exist (the
+ * reads waiting for them pinned theirs) and into new blocks while room can
+ * be made. No request owns these blocks, and a piece is at most
+ * ZSTD_DStreamOutSize() bytes, so the copy is made under the lock; bytes a
+ * read-back from the spill tier is bringing are left to it.
+ */
+static void zstd_deliver(void *ctx, struct cfs_object *obj, uint64_t off, const void *buf,
+			 size_t len)
+{
+	struct cfs_cache *c = ctx;
+	GArray *answers = cache_answers_new();
+	g_mutex_lock(&c->lock);
+	FOR_EACH_BLOCK(c, off, len, idx, lo, hi) {
+		struct block *b = cache_block_get(c, obj, idx);
+		if (!b && cache_make_room(c, cache_block_len(c, obj, idx)))
+			b = cache_block_new(c, obj, idx);
+		if (!b)
+			continue;
+		cache_pin(c, b);
+		fill_missing(c, b, (uint32_t)lo, (uint32_t)hi, buf, off);
+		cache_unpin(c, b);
+	}
+	cache_answer_ready(c, cache_object(c, obj), off, off + len, answers);
+	cache_retry_unlock(c, &c->mem_wait, answers);
+}
+
+static void zstd_failed(void *ctx, struct cfs_object *obj, uint64_t off, int err, bool permanent)
+{
+	struct cfs_cache *c = ctx;
+	GArray *answers = cache_answers_new();
+	g_mutex_lock(&c->lock);
+	struct object_state *st = cache_object(c, obj);
+	if (permanent && (!st->error || off < st->bad_from)) {
+		st->error = err;
+		st->bad_from = off;
+	}
+	cache_fail_stranded(c, st, off, obj->size, err, answers);
+	cache_retry_unlock(c, &c->mem_wait, answers);
+}
+
+static bool zstd_reserve(void *ctx, uint64_t bytes)
+{
+	struct cfs_cache *c = ctx;
+	g_mutex_lock(&c->lock);
+	bool ok = cache_make_room(c, bytes);
+	if (ok) {
+		c->used += bytes;
+		g_assert(c->used <= c->cap);
+		cache_trim_idle(c);
+		cfs_stats_gauge_set(CFS_MEM_BYTES, (int64_t)c->used);
+	}
+	g_mutex_unlock(&c->lock);
+	return ok;
+}
+
+static void zstd_release(void *ctx, uint64_t bytes)
+{
+	struct cfs_cache *c = ctx;
+	GArray *answers = cache_answers_new();
+	g_mutex_lock(&c->lock);
+	g_assert(bytes <= c->used);
+	c->used -= bytes;
+	cfs_stats_gauge_set(CFS_MEM_BYTES, (int64_t)c->used);
+	cache_retry_unlock(c, &c->mem_wait, answers);
+}
+
+const struct cfs_zstd_sink cache_zstd_sink = {
+	.deliver = zstd_deliver,
+	.failed = zstd_failed,
+	.reserve = zstd_reserve,
+	.release = zstd_release,
+};
+
+/* ---- the spill tier ---- */
+
+/* The remote object whose version a block's bytes are of: itself, or the one it decompresses. */
+static struct cfs_object *remote_of(struct cfs_object *obj)
+{
+	return obj->compressed ? obj->compressed : obj;
+}
+
+/*
+ * The ETag that spilled blocks of obj must carry: the remote's, or "" once
+ * a HEAD has shown that it has none. NULL while it is not known, when the
+ * spill tier cannot be trusted for obj. The caller frees it.
+ */
+static char *validator(struct cfs_cache *c, struct cfs_object *obj)
+{
+	struct cfs_object *remote = remote_of(obj);
+	char *etag = cfs_object_etag(remote);
+	if (!etag && cache_object(c, remote)->validation == VALIDATED)
+		etag = g_strdup("");
+	return etag;
+}
+
+static uint64_t block_count(const struct cfs_cache *c, const struct cfs_object *obj)
+{
+	return (obj->size + c->block_size - 1) / c->block_size;
+}
+
+static struct cfs_spill_id spill_id(const struct block *b, const char *etag)
+{
+	return (struct cfs_spill_id){ b->obj->name, etag, b->obj->size, b->key.index, b->len };
+}
+
+uint64_t cache_spill_budget(const struct cfs_cache *c)
+{
+	return MIN(SPILL_BUDGET_MAX, c->cap / SPILL_BUDGET_CAP_DIVISOR);
+}
+
+bool cache_needs_spill(const struct cfs_cache *c, const struct block *b)
+{
+	return c->disk && !b->clean && !b->spilling && !b->unspillable && b->filled.n > 0 &&
+	       !b->state->error;
+}
+
+/* A block on its way to or from the spill tier. */
+struct transfer {
+	struct cfs_cache *c;
+	struct block *b;
+};
+
+static struct transfer *transfer_new(struct cfs_cache *c, struct block *b)
+{
+	struct transfer *t = g_new(struct transfer, 1);
+	*t = (struct transfer){ c, b };
+	return t;
+}
+
+static void spill_done(void *ctx, bool ok)
+{
+	struct transfer *t = ctx;
+	struct cfs_cache *c = t->c;
+	struct block *b = t->b;
+	g_free(t);
+	GArray *answers = cache_answers_new();
+	g_mutex_lock(&c->lock);
+	c->spilling -= b->len;
+	b->spilling = false;
+	b->clean = ok && cfs_extents_bytes(&b->filled) == b->spilled_bytes; /* nothing landed meanwhile */
+	b->unspillable = !ok;
+	cache_unpin(c, b);
+	cache_retry_unlock(c, &c->mem_wait, answers);
+}
+
+void cache_spill(struct cfs_cache *c, struct block *b)
+{
+	char *etag = validator(c, b->obj);
+	struct cfs_spill_id id = spill_id(b, etag ? etag : "");
+	cache_pin(c, b);
+	b->spilling = true;
+	b->spilled_bytes = cfs_extents_bytes(&b->filled);
+	c->spilling += b->len;
+	cfs_disk_spill(c->disk, &id, &b->filled, b->data, spill_done, transfer_new(c, b));
+	g_free(etag);
+}
+
+static void load_done(void *ctx, const struct cfs_extents *extents, int err)
+{
+	struct transfer *t = ctx;
+	struct cfs_cache *c = t->c;
+	struct block *b = t->b;
+	g_free(t);
+	GArray *answers = cache_answers_new();
+	g_mutex_lock(&c->lock);
+	cfs_extents_remove(&b->inflight, 0, b->len);
+	for (uint32_t i = 0; !err && i < extents->n; i++)
+		cfs_extents_add(&b->filled, extents->v[i].lo, extents->v[i].hi);
+	b->clean = !err; /* nothing else could land while the whole block was in flight */
+	cfs_stats_add(err ? CFS_DISK_MISSES : CFS_DISK_HITS, 1);
+	uint64_t start = block_start(c, b->key.index);
+	cache_answer_ready(c, b->state, start, start + b->len, answers);
+	/* What the spill tier did not have is asked for now, unless nothing is any more. */
+	if (c->closing)
+		cache_fail_stranded(c, b->state, start, start + b->len, -ECANCELED, answers);
+	for (GList *l = b->state->parked.head; l && !c->closing; l = l->next) {
+		struct parked *r = l->data;
+		if (r->off < start + b->len && start < r->off + r->len)
+			cache_request_missing(c, r->obj, r->off, r->len, CFS_FETCH_DEMAND);
+	}
+	cache_unpin(c, b);
+	cache_retry_unlock(c, &c->mem_wait, answers);
+}
+
+/*
+ * Start reading b back when it holds nothing and the spill tier has it;
+ * etag is NULL when the tier cannot be trusted for its object yet.
+ */
+static void load_block(struct cfs_cache *c, struct block *b, const char *etag)
+{
+	if (b->filled.n || b->inflight.n)
+		return;
+	if (!etag ||
+	    !cfs_disk_has(c->disk, b->obj->name, b->key.index, etag, block_count(c, b->obj))) {
+		cfs_stats_add(CFS_DISK_MISSES, 1);
+		return;
+	}
+	struct cfs_spill_id id = spill_id(b, etag);
+	cfs_extents_add(&b->inflight, 0, b->len);
+	cache_pin(c, b);
+	cfs_disk_load(c->disk, &id, b->data, load_done, transfer_new(c, b));
+}
+
+void cache_load_blocks(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len)
+{
+	if (!c->disk)
+		return;
+	char *etag = validator(c, obj);
+	FOR_EACH_BLOCK(c, off, len, idx, lo, hi) {
+		struct block *b = cache_block_get(c, obj, idx);
+		if (b)
+			load_block(c, b, etag);
+	}
+	g_free(etag);
+}
+
+/* ---- learning an ETag before a read-back ---- */
+
+struct check {
+	struct cfs_cache *c;
+	struct cfs_object *remote;
+	struct object_state *state;   /* remote's */
+};
+
+static int head_on_response(void *ctx, const struct cfs_response_info *info)
+{
+	return cfs_object_check_response(((struct check *)ctx)->remote, info);
+}
+
+static void head_on_done(void *ctx, int err)
+{
+	struct check *k = ctx;
+	struct cfs_cache *c = k->c;
+	struct object_state *st = k->state;
+	g_free(k);
+	GArray *answers = cache_answers_new();
+	g_mutex_lock(&c->lock);
+	/* Without an answer the spill tier stays unused for it, until a GET brings the ETag. */
+	st->validation = err ? VALIDATION_FAILED : VALIDATED;
+	cache_retry_unlock(c, &c->val_wait, answers);
+}
+
+static const struct cfs_fetch_ops head_ops = {
+	.on_response = head_on_response,
+	.on_done = head_on_done,
+};
+
+/* The spill tier holds a block of r, whatever its ETag. */
+static bool disk_holds(struct cfs_cache *c, const struct parked *r)
+{
+	FOR_EACH_BLOCK(c, r->off, r->len, idx, lo, hi)
+		if (cfs_disk_has(c->disk, r->obj->name, idx, NULL, 0))
+			return true;
+	return false;
+}
+
+bool cache_needs_validation(struct cfs_cache *c, const struct parked *r)
+{
+	if (!c->disk)
+		return false;
+	struct cfs_object *remote = remote_of(r->obj);
+	struct object_state *st = cache_object(c, remote);
+	if (st->validation == VALIDATED || st->validation == VALIDATION_FAILED)
+		return false;
+	if (st->validation == VALIDATING)
+		return true;
+	char *etag = cfs_object_etag(remote);
+	bool unknown = !etag && disk_holds(c, r);
+	g_free(etag);
+	if (!unknown)
+		return false;
+	struct check *k = g_new(struct check, 1);
+	*k = (struct check){ c, remote, st };
+	st->validation = VALIDATING;
+	cfs_stats_add(CFS_VALIDATIONS, 1);
+	c->source.ops->submit_head(c->source.src, remote, &head_ops, k);
+	return true;
+}

@@ -1,0 +1,20 @@
+/*
+ * Private to the policies kept as one queue (LRU, FIFO): the queue in
+ * eviction order, head first. They differ only in what touch does.
+ */
+#ifndef CHUNKFS_POLICY_QUEUE_H
+#define CHUNKFS_POLICY_QUEUE_H
+
+#include "cache/policy/policy.h"
+
+void *policy_queue_create(void);
+void policy_queue_destroy(void *state);
+/* At the tail: evicted last. */
+void policy_queue_add(void *state, struct cfs_policy_entry *e);
+void policy_queue_remove(void *state, struct cfs_policy_entry *e);
+/* Move e to the tail. */
+void policy_queue_to_tail(void *state, struct cfs_policy_entry *e);
+struct cfs_policy_entry *policy_queue_first(void *state);
+struct cfs_policy_entry *policy_queue_next(void *state, struct cfs_policy_entry *e);
+
+#endif

@@ -1,0 +1,491 @@
+/* Blocking requests made before the mount exists, and the shared easy-handle setup. */
+#include "fetch_i.h"
+
+#include <gio/gio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "fetch/fetch.h"
+#include "remote/listing.h"
+#include "util/options.h"
+#include "fetch/redirect.h"
+#include "remote/remote.h"
+#include "util/url.h"
+
+struct curl_slist *cfs_easy_headers(const struct cfs_remote *remote)
+{
+	struct curl_slist *list = NULL;
+	for (char **h = remote->headers; h && *h; h++)
+		list = curl_slist_append(list, *h);
+	return list;
+}
+
+/* --cacert adds to the system's trust: the file as CAINFO, the default directory as CAPATH. */
+static void setup_tls(CURL *easy, const struct cfs_remote *remote)
+{
+	if (remote->insecure) {
+		curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
+		return;
+	}
+	if (remote->ca_file) {
+		curl_easy_setopt(easy, CURLOPT_CAINFO, remote->ca_file);
+		const char *capath = curl_version_info(CURLVERSION_NOW)->capath;
+		if (capath && !remote->ca_dir)
+			curl_easy_setopt(easy, CURLOPT_CAPATH, capath);
+	}
+	if (remote->ca_dir)
+		curl_easy_setopt(easy, CURLOPT_CAPATH, remote->ca_dir);
+}
+
+void cfs_easy_setup(CURL *easy, const struct cfs_options *opts, const struct cfs_remote *remote,
+		    struct curl_slist *headers, const char *url)
+{
+	curl_easy_setopt(easy, CURLOPT_URL, url);
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(easy, CURLOPT_USERAGENT, "chunkfs/" CHUNKFS_VERSION);
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, (long)opts->connect_timeout_s);
+	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, (long)opts->timeout_s);
+	setup_tls(easy, remote);
+	cfs_easy_send_credentials(easy, remote, headers);
+}
+
+void cfs_easy_send_credentials(CURL *easy, const struct cfs_remote *remote,
+			       struct curl_slist *headers)
+{
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+	if (remote->sigv4) {
+		curl_easy_setopt(easy, CURLOPT_AWS_SIGV4, remote->sigv4);
+		curl_easy_setopt(easy, CURLOPT_USERNAME, remote->access_key);
+		curl_easy_setopt(easy, CURLOPT_PASSWORD, remote->secret_key);
+	} else if (remote->netrc) {
+		curl_easy_setopt(easy, CURLOPT_NETRC, (long)CURL_NETRC_OPTIONAL);
+		curl_easy_setopt(easy, CURLOPT_NETRC_FILE, remote->netrc);
+	}
+}
+
+void cfs_easy_drop_credentials(CURL *easy)
+{
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
+	/* Setting CURLOPT_AWS_SIGV4 made SigV4 the auth method (libcurl docs): undo both. */
+	curl_easy_setopt(easy, CURLOPT_AWS_SIGV4, NULL);
+	curl_easy_setopt(easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+	curl_easy_setopt(easy, CURLOPT_USERNAME, NULL);
+	curl_easy_setopt(easy, CURLOPT_PASSWORD, NULL);
+	curl_easy_setopt(easy, CURLOPT_NETRC, (long)CURL_NETRC_IGNORED);
+}
+
+void cfs_fetch_global_init(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+void cfs_fetch_global_cleanup(void)
+{
+	curl_global_cleanup();
+}
+
+struct sink {
+	GByteArray *buf;
+	size_t max;
+	bool too_large;
+};
+
+static size_t sink_write(char *data, size_t size, size_t n, void *p)
+{
+	struct sink *s = p;
+	if (s->buf->len + n > s->max) {
+		s->too_large = true;
+		return 0;
+	}
+	g_byte_array_append(s->buf, (const guint8 *)data, (guint)n);
+	return size * n;
+}
+
+struct etag_capture {
+	char *etag;
+};
+
+static size_t capture_etag(char *line, size_t size, size_t n, void *p)
+{
+	struct etag_capture *c = p;
+	size_t len = size * n;
+	if (len >= 5 && g_ascii_strncasecmp(line, "HTTP/", 5) == 0) {
+		g_clear_pointer(&c->etag, g_free); /* a new response: a redirect's tag is not ours */
+	} else if (len > 5 && g_ascii_strncasecmp(line, "etag:", 5) == 0) {
+		g_free(c->etag);
+		c->etag = g_strstrip(g_strndup(line + 5, len - 5));
+	}
+	return len;
+}
+
+struct s3_error_parse {
+	GString *text;
+	char *code, *message;
+};
+
+static void s3_error_start(GMarkupParseContext *ctx, const char *element, const char **names,
+			   const char **values, gpointer data, GError **error)
+{
+	(void)ctx, (void)element, (void)names, (void)values, (void)error;
+	g_string_truncate(((struct s3_error_parse *)data)->text, 0);
+}
+
+static void s3_error_end(GMarkupParseContext *ctx, const char *element, gpointer data,
+			 GError **error)
+{
+	(void)ctx, (void)error;
+	struct s3_error_parse *p = data;
+	if (g_str_equal(element, "Code") && !p->code)
+		p->code = g_strdup(p->text->str);
+	else if (g_str_equal(element, "Message") && !p->message)
+		p->message = g_strdup(p->text->str);
+}
+
+static void s3_error_text(GMarkupParseContext *ctx, const char *text, gsize len, gpointer data,
+			  GError **error)
+{
+	(void)ctx, (void)error;
+	g_string_append_len(((struct s3_error_parse *)data)->text, text, (gssize)len);
+}
+
+char *cfs_s3_error_detail(const char *body, size_t len)
+{
+	static const GMarkupParser parser = { s3_error_start, s3_error_end, s3_error_text, NULL,
+					      NULL };
+	if (!len)
+		return NULL;
+	struct s3_error_parse p = { .text = g_string_new(NULL) };
+	GMarkupParseContext *ctx = g_markup_parse_context_new(&parser, 0, &p, NULL);
+	char *result = NULL;
+	if (g_markup_parse_context_parse(ctx, body, (gssize)len, NULL) &&
+	    g_markup_parse_context_end_parse(ctx, NULL) && p.code)
+		result = g_strdup_printf(" (%s%s%s)", p.code, p.message ? ": " : "",
+					 p.message ? p.message : "");
+	g_markup_parse_context_free(ctx);
+	g_string_free(p.text, TRUE);
+	g_free(p.code);
+	g_free(p.message);
+	return result;
+}
+
+/*
+ * A blocking request ends within (retries + 1) x timeout, redirects
+ * included: what a read may take before its last retry gives up, so a
+ * trickling server cannot hold a lookup longer than a stalled read (the
+ * stall timeout alone only ends a request that sends nothing at all for
+ * that long). In ms.
+ */
+static gint64 request_deadline_ms(const struct cfs_options *opts)
+{
+	return (gint64)(opts->retries + 1) * (gint64)opts->timeout_s * 1000;
+}
+
+/*
+ * Run the request easy is set up for, following redirects as
+ * cfs_redirect_follow() allows; a hop to another origin drops the remote's
+ * credentials, all hops within one request_deadline_ms(). body (may be
+ * NULL) is emptied of each redirect's page. Returns false with *error set (the object's URL redacted) when a redirect
+ * is refused, else true with the last transfer's result in *rc.
+ */
+static bool perform_following(CURL *easy, const struct cfs_options *opts, const char *url,
+			      GByteArray *body, CURLcode *rc, GError **error)
+{
+	struct cfs_redirect_chain chain = { 0 };
+	cfs_redirect_start(&chain, url);
+	gint64 end_ms = g_get_monotonic_time() / 1000 + request_deadline_ms(opts);
+	bool followed = true;
+	for (unsigned hop = 0; hop <= CFS_REDIRECT_MAX_HOPS; hop++) {
+		/* 0 would mean no limit at all */
+		long left_ms = (long)MAX(end_ms - g_get_monotonic_time() / 1000, 1);
+		curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, left_ms);
+		*rc = curl_easy_perform(easy);
+		long status = 0;
+		curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+		if (*rc != CURLE_OK || !cfs_redirect_status(status))
+			break;
+		char *target = NULL;
+		curl_easy_getinfo(easy, CURLINFO_REDIRECT_URL, &target);
+		followed = cfs_redirect_follow(&chain, target, error);
+		if (!followed)
+			break;
+		if (chain.plain)
+			cfs_easy_drop_credentials(easy);
+		curl_easy_setopt(easy, CURLOPT_URL, cfs_redirect_url(&chain));
+		if (body)
+			g_byte_array_set_size(body, 0);
+	}
+	cfs_redirect_clear(&chain);
+	if (!followed) {
+		char *safe = cfs_url_redact(url);
+		g_prefix_error(error, "%s: ", safe);
+		g_free(safe);
+	}
+	return followed;
+}
+
+/*
+ * The G_IO_ERROR code of a failed request: that of cfs_http_errno()'s errno,
+ * which cfs_fetch_error_errno() gives back.
+ */
+static int failure_code(long status, bool timed_out)
+{
+	return g_io_error_from_errno(-cfs_http_errno(status, timed_out));
+}
+
+/* Map a finished blocking request to a GError; true when it succeeded. */
+static bool check_result(CURL *easy, CURLcode rc, const char *url, const char *errbuf,
+			 GByteArray *body, GError **error)
+{
+	long status = 0;
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+	if (rc == CURLE_OK && status >= 200 && status < 300)
+		return true;
+	char *safe = cfs_url_redact(url);
+	const char *why = *errbuf ? errbuf : curl_easy_strerror(rc);
+	if (rc == CURLE_OPERATION_TIMEDOUT)
+		g_set_error(error, G_IO_ERROR, failure_code(status, true), "%s: timed out: %s",
+			    safe, why);
+	else if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+		 rc == CURLE_COULDNT_RESOLVE_PROXY)
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_HOST_UNREACHABLE, "cannot reach %s: %s",
+			    safe, why);
+	else if (rc != CURLE_OK)
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: %s", safe, why);
+	else {
+		char *detail = body ? cfs_s3_error_detail((const char *)body->data, body->len)
+				    : NULL;
+		g_set_error(error, G_IO_ERROR, failure_code(status, false), "%s: HTTP %ld%s", safe,
+			    status, detail ? detail : "");
+		g_free(detail);
+	}
+	g_free(safe);
+	return false;
+}
+
+bool cfs_fetch_small(const struct cfs_options *opts, const struct cfs_remote *remote,
+		     const char *url, size_t max_bytes, GBytes **body, char **etag, GError **error)
+{
+	CURL *easy = curl_easy_init();
+	char errbuf[CURL_ERROR_SIZE] = "";
+	struct sink s = { .buf = g_byte_array_new(), .max = max_bytes };
+	struct etag_capture cap = { NULL };
+	struct curl_slist *headers = cfs_easy_headers(remote);
+	cfs_easy_setup(easy, opts, remote, headers, url);
+	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, sink_write);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, &s);
+	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, capture_etag);
+	curl_easy_setopt(easy, CURLOPT_HEADERDATA, &cap);
+	CURLcode rc;
+	bool ok = perform_following(easy, opts, url, s.buf, &rc, error);
+	if (ok && s.too_large) {
+		char *safe = cfs_url_redact(url);
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
+			    "%s: larger than %zu bytes", safe, max_bytes);
+		g_free(safe);
+		ok = false;
+	} else if (ok) {
+		ok = check_result(easy, rc, url, errbuf, s.buf, error);
+	}
+	curl_easy_cleanup(easy);
+	curl_slist_free_all(headers);
+	if (ok) {
+		*body = g_byte_array_free_to_bytes(s.buf);
+		*etag = cap.etag;
+	} else {
+		g_byte_array_unref(s.buf);
+		g_free(cap.etag);
+	}
+	return ok;
+}
+
+bool cfs_fetch_head(const struct cfs_options *opts, const struct cfs_remote *remote,
+		    const char *url, uint64_t *size, GError **error)
+{
+	CURL *easy = curl_easy_init();
+	char errbuf[CURL_ERROR_SIZE] = "";
+	struct curl_slist *headers = cfs_easy_headers(remote);
+	cfs_easy_setup(easy, opts, remote, headers, url);
+	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+	CURLcode rc;
+	bool ok = perform_following(easy, opts, url, NULL, &rc, error) &&
+		  check_result(easy, rc, url, errbuf, NULL, error);
+	curl_off_t len = -1;
+	if (ok)
+		curl_easy_getinfo(easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
+	if (ok && len < 0) {
+		char *safe = cfs_url_redact(url);
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+			    "%s: the server sent no Content-Length", safe);
+		g_free(safe);
+		ok = false;
+	}
+	if (ok)
+		*size = (uint64_t)len;
+	curl_easy_cleanup(easy);
+	curl_slist_free_all(headers);
+	return ok;
+}
+
+#define LISTING_PAGE_MAX_BYTES (64 * CFS_MIB)
+
+/* One ListObjectsV2 page; parameters in the order SigV4's canonical query string sorts them. */
+static char *s3_list_url(const struct cfs_remote *remote, const char *prefix, const char *token)
+{
+	char *p = g_uri_escape_string(prefix, NULL, FALSE);
+	char *t = token ? g_uri_escape_string(token, NULL, FALSE) : NULL;
+	char *url = g_strconcat(remote->list_url, "?", t ? "continuation-token=" : "", t ? t : "",
+				t ? "&" : "", "delimiter=%2F&list-type=2&prefix=", p, NULL);
+	g_free(t);
+	g_free(p);
+	return url;
+}
+
+static struct cfs_listing *parse_page(const struct cfs_remote *remote, GBytes *body,
+				      const char *prefix, GError **error)
+{
+	gsize len;
+	const char *data = g_bytes_get_data(body, &len);
+	return remote->s3 ? cfs_listing_parse_s3(data, len, prefix, error)
+			  : cfs_listing_parse_http(data, len, error);
+}
+
+/* One page of the listing of prefix, fetched and parsed; NULL with *error set. */
+static struct cfs_listing *fetch_page(const struct cfs_options *opts,
+				      const struct cfs_remote *remote, const char *prefix,
+				      const char *token, GError **error)
+{
+	char *url = remote->s3 ? s3_list_url(remote, prefix, token)
+			       : cfs_url_join(remote->base_url, prefix);
+	GBytes *body = NULL;
+	char *etag = NULL;
+	struct cfs_listing *l = NULL;
+	if (cfs_fetch_small(opts, remote, url, LISTING_PAGE_MAX_BYTES, &body, &etag, error))
+		l = parse_page(remote, body, prefix, error);
+	g_free(url);
+	g_free(etag);
+	if (body)
+		g_bytes_unref(body);
+	return l;
+}
+
+/* A listing being put together from its pages, within the bounds of the options. */
+struct paging {
+	const struct cfs_remote *remote;
+	const char *dir;
+	unsigned max_entries;  /* --max-dir-entries */
+	unsigned max_pages;
+	unsigned pages;
+	GHashTable *tokens;    /* XXH3-64 of every continuation token followed (guint64 *) */
+	char *token;           /* to ask for the next page with; NULL for the first */
+	struct cfs_listing *all;
+};
+
+static bool paging_fail(const struct paging *p, GIOErrorEnum code, const char *why,
+			GError **error)
+{
+	g_set_error(error, G_IO_ERROR, code, "%s: listing of /%s: %s", p->remote->shown, p->dir,
+		    why);
+	return false;
+}
+
+/* The token of a truncated page must be one never followed: else the listing loops. */
+static bool token_is_new(struct paging *p, const char *token, GError **error)
+{
+	if (!token)
+		return paging_fail(p, G_IO_ERROR_INVALID_DATA,
+				   "IsTruncated without a NextContinuationToken", error);
+	guint64 h = XXH3_64bits(token, strlen(token));
+	if (!g_hash_table_add(p->tokens, g_memdup2(&h, sizeof(h))))
+		return paging_fail(p, G_IO_ERROR_INVALID_DATA,
+				   "a NextContinuationToken came back: the listing would not end",
+				   error);
+	return true;
+}
+
+/* Move the entries of page (freed) to the end of into. */
+static void append_entries(struct cfs_listing *into, struct cfs_listing *page)
+{
+	for (guint i = 0; i < page->entries->len; i++) {
+		struct cfs_entry *e = &g_array_index(page->entries, struct cfs_entry, i);
+		g_array_append_val(into->entries, *e);
+		memset(e, 0, sizeof(*e)); /* now into's */
+	}
+	cfs_listing_free(page);
+}
+
+/*
+ * Add page (taken) to the listing; true with *more set when a next page is
+ * to be asked for with the page's token. False with *error when the
+ * listing breaks a bound: more entries or pages than allowed, a repeated
+ * token.
+ */
+static bool take_page(struct paging *p, struct cfs_listing *page, bool *more, GError **error)
+{
+	guint held = p->all ? p->all->entries->len : 0;
+	*more = page->truncated;
+	bool ok;
+	if (page->entries->len > p->max_entries - held)
+		ok = paging_fail(p, G_IO_ERROR_MESSAGE_TOO_LARGE,
+				 "more entries than --max-dir-entries allows", error);
+	else if (*more && ++p->pages >= p->max_pages)
+		ok = paging_fail(p, G_IO_ERROR_MESSAGE_TOO_LARGE,
+				 "more pages than --max-dir-entries allows", error);
+	else
+		ok = !*more || token_is_new(p, page->next_token, error);
+	if (!ok) {
+		cfs_listing_free(page);
+		return false;
+	}
+	g_free(p->token);
+	p->token = *more ? g_steal_pointer(&page->next_token) : NULL;
+	page->truncated = false; /* the listing as a whole is complete once the last page is in */
+	if (p->all)
+		append_entries(p->all, page);
+	else
+		p->all = page;
+	return true;
+}
+
+/*
+ * A ListObjectsV2 page holds at most 1000 keys and prefixes (S3 API
+ * Reference, "ListObjectsV2", max-keys); a listing of the most entries
+ * allowed may come in pages ten times smaller than that, not smaller, plus
+ * a few pages that hold next to nothing (a server may end a page early).
+ */
+#define LISTING_MIN_PAGE_ENTRIES 100
+#define LISTING_SPARE_PAGES 10
+
+static unsigned max_pages(unsigned max_entries)
+{
+	return max_entries / LISTING_MIN_PAGE_ENTRIES + LISTING_SPARE_PAGES;
+}
+
+bool cfs_fetch_listing(const struct cfs_options *opts, const struct cfs_remote *remote,
+		       const char *dir, struct cfs_listing **out, GError **error)
+{
+	char *prefix = g_strconcat(remote->s3 ? remote->list_prefix : "", dir, *dir ? "/" : "", NULL);
+	struct paging p = { remote, dir, opts->max_dir_entries, max_pages(opts->max_dir_entries), 0,
+			    g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL), NULL,
+			    NULL };
+	bool ok = true, more = true;
+	while (ok && more) { /* ends within p.max_pages pages: take_page() counts them */
+		struct cfs_listing *page = fetch_page(opts, remote, prefix, p.token, error);
+		ok = page && take_page(&p, page, &more, error);
+	}
+	g_hash_table_destroy(p.tokens);
+	g_free(p.token);
+	g_free(prefix);
+	if (!ok) {
+		cfs_listing_free(p.all);
+		return false;
+	}
+	*out = p.all;
+	return true;
+}

@@ -1,0 +1,637 @@
+/*
+ * FUSE low-level operations on the tree, the read path, mount and session
+ * loop. Only this file and fs_view.c include fuse_lowlevel.h.
+ */
+#include "fuse/fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <gio/gio.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "cache/mem.h"
+#include "util/errors.h"
+#include "fetch/fetch.h"
+#include "util/log.h"
+#include "tree/object.h"
+#include "util/options.h"
+#include "tree/tree.h"
+#include "views/view.h"
+#include "fs_i.h"
+
+/*
+ * Kernel readahead per open file, set on the mount's bdi once it is up: one
+ * FUSE request's worth (1 MiB). 4 MiB made random items slower: the kernel
+ * reads an item together with as many pages as precede it in the page
+ * cache, up to this (mm/readahead.c), which fetched 16 to 21% more than
+ * 2000 random items needed, against 12 to 15% at 1 MiB; and a sequential
+ * reader was no faster (1179 MB/s at 4 MiB, 1365 at 1 MiB, 1255 at 512 KiB,
+ * medians of 3 on the 2-core VM), chunkfs's own readahead keeping the
+ * network busy beyond the kernel's window.
+ */
+#define KERNEL_READAHEAD_KB 1024
+#define MAX_BACKGROUND 64
+/* Congested at 3/4 of it: the kernel's own default ratio (fs/fuse/inode.c). */
+#define CONGESTION_THRESHOLD (MAX_BACKGROUND * 3 / 4)
+/*
+ * Threads of libfuse's loop: lookups may block on a directory's listing,
+ * so up to 16 leave threads for the reads that hit meanwhile; 4 stay idle,
+ * ready for the next burst without starting threads.
+ */
+#define FUSE_MAX_THREADS 16
+#define FUSE_IDLE_THREADS 4
+
+/* The device number of the mount at path, from /proc/self/mountinfo (proc(5)). */
+static bool mount_device(const char *path, unsigned *maj, unsigned *min)
+{
+	char *text = NULL;
+	if (!g_file_get_contents("/proc/self/mountinfo", &text, NULL, NULL))
+		return false;
+	bool found = false;
+	char **lines = g_strsplit(text, "\n", -1);
+	for (char **l = lines; *l; l++) {
+		unsigned a, b;
+		char point[4096];
+		/* "ID PARENT MAJ:MIN ROOT POINT ..."; the last match is the topmost mount. */
+		if (sscanf(*l, "%*u %*u %u:%u %*s %4095s", &a, &b, point) == 3 &&
+		    g_str_equal(point, path) && strstr(*l, " - fuse.chunkfs ")) {
+			*maj = a;
+			*min = b;
+			found = true;
+		}
+	}
+	g_strfreev(lines);
+	g_free(text);
+	return found;
+}
+
+/*
+ * The kernel clamps its readahead to what FUSE_INIT negotiated (128 KiB);
+ * the bdi's sysfs knob raises it, and only takes effect after INIT, so it is
+ * written on the first request that follows. Needs root; skipped with a
+ * debug line otherwise. Paths with characters mountinfo escapes are skipped.
+ */
+static gpointer raise_kernel_readahead(gpointer p)
+{
+	struct cfs_fs *fs = p;
+	unsigned maj, min;
+	if (!mount_device(fs->opts->mountpoint, &maj, &min)) {
+		g_debug("kernel readahead left as it is: %s not found in mountinfo",
+			fs->opts->mountpoint);
+		return NULL;
+	}
+	char path[96];
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", maj, min);
+	FILE *f = fopen(path, "w");
+	if (!f || fprintf(f, "%d\n", KERNEL_READAHEAD_KB) < 0 || fclose(f) != 0)
+		g_debug("cannot raise kernel readahead at %s: %s", path, g_strerror(errno));
+	else
+		g_debug("kernel readahead of the mount set to %d KiB", KERNEL_READAHEAD_KB);
+	return NULL;
+}
+
+static void after_init(struct cfs_fs *fs)
+{
+	g_once(&fs->readahead_once, raise_kernel_readahead, fs);
+}
+
+void fill_attr(const struct cfs_fs *fs, uint64_t ino, bool dir, uint64_t size, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_uid = getuid();
+	st->st_gid = getgid();
+	st->st_atim = st->st_mtim = st->st_ctim = fs->mount_time;
+	if (dir) {
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2;
+	} else {
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		st->st_size = (off_t)size;
+		st->st_blocks = (st->st_size + S_BLKSIZE - 1) / S_BLKSIZE;
+	}
+	st->st_blksize = (blksize_t)fs->opts->block_size;
+}
+
+static bool node_is_dir(const struct cfs_node *n)
+{
+	return n->kind == CFS_NODE_DIR || n->kind == CFS_NODE_VIEW;
+}
+
+static void node_attr(const struct cfs_fs *fs, const struct cfs_node *n, struct stat *st)
+{
+	fill_attr(fs, n->ino, node_is_dir(n), cfs_node_size(n), st);
+}
+
+/* Names and attributes are trusted for the metadata TTL: datasets are immutable. */
+double entry_timeout(const struct cfs_fs *fs)
+{
+	return (double)fs->opts->metadata_ttl_s;
+}
+
+struct cfs_view *view_of(struct cfs_fs *fs, uint64_t ino)
+{
+	if (cfs_ino_is_virtual(ino))
+		return cfs_views_get(fs->views, ino);
+	struct cfs_node *n = cfs_tree_get(fs->tree, ino);
+	struct cfs_view *view = n && n->kind == CFS_NODE_VIEW ? n->view : NULL;
+	cfs_node_put(n, 1); /* the view outlives its node: views live until unmount */
+	return view;
+}
+
+static double attr_timeout(const struct cfs_fs *fs, const struct cfs_node *n)
+{
+	return n->kind == CFS_NODE_RENDERED ? 0.0 : entry_timeout(fs);
+}
+
+/*
+ * A failed listing or sizing of node as an errno for the kernel; reported
+ * once, here. ENOENT only when the server said the object is absent: any
+ * other failure must not read as a name that does not exist.
+ */
+static int remote_errno(const struct cfs_node *node, GError *err)
+{
+	int e = -cfs_fetch_error_errno(err);
+	cfs_errors_report(*node->path ? node->path : "/", 0, 0, -e, "%s", err->message);
+	g_error_free(err);
+	return e;
+}
+
+/*
+ * The directory of inode ino with a reference (put it), listed if
+ * list_due and its listing is due; NULL after replying an error.
+ */
+static struct cfs_node *ready_dir(fuse_req_t req, struct cfs_fs *fs, fuse_ino_t ino,
+				  bool list_due)
+{
+	struct cfs_node *dir = cfs_tree_get(fs->tree, ino);
+	GError *err = NULL;
+	if (!dir || dir->kind != CFS_NODE_DIR)
+		fuse_reply_err(req, dir ? ENOTDIR : ENOENT);
+	else if (list_due && !cfs_tree_prepare_dir(fs->tree, dir, &err))
+		fuse_reply_err(req, remote_errno(dir, err));
+	else
+		return dir;
+	cfs_node_put(dir, 1);
+	return NULL;
+}
+
+static void op_init(void *data, struct fuse_conn_info *conn)
+{
+	(void)data;
+	conn->max_background = MAX_BACKGROUND;
+	conn->congestion_threshold = CONGESTION_THRESHOLD;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA; /* objects never change */
+	/* Asynchronous direct I/O waits without sending interrupts: a killed reader would hang. */
+	conn->want &= ~(unsigned)FUSE_CAP_ASYNC_DIO;
+}
+
+/*
+ * Answer a lookup with n (NULL: a negative entry the kernel caches). The
+ * reference to n becomes the kernel's lookup when the kernel takes the
+ * entry, and is dropped otherwise.
+ */
+static void reply_lookup(fuse_req_t req, struct cfs_fs *fs, struct cfs_node *n)
+{
+	struct fuse_entry_param e = { .entry_timeout = entry_timeout(fs) };
+	GError *err = NULL;
+	if (n && !cfs_tree_prepare_file(fs->tree, n, &err)) {
+		fuse_reply_err(req, remote_errno(n, err));
+		cfs_node_put(n, 1);
+		return;
+	}
+	if (n) {
+		e.ino = n->ino;
+		e.attr_timeout = attr_timeout(fs, n);
+		node_attr(fs, n, &e.attr);
+	}
+	if (n) /* before the reply: its FORGET may come as soon as the kernel has it */
+		cfs_node_looked_up(n);
+	if (fuse_reply_entry(req, &e) != 0 && n)
+		cfs_tree_forget(fs->tree, n->ino, 1); /* the kernel did not take it */
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct cfs_fs *fs = fs_of(req);
+	after_init(fs);
+	struct cfs_view *view = view_of(fs, parent);
+	if (view) {
+		view_lookup(req, view, parent, name);
+		return;
+	}
+	struct cfs_node *dir = ready_dir(req, fs, parent, true);
+	if (!dir)
+		return;
+	struct cfs_node *n = cfs_tree_lookup(fs->tree, dir, name);
+	cfs_node_put(dir, 1);
+	reply_lookup(req, fs, n);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)fi;
+	struct cfs_fs *fs = fs_of(req);
+	after_init(fs);
+	if (cfs_ino_is_virtual(ino)) {
+		struct cfs_view *view = view_of(fs, ino);
+		if (view)
+			view_getattr(req, view, ino);
+		else
+			fuse_reply_err(req, ENOENT);
+		return;
+	}
+	struct cfs_node *n = cfs_tree_get(fs->tree, ino);
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	struct stat st;
+	node_attr(fs, n, &st);
+	fuse_reply_attr(req, &st, attr_timeout(fs, n));
+	cfs_node_put(n, 1);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	if (!cfs_ino_is_virtual(ino)) /* views' entries are computed: nothing to free */
+		cfs_tree_forget(fs_of(req)->tree, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	struct cfs_fs *fs = fs_of(req);
+	for (size_t i = 0; i < count; i++)
+		if (!cfs_ino_is_virtual(forgets[i].ino))
+			cfs_tree_forget(fs->tree, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	(void)fi;
+	struct cfs_fs *fs = fs_of(req);
+	struct cfs_view *view = view_of(fs, ino);
+	if (view) {
+		view_readdir(req, view, ino, size, off);
+		return;
+	}
+	/* Listed when a reader starts; a reader going on is not listed again midway. */
+	struct cfs_node *dir = ready_dir(req, fs, ino, off == 0);
+	if (!dir)
+		return;
+	struct dirbuf d = { req, g_malloc(size), size, 0 };
+	cfs_tree_readdir(fs->tree, dir, (uint64_t)off, dirbuf_add, &d);
+	cfs_node_put(dir, 1);
+	fuse_reply_buf(req, d.buf, d.used);
+	g_free(d.buf);
+}
+
+struct handle *handle_new(GBytes *head, struct cfs_object *obj, uint64_t off, uint64_t len)
+{
+	struct handle *h = g_atomic_rc_box_new0(struct handle);
+	*h = (struct handle){ head ? g_bytes_ref(head) : NULL, obj ? cfs_object_ref(obj) : NULL,
+			      off, len };
+	return h;
+}
+
+static void handle_clear(gpointer p)
+{
+	struct handle *h = p;
+	if (h->head)
+		g_bytes_unref(h->head);
+	if (h->obj)
+		cfs_object_unref(h->obj);
+}
+
+static void handle_put(gpointer h)
+{
+	g_atomic_rc_box_release_full(h, handle_clear);
+}
+
+void handle_open(struct cfs_fs *fs, fuse_req_t req, struct fuse_file_info *fi, struct handle *h)
+{
+	g_mutex_lock(&fs->handles_lock);
+	fi->fh = ++fs->next_fh;
+	g_hash_table_insert(fs->handles, g_memdup2(&fi->fh, sizeof(fi->fh)), h);
+	g_mutex_unlock(&fs->handles_lock);
+	fuse_reply_open(req, fi);
+}
+
+/* The handle of fh with a new reference, or NULL once released. */
+static struct handle *handle_get(struct cfs_fs *fs, uint64_t fh)
+{
+	g_mutex_lock(&fs->handles_lock);
+	struct handle *h = g_hash_table_lookup(fs->handles, &fh);
+	if (h)
+		g_atomic_rc_box_acquire(h);
+	g_mutex_unlock(&fs->handles_lock);
+	return h;
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct cfs_fs *fs = fs_of(req);
+	g_mutex_lock(&fs->handles_lock);
+	g_hash_table_remove(fs->handles, &fi->fh);
+	g_mutex_unlock(&fs->handles_lock);
+	fuse_reply_err(req, 0);
+}
+
+/*
+ * What an open tree file reads: an object's bytes, bytes held in memory,
+ * or one rendering of a control file taken at open, so that reads at
+ * growing offsets never mix two renderings.
+ */
+static struct handle *node_handle(const struct cfs_node *n, struct fuse_file_info *fi)
+{
+	switch (n->kind) {
+	case CFS_NODE_OBJECT:
+		fi->keep_cache = 1; /* objects are immutable: keep the page cache across opens */
+		return handle_new(NULL, n->object, 0, n->object->size);
+	case CFS_NODE_BYTES:
+		fi->keep_cache = 1;
+		return handle_new(n->bytes, NULL, 0, 0);
+	case CFS_NODE_RENDERED: {
+		uint64_t len;
+		char *text = n->render(&len);
+		GBytes *snap = g_bytes_new_take(text, len);
+		struct handle *h = handle_new(snap, NULL, 0, 0);
+		g_bytes_unref(snap);
+		fi->direct_io = 1; /* the size in stat was an earlier rendering's */
+		return h;
+	}
+	case CFS_NODE_DIR:
+	case CFS_NODE_VIEW:
+		break;
+	}
+	return NULL;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct cfs_fs *fs = fs_of(req);
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	struct cfs_view *view = cfs_ino_is_virtual(ino) ? view_of(fs, ino) : NULL;
+	if (view) {
+		view_open(req, view, ino, fi);
+		return;
+	}
+	struct cfs_node *n = cfs_tree_get(fs->tree, ino);
+	if (!n)
+		fuse_reply_err(req, ENOENT);
+	else if (node_is_dir(n))
+		fuse_reply_err(req, EISDIR);
+	else
+		handle_open(fs, req, fi, node_handle(n, fi));
+	cfs_node_put(n, 1);
+}
+
+/*
+ * A FUSE read waiting for the memory tier. It holds its object: the file
+ * may be closed, and its node and object dropped by a relisting, while the
+ * read waits, and an interrupt may still come for it.
+ */
+struct pending_read {
+	fuse_req_t req;
+	struct cfs_object *obj;
+};
+
+static void pending_free(struct pending_read *p)
+{
+	cfs_object_unref(p->obj);
+	g_free(p);
+}
+
+static void read_done(void *cookie, const struct iovec *iov, int iovcnt, size_t len, int err)
+{
+	struct pending_read *p = cookie;
+	/*
+	 * libfuse may have taken read_interrupted() for a call just before the
+	 * reply: clearing it waits for such a call (under the request's lock)
+	 * and prevents later ones, which would use the object freed below.
+	 */
+	fuse_req_interrupt_func(p->req, NULL, NULL);
+	if (err)
+		fuse_reply_err(p->req, -err);
+	else if (len == 0)
+		fuse_reply_buf(p->req, NULL, 0);
+	else
+		fuse_reply_iov(p->req, iov, iovcnt);
+	pending_free(p);
+}
+
+static void read_interrupted(fuse_req_t req, void *data)
+{
+	struct pending_read *p = data;
+	if (cfs_cache_cancel(fs_of(req)->cache, p->obj, p)) {
+		fuse_reply_err(req, EINTR);
+		pending_free(p);
+	}
+}
+
+/*
+ * Read [off, off + size) of h's file: the part inside the head is sent as
+ * it is, the rest comes from the object through the memory tier.
+ */
+static void read_handle(struct cfs_fs *fs, fuse_req_t req, struct handle *h, size_t size,
+			uint64_t off)
+{
+	gsize head_len = 0;
+	const char *head = h->head ? g_bytes_get_data(h->head, &head_len) : NULL;
+	uint64_t total = head_len + h->len;
+	uint64_t n = off < total ? MIN(size, total - off) : 0;
+	if (!h->obj || off + n <= head_len) {
+		fuse_reply_buf(req, n ? head + off : NULL, n);
+		return;
+	}
+	GBytes *part = off < head_len ? g_bytes_new_from_bytes(h->head, off, head_len - off) : NULL;
+	uint64_t start = off > head_len ? off - head_len : 0;
+	uint64_t len = n - (part ? head_len - off : 0);
+	struct pending_read *p = g_new(struct pending_read, 1);
+	*p = (struct pending_read){ req, cfs_object_ref(h->obj) };
+	/* Registered first: the read may be answered, and req freed, by another thread. */
+	fuse_req_interrupt_func(req, read_interrupted, p);
+	cfs_cache_read_quick(fs->cache, h->obj, h->off + start, len, part, read_done, p);
+	if (part)
+		g_bytes_unref(part);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct cfs_fs *fs = fs_of(req);
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	struct handle *h = handle_get(fs, fi->fh);
+	if (!h) { /* released already: the reader is gone */
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	read_handle(fs, req, h, size, (uint64_t)off);
+	handle_put(h);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	(void)ino;
+	struct statvfs sv = { .f_bsize = (unsigned long)fs_of(req)->opts->block_size,
+			      .f_frsize = S_BLKSIZE,
+			      .f_namemax = NAME_MAX };
+	fuse_reply_statfs(req, &sv);
+}
+
+/* Everything that would change the tree or a file: this is a read-only file system. */
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	(void)ino, (void)attr, (void)to_set, (void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	(void)parent, (void)name, (void)mode, (void)rdev;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	(void)parent, (void)name, (void)mode;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	(void)parent, (void)name;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	(void)parent, (void)name, (void)newparent, (void)newname, (void)flags;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	(void)parent, (void)name, (void)mode, (void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static const struct fuse_lowlevel_ops ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.readdir = op_readdir,
+	.open = op_open,
+	.read = op_read,
+	.release = op_release,
+	.statfs = op_statfs,
+	.setattr = op_setattr,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_unlink,
+	.rename = op_rename,
+	.create = op_create,
+};
+
+static struct fuse_args mount_args(const struct cfs_options *opts)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	fuse_opt_add_arg(&args, "chunkfs");
+	fuse_opt_add_arg(&args, "-o");
+	fuse_opt_add_arg(&args, "ro,default_permissions,fsname=chunkfs,subtype=chunkfs");
+	if (opts->fuse_opts && *opts->fuse_opts) {
+		fuse_opt_add_arg(&args, "-o");
+		fuse_opt_add_arg(&args, opts->fuse_opts);
+	}
+	return args;
+}
+
+struct cfs_fs *cfs_fs_mount(const struct cfs_options *opts, struct cfs_tree *tree,
+			    struct cfs_views *views, GError **error)
+{
+	struct cfs_fs *fs = g_new0(struct cfs_fs, 1);
+	fs->opts = opts;
+	fs->tree = tree;
+	fs->views = views;
+	g_mutex_init(&fs->handles_lock);
+	fs->handles = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, handle_put);
+	clock_gettime(CLOCK_REALTIME, &fs->mount_time);
+	struct fuse_args args = mount_args(opts);
+	fs->se = fuse_session_new(&args, &ops, sizeof(ops), fs);
+	fuse_opt_free_args(&args);
+	if (!fs->se) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+			    "cannot create the FUSE session (bad -o option?)");
+		cfs_fs_free(fs);
+		return NULL;
+	}
+	if (fuse_session_mount(fs->se, opts->mountpoint) != 0) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot mount on %s",
+			    opts->mountpoint);
+		fuse_session_destroy(fs->se);
+		fs->se = NULL;
+		cfs_fs_free(fs);
+		return NULL;
+	}
+	fs->mounted = true;
+	return fs;
+}
+
+void cfs_fs_daemonize(bool foreground)
+{
+	fuse_daemonize(foreground);
+	if (!foreground)
+		cfs_log_to_syslog();
+}
+
+int cfs_fs_serve(struct cfs_fs *fs, struct cfs_cache *cache)
+{
+	fs->cache = cache;
+	if (fuse_set_signal_handlers(fs->se) != 0)
+		return -EIO;
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_max_threads(cfg, FUSE_MAX_THREADS);
+	fuse_loop_cfg_set_idle_threads(cfg, FUSE_IDLE_THREADS);
+	int rc = fuse_session_loop_mt(fs->se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	fuse_remove_signal_handlers(fs->se);
+	return rc < 0 ? rc : 0;
+}
+
+void cfs_fs_free(struct cfs_fs *fs)
+{
+	if (!fs)
+		return;
+	if (fs->mounted)
+		fuse_session_unmount(fs->se);
+	if (fs->se)
+		fuse_session_destroy(fs->se);
+	g_hash_table_destroy(fs->handles);
+	g_mutex_clear(&fs->handles_lock);
+	g_free(fs);
+}

@@ -1,0 +1,384 @@
+/*
+ * What the mount shows of the remote: its directories, listed on demand,
+ * with every object as a file, and every tar archive's members under
+ * NAME.tar.d/. A directory that holds a dataset index (LitData's or
+ * MosaicML MDS's index.json) shows the chunks the index lists with the
+ * sizes the index gives (the index is the truth for its chunks), .items/
+ * with every item, and for zstd chunks .decompressed/ with the index and
+ * chunks as an uncompressed dataset. An HTTP server that does not list
+ * directories still mounts a dataset through its index.json alone.
+ */
+#include "tree/dataset.h"
+
+#include <errno.h>
+#include <gio/gio.h>
+
+#include "formats/dsindex.h"
+#include "util/errors.h"
+#include "fetch/fetch.h"
+#include "remote/listing.h"
+#include "tree/object.h"
+#include "util/options.h"
+#include "remote/remote.h"
+#include "util/stats.h"
+#include "tree/tree.h"
+#include "util/url.h"
+#include "views/view.h"
+
+#define INDEX_NAME "index.json"
+#define INDEX_MAX_BYTES (256 * CFS_MIB)
+#define ITEMS_NAME ".items"
+#define PLAIN_NAME ".decompressed"
+#define TAR_SUFFIX ".tar"
+#define TAR_VIEW_SUFFIX ".d"
+
+struct dataset {
+	const struct cfs_options *opts;
+	const struct cfs_remote *remote;
+	struct cfs_views *views;
+};
+
+/*
+ * Add an object file for name in dir; size may be CFS_SIZE_UNKNOWN (asked
+ * for at lookup). A listed ETag becomes the one every response must carry.
+ */
+static struct cfs_node *add_object(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
+				   const char *name, uint64_t size, const char *etag)
+{
+	char *path = cfs_node_child_path(dir, name);
+	char *url = cfs_url_join(d->remote->base_url, path);
+	struct cfs_object *obj = cfs_object_new(cfs_tree_next_object_id(t), path, url, size);
+	obj->etag = g_strdup(etag);
+	struct cfs_node *n = cfs_tree_add_object(t, dir, name, obj);
+	g_free(url);
+	g_free(path);
+	return n;
+}
+
+/* A file of dir showing the decompressed bytes of the zstd object compressed. */
+static struct cfs_node *add_decompressed(struct cfs_tree *t, struct cfs_node *dir,
+					 const char *name, uint64_t size,
+					 struct cfs_object *compressed)
+{
+	char *path = cfs_node_child_path(dir, name);
+	struct cfs_object *obj = cfs_object_new(cfs_tree_next_object_id(t), path, NULL, size);
+	obj->compressed = cfs_object_ref(compressed);
+	g_free(path);
+	return cfs_tree_add_object(t, dir, name, obj);
+}
+
+/*
+ * True when name may be added to dir; logs once why not. A name dir has
+ * already (from an earlier listing, or .chunkfs) is kept by this listing.
+ */
+static bool acceptable(struct cfs_tree *t, struct cfs_node *dir, const char *name)
+{
+	const char *why;
+	if (cfs_tree_keep(t, dir, name))
+		return false;
+	if (cfs_name_valid(name, &why))
+		return true;
+	g_warning("%s: skipping \"%s\": %s", *dir->path ? dir->path : "/", name, why);
+	return false;
+}
+
+static GBytes *fetch_index(struct dataset *d, const struct cfs_node *dir, GError **error)
+{
+	char *path = cfs_node_child_path(dir, INDEX_NAME);
+	char *url = cfs_url_join(d->remote->base_url, path);
+	GBytes *body = NULL;
+	char *etag = NULL;
+	GError *err = NULL;
+	if (!cfs_fetch_small(d->opts, d->remote, url, INDEX_MAX_BYTES, &body, &etag, &err)) {
+		if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+			g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+				    "no dataset index at %s: %s", d->remote->shown, err->message);
+		else
+			g_propagate_error(error, g_steal_pointer(&err));
+		g_clear_error(&err);
+	}
+	g_free(etag);
+	g_free(url);
+	g_free(path);
+	return body;
+}
+
+/* The index.json of dir, parsed; NULL with *error when it cannot be had or is not understood. */
+static struct cfs_ds_index *load_index(struct dataset *d, const struct cfs_node *dir,
+				       GBytes **bytes, GError **error)
+{
+	*bytes = fetch_index(d, dir, error);
+	if (!*bytes)
+		return NULL;
+	gsize len;
+	const char *text = g_bytes_get_data(*bytes, &len);
+	GError *err = NULL;
+	struct cfs_ds_index *idx = cfs_ds_index_parse(text, len, &err);
+	if (!idx) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+			    "%s%s%s: not a dataset index: %s", d->remote->shown,
+			    *dir->path ? dir->path : "", "/" INDEX_NAME, err->message);
+		g_error_free(err);
+		g_clear_pointer(bytes, g_bytes_unref);
+	}
+	return idx;
+}
+
+/*
+ * The file entries of a listing by name (the first of a repeated name), so
+ * that placing a dataset's chunks costs one lookup per chunk.
+ */
+static GHashTable *listed_files(const struct cfs_listing *l)
+{
+	GHashTable *files = g_hash_table_new(g_str_hash, g_str_equal);
+	for (guint i = l->entries->len; i-- > 0;) {
+		struct cfs_entry *e = &g_array_index(l->entries, struct cfs_entry, i);
+		if (!e->is_dir)
+			g_hash_table_insert(files, e->name, e);
+	}
+	return files;
+}
+
+/* The listed file named name, or NULL (also when there is no listing: files NULL). */
+static const struct cfs_entry *listed_file(GHashTable *files, const char *name)
+{
+	return files ? g_hash_table_lookup(files, name) : NULL;
+}
+
+/* Items can be shown for plain chunks and zstd ones, not for other codecs or encryption. */
+static bool items_shown(const struct cfs_node *dir, const struct cfs_ds_index *idx)
+{
+	if (!idx->encrypted && (!idx->compression || idx->zstd))
+		return true;
+	g_message("%s: %s chunks: no %s view", *dir->path ? dir->path : "/",
+		  idx->encrypted ? "encrypted" : idx->compression, ITEMS_NAME);
+	return false;
+}
+
+/* A dataset's chunk nodes and the objects its items are read from, in dataset order. */
+struct chunks {
+	struct cfs_node **nodes;
+	struct cfs_object **sources;
+};
+
+/* n (may be NULL) is shown for owner (may be NULL): a relisting without owner removes it. */
+static void tie(struct cfs_tree *t, struct cfs_node *n, struct cfs_node *owner)
+{
+	if (n && owner)
+		cfs_tree_tie(t, n, owner);
+}
+
+/*
+ * The chunks the index lists, shown for the node index (NULL when the
+ * index was shown before); zstd ones also decompressed, under plain_dir.
+ */
+static struct chunks add_chunks(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
+				struct cfs_node *index, struct cfs_node *plain_dir,
+				const struct cfs_ds_index *idx, GHashTable *files)
+{
+	guint n = idx->chunks->len;
+	struct chunks ch = { g_new0(struct cfs_node *, MAX(n, 1)),
+			     g_new0(struct cfs_object *, MAX(n, 1)) };
+	for (guint i = 0; i < n; i++) {
+		const struct cfs_ds_chunk *c = &g_array_index(idx->chunks, struct cfs_ds_chunk, i);
+		if (!acceptable(t, dir, c->name))
+			continue;
+		/* A compressed dataset's index gives uncompressed sizes: the listing's, or ask. */
+		const struct cfs_entry *e = listed_file(files, c->name);
+		uint64_t size = c->size != CFS_SIZE_UNKNOWN ? c->size : e ? e->size : CFS_SIZE_UNKNOWN;
+		struct cfs_node *node = add_object(d, t, dir, c->name, size, e ? e->etag : NULL);
+		tie(t, node, index);
+		ch.nodes[i] = node;
+		ch.sources[i] = node ? node->object : NULL;
+		if (node && c->plain_name && plain_dir) {
+			struct cfs_node *plain = acceptable(t, plain_dir, c->plain_name)
+				? add_decompressed(t, plain_dir, c->plain_name, c->plain_size,
+						   node->object)
+				: NULL;
+			ch.sources[i] = plain ? plain->object : NULL;
+		}
+	}
+	return ch;
+}
+
+/*
+ * The index file, the chunks it lists in dataset order, and the views of
+ * the dataset, all shown for the index file: a relisting without
+ * index.json removes them with it.
+ */
+static void add_dataset(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
+			GBytes *bytes, struct cfs_ds_index *idx, GHashTable *files)
+{
+	struct cfs_node *index = acceptable(t, dir, INDEX_NAME)
+		? cfs_tree_add_bytes(t, dir, INDEX_NAME, bytes) : NULL;
+	struct cfs_node *plain_dir = NULL;
+	if (idx->plain_index && acceptable(t, dir, PLAIN_NAME)) {
+		plain_dir = cfs_tree_add_dir(t, dir, PLAIN_NAME, false);
+		tie(t, plain_dir, index);
+		cfs_tree_add_bytes(t, plain_dir, INDEX_NAME, idx->plain_index);
+	}
+	struct chunks ch = add_chunks(d, t, dir, index, plain_dir, idx, files);
+	struct cfs_view *view = NULL;
+	if (items_shown(dir, idx) && acceptable(t, dir, ITEMS_NAME))
+		view = cfs_views_add_items(d->views, g_steal_pointer(&idx), ch.nodes, ch.sources,
+					   dir->ino);
+	if (view)
+		tie(t, cfs_tree_add_view(t, dir, ITEMS_NAME, view), index);
+	cfs_ds_index_free(idx);
+	g_free(ch.nodes);
+	g_free(ch.sources);
+}
+
+/* NAME.tar.d/ beside the archive NAME.tar: its members. */
+static void add_tar_view(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
+			 struct cfs_node *tar)
+{
+	char *name = g_strconcat(tar->name, TAR_VIEW_SUFFIX, NULL);
+	struct cfs_view *view = acceptable(t, dir, name)
+		? cfs_views_add_tar(d->views, tar, dir->ino) : NULL;
+	if (view)
+		tie(t, cfs_tree_add_view(t, dir, name, view), tar);
+	g_free(name);
+}
+
+static void add_entries(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
+			const struct cfs_listing *l)
+{
+	for (guint i = 0; i < l->entries->len; i++) {
+		const struct cfs_entry *e = &g_array_index(l->entries, struct cfs_entry, i);
+		if (!acceptable(t, dir, e->name))
+			continue;
+		struct cfs_node *file = NULL;
+		if (e->is_dir)
+			cfs_tree_add_dir(t, dir, e->name, true);
+		else
+			file = add_object(d, t, dir, e->name, e->size, e->etag);
+		if (file && g_str_has_suffix(e->name, TAR_SUFFIX))
+			add_tar_view(d, t, dir, file);
+	}
+}
+
+/* The index of dir failed to load or parse: the directory shows its files only. */
+static void report_bad_index(const struct cfs_node *dir, const GError *err)
+{
+	char *path = cfs_node_child_path(dir, INDEX_NAME);
+	cfs_errors_report(path, 0, 0, -EIO, "%s; showing the directory as it is", err->message);
+	g_free(path);
+}
+
+/*
+ * True when an index that could not be had is the server's answer about
+ * it: absent (404, 410), refused (401, 403), not a dataset index, or too
+ * large. Any other failure (a timeout, a 5xx, a reset) may pass, so it
+ * must not be remembered as a directory without a dataset.
+ */
+static bool index_failure_is_lasting(const GError *err)
+{
+	return g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND) ||
+	       g_error_matches(err, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED) ||
+	       g_error_matches(err, G_IO_ERROR, G_IO_ERROR_INVALID_DATA) ||
+	       g_error_matches(err, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE);
+}
+
+/*
+ * A listed directory with index.json: its chunks come from the index when
+ * it is understood, and the directory is shown as it is when the index is
+ * lastingly bad. Any other failure fails the listing (nothing is added), so
+ * that the next lookup fetches the index again.
+ */
+static bool add_dataset_dir(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
+			    const struct cfs_listing *l, GHashTable *files, GError **error)
+{
+	GBytes *bytes = NULL;
+	GError *err = NULL;
+	struct cfs_ds_index *idx = cfs_tree_keep(t, dir, INDEX_NAME)
+					   ? NULL : load_index(d, dir, &bytes, &err);
+	if (err && !index_failure_is_lasting(err)) {
+		g_propagate_error(error, err);
+		return false;
+	}
+	if (idx)
+		add_dataset(d, t, dir, bytes, idx, files);
+	else if (err)
+		report_bad_index(dir, err);
+	g_clear_error(&err);
+	if (bytes)
+		g_bytes_unref(bytes);
+	add_entries(d, t, dir, l);
+	return true;
+}
+
+static bool is_unlisted_http(const struct dataset *d, const GError *err)
+{
+	return !d->remote->s3 && (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED) ||
+				  g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND) ||
+				  g_error_matches(err, G_IO_ERROR, G_IO_ERROR_INVALID_DATA));
+}
+
+/* An HTTP root that cannot be listed: the dataset index must be there, and is the tree. */
+static bool add_index_only(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
+			   GError **error)
+{
+	GBytes *bytes = NULL;
+	struct cfs_ds_index *idx = load_index(d, dir, &bytes, error);
+	if (!idx)
+		return false;
+	add_dataset(d, t, dir, bytes, idx, NULL);
+	g_bytes_unref(bytes);
+	return true;
+}
+
+static bool list_dir(void *ctx, struct cfs_tree *t, struct cfs_node *dir, GError **error)
+{
+	struct dataset *d = ctx;
+	struct cfs_listing *l = NULL;
+	GError *err = NULL;
+	if (!cfs_fetch_listing(d->opts, d->remote, dir->path, &l, &err)) {
+		if (dir->ino == CFS_ROOT_INO && is_unlisted_http(d, err)) {
+			g_debug("%s cannot be listed (%s): using its %s", d->remote->shown,
+				err->message, INDEX_NAME);
+			g_error_free(err);
+			return add_index_only(d, t, dir, error);
+		}
+		g_propagate_error(error, err);
+		return false;
+	}
+	GHashTable *files = listed_files(l);
+	bool ok = true;
+	if (listed_file(files, INDEX_NAME))
+		ok = add_dataset_dir(d, t, dir, l, files, error);
+	else
+		add_entries(d, t, dir, l);
+	g_hash_table_destroy(files);
+	cfs_listing_free(l);
+	return ok;
+}
+
+static bool size_object(void *ctx, struct cfs_object *obj, GError **error)
+{
+	struct dataset *d = ctx;
+	uint64_t size;
+	if (!cfs_fetch_head(d->opts, d->remote, obj->url, &size, error))
+		return false;
+	__atomic_store_n(&obj->size, size, __ATOMIC_RELEASE); /* read unlocked: cfs_tree_file_sized */
+	return true;
+}
+
+struct cfs_tree *cfs_dataset_build(const struct cfs_options *opts, const struct cfs_remote *remote,
+				   struct cfs_views *views, GError **error)
+{
+	struct dataset *d = g_new0(struct dataset, 1);
+	d->opts = opts;
+	d->remote = remote;
+	d->views = views;
+	struct cfs_tree *t = cfs_tree_new(list_dir, size_object, d, g_free, opts->metadata_ttl_s);
+	struct cfs_node *root = cfs_tree_root(t);
+	struct cfs_node *control = cfs_tree_add_dir(t, root, ".chunkfs", false);
+	cfs_tree_add_rendered(t, control, "stats", cfs_stats_render);
+	cfs_tree_add_rendered(t, control, "errors", cfs_errors_render);
+	if (!cfs_tree_prepare_dir(t, root, error)) {
+		cfs_tree_free(t);
+		return NULL;
+	}
+	return t;
+}

@@ -1,0 +1,445 @@
+/* Command-line parsing with GOptionContext, and the SIZE syntax. */
+#include "util/options.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "spill/spill.h"
+#include "cache/policy/policy.h"
+
+#define DEFAULT_MEM_CAP_MAX (UINT64_C(1) << 30)
+/* The default memory cap is this fraction (1/N) of RAM: the loader reading it needs the rest. */
+#define DEFAULT_MEM_CAP_RAM_DIVISOR 8
+/* The default memory cap when the size of RAM is unknown: 1/8 of a small (2 GiB) machine. */
+#define DEFAULT_MEM_CAP_NO_RAM (256 * CFS_MIB)
+/* A block is a unit of eviction and of the spill tier's files: from a page to 64 MiB. */
+#define BLOCK_SIZE_MIN 4096
+#define BLOCK_SIZE_MAX (64 * CFS_MIB)
+/* The memory cap holds at least this many blocks and bytes: a read and its neighbours fit. */
+#define MEM_CAP_MIN_BLOCKS 4
+#define MEM_CAP_MIN (4 * CFS_MIB)
+/* Readahead past 1 GiB would fetch bytes evicted before they are read. */
+#define READAHEAD_MAX (1024 * CFS_MIB)
+/* A sequential reader's window grows to 64 MiB: two requests of 32 MiB in flight. */
+#define DEFAULT_READAHEAD (64 * CFS_MIB)
+/* Transfers at once: parallel ranges for random readers, few enough for one server. */
+#define DEFAULT_MAX_CONNECTIONS 8
+/* More connections than this to one server is a flood, not a mount. */
+#define MAX_CONNECTIONS_MAX 256
+/* Fetcher threads: two let receiving and copying use a second core (sequential +8%). */
+#define DEFAULT_FETCH_THREADS 2
+/* Past this many threads, each has too few connections to keep busy. */
+#define FETCH_THREADS_MAX 16
+/* Seconds: a TCP and TLS handshake that takes longer is a server that is down. */
+#define DEFAULT_CONNECT_TIMEOUT_S 10
+/* Seconds without a byte before an attempt is stalled: a slow server still makes it. */
+#define DEFAULT_TIMEOUT_S 30
+/* A timeout of more than an hour would let a hung server hang its readers as long. */
+#define TIMEOUT_MAX_S 3600
+/* Attempts after a failed one: with the back-off, 1.5 s of a server's trouble ridden out. */
+#define DEFAULT_RETRIES 4
+/* More retries than this keep a reader waiting on a server that is gone. */
+#define RETRIES_MAX 100
+/* Seconds a listing is trusted: datasets are written once, and an hour keeps listings rare. */
+#define DEFAULT_METADATA_TTL_S 3600
+/* A year: longer is never listing again, which a TTL is not for. */
+#define METADATA_TTL_MAX_S (365 * 86400)
+/* Entries of one directory by default: 1.5 GB of listing at most (see below). */
+#define DEFAULT_MAX_DIR_ENTRIES 10000000
+/* A listing entry costs about 150 bytes before it becomes a node: 100 million is 15 GB. */
+#define MAX_DIR_ENTRIES_MAX 100000000
+
+bool cfs_parse_size(const char *text, uint64_t *out)
+{
+	if (!text || !g_ascii_isdigit(text[0]))
+		return false;
+	errno = 0;
+	char *end;
+	guint64 value = g_ascii_strtoull(text, &end, 10);
+	if (errno)
+		return false;
+	unsigned shift = 0;
+	switch (g_ascii_toupper(*end)) {
+	case '\0': break;
+	case 'K': shift = 10; end++; break;
+	case 'M': shift = 20; end++; break;
+	case 'G': shift = 30; end++; break;
+	case 'T': shift = 40; end++; break;
+	default: return false;
+	}
+	if (shift && (g_ascii_strcasecmp(end, "iB") == 0 || g_ascii_strcasecmp(end, "B") == 0))
+		end += strlen(end);
+	if (*end != '\0')
+		return false;
+	if (shift && value > (G_MAXUINT64 >> shift))
+		return false;
+	*out = value << shift;
+	return true;
+}
+
+static uint64_t default_mem_cache(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES);
+	long page = sysconf(_SC_PAGESIZE);
+	if (pages <= 0 || page <= 0)
+		return DEFAULT_MEM_CAP_NO_RAM;
+	uint64_t ram = (uint64_t)pages * (uint64_t)page;
+	return MIN(ram / DEFAULT_MEM_CAP_RAM_DIVISOR, DEFAULT_MEM_CAP_MAX);
+}
+
+struct raw_args {
+	char *mem_cache, *block_size, *readahead, *fuse_opts;
+	int max_connections, fetch_threads, connect_timeout, timeout, retries, metadata_ttl;
+	int max_dir_entries;
+	gboolean foreground, debug, version, insecure, no_sign_request;
+	char **headers;
+	char *cacert, *endpoint, *region, *s3_addressing, *profile;
+	char *cache_dir, *disk_cache, *eviction;
+	gboolean spill_compress;
+	char *log_file;
+	char **rest;
+};
+
+static bool parse_size_opt(const char *name, const char *text, uint64_t *out, GError **error)
+{
+	if (!text)
+		return true;
+	if (cfs_parse_size(text, out))
+		return true;
+	g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+		    "invalid size for --%s: '%s' (bytes, or a number with K, M, G or T)", name, text);
+	return false;
+}
+
+static bool check_int_opt(const char *name, int value, int min, int max, GError **error)
+{
+	if (value >= min && value <= max)
+		return true;
+	g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+		    "--%s must be between %d and %d, not %d", name, min, max, value);
+	return false;
+}
+
+static bool check_sizes(const struct cfs_options *o, GError **error)
+{
+	if (o->block_size < BLOCK_SIZE_MIN || o->block_size > BLOCK_SIZE_MAX ||
+	    (o->block_size & (o->block_size - 1))) {
+		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+			    "--block-size must be a power of two from 4K to 64M");
+		return false;
+	}
+	uint64_t min_cap = MAX(MEM_CAP_MIN_BLOCKS * o->block_size, MEM_CAP_MIN);
+	if (o->mem_cache < min_cap) {
+		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+			    "--mem-cache must be at least %" G_GUINT64_FORMAT " MiB (4 blocks and 4 MiB)",
+			    min_cap / CFS_MIB);
+		return false;
+	}
+	if (o->readahead > READAHEAD_MAX) {
+		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+			    "--readahead must be at most 1G");
+		return false;
+	}
+	return true;
+}
+
+static bool check_mountpoint(const char *path, GError **error)
+{
+	struct stat st;
+	if (stat(path, &st) != 0) {
+		g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
+			    "mountpoint %s: %s", path, g_strerror(errno));
+		return false;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NOTDIR,
+			    "mountpoint %s: not a directory", path);
+		return false;
+	}
+	return true;
+}
+
+/* RFC 9110 section 5: a header field is a token name, a colon, a value. */
+static bool check_headers(char **headers, GError **error)
+{
+	for (char **h = headers; h && *h; h++) {
+		const char *colon = strchr(*h, ':');
+		bool ok = colon && colon > *h;
+		for (const char *p = *h; ok && p < colon; p++)
+			ok = g_ascii_isgraph(*p) && !strchr("\"(),/:;<=>?@[\\]{}", *p);
+		for (const char *p = *h; ok && *p; p++)
+			ok = *p != '\r' && *p != '\n';
+		if (!ok) {
+			g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+				    "--header must be 'Name: value' (a field name, a colon, one line)");
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool check_eviction(const char *value, GError **error)
+{
+	if (!value || cfs_policy_known(value))
+		return true;
+	g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+		    "--eviction must be lru, lfu or fifo, not '%s'", value);
+	return false;
+}
+
+/* The spill tier's settings; the directory is made absolute, it outlives a daemon's chdir. */
+static void take_spill_settings(struct raw_args *a, struct cfs_options *o)
+{
+	/* XDG_CACHE_HOME, else ~/.cache (the XDG Base Directory Specification) */
+	o->cache_dir = a->cache_dir ? g_canonicalize_filename(a->cache_dir, NULL)
+				    : g_build_filename(g_get_user_cache_dir(), "chunkfs", NULL);
+	o->eviction = a->eviction ? g_steal_pointer(&a->eviction) : g_strdup("lru");
+	o->spill_compress = a->spill_compress;
+}
+
+static bool check_addressing(const char *value, GError **error)
+{
+	if (!value || g_str_equal(value, "path") || g_str_equal(value, "virtual"))
+		return true;
+	g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+		    "--s3-addressing must be 'path' or 'virtual', not '%s'", value);
+	return false;
+}
+
+/* Move the strings of the remote's settings from the raw arguments into o. */
+static void take_remote_settings(struct raw_args *a, struct cfs_options *o)
+{
+	o->headers = g_steal_pointer(&a->headers);
+	o->cacert = g_steal_pointer(&a->cacert);
+	o->insecure = a->insecure;
+	o->endpoint = g_steal_pointer(&a->endpoint);
+	o->region = g_steal_pointer(&a->region);
+	o->s3_addressing = g_steal_pointer(&a->s3_addressing);
+	o->profile = g_steal_pointer(&a->profile);
+	o->no_sign_request = a->no_sign_request;
+}
+
+static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
+{
+	if (!parse_size_opt("mem-cache", a->mem_cache, &o->mem_cache, error) ||
+	    !parse_size_opt("block-size", a->block_size, &o->block_size, error) ||
+	    !parse_size_opt("readahead", a->readahead, &o->readahead, error) ||
+	    !parse_size_opt("disk-cache", a->disk_cache, &o->disk_cache, error) ||
+	    !check_eviction(a->eviction, error) ||
+	    !check_int_opt("max-connections", a->max_connections, 1, MAX_CONNECTIONS_MAX, error) ||
+	    !check_int_opt("fetch-threads", a->fetch_threads, 1, FETCH_THREADS_MAX, error) ||
+	    !check_int_opt("connect-timeout", a->connect_timeout, 1, TIMEOUT_MAX_S, error) ||
+	    !check_int_opt("timeout", a->timeout, 1, TIMEOUT_MAX_S, error) ||
+	    !check_int_opt("retries", a->retries, 0, RETRIES_MAX, error) ||
+	    !check_int_opt("metadata-ttl", a->metadata_ttl, 0, METADATA_TTL_MAX_S, error) ||
+	    !check_int_opt("max-dir-entries", a->max_dir_entries, 1, MAX_DIR_ENTRIES_MAX, error) ||
+	    !check_sizes(o, error) || !check_headers(a->headers, error) ||
+	    !check_addressing(a->s3_addressing, error))
+		return false;
+	take_remote_settings(a, o);
+	take_spill_settings(a, o);
+	o->max_connections = (unsigned)a->max_connections;
+	o->fetch_threads = (unsigned)a->fetch_threads;
+	o->connect_timeout_s = (unsigned)a->connect_timeout;
+	o->timeout_s = (unsigned)a->timeout;
+	o->retries = (unsigned)a->retries;
+	o->metadata_ttl_s = (unsigned)a->metadata_ttl;
+	o->max_dir_entries = (unsigned)a->max_dir_entries;
+	o->foreground = a->foreground;
+	o->debug = a->debug;
+	o->fuse_opts = g_strdup(a->fuse_opts);
+	o->log_file = g_steal_pointer(&a->log_file);
+
+	guint n = a->rest ? g_strv_length(a->rest) : 0;
+	if (n != 2) {
+		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
+			    n < 2 ? "missing URL or MOUNTPOINT (see --help)"
+				  : "too many arguments: expected URL MOUNTPOINT");
+		return false;
+	}
+	o->url = g_strdup(a->rest[0]);
+	if (!check_mountpoint(a->rest[1], error))
+		return false;
+	o->mountpoint = g_canonicalize_filename(a->rest[1], NULL);
+	return true;
+}
+
+static const char summary[] =
+	"Mount a LitData dataset served over HTTP(S) or S3 as a read-only file system.\n"
+	"URL is the dataset directory (it holds index.json): http://HOST/PATH/,\n"
+	"https://HOST/PATH/ or s3://BUCKET/PREFIX. SIZE is bytes or a number with\n"
+	"K, M, G or T (powers of 1024).";
+
+bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *exit_now,
+		       GError **error)
+{
+	struct raw_args a = { .max_connections = DEFAULT_MAX_CONNECTIONS,
+			      .fetch_threads = DEFAULT_FETCH_THREADS,
+			      .connect_timeout = DEFAULT_CONNECT_TIMEOUT_S,
+			      .timeout = DEFAULT_TIMEOUT_S,
+			      .retries = DEFAULT_RETRIES,
+			      .metadata_ttl = DEFAULT_METADATA_TTL_S,
+			      .max_dir_entries = DEFAULT_MAX_DIR_ENTRIES };
+	GOptionEntry entries[] = {
+		{ "foreground", 'f', 0, G_OPTION_ARG_NONE, &a.foreground, "Stay in the foreground", NULL },
+		{ "debug", 'd', 0, G_OPTION_ARG_NONE, &a.debug, "Log debug lines (every request)", NULL },
+		{ "log-file", 0, 0, G_OPTION_ARG_FILENAME, &a.log_file,
+		  "Log to FILE (appended, created 0600, not a symlink) instead of stderr or syslog",
+		  "FILE" },
+		{ "options", 'o', 0, G_OPTION_ARG_FILENAME, &a.fuse_opts, "FUSE mount options", "OPT[,OPT]" },
+		{ "mem-cache", 0, 0, G_OPTION_ARG_STRING, &a.mem_cache,
+		  "Memory tier cap (default 1/8 of RAM, at most 1G)", "SIZE" },
+		{ "block-size", 0, 0, G_OPTION_ARG_STRING, &a.block_size,
+		  "Cache block size, a power of two (default 1M)", "SIZE" },
+		{ "readahead", 0, 0, G_OPTION_ARG_STRING, &a.readahead,
+		  "Largest readahead window of a sequential reader, 0 for none (default 64M)", "SIZE" },
+		{ "cache-dir", 0, 0, G_OPTION_ARG_FILENAME, &a.cache_dir,
+		  "Spill tier directory (default $XDG_CACHE_HOME/chunkfs, else ~/.cache/chunkfs)",
+		  "DIR" },
+		{ "disk-cache", 0, 0, G_OPTION_ARG_STRING, &a.disk_cache,
+		  "Spill tier cap, 0 for none (default a tenth of DIR's free space and what the"
+		  " cache holds, at most 10G)",
+		  "SIZE" },
+		{ "eviction", 0, 0, G_OPTION_ARG_STRING, &a.eviction,
+		  "Eviction policy of both tiers: lru, lfu or fifo (default lru)", "POLICY" },
+		{ "spill-compress", 0, 0, G_OPTION_ARG_NONE, &a.spill_compress,
+		  "zstd-compress spilled blocks that shrink", NULL },
+		{ "max-connections", 0, 0, G_OPTION_ARG_INT, &a.max_connections,
+		  "Concurrent HTTP requests (default 8)", "N" },
+		{ "fetch-threads", 0, 0, G_OPTION_ARG_INT, &a.fetch_threads,
+		  "Threads that receive responses, sharing the connections (default 2)", "N" },
+		{ "connect-timeout", 0, 0, G_OPTION_ARG_INT, &a.connect_timeout,
+		  "Seconds to wait for a connection (default 10)", "S" },
+		{ "timeout", 0, 0, G_OPTION_ARG_INT, &a.timeout,
+		  "Retry a request that delivers no byte for S seconds (default 30)", "S" },
+		{ "retries", 0, 0, G_OPTION_ARG_INT, &a.retries,
+		  "Attempts after a failed one before a read fails (default 4)", "N" },
+		{ "metadata-ttl", 0, 0, G_OPTION_ARG_INT, &a.metadata_ttl,
+		  "Seconds a directory listing is trusted (default 3600)", "S" },
+		{ "max-dir-entries", 0, 0, G_OPTION_ARG_INT, &a.max_dir_entries,
+		  "Fail the listing of a directory with more entries (default 10000000)", "N" },
+		{ "header", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &a.headers,
+		  "Send this header with every request (repeatable; never logged)", "'NAME: VALUE'" },
+		{ "cacert", 0, 0, G_OPTION_ARG_FILENAME, &a.cacert,
+		  "Trust this CA (PEM) besides the system's", "FILE" },
+		{ "insecure", 0, 0, G_OPTION_ARG_NONE, &a.insecure,
+		  "Do not verify TLS certificates (warns)", NULL },
+		{ "endpoint", 0, 0, G_OPTION_ARG_FILENAME, &a.endpoint,
+		  "S3 endpoint (default AWS_ENDPOINT_URL, else AWS's for the region)", "URL" },
+		{ "region", 0, 0, G_OPTION_ARG_FILENAME, &a.region,
+		  "S3 region (default AWS_REGION, AWS_DEFAULT_REGION, the profile's, us-east-1)", "NAME" },
+		{ "s3-addressing", 0, 0, G_OPTION_ARG_STRING, &a.s3_addressing,
+		  "S3 bucket addressing: path or virtual (default: virtual on AWS, else path)", "STYLE" },
+		{ "profile", 0, 0, G_OPTION_ARG_FILENAME, &a.profile,
+		  "AWS profile of ~/.aws/credentials and ~/.aws/config (default AWS_PROFILE, else default)",
+		  "NAME" },
+		{ "no-sign-request", 0, 0, G_OPTION_ARG_NONE, &a.no_sign_request,
+		  "Send S3 requests unsigned (public buckets)", NULL },
+		{ "version", 'V', 0, G_OPTION_ARG_NONE, &a.version, "Print the version and exit", NULL },
+		/* FILENAME types: bytes as given, no conversion from the locale's charset. */
+		{ G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &a.rest, NULL, "URL MOUNTPOINT" },
+		{ NULL, 0, 0, 0, NULL, NULL, NULL },
+	};
+	memset(opts, 0, sizeof(*opts));
+	opts->mem_cache = default_mem_cache();
+	opts->block_size = CFS_MIB;
+	opts->readahead = DEFAULT_READAHEAD;
+	opts->disk_cache = CFS_DISK_CAP_AUTO;
+	*exit_now = false;
+
+	GOptionContext *ctx = g_option_context_new(NULL);
+	g_option_context_set_summary(ctx, summary);
+	g_option_context_add_main_entries(ctx, entries, NULL);
+	char **args = g_memdup2(argv, sizeof(char *) * (size_t)(argc + 1));
+	int n = argc;
+	bool ok = g_option_context_parse(ctx, &n, &args, error);
+	g_free(args);
+	g_option_context_free(ctx);
+	if (ok && a.version) {
+		printf("chunkfs %s\n", CHUNKFS_VERSION);
+		*exit_now = true;
+	} else if (ok) {
+		ok = convert(&a, opts, error);
+	}
+	g_free(a.mem_cache);
+	g_free(a.block_size);
+	g_free(a.readahead);
+	g_free(a.fuse_opts);
+	g_strfreev(a.headers);
+	g_free(a.cacert);
+	g_free(a.endpoint);
+	g_free(a.region);
+	g_free(a.s3_addressing);
+	g_free(a.profile);
+	g_free(a.cache_dir);
+	g_free(a.disk_cache);
+	g_free(a.eviction);
+	g_free(a.log_file);
+	g_strfreev(a.rest);
+	if (!ok)
+		cfs_options_clear(opts);
+	return ok;
+}
+
+static void mask(char *from, char *to)
+{
+	for (char *p = from; p < to; p++)
+		*p = '*';
+}
+
+/* Mask "user:password" of "scheme://user:password@host..." and everything after '?'. */
+static void mask_url(char *arg)
+{
+	char *start = strstr(arg, "://");
+	if (!start)
+		return;
+	start += 3;
+	char *end = start + strcspn(start, "/?#");
+	char *at = memchr(start, '@', (size_t)(end - start));
+	if (at)
+		mask(start, at);
+	char *query = strchr(arg, '?');
+	if (query)
+		mask(query + 1, query + strlen(query));
+}
+
+/* Mask the value of "Name: value". */
+static void mask_header(char *arg)
+{
+	char *colon = strchr(arg, ':');
+	if (colon)
+		mask(colon + 1, colon + strlen(colon));
+}
+
+void cfs_options_hide_secrets(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (g_str_has_prefix(argv[i], "--header="))
+			mask_header(argv[i] + strlen("--header="));
+		else if (g_str_equal(argv[i], "--header") && i + 1 < argc)
+			mask_header(argv[++i]);
+		else
+			mask_url(argv[i]);
+	}
+}
+
+void cfs_options_clear(struct cfs_options *opts)
+{
+	g_free(opts->url);
+	g_free(opts->mountpoint);
+	g_free(opts->fuse_opts);
+	g_strfreev(opts->headers);
+	g_free(opts->cacert);
+	g_free(opts->endpoint);
+	g_free(opts->region);
+	g_free(opts->s3_addressing);
+	g_free(opts->profile);
+	g_free(opts->cache_dir);
+	g_free(opts->eviction);
+	g_free(opts->log_file);
+	memset(opts, 0, sizeof(*opts));
+}
