@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "spill/journal.h"
+#include "journal_i.h"
 #include "cache/policy/policy.h"
 #include "spill/spillfmt.h"
 

@@ -1,5 +1,5 @@
 /* The spill tier's journal: replay, appends, rewrite. */
-#include "spill/journal.h"
+#include "journal_i.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -19,7 +19,7 @@
 #include "util/errors.h"
 #include "cache/policy/policy.h"
 #include "util/stats.h"
-#include "spill/journal.h"
+#include "journal_i.h"
 
 /* du counts files and directories in blocks of this size. */
 #define FS_BLOCK UINT64_C(4096)

@@ -23,7 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "spill/journal.h"
+#include "journal_i.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
