@@ -459,7 +459,7 @@ def tail(text, lines=60):
     return "\n".join(text.splitlines()[-lines:])
 
 
-# A warning or error line of chunkfs's log, as src/log.c writes it: "HH:MM:SS.mmm
+# A warning or error line of chunkfs's log, as src/util/log.c writes it: "HH:MM:SS.mmm
 # chunkfs[LEVEL]: MESSAGE" on stderr, "TIME chunkfs[PID] LEVEL: MESSAGE" in a --log-file,
 # LEVEL "warning" for g_warning() and "error" for g_critical() and g_error(); or GLib's
 # own "(chunkfs:PID): DOMAIN-CRITICAL **: TIME: MESSAGE" of a line logged before chunkfs

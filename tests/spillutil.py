@@ -260,11 +260,11 @@ JOURNAL_MAGIC = b"CFSJRNL\n"
 
 
 def journal_header(block_size):
-    """The 24-byte journal header (src/journal.h): magic, version 1, block size."""
+    """The 24-byte journal header (src/spill/journal_i.h): magic, version 1, block size."""
     return JOURNAL_MAGIC + struct.pack("<IIQ", 1, 0, block_size)
 
 
 def journal_record(obj, index, etag_hash, cost, add=True):
-    """One 32-byte journal record (src/journal.h), its 24-bit XXH3 check included."""
+    """One 32-byte journal record (src/spill/journal_i.h), its 24-bit XXH3 check included."""
     body = struct.pack("<QQQIB", obj, index, etag_hash, cost, 1 if add else 0)
     return body + struct.pack("<I", xxhash.xxh3_64_intdigest(body) & 0xffffff)[:3]

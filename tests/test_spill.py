@@ -345,7 +345,7 @@ def test_corrupt_block_files_are_refused(nginx, mount, medium, tmp_path):
 
 @pytest.mark.budget(90)
 # A kill between deleting an evicted block's file and recording it leaves a record without
-# its file (cache_disk.c, delete_files): the next mount finds out on reading it back.
+# its file (src/spill/room.c, disk_delete_files): the next mount finds out on reading it back.
 @pytest.mark.log_allow(r"^chunk-[\d-]+\.bin bytes \d+-\d+: spilled block \d+ \(\S+\): No such file "
                        r"or directory; discarded, fetching it again \(ENOENT\)$")
 def test_crash_while_spilling(nginx, mount, medium, tmp_path):

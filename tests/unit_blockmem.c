@@ -1,4 +1,4 @@
-/* Unit tests of the memory tier's block memory (src/blockmem.c). */
+/* Unit tests of the memory tier's block memory (src/cache/blockmem.c). */
 #include <glib.h>
 #include <string.h>
 #include <sys/mman.h>

@@ -1,6 +1,6 @@
 /*
- * Private to the memory tier: cache_mem.c keeps the blocks, the room under
- * the cap and the reads; cache_fill.c is where bytes come from (requests
+ * Private to the memory tier: mem.c keeps the blocks, the room under
+ * the cap and the reads; fill.c is where bytes come from (requests
  * to the source, zstd streams, the spill tier) and where blocks go when they
  * leave memory (the spill tier). Every function here is called with the
  * cache's lock held unless it says otherwise.
@@ -14,8 +14,8 @@
  * and the sanitizer build alike, and a broken count aborts at once with
  * the place, instead of corrupting a block another read is sent from.
  */
-#ifndef CHUNKFS_CACHE_IMPL_H
-#define CHUNKFS_CACHE_IMPL_H
+#ifndef CHUNKFS_CACHE_I_H
+#define CHUNKFS_CACHE_I_H
 
 #include <sys/uio.h>
 
@@ -38,7 +38,7 @@ enum validation {
 };
 
 /*
- * A read of the object that failed: for FAILED_READ_MS (cache_mem.c) a read
+ * A read of the object that failed: for FAILED_READ_MS (mem.c) a read
  * overlapping it fails the same way without a request, so that the kernel's
  * re-asks after a failed read (its readahead, then page by page) neither
  * start a fresh series of attempts nor assemble a short count from the
@@ -153,7 +153,7 @@ static inline uint64_t block_start(const struct cfs_cache *c, uint64_t index)
 	     hi = MIN(_end, block_start(c, idx + 1)) - block_start(c, idx), 1);               \
 	     idx++)
 
-/* ---- cache_mem.c ---- */
+/* ---- mem.c ---- */
 
 /* The state of obj, made empty at the first call. */
 struct object_state *cache_object(struct cfs_cache *c, const struct cfs_object *obj);
@@ -188,7 +188,7 @@ void cache_retry_unlock(struct cfs_cache *c, GQueue *q, GArray *answers);
 void cache_deliver_all(struct cfs_cache *c, GArray *answers);
 GArray *cache_answers_new(void);
 
-/* ---- cache_fill.c ---- */
+/* ---- fill.c ---- */
 
 /*
  * Block bytes that requests issued by this thread will deliver, to be

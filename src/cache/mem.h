@@ -12,7 +12,7 @@
  * order of the eviction policy (policy.h), and a read whose blocks cannot
  * get room waits, holding nothing, until a request or a spill ends.
  *
- * With a spill tier (cache_disk.h), a block about to be evicted that holds
+ * With a spill tier (spill/spill.h), a block about to be evicted that holds
  * bytes the tier lacks is written there first (and ahead of time once the
  * room left is less than the writes may have in flight; with more room,
  * nothing is written until unmount); a miss on a block the tier holds reads it back

@@ -1,5 +1,5 @@
 /*
- * A source: where the memory tier (cache_mem.h) and the zstd streams
+ * A source: where the memory tier (cache/mem.h) and the zstd streams
  * (zstream.h) get the bytes of remote objects. They ask it for byte ranges
  * of an object and for an object's validators (its size and ETag without
  * its bytes), and it calls back as the response arrives. Over HTTP, a

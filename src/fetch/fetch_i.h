@@ -1,6 +1,6 @@
 /* Private to the fetch module: the options every libcurl easy handle gets. */
-#ifndef CHUNKFS_FETCH_EASY_H
-#define CHUNKFS_FETCH_EASY_H
+#ifndef CHUNKFS_FETCH_I_H
+#define CHUNKFS_FETCH_I_H
 
 #include <curl/curl.h>
 #include <glib.h>

@@ -2,8 +2,8 @@
  * Private to the index parsers: dsindex.c (the dispatch and what both formats share),
  * litdata.c and mds.c (one format each).
  */
-#ifndef CHUNKFS_DSINDEX_PARSE_H
-#define CHUNKFS_DSINDEX_PARSE_H
+#ifndef CHUNKFS_DSINDEX_I_H
+#define CHUNKFS_DSINDEX_I_H
 
 #include "formats/dsindex.h"
 

@@ -1,6 +1,6 @@
 /*
  * FUSE low-level operations on the tree, the read path, mount and session
- * loop. Only this file and fs_view.c include fuse_lowlevel.h.
+ * loop. Only this file and view_ops.c include fuse_lowlevel.h.
  */
 #include "fuse/fs.h"
 

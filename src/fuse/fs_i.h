@@ -1,6 +1,6 @@
-/* Private to the FUSE layer (fs.c, fs_view.c): the mount's state and open-file handles. */
-#ifndef CHUNKFS_FS_PRIVATE_H
-#define CHUNKFS_FS_PRIVATE_H
+/* Private to the FUSE layer (fs.c, view_ops.c): the mount's state and open-file handles. */
+#ifndef CHUNKFS_FS_I_H
+#define CHUNKFS_FS_I_H
 
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
@@ -73,7 +73,7 @@ struct dirbuf {
  */
 bool dirbuf_add(void *ctx, const char *name, uint64_t ino, bool dir, uint64_t next_off);
 
-/* View operations (fs_view.c): answered now or from the thread that loads what they need. */
+/* View operations (view_ops.c): answered now or from the thread that loads what they need. */
 void view_lookup(fuse_req_t req, struct cfs_view *view, uint64_t dir, const char *name);
 void view_getattr(fuse_req_t req, struct cfs_view *view, uint64_t ino);
 void view_readdir(fuse_req_t req, struct cfs_view *view, uint64_t dir, size_t size, off_t off);

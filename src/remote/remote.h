@@ -38,7 +38,7 @@ struct cfs_remote {
  *   AWS_ENDPOINT_URL, else https://s3.REGION.amazonaws.com; path-style or
  *   virtual-hosted-style addressing (AWS S3 User Guide, "Virtual hosting of
  *   buckets"); requests signed with SigV4 by libcurl using the credentials
- *   the AWS CLI would find (see remote_s3.c), unless --no-sign-request; CA
+ *   the AWS CLI would find (see remote/s3.c), unless --no-sign-request; CA
  *   bundle from --cacert, else AWS_CA_BUNDLE, else as for HTTP.
  * Logs one warning when --insecure is given. Fails with a GError whose
  * message names the redacted URL: G_URI_ERROR for a malformed URL,

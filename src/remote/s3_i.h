@@ -1,6 +1,6 @@
 /* Private to the remote module: the S3 side of cfs_remote_new() and a shared helper. */
-#ifndef CHUNKFS_REMOTE_S3_H
-#define CHUNKFS_REMOTE_S3_H
+#ifndef CHUNKFS_REMOTE_S3_I_H
+#define CHUNKFS_REMOTE_S3_I_H
 
 #include <glib.h>
 #include <stdbool.h>

@@ -9,8 +9,8 @@
  * Not thread-safe: the spill tier's lock guards it, except for
  * cfs_journal_rewrite_write().
  */
-#ifndef CHUNKFS_JOURNAL_H
-#define CHUNKFS_JOURNAL_H
+#ifndef CHUNKFS_JOURNAL_I_H
+#define CHUNKFS_JOURNAL_I_H
 
 #include <glib.h>
 #include <stdbool.h>

@@ -30,8 +30,8 @@
  * Thread-safe. The writer is one thread, the readers a pool of eight; their
  * callbacks run there, without the tier's lock.
  */
-#ifndef CHUNKFS_CACHE_DISK_H
-#define CHUNKFS_CACHE_DISK_H
+#ifndef CHUNKFS_SPILL_H
+#define CHUNKFS_SPILL_H
 
 #include <glib.h>
 #include <stdbool.h>

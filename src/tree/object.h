@@ -4,7 +4,7 @@
  * zstd chunk), which has no URL of its own. What the memory tier knows of
  * an object (its reads waiting for bytes, its readahead streams, its recent
  * failed reads, whether it proved bad) is the memory tier's, kept under the
- * object's id (cache_mem.h).
+ * object's id (cache/mem.h).
  *
  * Objects are reference-counted: the node showing one, the open files and
  * reads of it (fs.c), the views reading it, and a decompressed object (its

@@ -34,7 +34,7 @@ struct cfs_options {
 	char *profile;        /* --profile: AWS profile name */
 	bool no_sign_request; /* --no-sign-request: anonymous S3 requests */
 	char *cache_dir;      /* --cache-dir: where the spill tier keeps its files */
-	uint64_t disk_cache;  /* bytes, spill tier cap; 0: off; CFS_DISK_CAP_AUTO (cache_disk.h) */
+	uint64_t disk_cache;  /* bytes, spill tier cap; 0: off; CFS_DISK_CAP_AUTO (spill/spill.h) */
 	char *eviction;       /* --eviction: policy of both tiers (policy.h) */
 	bool spill_compress;  /* --spill-compress: zstd-compress spilled blocks */
 };

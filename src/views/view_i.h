@@ -1,6 +1,6 @@
 /* Private to the views: the view base, virtual inode numbers, waiters. */
-#ifndef CHUNKFS_VIEW_IMPL_H
-#define CHUNKFS_VIEW_IMPL_H
+#ifndef CHUNKFS_VIEW_I_H
+#define CHUNKFS_VIEW_I_H
 
 #include <sys/uio.h>
 

@@ -193,7 +193,7 @@ def journal_record(obj, index, etag_hash, cost, add):
 
 
 def journal_seeds(out):
-    """fuzz_journal: flags (bit 0: header; repeats), then records (journal.h)."""
+    """fuzz_journal: flags (bit 0: header; repeats), then records (spill/journal_i.h)."""
     recs = [journal_record(1, i, 0x1234, 4096, 1) for i in range(4)]
     recs.append(journal_record(1, 2, 0x1234, 4096, 0))
     write(out, "fuzz_journal", "records", b"\x01" + b"".join(recs))

@@ -5,9 +5,9 @@
  * from the first to evict to the last, and the tier takes the first one it
  * can evict now (one no read or request holds).
  *
- * A policy is one file (policy_lru.c, policy_lfu.c, policy_fifo.c) that
+ * A policy is one file (lru.c, lfu.c, fifo.c) that
  * fills a struct cfs_policy_ops; cfs_policy_new() finds it by name. LRU
- * and FIFO share the queue of policy_queue.c and differ only in touch.
+ * and FIFO share the queue of queue.c and differ only in touch.
  * Not thread-safe: the tier's lock protects its policy.
  */
 #ifndef CHUNKFS_POLICY_H

@@ -2,8 +2,8 @@
  * Private to the policies kept as one queue (LRU, FIFO): the queue in
  * eviction order, head first. They differ only in what touch does.
  */
-#ifndef CHUNKFS_POLICY_QUEUE_H
-#define CHUNKFS_POLICY_QUEUE_H
+#ifndef CHUNKFS_POLICY_QUEUE_I_H
+#define CHUNKFS_POLICY_QUEUE_I_H
 
 #include "cache/policy/policy.h"
 
