@@ -1,9 +1,10 @@
 /* LitData index.json, as litdata's streaming/writer.py writes it. */
+#include "chunkfs/dsindex.h"
 #include "chunkfs/leaves.h"
 #include "chunkfs/listing.h"
 #include "dsindex_parse.h"
+#include "dsjson.h"
 
-#include <gio/gio.h>
 #include <string.h>
 
 /* What every chunk entry must give. */

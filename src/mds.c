@@ -1,7 +1,9 @@
 /* MosaicML MDS index.json, as streaming's MDSWriter writes it. */
+#include "chunkfs/dsindex.h"
 #include "chunkfs/leaves.h"
 #include "chunkfs/listing.h"
 #include "dsindex_parse.h"
+#include "dsjson.h"
 
 /* raw_data or zip_data: {"basename", "bytes", ...}. */
 static bool shard_file(JsonObject *shard, const char *key, guint i, const char **name,
