@@ -482,13 +482,19 @@ static bool withdraw(struct cfs_cache *c, GQueue *q, struct cfs_object *obj, voi
 	return false;
 }
 
+/* obj proved bad; an object the tier knows nothing of is not (and gets no state by asking). */
+static bool proved_bad(struct cfs_cache *c, const struct cfs_object *obj)
+{
+	const struct object_state *st = cache_object_find(c, obj);
+	return st && st->error;
+}
+
 void cfs_cache_prefetch(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len)
 {
 	struct prefault pf;
 	cache_prefault_begin(&pf);
 	g_mutex_lock(&c->lock);
-	if (!c->closing && !cache_object(c, obj)->error && obj->size != CFS_SIZE_UNKNOWN &&
-	    off < obj->size)
+	if (!c->closing && !proved_bad(c, obj) && obj->size != CFS_SIZE_UNKNOWN && off < obj->size)
 		prefetch(c, obj, off, off + MIN(len, obj->size - off));
 	g_mutex_unlock(&c->lock);
 	cache_prefault_end(&pf);
@@ -497,8 +503,11 @@ void cfs_cache_prefetch(struct cfs_cache *c, struct cfs_object *obj, uint64_t of
 bool cfs_cache_cancel(struct cfs_cache *c, struct cfs_object *obj, void *cookie)
 {
 	g_mutex_lock(&c->lock);
-	bool found = withdraw(c, &cache_object(c, obj)->parked, obj, cookie) ||
-		     withdraw(c, &c->mem_wait, obj, cookie) || withdraw(c, &c->val_wait, obj, cookie);
+	/* Without a state, no read of obj is parked: looking must not make one. */
+	struct object_state *st = cache_object_find(c, obj);
+	bool found = (st && withdraw(c, &st->parked, obj, cookie)) ||
+		     withdraw(c, &c->mem_wait, obj, cookie) ||
+		     withdraw(c, &c->val_wait, obj, cookie);
 	g_mutex_unlock(&c->lock);
 	return found;
 }
