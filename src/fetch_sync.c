@@ -2,7 +2,6 @@
 #include "fetch_easy.h"
 
 #include <gio/gio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 

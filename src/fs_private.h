@@ -11,6 +11,7 @@
 #include <fuse_lowlevel.h>
 #include <glib.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 

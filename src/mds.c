@@ -1,7 +1,6 @@
 /* MosaicML MDS index.json, as streaming's MDSWriter writes it. */
 #include "chunkfs/dsindex.h"
 #include "chunkfs/leaves.h"
-#include "chunkfs/listing.h"
 #include "dsindex_parse.h"
 #include "dsjson.h"
 

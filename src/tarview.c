@@ -6,12 +6,10 @@
  * large members are jumped over), and kept for the life of the mount.
  */
 #include <errno.h>
-#include <inttypes.h>
 #include <string.h>
 
 #include "chunkfs/cache_mem.h"
 #include "chunkfs/errors.h"
-#include "chunkfs/listing.h"
 #include "chunkfs/object.h"
 #include "chunkfs/tar.h"
 #include "chunkfs/tree.h"

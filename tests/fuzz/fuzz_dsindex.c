@@ -10,7 +10,6 @@
 
 #include "chunkfs/dsindex.h"
 #include "chunkfs/leaves.h"
-#include "chunkfs/listing.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
