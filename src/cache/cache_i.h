@@ -1,9 +1,17 @@
 /*
- * Private to the memory tier: mem.c keeps the blocks, the room under
- * the cap and the reads; fill.c is where bytes come from (requests
- * to the source, zstd streams, the spill tier) and where blocks go when they
- * leave memory (the spill tier). Every function here is called with the
- * cache's lock held unless it says otherwise.
+ * Private to the memory tier, three layers whose calls go one way:
+ * - mem.c, the reads: the public functions (mem.h), reads
+ *   answered, parked or waiting, readahead, deadlines;
+ * - fill.c, the sources: Range requests, zstd streams, read-backs
+ *   from the spill tier and HEADs, which put bytes into blocks;
+ * - store.c, the block store: blocks and their fill marks, the
+ *   tier's state of each object, pins, room under the cap by eviction,
+ *   and the writes of blocks leaving memory to the spill tier.
+ * The reads call the sources and the store, the sources call the store;
+ * the sources and the store tell the reads what happened (bytes landed,
+ * bytes lost, room made, an ETag learnt) through c->reads, a table the
+ * reads layer sets. Every function here is called with the cache's lock
+ * held unless it says otherwise.
  *
  * The invariants that a wrong count would break silently (a pin count
  * going below zero, used bytes above the cap, a block freed while pinned,
@@ -17,17 +25,24 @@
 #ifndef CHUNKFS_CACHE_I_H
 #define CHUNKFS_CACHE_I_H
 
+#include <glib.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/uio.h>
 
+#include "spill/spill.h"
 #include "cache/mem.h"
 #include "cache/extents.h"
+#include "tree/object.h"
 #include "cache/policy/policy.h"
 #include "cache/readahead.h"
 #include "cache/source.h"
 
-struct cfs_disk;
-struct cfs_object;
+struct cache_reads_ops;
+struct cfs_blockmem;
 struct cfs_zstd;
+struct cfs_zstd_sink;
 
 /* Asking the server for a remote object's ETag before trusting spilled blocks of it. */
 enum validation {
@@ -109,6 +124,7 @@ struct parked {
 
 struct cfs_cache {
 	GMutex lock;
+	const struct cache_reads_ops *reads; /* the reads layer's, set by cfs_cache_new() */
 	uint64_t cap, used, block_size, readahead;
 	struct cfs_source source;     /* where the bytes of objects come from */
 	struct cfs_zstd *zstd;        /* streams that fill decompressed objects */
@@ -153,42 +169,102 @@ static inline uint64_t block_start(const struct cfs_cache *c, uint64_t index)
 	     hi = MIN(_end, block_start(c, idx + 1)) - block_start(c, idx), 1);               \
 	     idx++)
 
-/* ---- mem.c ---- */
+/*
+ * What the sources and the block store report to the reads layer
+ * (mem.c), with the lock held; answers collects the reads answered,
+ * to be delivered once the lock is dropped.
+ */
+struct cache_reads_ops {
+	/* Bytes [off, end) of the object of st landed: answer its parked reads they complete. */
+	void (*landed)(struct cfs_cache *c, struct object_state *st, uint64_t off, uint64_t end,
+		       GArray *answers);
+	/*
+	 * Bytes [off, end) of the object of st will not come: fail its parked
+	 * reads that need them with err (a negative errno), and those that
+	 * need its bad bytes (st->error, from st->bad_from) with st->error.
+	 */
+	void (*lost)(struct cfs_cache *c, struct object_state *st, uint64_t off, uint64_t end,
+		     int err, GArray *answers);
+	/*
+	 * Room was made (q is c->mem_wait) or an ETag learnt (c->val_wait):
+	 * serve again the reads of q, release the lock, and deliver them with
+	 * the rest of answers, which it frees.
+	 */
+	void (*wake_unlock)(struct cfs_cache *c, GQueue *q, GArray *answers);
+	/* Deliver answers and free it. Called without the lock. */
+	void (*deliver)(struct cfs_cache *c, GArray *answers);
+};
+
+/* An empty array of struct answer, for the functions above. */
+static inline GArray *cache_answers_new(void)
+{
+	return g_array_new(FALSE, FALSE, sizeof(struct answer));
+}
+
+/* The remote object whose version a block's bytes are of: itself, or the one it decompresses. */
+static inline struct cfs_object *cache_remote_of(struct cfs_object *obj)
+{
+	return obj->compressed ? obj->compressed : obj;
+}
+
+/* ---- store.c: the block store ---- */
+
+/* The tables, buffers and eviction policy (policy.h name) of blocks of block_size bytes. */
+void cache_store_init(struct cfs_cache *c, uint64_t cap, uint64_t block_size, const char *policy);
+/* Free every block (none pinned) and what cache_store_init() made. */
+void cache_store_free(struct cfs_cache *c);
 
 /* The state of obj, made empty at the first call. */
 struct object_state *cache_object(struct cfs_cache *c, const struct cfs_object *obj);
+/* The state of obj, or NULL when the tier has none: for callers that only look. */
+struct object_state *cache_object_find(struct cfs_cache *c, const struct cfs_object *obj);
+/* Free the state of obj, which no block, read or HEAD points at any more. */
+void cache_object_drop(struct cfs_cache *c, const struct cfs_object *obj);
 
+/* Bytes of block index of obj: the block size, less for its last block. */
 uint32_t cache_block_len(const struct cfs_cache *c, const struct cfs_object *obj,
 			 uint64_t index);
+/* Block index of obj, or NULL when it is not in memory. */
 struct block *cache_block_get(struct cfs_cache *c, const struct cfs_object *obj,
 			      uint64_t index);
 /* A new, empty, unpinned block (room must have been made); NULL when mmap fails. */
 struct block *cache_block_new(struct cfs_cache *c, struct cfs_object *obj, uint64_t index);
-/* Give back idle block memory that no longer fits under the cap beside what is used. */
-void cache_trim_idle(struct cfs_cache *c);
+/* Free b, which nothing pins, and give back its bytes. */
+void cache_block_free(struct cfs_cache *c, struct block *b);
 /* Make bytes more fit under the cap, evicting (or starting to spill) unpinned blocks. */
 bool cache_make_room(struct cfs_cache *c, uint64_t bytes);
+/*
+ * Count bytes that are in no block (a zstd stream's) as used, once room is
+ * made for them; false, counting nothing, when it cannot be.
+ */
+bool cache_reserve(struct cfs_cache *c, uint64_t bytes);
+/* Give back bytes of cache_reserve(). */
+void cache_unreserve(struct cfs_cache *c, uint64_t bytes);
 void cache_pin(struct cfs_cache *c, struct block *b);
 /* A block with nothing landed and nothing coming is freed by its last unpin. */
 void cache_unpin(struct cfs_cache *c, struct block *b);
+/* Every byte of [off, off + len) of obj has landed. */
 bool cache_is_present(struct cfs_cache *c, const struct cfs_object *obj, uint64_t off,
 		      uint64_t len);
-/* Answer the parked reads of the object of state st that overlap [off, end) and are complete. */
-void cache_answer_ready(struct cfs_cache *c, struct object_state *st, uint64_t off, uint64_t end,
-			GArray *answers);
-/* Fail the parked reads of the object of state st that need bytes of [off, end) now lost. */
-void cache_fail_stranded(struct cfs_cache *c, struct object_state *st, uint64_t off,
-			 uint64_t end, int err, GArray *answers);
-/*
- * Serve again the reads of q (waiting for room, or for an ETag), release
- * the lock, and answer them with the rest of answers (which it frees).
- */
-void cache_retry_unlock(struct cfs_cache *c, GQueue *q, GArray *answers);
-/* Hand answers (collected under the lock) to the reply threads. Without the lock. */
-void cache_deliver_all(struct cfs_cache *c, GArray *answers);
-GArray *cache_answers_new(void);
 
-/* ---- fill.c ---- */
+/*
+ * The ETag that spilled blocks of obj must carry: the remote's, or "" once
+ * a HEAD has shown that it has none. NULL while it is not known, when the
+ * spill tier cannot be trusted for obj. The caller frees it.
+ */
+char *cache_validator(struct cfs_cache *c, struct cfs_object *obj);
+/* The spill tier's name of b's bytes (spill.h); strings borrowed from b and etag. */
+struct cfs_spill_id cache_spill_id(const struct block *b, const char *etag);
+/* b holds bytes the spill tier does not. */
+bool cache_needs_spill(const struct cfs_cache *c, const struct block *b);
+/* Write b to the spill tier; it stays pinned until written. */
+void cache_spill(struct cfs_cache *c, struct block *b);
+/* Start writing every unpinned block the spill tier lacks (at unmount). */
+void cache_spill_all(struct cfs_cache *c);
+/* Bytes of blocks that may be on their way to the spill tier at once. */
+uint64_t cache_spill_budget(const struct cfs_cache *c);
+
+/* ---- fill.c: the sources ---- */
 
 /*
  * Block bytes that requests issued by this thread will deliver, to be
@@ -223,14 +299,7 @@ void cache_load_blocks(struct cfs_cache *c, struct cfs_object *obj, uint64_t off
  * trusted (a HEAD is started for it once): true when so.
  */
 bool cache_needs_validation(struct cfs_cache *c, const struct parked *r);
-/* b holds bytes the spill tier does not. */
-bool cache_needs_spill(const struct cfs_cache *c, const struct block *b);
-/* Write b to the spill tier; it stays pinned until written. */
-void cache_spill(struct cfs_cache *c, struct block *b);
-/* Bytes of blocks that may be on their way to the spill tier at once. */
-uint64_t cache_spill_budget(const struct cfs_cache *c);
 
-extern const struct cfs_fetch_ops cache_fill_ops;
 extern const struct cfs_zstd_sink cache_zstd_sink;
 
 #endif

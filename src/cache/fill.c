@@ -1,7 +1,10 @@
 /*
- * Where the memory tier's bytes come from and go: Range requests for the
- * gaps of remote objects, zstd streams for decompressed ones, read-backs
- * from the spill tier, and writes to it of blocks that leave memory.
+ * The sources of the memory tier's bytes: Range requests for the gaps of
+ * remote objects, zstd streams for decompressed ones, read-backs from the
+ * spill tier, and the HEADs that learn an ETag before a read-back. Each
+ * puts what lands into the block store (store.c) and reports it to
+ * the reads layer through c->reads (cache_i.h): bytes landed, bytes
+ * that will not come, room or an ETag that reads wait for.
  */
 #include <errno.h>
 #include <string.h>
@@ -19,9 +22,7 @@
  * connections; long requests keep the server's own readahead going.
  */
 #define MAX_REQUEST_BYTES (UINT64_C(32) << 20)
-/* Blocks on their way to the spill tier at once: at most this, or a quarter of the cap. */
-#define SPILL_BUDGET_MAX (UINT64_C(32) << 20)
-#define SPILL_BUDGET_CAP_DIVISOR 4
+static const struct cfs_fetch_ops fill_ops;
 
 /* One request filling blocks; the blocks it covers stay pinned until it ends. */
 struct fill {
@@ -118,8 +119,7 @@ static void issue(struct cfs_cache *c, struct cfs_object *obj, GArray *ranges,
 		}
 		if (prio == CFS_FETCH_READAHEAD)
 			cfs_stats_add(CFS_READAHEAD_BYTES, r->end - r->start);
-		c->source.ops->submit(c->source.src, obj, r->start, r->end, prio, &cache_fill_ops,
-				      f);
+		c->source.ops->submit(c->source.src, obj, r->start, r->end, prio, &fill_ops, f);
 	}
 }
 
@@ -197,9 +197,9 @@ static void fill_on_data(void *ctx, uint64_t off, const void *buf, size_t len)
 		b->clean = false;
 	}
 	f->next = off + len;
-	cache_answer_ready(c, f->state, off, off + len, answers);
+	c->reads->landed(c, f->state, off, off + len, answers);
 	g_mutex_unlock(&c->lock);
-	cache_deliver_all(c, answers);
+	c->reads->deliver(c, answers);
 }
 
 static void fill_on_done(void *ctx, int err)
@@ -218,15 +218,15 @@ static void fill_on_done(void *ctx, int err)
 		err = -EIO;
 	}
 	if (err || f->next < f->end)
-		cache_fail_stranded(c, f->state, f->next, f->end, err ? err : -EIO, answers);
+		c->reads->lost(c, f->state, f->next, f->end, err ? err : -EIO, answers);
 	for (guint i = 0; i < f->blocks->len; i++)
 		cache_unpin(c, g_ptr_array_index(f->blocks, i));
-	cache_retry_unlock(c, &c->mem_wait, answers);
+	c->reads->wake_unlock(c, &c->mem_wait, answers);
 	g_ptr_array_free(f->blocks, TRUE);
 	g_free(f);
 }
 
-const struct cfs_fetch_ops cache_fill_ops = {
+static const struct cfs_fetch_ops fill_ops = {
 	.on_response = fill_on_response,
 	.on_data = fill_on_data,
 	.on_done = fill_on_done,
@@ -273,8 +273,8 @@ static void zstd_deliver(void *ctx, struct cfs_object *obj, uint64_t off, const 
 		fill_missing(c, b, (uint32_t)lo, (uint32_t)hi, buf, off);
 		cache_unpin(c, b);
 	}
-	cache_answer_ready(c, cache_object(c, obj), off, off + len, answers);
-	cache_retry_unlock(c, &c->mem_wait, answers);
+	c->reads->landed(c, cache_object(c, obj), off, off + len, answers);
+	c->reads->wake_unlock(c, &c->mem_wait, answers);
 }
 
 static void zstd_failed(void *ctx, struct cfs_object *obj, uint64_t off, int err, bool permanent)
@@ -287,21 +287,15 @@ static void zstd_failed(void *ctx, struct cfs_object *obj, uint64_t off, int err
 		st->error = err;
 		st->bad_from = off;
 	}
-	cache_fail_stranded(c, st, off, obj->size, err, answers);
-	cache_retry_unlock(c, &c->mem_wait, answers);
+	c->reads->lost(c, st, off, obj->size, err, answers);
+	c->reads->wake_unlock(c, &c->mem_wait, answers);
 }
 
 static bool zstd_reserve(void *ctx, uint64_t bytes)
 {
 	struct cfs_cache *c = ctx;
 	g_mutex_lock(&c->lock);
-	bool ok = cache_make_room(c, bytes);
-	if (ok) {
-		c->used += bytes;
-		g_assert(c->used <= c->cap);
-		cache_trim_idle(c);
-		cfs_stats_gauge_set(CFS_MEM_BYTES, (int64_t)c->used);
-	}
+	bool ok = cache_reserve(c, bytes);
 	g_mutex_unlock(&c->lock);
 	return ok;
 }
@@ -311,10 +305,8 @@ static void zstd_release(void *ctx, uint64_t bytes)
 	struct cfs_cache *c = ctx;
 	GArray *answers = cache_answers_new();
 	g_mutex_lock(&c->lock);
-	g_assert(bytes <= c->used);
-	c->used -= bytes;
-	cfs_stats_gauge_set(CFS_MEM_BYTES, (int64_t)c->used);
-	cache_retry_unlock(c, &c->mem_wait, answers);
+	cache_unreserve(c, bytes);
+	c->reads->wake_unlock(c, &c->mem_wait, answers);
 }
 
 const struct cfs_zstd_sink cache_zstd_sink = {
@@ -324,93 +316,22 @@ const struct cfs_zstd_sink cache_zstd_sink = {
 	.release = zstd_release,
 };
 
-/* ---- the spill tier ---- */
-
-/* The remote object whose version a block's bytes are of: itself, or the one it decompresses. */
-static struct cfs_object *remote_of(struct cfs_object *obj)
-{
-	return obj->compressed ? obj->compressed : obj;
-}
-
-/*
- * The ETag that spilled blocks of obj must carry: the remote's, or "" once
- * a HEAD has shown that it has none. NULL while it is not known, when the
- * spill tier cannot be trusted for obj. The caller frees it.
- */
-static char *validator(struct cfs_cache *c, struct cfs_object *obj)
-{
-	struct cfs_object *remote = remote_of(obj);
-	char *etag = cfs_object_etag(remote);
-	if (!etag && cache_object(c, remote)->validation == VALIDATED)
-		etag = g_strdup("");
-	return etag;
-}
+/* ---- read-backs from the spill tier ---- */
 
 static uint64_t block_count(const struct cfs_cache *c, const struct cfs_object *obj)
 {
 	return (obj->size + c->block_size - 1) / c->block_size;
 }
 
-static struct cfs_spill_id spill_id(const struct block *b, const char *etag)
-{
-	return (struct cfs_spill_id){ b->obj->name, etag, b->obj->size, b->key.index, b->len };
-}
-
-uint64_t cache_spill_budget(const struct cfs_cache *c)
-{
-	return MIN(SPILL_BUDGET_MAX, c->cap / SPILL_BUDGET_CAP_DIVISOR);
-}
-
-bool cache_needs_spill(const struct cfs_cache *c, const struct block *b)
-{
-	return c->disk && !b->clean && !b->spilling && !b->unspillable && b->filled.n > 0 &&
-	       !b->state->error;
-}
-
-/* A block on its way to or from the spill tier. */
-struct transfer {
+/* A block being read back from the spill tier. */
+struct readback {
 	struct cfs_cache *c;
 	struct block *b;
 };
 
-static struct transfer *transfer_new(struct cfs_cache *c, struct block *b)
-{
-	struct transfer *t = g_new(struct transfer, 1);
-	*t = (struct transfer){ c, b };
-	return t;
-}
-
-static void spill_done(void *ctx, bool ok)
-{
-	struct transfer *t = ctx;
-	struct cfs_cache *c = t->c;
-	struct block *b = t->b;
-	g_free(t);
-	GArray *answers = cache_answers_new();
-	g_mutex_lock(&c->lock);
-	c->spilling -= b->len;
-	b->spilling = false;
-	b->clean = ok && cfs_extents_bytes(&b->filled) == b->spilled_bytes; /* nothing landed meanwhile */
-	b->unspillable = !ok;
-	cache_unpin(c, b);
-	cache_retry_unlock(c, &c->mem_wait, answers);
-}
-
-void cache_spill(struct cfs_cache *c, struct block *b)
-{
-	char *etag = validator(c, b->obj);
-	struct cfs_spill_id id = spill_id(b, etag ? etag : "");
-	cache_pin(c, b);
-	b->spilling = true;
-	b->spilled_bytes = cfs_extents_bytes(&b->filled);
-	c->spilling += b->len;
-	cfs_disk_spill(c->disk, &id, &b->filled, b->data, spill_done, transfer_new(c, b));
-	g_free(etag);
-}
-
 static void load_done(void *ctx, const struct cfs_extents *extents, int err)
 {
-	struct transfer *t = ctx;
+	struct readback *t = ctx;
 	struct cfs_cache *c = t->c;
 	struct block *b = t->b;
 	g_free(t);
@@ -422,17 +343,17 @@ static void load_done(void *ctx, const struct cfs_extents *extents, int err)
 	b->clean = !err; /* nothing else could land while the whole block was in flight */
 	cfs_stats_add(err ? CFS_DISK_MISSES : CFS_DISK_HITS, 1);
 	uint64_t start = block_start(c, b->key.index);
-	cache_answer_ready(c, b->state, start, start + b->len, answers);
+	c->reads->landed(c, b->state, start, start + b->len, answers);
 	/* What the spill tier did not have is asked for now, unless nothing is any more. */
 	if (c->closing)
-		cache_fail_stranded(c, b->state, start, start + b->len, -ECANCELED, answers);
+		c->reads->lost(c, b->state, start, start + b->len, -ECANCELED, answers);
 	for (GList *l = b->state->parked.head; l && !c->closing; l = l->next) {
 		struct parked *r = l->data;
 		if (r->off < start + b->len && start < r->off + r->len)
 			cache_request_missing(c, r->obj, r->off, r->len, CFS_FETCH_DEMAND);
 	}
 	cache_unpin(c, b);
-	cache_retry_unlock(c, &c->mem_wait, answers);
+	c->reads->wake_unlock(c, &c->mem_wait, answers);
 }
 
 /*
@@ -448,17 +369,19 @@ static void load_block(struct cfs_cache *c, struct block *b, const char *etag)
 		cfs_stats_add(CFS_DISK_MISSES, 1);
 		return;
 	}
-	struct cfs_spill_id id = spill_id(b, etag);
+	struct cfs_spill_id id = cache_spill_id(b, etag);
+	struct readback *t = g_new(struct readback, 1);
+	*t = (struct readback){ c, b };
 	cfs_extents_add(&b->inflight, 0, b->len);
 	cache_pin(c, b);
-	cfs_disk_load(c->disk, &id, b->data, load_done, transfer_new(c, b));
+	cfs_disk_load(c->disk, &id, b->data, load_done, t);
 }
 
 void cache_load_blocks(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len)
 {
 	if (!c->disk)
 		return;
-	char *etag = validator(c, obj);
+	char *etag = cache_validator(c, obj);
 	FOR_EACH_BLOCK(c, off, len, idx, lo, hi) {
 		struct block *b = cache_block_get(c, obj, idx);
 		if (b)
@@ -490,7 +413,7 @@ static void head_on_done(void *ctx, int err)
 	g_mutex_lock(&c->lock);
 	/* Without an answer the spill tier stays unused for it, until a GET brings the ETag. */
 	st->validation = err ? VALIDATION_FAILED : VALIDATED;
-	cache_retry_unlock(c, &c->val_wait, answers);
+	c->reads->wake_unlock(c, &c->val_wait, answers);
 }
 
 static const struct cfs_fetch_ops head_ops = {
@@ -511,7 +434,7 @@ bool cache_needs_validation(struct cfs_cache *c, const struct parked *r)
 {
 	if (!c->disk)
 		return false;
-	struct cfs_object *remote = remote_of(r->obj);
+	struct cfs_object *remote = cache_remote_of(r->obj);
 	struct object_state *st = cache_object(c, remote);
 	if (st->validation == VALIDATED || st->validation == VALIDATION_FAILED)
 		return false;

@@ -1,12 +1,14 @@
-/* The memory tier: blocks with fill marks, room under the cap, eviction, and reads. */
+/*
+ * The memory tier's reads: answered from the block store (store.c),
+ * or parked while the sources (fill.c) bring their bytes, or waiting
+ * for room or an ETag; readahead, the bound on a parked read, and the
+ * public functions of mem.h.
+ */
 #include "cache/mem.h"
 
 #include <errno.h>
-#include <limits.h>
-#include <string.h>
 
 #include "cache_i.h"
-#include "cache/blockmem.h"
 #include "spill/spill.h"
 #include "util/errors.h"
 #include "remote/listing.h"
@@ -33,19 +35,6 @@
  */
 #define INLINE_REPLY_MAX (256 * 1024)
 /*
- * Once less room is left under the cap than the spill writes may have in
- * flight (cache_spill_budget(): a quarter of the cap, at most 32 MiB), the
- * blocks next in line for eviction are written to the spill tier ahead of
- * time (each is written once anyway: at eviction or at unmount), so that
- * room is there when a read needs it and the next epoch does not start
- * with the writes of this one. This many are looked at each time. With
- * more room, nothing is written while reads run: the writes' checksums,
- * copies, fresh page cache and ext4 inode work cost a cold read a third to
- * two thirds of its speed, and 8 random readers a fifth, on the 2-core VM
- * (docs/architecture.md).
- */
-#define CLEAN_AHEAD_SCAN 256
-/*
  * How long a failed read's range fails again at once (struct
  * failed_read). The kernel re-asks within milliseconds of the failure;
  * a reader that tries again later gets fresh attempts.
@@ -57,172 +46,6 @@
  * bytes before they are read.
  */
 #define READAHEAD_CAP_DIVISOR 8
-
-static guint key_hash(gconstpointer p)
-{
-	const struct block_key *k = p;
-	return (guint)(k->index * 0x9E3779B97F4A7C15ull >> 32) ^ k->obj;
-}
-
-static gboolean key_equal(gconstpointer a, gconstpointer b)
-{
-	const struct block_key *x = a, *y = b;
-	return x->obj == y->obj && x->index == y->index;
-}
-
-static struct block *block_of(struct cfs_policy_entry *e)
-{
-	return (struct block *)((char *)e - offsetof(struct block, pol));
-}
-
-uint32_t cache_block_len(const struct cfs_cache *c, const struct cfs_object *obj, uint64_t index)
-{
-	return (uint32_t)MIN(c->block_size, obj->size - block_start(c, index));
-}
-
-struct object_state *cache_object(struct cfs_cache *c, const struct cfs_object *obj)
-{
-	struct object_state *st = g_hash_table_lookup(c->objects, GUINT_TO_POINTER(obj->id));
-	if (!st) {
-		st = g_new0(struct object_state, 1);
-		g_queue_init(&st->parked);
-		g_hash_table_insert(c->objects, GUINT_TO_POINTER(obj->id), st);
-	}
-	return st;
-}
-
-/* Free the state of an object that no read waits on. */
-static void object_state_free(gpointer data)
-{
-	struct object_state *st = data;
-	g_assert(g_queue_is_empty(&st->parked));
-	g_free(st->failed);
-	g_free(st);
-}
-
-struct block *cache_block_get(struct cfs_cache *c, const struct cfs_object *obj, uint64_t index)
-{
-	struct block_key k = { obj->id, index };
-	return g_hash_table_lookup(c->blocks, &k);
-}
-
-static void block_free(struct cfs_cache *c, struct block *b)
-{
-	g_assert(b->pins == 0);
-	cfs_policy_remove(c->policy, &b->pol);
-	g_hash_table_remove(c->blocks, &b->key);
-	cfs_blockmem_put(c->mem, b->data, b->len);
-	cfs_extents_clear(&b->filled);
-	cfs_extents_clear(&b->inflight);
-	c->used -= b->len;
-	cfs_stats_gauge_set(CFS_MEM_BYTES, (int64_t)c->used);
-	cfs_stats_gauge_add(CFS_MEM_BLOCKS, -1);
-	g_free(b);
-}
-
-/* Nothing holds it, and letting it go now loses nothing or starts its spill. */
-static bool can_evict(struct cfs_policy_entry *e, void *ctx)
-{
-	struct cfs_cache *c = ctx;
-	struct block *b = block_of(e);
-	return b->pins == 0 &&
-	       (!cache_needs_spill(c, b) || c->spilling + b->len <= cache_spill_budget(c));
-}
-
-/*
- * Start writing to the spill tier the unpinned blocks that it lacks among
- * the first scan in eviction order, while the writes in flight stay within
- * budget bytes.
- */
-static void spill_ahead(struct cfs_cache *c, unsigned scan, uint64_t budget)
-{
-	if (!c->disk)
-		return;
-	struct cfs_policy_entry *e = cfs_policy_first(c->policy);
-	for (unsigned seen = 0; e && seen < scan; seen++) {
-		struct block *b = block_of(e);
-		e = cfs_policy_next(c->policy, e);
-		if (b->pins == 0 && cache_needs_spill(c, b) && c->spilling + b->len <= budget)
-			cache_spill(c, b);
-	}
-}
-
-void cache_trim_idle(struct cfs_cache *c)
-{
-	cfs_blockmem_trim(c->mem, c->cap - MIN(c->used, c->cap));
-}
-
-bool cache_make_room(struct cfs_cache *c, uint64_t bytes)
-{
-	while (c->used + bytes > c->cap) {
-		struct cfs_policy_entry *e = cfs_policy_victim(c->policy, can_evict, c);
-		if (!e)
-			return false;
-		struct block *b = block_of(e);
-		if (cache_needs_spill(c, b)) {
-			cache_spill(c, b); /* pinned until written, then evictable at once */
-			continue;
-		}
-		block_free(c, b);
-		cfs_stats_add(CFS_MEM_EVICTIONS, 1);
-	}
-	uint64_t budget = cache_spill_budget(c);
-	if (c->used + bytes + budget > c->cap)
-		spill_ahead(c, CLEAN_AHEAD_SCAN, budget);
-	return true;
-}
-
-struct block *cache_block_new(struct cfs_cache *c, struct cfs_object *obj, uint64_t index)
-{
-	uint32_t len = cache_block_len(c, obj, index);
-	bool cold;
-	void *data = cfs_blockmem_get(c->mem, len, &cold);
-	if (!data)
-		return NULL;
-	struct block *b = g_new0(struct block, 1);
-	b->cold = cold;
-	b->key = (struct block_key){ obj->id, index };
-	b->obj = obj;
-	b->state = cache_object(c, obj);
-	b->len = len;
-	b->data = data;
-	g_hash_table_insert(c->blocks, &b->key, b);
-	cfs_policy_add(c->policy, &b->pol);
-	c->used += len;
-	g_assert(c->used <= c->cap);
-	cache_trim_idle(c);
-	cfs_stats_gauge_set(CFS_MEM_BYTES, (int64_t)c->used);
-	cfs_stats_gauge_add(CFS_MEM_BLOCKS, 1);
-	return b;
-}
-
-void cache_pin(struct cfs_cache *c, struct block *b)
-{
-	(void)c;
-	b->pins++;
-}
-
-void cache_unpin(struct cfs_cache *c, struct block *b)
-{
-	g_assert(b->pins > 0);
-	if (--b->pins > 0)
-		return;
-	if (b->filled.n == 0 && b->inflight.n == 0)
-		block_free(c, b); /* nothing landed and nothing will */
-	else
-		cfs_policy_release(c->policy, &b->pol);
-}
-
-bool cache_is_present(struct cfs_cache *c, const struct cfs_object *obj, uint64_t off,
-		      uint64_t len)
-{
-	FOR_EACH_BLOCK(c, off, len, idx, lo, hi) {
-		struct block *b = cache_block_get(c, obj, idx);
-		if (!b || !cfs_extents_covers(&b->filled, (uint32_t)lo, (uint32_t)hi))
-			return false;
-	}
-	return true;
-}
 
 /* r's head, then the bytes of its pinned, present range: one iovec per block (g_malloc'd). */
 static struct iovec *read_iov(struct cfs_cache *c, const struct parked *r, int *count)
@@ -488,12 +311,8 @@ static void deliver_queued(gpointer data, gpointer cache)
 	g_free(data);
 }
 
-GArray *cache_answers_new(void)
-{
-	return g_array_new(FALSE, FALSE, sizeof(struct answer));
-}
-
-void cache_deliver_all(struct cfs_cache *c, GArray *answers)
+/* Hand answers (collected under the lock) to the reply threads, and free it. Without the lock. */
+static void deliver_all(struct cfs_cache *c, GArray *answers)
 {
 	for (guint i = 0; i < answers->len; i++) {
 		struct answer *a = &g_array_index(answers, struct answer, i);
@@ -524,8 +343,9 @@ static void unpark(struct cfs_cache *c, struct parked *r, int err, GArray *answe
 	g_array_append_val(answers, a);
 }
 
-void cache_answer_ready(struct cfs_cache *c, struct object_state *st, uint64_t off, uint64_t end,
-			GArray *answers)
+/* Answer the parked reads of the object of state st that overlap [off, end) and are complete. */
+static void answer_ready(struct cfs_cache *c, struct object_state *st, uint64_t off, uint64_t end,
+			 GArray *answers)
 {
 	for (GList *l = st->parked.head; l;) {
 		struct parked *r = l->data;
@@ -536,8 +356,12 @@ void cache_answer_ready(struct cfs_cache *c, struct object_state *st, uint64_t o
 	}
 }
 
-void cache_fail_stranded(struct cfs_cache *c, struct object_state *st, uint64_t off,
-			 uint64_t end, int err, GArray *answers)
+/*
+ * Fail the parked reads of the object of state st that need bytes of
+ * [off, end), now lost, with err, and those that need its bad bytes with its error.
+ */
+static void fail_stranded(struct cfs_cache *c, struct object_state *st, uint64_t off, uint64_t end,
+			  int err, GArray *answers)
 {
 	for (GList *l = st->parked.head; l;) {
 		struct parked *r = l->data;
@@ -548,7 +372,11 @@ void cache_fail_stranded(struct cfs_cache *c, struct object_state *st, uint64_t 
 	}
 }
 
-void cache_retry_unlock(struct cfs_cache *c, GQueue *q, GArray *answers)
+/*
+ * Serve again the reads of q (waiting for room, or for an ETag), release
+ * the lock, and answer them with the rest of answers (which it frees).
+ */
+static void retry_unlock(struct cfs_cache *c, GQueue *q, GArray *answers)
 {
 	GQueue waiting = *q;
 	g_queue_init(q);
@@ -559,8 +387,16 @@ void cache_retry_unlock(struct cfs_cache *c, GQueue *q, GArray *answers)
 			g_array_append_val(answers, a);
 	}
 	g_mutex_unlock(&c->lock);
-	cache_deliver_all(c, answers);
+	deliver_all(c, answers);
 }
+
+/* How the block store and the sources report to the reads: see cache_i.h. */
+static const struct cache_reads_ops reads_ops = {
+	.landed = answer_ready,
+	.lost = fail_stranded,
+	.wake_unlock = retry_unlock,
+	.deliver = deliver_all,
+};
 
 /* Bytes of the blocks r spans: what pinning it takes under the cap. */
 static uint64_t span_bytes(const struct cfs_cache *c, const struct parked *r)
@@ -646,13 +482,19 @@ static bool withdraw(struct cfs_cache *c, GQueue *q, struct cfs_object *obj, voi
 	return false;
 }
 
+/* obj proved bad; an object the tier knows nothing of is not (and gets no state by asking). */
+static bool proved_bad(struct cfs_cache *c, const struct cfs_object *obj)
+{
+	const struct object_state *st = cache_object_find(c, obj);
+	return st && st->error;
+}
+
 void cfs_cache_prefetch(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len)
 {
 	struct prefault pf;
 	cache_prefault_begin(&pf);
 	g_mutex_lock(&c->lock);
-	if (!c->closing && !cache_object(c, obj)->error && obj->size != CFS_SIZE_UNKNOWN &&
-	    off < obj->size)
+	if (!c->closing && !proved_bad(c, obj) && obj->size != CFS_SIZE_UNKNOWN && off < obj->size)
 		prefetch(c, obj, off, off + MIN(len, obj->size - off));
 	g_mutex_unlock(&c->lock);
 	cache_prefault_end(&pf);
@@ -661,8 +503,11 @@ void cfs_cache_prefetch(struct cfs_cache *c, struct cfs_object *obj, uint64_t of
 bool cfs_cache_cancel(struct cfs_cache *c, struct cfs_object *obj, void *cookie)
 {
 	g_mutex_lock(&c->lock);
-	bool found = withdraw(c, &cache_object(c, obj)->parked, obj, cookie) ||
-		     withdraw(c, &c->mem_wait, obj, cookie) || withdraw(c, &c->val_wait, obj, cookie);
+	/* Without a state, no read of obj is parked: looking must not make one. */
+	struct object_state *st = cache_object_find(c, obj);
+	bool found = (st && withdraw(c, &st->parked, obj, cookie)) ||
+		     withdraw(c, &c->mem_wait, obj, cookie) ||
+		     withdraw(c, &c->val_wait, obj, cookie);
 	g_mutex_unlock(&c->lock);
 	return found;
 }
@@ -679,7 +524,7 @@ static bool waits_in(const GQueue *q, const struct cfs_object *obj)
 /* A read of obj waits, or a HEAD of it runs. Called with the lock held. */
 static bool object_waited_on(struct cfs_cache *c, const struct cfs_object *obj)
 {
-	const struct object_state *st = g_hash_table_lookup(c->objects, GUINT_TO_POINTER(obj->id));
+	const struct object_state *st = cache_object_find(c, obj);
 	return (st && (st->parked.length || st->validation == VALIDATING)) ||
 	       waits_in(&c->mem_wait, obj) || waits_in(&c->val_wait, obj);
 }
@@ -707,10 +552,10 @@ bool cfs_cache_forget_object(struct cfs_cache *c, struct cfs_object *obj)
 	}
 	/* Evictable already, so no read waiting for room waits for these. */
 	for (guint i = 0; i < idle->len; i++)
-		block_free(c, g_ptr_array_index(idle, i));
+		cache_block_free(c, g_ptr_array_index(idle, i));
 	/* No block, read or HEAD points at its state any more: a reused id starts afresh. */
 	if (!busy)
-		g_hash_table_remove(c->objects, GUINT_TO_POINTER(obj->id));
+		cache_object_drop(c, obj);
 	g_mutex_unlock(&c->lock);
 	g_ptr_array_free(idle, TRUE);
 	return !busy;
@@ -744,7 +589,7 @@ static gpointer expire_reads(gpointer data)
 			GArray *answers = cache_answers_new();
 			expire_due(c, now, answers);
 			g_mutex_unlock(&c->lock);
-			cache_deliver_all(c, answers);
+			deliver_all(c, answers);
 			g_mutex_lock(&c->lock);
 		}
 	}
@@ -769,16 +614,12 @@ struct cfs_cache *cfs_cache_new(const struct cfs_cache_config *cfg,
 {
 	struct cfs_cache *c = g_new0(struct cfs_cache, 1);
 	g_mutex_init(&c->lock);
-	c->cap = cfg->cap;
-	c->block_size = cfg->block_size;
-	c->mem = cfs_blockmem_new(cfg->cap, cfg->block_size);
+	c->reads = &reads_ops;
+	cache_store_init(c, cfg->cap, cfg->block_size, cfg->policy);
 	c->readahead = MIN(cfg->readahead, cfg->cap / READAHEAD_CAP_DIVISOR);
 	c->source = *source;
 	c->disk = disk;
-	c->policy = cfs_policy_new(cfg->policy);
 	c->zstd = cfs_zstd_new(source, &cache_zstd_sink, c, cfg->cap);
-	c->blocks = g_hash_table_new(key_hash, key_equal);
-	c->objects = g_hash_table_new_full(NULL, NULL, NULL, object_state_free);
 	c->repliers = g_thread_pool_new(deliver_queued, c, REPLY_THREADS, TRUE, NULL);
 	c->read_timeout_us = (gint64)cfg->read_timeout_ms * 1000;
 	g_cond_init(&c->expiry);
@@ -788,7 +629,6 @@ struct cfs_cache *cfs_cache_new(const struct cfs_cache_config *cfg,
 	return c;
 }
 
-
 void cfs_cache_close(struct cfs_cache *c)
 {
 	g_mutex_lock(&c->lock);
@@ -797,7 +637,7 @@ void cfs_cache_close(struct cfs_cache *c)
 	g_queue_init(&c->mem_wait);
 	while (c->val_wait.head)
 		g_queue_push_tail_link(&waiting, g_queue_pop_head_link(&c->val_wait));
-	cache_retry_unlock(c, &waiting, cache_answers_new());
+	retry_unlock(c, &waiting, cache_answers_new());
 	stop_expirer(c);
 }
 
@@ -812,18 +652,11 @@ void cfs_cache_free(struct cfs_cache *c)
 	cfs_zstd_free(c->zstd);
 	/* Every block the spill tier lacks, so that the next mount finds it. */
 	g_mutex_lock(&c->lock);
-	spill_ahead(c, UINT_MAX, UINT64_MAX);
+	cache_spill_all(c);
 	g_mutex_unlock(&c->lock);
 	cfs_disk_free(c->disk); /* waits for the writes, whose ends unpin their blocks */
 	g_thread_pool_free(c->repliers, FALSE, TRUE);
-	struct cfs_policy_entry *e;
-	while ((e = cfs_policy_first(c->policy)))
-		block_free(c, block_of(e));
-	g_warn_if_fail(g_hash_table_size(c->blocks) == 0);
-	g_hash_table_destroy(c->blocks);
-	g_hash_table_destroy(c->objects);
-	cfs_blockmem_free(c->mem);
-	cfs_policy_free(c->policy);
+	cache_store_free(c);
 	g_cond_clear(&c->expiry);
 	g_mutex_clear(&c->lock);
 	g_free(c);

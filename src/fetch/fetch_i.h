@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 #include <glib.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 

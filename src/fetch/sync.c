@@ -2,7 +2,6 @@
 #include "fetch_i.h"
 
 #include <gio/gio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -335,39 +334,20 @@ bool cfs_fetch_head(const struct cfs_options *opts, const struct cfs_remote *rem
 
 #define LISTING_PAGE_MAX_BYTES (64 * CFS_MIB)
 
-/* One ListObjectsV2 page; parameters in the order SigV4's canonical query string sorts them. */
-static char *s3_list_url(const struct cfs_remote *remote, const char *prefix, const char *token)
-{
-	char *p = g_uri_escape_string(prefix, NULL, FALSE);
-	char *t = token ? g_uri_escape_string(token, NULL, FALSE) : NULL;
-	char *url = g_strconcat(remote->list_url, "?", t ? "continuation-token=" : "", t ? t : "",
-				t ? "&" : "", "delimiter=%2F&list-type=2&prefix=", p, NULL);
-	g_free(t);
-	g_free(p);
-	return url;
-}
-
-static struct cfs_listing *parse_page(const struct cfs_remote *remote, GBytes *body,
-				      const char *prefix, GError **error)
-{
-	gsize len;
-	const char *data = g_bytes_get_data(body, &len);
-	return remote->s3 ? cfs_listing_parse_s3(data, len, prefix, error)
-			  : cfs_listing_parse_http(data, len, error);
-}
-
 /* One page of the listing of prefix, fetched and parsed; NULL with *error set. */
 static struct cfs_listing *fetch_page(const struct cfs_options *opts,
 				      const struct cfs_remote *remote, const char *prefix,
 				      const char *token, GError **error)
 {
-	char *url = remote->s3 ? s3_list_url(remote, prefix, token)
-			       : cfs_url_join(remote->base_url, prefix);
+	char *url = remote->ops->list_url(remote, prefix, token);
 	GBytes *body = NULL;
 	char *etag = NULL;
 	struct cfs_listing *l = NULL;
-	if (cfs_fetch_small(opts, remote, url, LISTING_PAGE_MAX_BYTES, &body, &etag, error))
-		l = parse_page(remote, body, prefix, error);
+	if (cfs_fetch_small(opts, remote, url, LISTING_PAGE_MAX_BYTES, &body, &etag, error)) {
+		gsize len;
+		const char *data = g_bytes_get_data(body, &len);
+		l = remote->ops->parse_listing(data, len, prefix, error);
+	}
 	g_free(url);
 	g_free(etag);
 	if (body)
@@ -470,7 +450,7 @@ static unsigned max_pages(unsigned max_entries)
 bool cfs_fetch_listing(const struct cfs_options *opts, const struct cfs_remote *remote,
 		       const char *dir, struct cfs_listing **out, GError **error)
 {
-	char *prefix = g_strconcat(remote->s3 ? remote->list_prefix : "", dir, *dir ? "/" : "", NULL);
+	char *prefix = g_strconcat(remote->list_prefix, dir, *dir ? "/" : "", NULL);
 	struct paging p = { remote, dir, opts->max_dir_entries, max_pages(opts->max_dir_entries), 0,
 			    g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL), NULL,
 			    NULL };

@@ -1,9 +1,10 @@
 /* LitData index.json, as litdata's streaming/writer.py writes it. */
+#include "formats/dsindex.h"
 #include "formats/leaves.h"
 #include "remote/listing.h"
 #include "dsindex_i.h"
+#include "dsjson_i.h"
 
-#include <gio/gio.h>
 #include <string.h>
 
 /* What every chunk entry must give. */

@@ -1,7 +1,8 @@
 /* MosaicML MDS index.json, as streaming's MDSWriter writes it. */
+#include "formats/dsindex.h"
 #include "formats/leaves.h"
-#include "remote/listing.h"
 #include "dsindex_i.h"
+#include "dsjson_i.h"
 
 /* raw_data or zip_data: {"basename", "bytes", ...}. */
 static bool shard_file(JsonObject *shard, const char *key, guint i, const char **name,

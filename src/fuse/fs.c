@@ -1,6 +1,6 @@
 /*
  * FUSE low-level operations on the tree, the read path, mount and session
- * loop. Only this file and view_ops.c include fuse_lowlevel.h.
+ * loop. Only this file, view_ops.c and handles.c include fuse_lowlevel.h.
  */
 #include "fuse/fs.h"
 
@@ -11,8 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
-#include <unistd.h>
 
 #include "cache/mem.h"
 #include "util/errors.h"
@@ -100,25 +98,6 @@ static void after_init(struct cfs_fs *fs)
 	g_once(&fs->readahead_once, raise_kernel_readahead, fs);
 }
 
-void fill_attr(const struct cfs_fs *fs, uint64_t ino, bool dir, uint64_t size, struct stat *st)
-{
-	memset(st, 0, sizeof(*st));
-	st->st_ino = ino;
-	st->st_uid = getuid();
-	st->st_gid = getgid();
-	st->st_atim = st->st_mtim = st->st_ctim = fs->mount_time;
-	if (dir) {
-		st->st_mode = S_IFDIR | 0555;
-		st->st_nlink = 2;
-	} else {
-		st->st_mode = S_IFREG | 0444;
-		st->st_nlink = 1;
-		st->st_size = (off_t)size;
-		st->st_blocks = (st->st_size + S_BLKSIZE - 1) / S_BLKSIZE;
-	}
-	st->st_blksize = (blksize_t)fs->opts->block_size;
-}
-
 static bool node_is_dir(const struct cfs_node *n)
 {
 	return n->kind == CFS_NODE_DIR || n->kind == CFS_NODE_VIEW;
@@ -129,13 +108,8 @@ static void node_attr(const struct cfs_fs *fs, const struct cfs_node *n, struct 
 	fill_attr(fs, n->ino, node_is_dir(n), cfs_node_size(n), st);
 }
 
-/* Names and attributes are trusted for the metadata TTL: datasets are immutable. */
-double entry_timeout(const struct cfs_fs *fs)
-{
-	return (double)fs->opts->metadata_ttl_s;
-}
-
-struct cfs_view *view_of(struct cfs_fs *fs, uint64_t ino)
+/* The view that ino belongs to or is the root of; NULL for other tree nodes and unknown inodes. */
+static struct cfs_view *view_of(struct cfs_fs *fs, uint64_t ino)
 {
 	if (cfs_ino_is_virtual(ino))
 		return cfs_views_get(fs->views, ino);
@@ -297,55 +271,10 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	g_free(d.buf);
 }
 
-struct handle *handle_new(GBytes *head, struct cfs_object *obj, uint64_t off, uint64_t len)
-{
-	struct handle *h = g_atomic_rc_box_new0(struct handle);
-	*h = (struct handle){ head ? g_bytes_ref(head) : NULL, obj ? cfs_object_ref(obj) : NULL,
-			      off, len };
-	return h;
-}
-
-static void handle_clear(gpointer p)
-{
-	struct handle *h = p;
-	if (h->head)
-		g_bytes_unref(h->head);
-	if (h->obj)
-		cfs_object_unref(h->obj);
-}
-
-static void handle_put(gpointer h)
-{
-	g_atomic_rc_box_release_full(h, handle_clear);
-}
-
-void handle_open(struct cfs_fs *fs, fuse_req_t req, struct fuse_file_info *fi, struct handle *h)
-{
-	g_mutex_lock(&fs->handles_lock);
-	fi->fh = ++fs->next_fh;
-	g_hash_table_insert(fs->handles, g_memdup2(&fi->fh, sizeof(fi->fh)), h);
-	g_mutex_unlock(&fs->handles_lock);
-	fuse_reply_open(req, fi);
-}
-
-/* The handle of fh with a new reference, or NULL once released. */
-static struct handle *handle_get(struct cfs_fs *fs, uint64_t fh)
-{
-	g_mutex_lock(&fs->handles_lock);
-	struct handle *h = g_hash_table_lookup(fs->handles, &fh);
-	if (h)
-		g_atomic_rc_box_acquire(h);
-	g_mutex_unlock(&fs->handles_lock);
-	return h;
-}
-
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	struct cfs_fs *fs = fs_of(req);
-	g_mutex_lock(&fs->handles_lock);
-	g_hash_table_remove(fs->handles, &fi->fh);
-	g_mutex_unlock(&fs->handles_lock);
+	handle_release(&fs_of(req)->handles, fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -397,7 +326,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	else if (node_is_dir(n))
 		fuse_reply_err(req, EISDIR);
 	else
-		handle_open(fs, req, fi, node_handle(n, fi));
+		handle_open(&fs->handles, req, fi, node_handle(n, fi));
 	cfs_node_put(n, 1);
 }
 
@@ -480,7 +409,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	struct handle *h = handle_get(fs, fi->fh);
+	struct handle *h = handle_get(&fs->handles, fi->fh);
 	if (!h) { /* released already: the reader is gone */
 		fuse_reply_err(req, EBADF);
 		return;
@@ -578,8 +507,7 @@ struct cfs_fs *cfs_fs_mount(const struct cfs_options *opts, struct cfs_tree *tre
 	fs->opts = opts;
 	fs->tree = tree;
 	fs->views = views;
-	g_mutex_init(&fs->handles_lock);
-	fs->handles = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, handle_put);
+	handles_init(&fs->handles);
 	clock_gettime(CLOCK_REALTIME, &fs->mount_time);
 	struct fuse_args args = mount_args(opts);
 	fs->se = fuse_session_new(&args, &ops, sizeof(ops), fs);
@@ -631,7 +559,6 @@ void cfs_fs_free(struct cfs_fs *fs)
 		fuse_session_unmount(fs->se);
 	if (fs->se)
 		fuse_session_destroy(fs->se);
-	g_hash_table_destroy(fs->handles);
-	g_mutex_clear(&fs->handles_lock);
+	handles_clear(&fs->handles);
 	g_free(fs);
 }

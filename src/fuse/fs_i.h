@@ -1,17 +1,33 @@
-/* Private to the FUSE layer (fs.c, view_ops.c): the mount's state and open-file handles. */
+/*
+ * Private to the FUSE layer: the mount's state, and what the operations on
+ * the tree (fs.c) and on views (view_ops.c) share. Calls go one way: fs.c
+ * calls the view operations (view_ops.c); both reply with the handles,
+ * attributes and directory entries of handles.c.
+ */
 #ifndef CHUNKFS_FS_I_H
 #define CHUNKFS_FS_I_H
 
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 #include <glib.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 struct cfs_cache;
 struct cfs_object;
 struct cfs_options;
 struct cfs_tree;
+struct cfs_view;
 struct cfs_views;
+
+/* The open files of a mount, by file handle (fuse_file_info.fh). */
+struct handles {
+	GMutex lock;       /* guards the two below */
+	GHashTable *table; /* file handle (uint64_t *) -> struct handle * */
+	uint64_t next_fh;
+};
 
 struct cfs_fs {
 	const struct cfs_options *opts;
@@ -22,10 +38,7 @@ struct cfs_fs {
 	struct timespec mount_time;
 	bool mounted;
 	GOnce readahead_once;
-
-	GMutex handles_lock;          /* guards the two below */
-	GHashTable *handles;          /* file handle (uint64_t *) -> struct handle * */
-	uint64_t next_fh;
+	struct handles handles;
 };
 
 /*
@@ -39,25 +52,34 @@ struct handle {
 	uint64_t off, len;
 };
 
-/* A new handle holding a reference to head (may be NULL). */
+/* A new handle (one reference) holding a reference to head and to obj (either may be NULL). */
 struct handle *handle_new(GBytes *head, struct cfs_object *obj, uint64_t off, uint64_t len);
+/* Drop a reference to h; the last one drops h's references to its head and object. */
+void handle_put(struct handle *h);
 
-/* Register h (taking the caller's reference) as fi->fh and reply to the open. */
-void handle_open(struct cfs_fs *fs, fuse_req_t req, struct fuse_file_info *fi, struct handle *h);
+/* An empty table of handles; handles_clear() drops every handle it still holds. */
+void handles_init(struct handles *hs);
+void handles_clear(struct handles *hs);
+/*
+ * Register h (taking the caller's reference) under a new file handle, set
+ * as fi->fh, and reply to the open. Thread-safe.
+ */
+void handle_open(struct handles *hs, fuse_req_t req, struct fuse_file_info *fi, struct handle *h);
+/* The handle of fh with a new reference (handle_put() it), or NULL once released. Thread-safe. */
+struct handle *handle_get(struct handles *hs, uint64_t fh);
+/* Forget fh (a RELEASE); reads still running keep their references. Thread-safe. */
+void handle_release(struct handles *hs, uint64_t fh);
 
 static inline struct cfs_fs *fs_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
 }
 
-/* Attributes of a directory (dir) or a read-only file of size bytes. */
+/* Attributes of a directory (dir) or a read-only file of size bytes, into *st. */
 void fill_attr(const struct cfs_fs *fs, uint64_t ino, bool dir, uint64_t size, struct stat *st);
 
 /* Seconds the kernel may keep names and attributes: the metadata TTL. */
 double entry_timeout(const struct cfs_fs *fs);
-
-/* The view that ino belongs to or is the root of; NULL for other tree nodes and unknown inodes. */
-struct cfs_view *view_of(struct cfs_fs *fs, uint64_t ino);
 
 /* The reply buffer of a readdir: size bytes at buf, used of them filled. */
 struct dirbuf {
@@ -73,7 +95,10 @@ struct dirbuf {
  */
 bool dirbuf_add(void *ctx, const char *name, uint64_t ino, bool dir, uint64_t next_off);
 
-/* View operations (view_ops.c): answered now or from the thread that loads what they need. */
+/*
+ * View operations (view_ops.c): each replies to req, now or from the thread
+ * that loads what it needs (a chunk header, a tar index).
+ */
 void view_lookup(fuse_req_t req, struct cfs_view *view, uint64_t dir, const char *name);
 void view_getattr(fuse_req_t req, struct cfs_view *view, uint64_t ino);
 void view_readdir(fuse_req_t req, struct cfs_view *view, uint64_t dir, size_t size, off_t off);

@@ -5,7 +5,6 @@
  * waits on the network; the low-level API lets any thread reply.
  */
 #include <errno.h>
-#include <string.h>
 #include <sys/stat.h>
 
 #include "views/view.h"
@@ -24,18 +23,6 @@ struct vreq {
 	uint64_t off;                 /* readdir */
 	struct fuse_file_info fi;     /* open */
 };
-
-bool dirbuf_add(void *ctx, const char *name, uint64_t ino, bool dir, uint64_t next_off)
-{
-	struct dirbuf *d = ctx;
-	struct stat st = { .st_ino = ino, .st_mode = dir ? S_IFDIR : S_IFREG };
-	size_t need = fuse_add_direntry(d->req, d->buf + d->used, d->size - d->used, name, &st,
-					(off_t)next_off);
-	if (need > d->size - d->used)
-		return false;
-	d->used += need;
-	return true;
-}
 
 static void reply_entry(fuse_req_t req, const struct cfs_ventry *v)
 {
@@ -70,7 +57,8 @@ static int run_open(struct vreq *q, const struct cfs_wait *w)
 	int rc = cfs_view_open(q->view, q->ino, &f, w);
 	if (rc == 0) {
 		q->fi.keep_cache = 1; /* items and members never change */
-		handle_open(fs_of(q->req), q->req, &q->fi, handle_new(f.head, f.obj, f.off, f.len));
+		handle_open(&fs_of(q->req)->handles, q->req, &q->fi,
+			    handle_new(f.head, f.obj, f.off, f.len));
 		if (f.head)
 			g_bytes_unref(f.head);
 	}

@@ -1,18 +1,9 @@
 /* The remote of a mount: base URL, headers and TLS trust, per scheme. */
 #include "remote/remote.h"
 
-#include <gio/gio.h>
-#include <stdlib.h>
-
 #include "util/options.h"
 #include "util/url.h"
-#include "s3_i.h"
-
-const char *cfs_remote_env(const char *name)
-{
-	const char *value = getenv(name);
-	return value && *value ? value : NULL;
-}
+#include "remote_i.h"
 
 /* The CA trust the curl tool would use; first_env is consulted before the curl variables. */
 static void choose_ca(struct cfs_remote *r, const struct cfs_options *opts, const char *first_env)
@@ -29,22 +20,10 @@ static void choose_ca(struct cfs_remote *r, const struct cfs_options *opts, cons
 	r->insecure = opts->insecure;
 }
 
-/*
- * ~/.netrc, where the curl tool looks for it, when it exists now: libcurl
- * would otherwise try to open it at every request.
- */
-static char *find_netrc(void)
+/* The kind of remote url is: S3 for s3://, else HTTP (whose init refuses other schemes). */
+static const struct remote_scheme *scheme_of(const char *url)
 {
-	char *path = g_build_filename(g_get_home_dir(), ".netrc", NULL);
-	if (g_file_test(path, G_FILE_TEST_EXISTS))
-		return path;
-	g_free(path);
-	return NULL;
-}
-
-static bool is_s3(const char *url)
-{
-	return g_ascii_strncasecmp(url, "s3://", 5) == 0;
+	return g_ascii_strncasecmp(url, "s3://", 5) == 0 ? &cfs_remote_s3 : &cfs_remote_http;
 }
 
 struct cfs_remote *cfs_remote_new(const struct cfs_options *opts, GError **error)
@@ -52,18 +31,10 @@ struct cfs_remote *cfs_remote_new(const struct cfs_options *opts, GError **error
 	struct cfs_remote *r = g_new0(struct cfs_remote, 1);
 	r->shown = cfs_url_redact(opts->url);
 	r->headers = g_strdupv(opts->headers);
-	bool ok;
-	if (is_s3(opts->url)) {
-		r->s3 = true;
-		choose_ca(r, opts, "AWS_CA_BUNDLE");
-		ok = cfs_remote_s3_init(r, opts, error);
-	} else {
-		choose_ca(r, opts, NULL);
-		r->netrc = find_netrc();
-		r->base_url = cfs_url_normalize_dir(opts->url, error);
-		ok = r->base_url != NULL;
-	}
-	if (!ok) {
+	const struct remote_scheme *scheme = scheme_of(opts->url);
+	r->ops = scheme->ops;
+	choose_ca(r, opts, scheme->ca_env);
+	if (!scheme->init(r, opts, error)) {
 		cfs_remote_free(r);
 		return NULL;
 	}

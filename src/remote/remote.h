@@ -9,14 +9,53 @@
 
 #include <glib.h>
 #include <stdbool.h>
+#include <stddef.h>
 
+struct cfs_listing;
 struct cfs_options;
+struct cfs_remote;
+
+/*
+ * How a remote of one kind is listed: chosen once by cfs_remote_new() from
+ * the URL's scheme (an HTTP index page, or S3 ListObjectsV2 pages chained
+ * by continuation-token: AWS S3 API Reference, "ListObjectsV2"), so that
+ * the callers (sync.c, dataset.c) never ask which kind it is. Every
+ * function is thread-safe.
+ */
+struct cfs_remote_ops {
+	/*
+	 * The URL of a page of the listing of the directory whose keys start
+	 * with prefix (list_prefix, then the directory's path and '/'): the
+	 * first page when token is NULL, else the page that token (the last
+	 * page's, from parse_listing) continues with. g_malloc'd; the caller
+	 * frees it.
+	 */
+	char *(*list_url)(const struct cfs_remote *r, const char *prefix, const char *token);
+	/*
+	 * Parse the len bytes of a listing page asked for with prefix
+	 * (listing.h). Returns a listing to free with cfs_listing_free(), or
+	 * NULL with *error set (G_IO_ERROR_INVALID_DATA) for a page that is not
+	 * a listing.
+	 */
+	struct cfs_listing *(*parse_listing)(const char *data, size_t len, const char *prefix,
+					     GError **error);
+	/*
+	 * Whether err (from cfs_fetch_listing(), fetch.h) failing the listing
+	 * of the dataset root means only that the server does not list
+	 * directories, so that the dataset index is to be read without a
+	 * listing: an HTTP server that refuses or lacks index pages (403, 404,
+	 * or a page that is not one). Never for S3, where such a failure is
+	 * the bucket's answer.
+	 */
+	bool (*unlisted)(const GError *err);
+};
 
 struct cfs_remote {
-	bool s3;
+	const struct cfs_remote_ops *ops; /* how it is listed */
 	char *base_url;     /* http(s) URL of the dataset directory, ending in '/'; may hold secrets */
-	char *list_url;     /* S3: the bucket's URL, for ListObjectsV2 */
-	char *list_prefix;  /* S3: the key prefix of the dataset directory, "" or ending in '/' */
+	char *list_url;     /* S3: the bucket's URL, for ListObjectsV2; HTTP: NULL */
+	char *list_prefix;  /* what the keys of the dataset directory start with: S3, its key
+			       prefix, "" or ending in '/'; HTTP: "" (paths are below base_url) */
 	char *shown;        /* the URL as the user gave it, redacted: for messages */
 	char **headers;     /* "Name: value" sent with every request, NULL-terminated; never logged */
 	char *ca_file;      /* PEM bundle to trust, or NULL for libcurl's default */

@@ -2,16 +2,17 @@
  * S3 remotes: bucket and prefix, endpoint, addressing style, region and the
  * credentials, found in the order the AWS CLI uses (AWS CLI User Guide,
  * "Configuration and credential file settings"): the environment, then the
- * profile in the shared credentials file, then in the config file.
+ * profile in the shared credentials file, then in the config file; listed
+ * with ListObjectsV2.
  */
-#include "s3_i.h"
-
 #include <gio/gio.h>
 #include <string.h>
 
+#include "remote/listing.h"
 #include "util/options.h"
 #include "remote/remote.h"
 #include "util/url.h"
+#include "remote_i.h"
 
 /* SHA-256 of the empty body of a GET: the payload hash SigV4 signs (x-amz-content-sha256). */
 #define EMPTY_PAYLOAD_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -255,7 +256,7 @@ static void set_signing(struct cfs_remote *r, const char *region, struct credent
 	g_strv_builder_unref(b);
 }
 
-bool cfs_remote_s3_init(struct cfs_remote *r, const struct cfs_options *opts, GError **error)
+static bool s3_init(struct cfs_remote *r, const struct cfs_options *opts, GError **error)
 {
 	char *bucket = NULL, *prefix = NULL, *region = NULL, *endpoint = NULL;
 	struct credentials creds = { 0 };
@@ -285,3 +286,34 @@ bool cfs_remote_s3_init(struct cfs_remote *r, const struct cfs_options *opts, GE
 	g_free(endpoint);
 	return ok;
 }
+
+/* One ListObjectsV2 page; parameters in the order SigV4's canonical query string sorts them. */
+static char *s3_list_url(const struct cfs_remote *r, const char *prefix, const char *token)
+{
+	char *p = g_uri_escape_string(prefix, NULL, FALSE);
+	char *t = token ? g_uri_escape_string(token, NULL, FALSE) : NULL;
+	char *url = g_strconcat(r->list_url, "?", t ? "continuation-token=" : "", t ? t : "",
+				t ? "&" : "", "delimiter=%2F&list-type=2&prefix=", p, NULL);
+	g_free(t);
+	g_free(p);
+	return url;
+}
+
+/* A bucket that cannot be listed says so: its error is the answer, not a cue to guess. */
+static bool s3_unlisted(const GError *err)
+{
+	(void)err;
+	return false;
+}
+
+static const struct cfs_remote_ops s3_ops = {
+	.list_url = s3_list_url,
+	.parse_listing = cfs_listing_parse_s3,
+	.unlisted = s3_unlisted,
+};
+
+const struct remote_scheme cfs_remote_s3 = {
+	.ca_env = "AWS_CA_BUNDLE",
+	.init = s3_init,
+	.ops = &s3_ops,
+};

@@ -308,13 +308,6 @@ static bool add_dataset_dir(struct dataset *d, struct cfs_tree *t, struct cfs_no
 	return true;
 }
 
-static bool is_unlisted_http(const struct dataset *d, const GError *err)
-{
-	return !d->remote->s3 && (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED) ||
-				  g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND) ||
-				  g_error_matches(err, G_IO_ERROR, G_IO_ERROR_INVALID_DATA));
-}
-
 /* An HTTP root that cannot be listed: the dataset index must be there, and is the tree. */
 static bool add_index_only(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
 			   GError **error)
@@ -334,7 +327,7 @@ static bool list_dir(void *ctx, struct cfs_tree *t, struct cfs_node *dir, GError
 	struct cfs_listing *l = NULL;
 	GError *err = NULL;
 	if (!cfs_fetch_listing(d->opts, d->remote, dir->path, &l, &err)) {
-		if (dir->ino == CFS_ROOT_INO && is_unlisted_http(d, err)) {
+		if (dir->ino == CFS_ROOT_INO && d->remote->ops->unlisted(err)) {
 			g_debug("%s cannot be listed (%s): using its %s", d->remote->shown,
 				err->message, INDEX_NAME);
 			g_error_free(err);

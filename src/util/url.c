@@ -2,6 +2,7 @@
 #include "util/url.h"
 
 #include <gio/gio.h>
+#include <stdbool.h>
 #include <string.h>
 
 char *cfs_url_redact(const char *url)

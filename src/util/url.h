@@ -6,7 +6,6 @@
 #define CHUNKFS_URL_H
 
 #include <glib.h>
-#include <stdbool.h>
 
 /*
  * Check that text is an absolute http:// or https:// URL with a host and no

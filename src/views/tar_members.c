@@ -6,12 +6,10 @@
  * large members are jumped over), and kept for the life of the mount.
  */
 #include <errno.h>
-#include <inttypes.h>
 #include <string.h>
 
 #include "cache/mem.h"
 #include "util/errors.h"
-#include "remote/listing.h"
 #include "tree/object.h"
 #include "formats/tar.h"
 #include "tree/tree.h"

@@ -2,6 +2,10 @@
 #ifndef CHUNKFS_VIEW_I_H
 #define CHUNKFS_VIEW_I_H
 
+#include <glib.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/uio.h>
 
 #include "views/view.h"

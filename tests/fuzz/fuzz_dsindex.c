@@ -10,7 +10,6 @@
 
 #include "formats/dsindex.h"
 #include "formats/leaves.h"
-#include "remote/listing.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

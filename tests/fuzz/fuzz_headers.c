@@ -15,14 +15,14 @@
  *   seconds) or nothing (-1) (RFC 9110 section 10.2.3).
  */
 #include <errno.h>
-#include <gio/gio.h>
+#include <glib.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "fetch/fetch.h"
 #include "tree/object.h"
+#include "cache/source.h"
 #include "fetch_i.h"
 
 /* delay-seconds as the grammar says: digits only, read saturating at G_MAXINT32. */
