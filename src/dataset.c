@@ -169,6 +169,34 @@ static void tie(struct cfs_tree *t, struct cfs_node *n, struct cfs_node *owner)
 }
 
 /*
+ * The file dir shows already as name (an index.json that left and came
+ * back finds its chunks listed as plain files), or NULL. Valid while this
+ * listing of dir runs: it named the file, which keeps it.
+ */
+static struct cfs_node *shown_file(struct cfs_tree *t, struct cfs_node *dir, const char *name)
+{
+	struct cfs_node *n = cfs_tree_lookup(t, dir, name);
+	bool file = n && n->kind == CFS_NODE_OBJECT;
+	cfs_node_put(n, 1);
+	return file ? n : NULL;
+}
+
+/* The node of chunk c in dir: added for the node index, or the file dir shows already. */
+static struct cfs_node *chunk_node(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
+				   struct cfs_node *index, const struct cfs_ds_chunk *c,
+				   GHashTable *files)
+{
+	if (!acceptable(t, dir, c->name))
+		return shown_file(t, dir, c->name);
+	/* A compressed dataset's index gives uncompressed sizes: the listing's, or ask. */
+	const struct cfs_entry *e = listed_file(files, c->name);
+	uint64_t size = c->size != CFS_SIZE_UNKNOWN ? c->size : e ? e->size : CFS_SIZE_UNKNOWN;
+	struct cfs_node *node = add_object(d, t, dir, c->name, size, e ? e->etag : NULL);
+	tie(t, node, index);
+	return node;
+}
+
+/*
  * The chunks the index lists, shown for the node index (NULL when the
  * index was shown before); zstd ones also decompressed, under plain_dir.
  */
@@ -181,13 +209,7 @@ static struct chunks add_chunks(struct dataset *d, struct cfs_tree *t, struct cf
 			     g_new0(struct cfs_object *, MAX(n, 1)) };
 	for (guint i = 0; i < n; i++) {
 		const struct cfs_ds_chunk *c = &g_array_index(idx->chunks, struct cfs_ds_chunk, i);
-		if (!acceptable(t, dir, c->name))
-			continue;
-		/* A compressed dataset's index gives uncompressed sizes: the listing's, or ask. */
-		const struct cfs_entry *e = listed_file(files, c->name);
-		uint64_t size = c->size != CFS_SIZE_UNKNOWN ? c->size : e ? e->size : CFS_SIZE_UNKNOWN;
-		struct cfs_node *node = add_object(d, t, dir, c->name, size, e ? e->etag : NULL);
-		tie(t, node, index);
+		struct cfs_node *node = chunk_node(d, t, dir, index, c, files);
 		ch.nodes[i] = node;
 		ch.sources[i] = node ? node->object : NULL;
 		if (node && c->plain_name && plain_dir) {

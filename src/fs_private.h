@@ -56,7 +56,11 @@ void fill_attr(const struct cfs_fs *fs, uint64_t ino, bool dir, uint64_t size, s
 /* Seconds the kernel may keep names and attributes: the metadata TTL. */
 double entry_timeout(const struct cfs_fs *fs);
 
-/* The view that ino belongs to or is the root of; NULL for other tree nodes and unknown inodes. */
+/*
+ * The view that ino belongs to or is the root of, with a new reference
+ * (cfs_view_unref(), or give it to a view operation below); NULL for other
+ * tree nodes and unknown inodes.
+ */
 struct cfs_view *view_of(struct cfs_fs *fs, uint64_t ino);
 
 /* The reply buffer of a readdir: size bytes at buf, used of them filled. */
@@ -73,7 +77,11 @@ struct dirbuf {
  */
 bool dirbuf_add(void *ctx, const char *name, uint64_t ino, bool dir, uint64_t next_off);
 
-/* View operations (fs_view.c): answered now or from the thread that loads what they need. */
+/*
+ * View operations (fs_view.c): answered now or from the thread that loads
+ * what they need. Each takes the caller's reference to view and drops it
+ * once answered.
+ */
 void view_lookup(fuse_req_t req, struct cfs_view *view, uint64_t dir, const char *name);
 void view_getattr(fuse_req_t req, struct cfs_view *view, uint64_t ino);
 void view_readdir(fuse_req_t req, struct cfs_view *view, uint64_t dir, size_t size, off_t off);

@@ -66,6 +66,7 @@ static void node_free(struct cfs_node *n)
 		cfs_object_unref(n->object);
 	if (n->bytes)
 		g_bytes_unref(n->bytes);
+	cfs_view_unref(n->view);
 	if (n->kind == CFS_NODE_DIR) {
 		g_ptr_array_free(n->children, TRUE);
 		g_hash_table_destroy(n->by_name);
@@ -185,8 +186,10 @@ void cfs_tree_free(struct cfs_tree *t)
 	GHashTableIter it;
 	gpointer n;
 	g_hash_table_iter_init(&it, t->inodes);
-	while (g_hash_table_iter_next(&it, NULL, &n))
+	while (g_hash_table_iter_next(&it, NULL, &n)) {
+		((struct cfs_node *)n)->view = NULL; /* freed by cfs_views_free() */
 		g_ptr_array_add(all, n);
+	}
 	g_hash_table_destroy(t->inodes);
 	free_nodes(all);
 	if (t->ctx_free)
@@ -463,7 +466,11 @@ struct cfs_node *cfs_tree_add_rendered(struct cfs_tree *t, struct cfs_node *dir,
 struct cfs_node *cfs_tree_add_view(struct cfs_tree *t, struct cfs_node *dir, const char *name,
 				   struct cfs_view *view)
 {
-	return add(t, dir, name, (struct content){ .kind = CFS_NODE_VIEW, .view = view });
+	struct cfs_node *n = add(t, dir, name,
+				 (struct content){ .kind = CFS_NODE_VIEW, .view = view });
+	if (!n)
+		cfs_view_unref(view);
+	return n;
 }
 
 uint32_t cfs_tree_next_object_id(struct cfs_tree *t)
