@@ -82,14 +82,17 @@ static bool acceptable(struct cfs_tree *t, struct cfs_node *dir, const char *nam
 	return false;
 }
 
-static GBytes *fetch_index(struct dataset *d, const struct cfs_node *dir, GError **error)
+/* The index.json of dir, fetched by deadline_us (that of the listing it is part of). */
+static GBytes *fetch_index(struct dataset *d, const struct cfs_node *dir, int64_t deadline_us,
+			   GError **error)
 {
 	char *path = cfs_node_child_path(dir, INDEX_NAME);
 	char *url = cfs_url_join(d->remote->base_url, path);
 	GBytes *body = NULL;
 	char *etag = NULL;
 	GError *err = NULL;
-	if (!cfs_fetch_small(d->opts, d->remote, url, INDEX_MAX_BYTES, &body, &etag, &err)) {
+	if (!cfs_fetch_small(d->opts, d->remote, url, INDEX_MAX_BYTES, deadline_us, &body, &etag,
+			     &err)) {
 		if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
 			g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
 				    "no dataset index at %s: %s", d->remote->shown, err->message);
@@ -105,9 +108,9 @@ static GBytes *fetch_index(struct dataset *d, const struct cfs_node *dir, GError
 
 /* The index.json of dir, parsed; NULL with *error when it cannot be had or is not understood. */
 static struct cfs_ds_index *load_index(struct dataset *d, const struct cfs_node *dir,
-				       GBytes **bytes, GError **error)
+				       int64_t deadline_us, GBytes **bytes, GError **error)
 {
-	*bytes = fetch_index(d, dir, error);
+	*bytes = fetch_index(d, dir, deadline_us, error);
 	if (!*bytes)
 		return NULL;
 	gsize len;
@@ -309,12 +312,14 @@ static bool index_failure_is_lasting(const GError *err)
  * that the next lookup fetches the index again.
  */
 static bool add_dataset_dir(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
-			    const struct cfs_listing *l, GHashTable *files, GError **error)
+			    const struct cfs_listing *l, GHashTable *files, int64_t deadline_us,
+			    GError **error)
 {
 	GBytes *bytes = NULL;
 	GError *err = NULL;
 	struct cfs_ds_index *idx = cfs_tree_keep(t, dir, INDEX_NAME)
-					   ? NULL : load_index(d, dir, &bytes, &err);
+					   ? NULL
+					   : load_index(d, dir, deadline_us, &bytes, &err);
 	if (err && !index_failure_is_lasting(err)) {
 		g_propagate_error(error, err);
 		return false;
@@ -339,10 +344,10 @@ static bool is_unlisted_http(const struct dataset *d, const GError *err)
 
 /* An HTTP root that cannot be listed: the dataset index must be there, and is the tree. */
 static bool add_index_only(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
-			   GError **error)
+			   int64_t deadline_us, GError **error)
 {
 	GBytes *bytes = NULL;
-	struct cfs_ds_index *idx = load_index(d, dir, &bytes, error);
+	struct cfs_ds_index *idx = load_index(d, dir, deadline_us, &bytes, error);
 	if (!idx)
 		return false;
 	add_dataset(d, t, dir, bytes, idx, NULL);
@@ -350,17 +355,19 @@ static bool add_index_only(struct dataset *d, struct cfs_tree *t, struct cfs_nod
 	return true;
 }
 
+/* One deadline for all the pages of dir's listing and its index.json. */
 static bool list_dir(void *ctx, struct cfs_tree *t, struct cfs_node *dir, GError **error)
 {
 	struct dataset *d = ctx;
 	struct cfs_listing *l = NULL;
 	GError *err = NULL;
-	if (!cfs_fetch_listing(d->opts, d->remote, dir->path, &l, &err)) {
+	int64_t deadline_us = cfs_fetch_listing_deadline(d->opts);
+	if (!cfs_fetch_listing(d->opts, d->remote, dir->path, deadline_us, &l, &err)) {
 		if (dir->ino == CFS_ROOT_INO && is_unlisted_http(d, err)) {
 			g_debug("%s cannot be listed (%s): using its %s", d->remote->shown,
 				err->message, INDEX_NAME);
 			g_error_free(err);
-			return add_index_only(d, t, dir, error);
+			return add_index_only(d, t, dir, deadline_us, error);
 		}
 		g_propagate_error(error, err);
 		return false;
@@ -368,7 +375,7 @@ static bool list_dir(void *ctx, struct cfs_tree *t, struct cfs_node *dir, GError
 	GHashTable *files = listed_files(l);
 	bool ok = true;
 	if (listed_file(files, INDEX_NAME))
-		ok = add_dataset_dir(d, t, dir, l, files, error);
+		ok = add_dataset_dir(d, t, dir, l, files, deadline_us, error);
 	else
 		add_entries(d, t, dir, l);
 	g_hash_table_destroy(files);
