@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <gio/gio.h>
+#include <string.h>
 
 #include "chunkfs/dsindex.h"
 #include "chunkfs/errors.h"
@@ -148,6 +149,41 @@ static const struct cfs_entry *listed_file(GHashTable *files, const char *name)
 	return files ? g_hash_table_lookup(files, name) : NULL;
 }
 
+/* Whether a listed size or ETag says the object is another than the one n shows. */
+static bool listed_differs(const struct cfs_entry *e, uint64_t size, const char *etag)
+{
+	return (e->size != CFS_SIZE_UNKNOWN && size != CFS_SIZE_UNKNOWN && e->size != size) ||
+	       (e->etag && etag && strcmp(e->etag, etag) != 0);
+}
+
+/* Whether the file n is another object now that e lists it (held bytes or an object). */
+static bool changed(const struct cfs_node *n, const struct cfs_entry *e)
+{
+	if (n->kind == CFS_NODE_BYTES)
+		return listed_differs(e, g_bytes_get_size(n->bytes), n->etag);
+	if (n->kind != CFS_NODE_OBJECT)
+		return false;
+	char *etag = cfs_object_etag(n->object);
+	bool differs = listed_differs(e, n->object->size, etag);
+	g_free(etag);
+	return differs;
+}
+
+/*
+ * The file e names (an index.json or a tar archive, whose views hold what
+ * was read of it) is taken out of dir with what is shown for it when the
+ * listing says it was replaced by another object, so that this listing
+ * shows the new one.
+ */
+static void drop_replaced(struct cfs_tree *t, struct cfs_node *dir, const struct cfs_entry *e)
+{
+	struct cfs_node *n = e ? cfs_tree_lookup(t, dir, e->name) : NULL;
+	bool replaced = n && changed(n, e);
+	cfs_node_put(n, 1);
+	if (replaced)
+		cfs_tree_drop(t, dir, e->name);
+}
+
 /* Items can be shown for plain chunks and zstd ones, not for other codecs or encryption. */
 static bool items_shown(const struct cfs_node *dir, const struct cfs_ds_index *idx)
 {
@@ -236,6 +272,9 @@ static void add_dataset(struct dataset *d, struct cfs_tree *t, struct cfs_node *
 {
 	struct cfs_node *index = acceptable(t, dir, INDEX_NAME)
 		? cfs_tree_add_bytes(t, dir, INDEX_NAME, bytes) : NULL;
+	const struct cfs_entry *listed = listed_file(files, INDEX_NAME);
+	if (index && listed)
+		index->etag = g_strdup(listed->etag);
 	struct cfs_node *plain_dir = NULL;
 	if (idx->plain_index && acceptable(t, dir, PLAIN_NAME)) {
 		plain_dir = cfs_tree_add_dir(t, dir, PLAIN_NAME, false);
@@ -271,6 +310,8 @@ static void add_entries(struct dataset *d, struct cfs_tree *t, struct cfs_node *
 {
 	for (guint i = 0; i < l->entries->len; i++) {
 		const struct cfs_entry *e = &g_array_index(l->entries, struct cfs_entry, i);
+		if (!e->is_dir && g_str_has_suffix(e->name, TAR_SUFFIX))
+			drop_replaced(t, dir, e);
 		if (!acceptable(t, dir, e->name))
 			continue;
 		struct cfs_node *file = NULL;
@@ -317,6 +358,7 @@ static bool add_dataset_dir(struct dataset *d, struct cfs_tree *t, struct cfs_no
 {
 	GBytes *bytes = NULL;
 	GError *err = NULL;
+	drop_replaced(t, dir, listed_file(files, INDEX_NAME));
 	struct cfs_ds_index *idx = cfs_tree_keep(t, dir, INDEX_NAME)
 					   ? NULL
 					   : load_index(d, dir, deadline_us, &bytes, &err);

@@ -21,8 +21,9 @@ ending in '/', or the root) is answered with nginx's JSON autoindex of it
 the root) apply to it; without, directories are 404 like any missing file.
 With FaultServer(root, s3_page_keys=N), a GET with list-type=2 in its query is
 answered as S3's ListObjectsV2 with delimiter '/' (path-style: the path names the
-bucket, a directory of root): the files and directories under prefix, N to a page,
-the continuation token being the position of the next entry; the faults of the
+bucket, a directory of root): the files (with their sizes and ETags) and directories
+under prefix, N to a page, the continuation token being the position of the next
+entry; the faults of the
 name "BUCKET/PREFIX" (e.g. "bkt/p/slow/") apply to it.
 
 Faults (every one takes `count`: fire at most this many times, None = always,
@@ -621,8 +622,9 @@ class FaultServer:
             if e["type"] == "directory":
                 parts.append("<CommonPrefixes><Prefix>%s/</Prefix></CommonPrefixes>" % key)
             else:
-                parts.append("<Contents><Key>%s</Key><Size>%d</Size></Contents>"
-                             % (key, e["size"]))
+                etag = self._content(os.path.join(self.root, bucket + prefix, e["name"]))[1]
+                parts.append("<Contents><Key>%s</Key><Size>%d</Size><ETag>%s</ETag></Contents>"
+                             % (key, e["size"], xml_escape(etag)))
         more = start + len(page) < len(entries)
         if more:
             parts.append("<NextContinuationToken>%d</NextContinuationToken>"

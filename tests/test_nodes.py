@@ -12,6 +12,7 @@ a deadline.
 """
 import ctypes
 import errno
+import json
 import os
 import shutil
 import struct
@@ -20,6 +21,7 @@ import tarfile
 import pytest
 
 from cfsutil import data_dir, dataset_listing, open_direct, run_with_deadline, scaled, wait_for
+from faultserver import FaultServer
 from itemutil import read_bytes
 import formats
 
@@ -375,3 +377,96 @@ def test_item_file_open_across_its_index_removal(nginx, mount, tmp_path):
     wait_for(lambda: os.path.isdir(m.file("ds", ".items")), scaled(15), ".items to come back")
     assert read_bytes(m.file("ds", ".items", NAMES[last])) == ITEMS[last].data
     assert view_stats(m)[0] == 1
+
+
+def index_of(chunks):
+    """The index.json of litdata-mixed cut to its first chunks chunks, and their items."""
+    index = formats.load_index(SRC)
+    index["chunks"] = index["chunks"][:chunks]
+    count = sum(c["chunk_size"] for c in index["chunks"])
+    return json.dumps(index).encode(), ITEMS[:count]
+
+
+def members_of(gen):
+    """Tar members whose archive is larger in every generation (by one tar record,
+    10240 bytes, which the archive's size is a multiple of)."""
+    return {"a.txt": (b"%d" % gen) * (10240 * (gen + 1)), "d/b.bin": bytes([gen]) * 700}
+
+
+def replace_file(path, data):
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def test_replaced_index_and_archive_get_new_views(nginx, mount, tmp_path):
+    """index.json and NAME.tar replaced in place by other objects (other sizes) at
+    every round: the relisting shows the new ones, their views serve the new index's
+    items and the new members, and once the kernel forgot the old inodes two views
+    are left (a listed name was kept whatever it listed, with its first view, before)."""
+    root = tmp_path / "www"
+    shutil.copytree(SRC, root / "ds")
+    tar_path = root / "t.tar"
+    srv = nginx(str(root), extra_conf=AUTOINDEX)
+    first = None
+    m = None
+    old_views = set()
+    for gen, chunks in enumerate(range(10, 2, -1)):
+        index, items = index_of(chunks)
+        replace_file(root / "ds" / "index.json", index)
+        with tarfile.open(root / "member.tar", "w") as tar:
+            for name, data in members_of(gen).items():
+                (root / "member").write_bytes(data)
+                tar.add(str(root / "member"), arcname=name)
+        os.unlink(root / "member")
+        os.replace(root / "member.tar", tar_path)
+        m = m or mount(srv.url, TTL)
+
+        def shown():
+            """The new index.json and t.tar are listed, and the kernel's names of
+            their views (trusted for the TTL) lead to the new ones."""
+            views = (os.stat(m.file("ds", ".items")).st_ino, os.stat(m.file("t.tar.d")).st_ino)
+            return os.stat(m.file("ds", "index.json")).st_size == len(index) and \
+                os.stat(m.file("t.tar")).st_size == tar_path.stat().st_size and \
+                not set(views) & old_views and views
+        views = wait_for(shown, scaled(15), "round %d: the new index.json and t.tar" % gen)
+        old_views |= set(views)
+        names = formats.item_names(len(items))
+        assert read_bytes(m.file("ds", ".items", names[-1])) == items[-1].data
+        assert len(os.listdir(m.file("ds", ".items"))) == 2 * len(items)
+        for name, data in members_of(gen).items():
+            assert read_bytes(m.file("t.tar.d", *name.split("/"))) == data, \
+                "round %d: t.tar.d/%s: wrong bytes" % (gen, name)
+        drop_caches()
+        wait_for(lambda: view_stats(m)[0] <= 2, scaled(10),
+                 "the views of replaced objects to be freed (round %d: %d views)"
+                 % (gen, view_stats(m)[0]))
+        first = first or view_stats(m)[1]
+        assert view_stats(m)[1] <= first, "round %d: views hold %d bytes, %d in the first" \
+            % (gen, view_stats(m)[1], first)
+
+
+def test_archive_replaced_with_another_etag_gets_a_new_view(mount, tmp_path):
+    """S3 lists ETags: an archive replaced by another of the same size (same members,
+    other bytes) is shown anew, and its view serves the new bytes (the old node and
+    view were kept, and reads of the archive failed with EIO on the changed ETag)."""
+    bucket = tmp_path / "www" / "bkt" / "p"
+    bucket.mkdir(parents=True)
+    with FaultServer(str(tmp_path / "www"), s3_page_keys=100) as srv:
+        for gen in range(3):
+            members = {"a.txt": b"%d" % gen * 3000, "b.bin": bytes([gen]) * 600}
+            with tarfile.open(tmp_path / "new.tar", "w") as tar:
+                for name, data in members.items():
+                    (tmp_path / "member").write_bytes(data)
+                    tar.add(str(tmp_path / "member"), arcname=name)
+            os.replace(tmp_path / "new.tar", bucket / "t.tar")
+            if not gen:
+                m = mount("s3://bkt/p/", "--endpoint=" + srv.url.rstrip("/"), TTL,
+                          "--region=us-east-1", "--s3-addressing=path", "--no-sign-request")
+            wait_for(lambda: read_bytes(m.file("t.tar.d", "a.txt")) == members["a.txt"],
+                     scaled(15), "round %d: the new archive's bytes" % gen)
+            assert read_bytes(m.file("t.tar.d", "b.bin")) == members["b.bin"]
+            drop_caches()
+            wait_for(lambda: view_stats(m)[0] == 1, scaled(10),
+                     "the replaced archive's view to be freed (round %d: %d views)"
+                     % (gen, view_stats(m)[0]))

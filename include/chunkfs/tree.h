@@ -63,6 +63,8 @@ struct cfs_node {
 	enum cfs_node_kind kind;
 	struct cfs_object *object; /* CFS_NODE_OBJECT: a reference of the node's */
 	GBytes *bytes;             /* CFS_NODE_BYTES */
+	char *etag;                /* CFS_NODE_BYTES: the ETag listed for them, or NULL; set by the
+				      listing that adds the node, read by later listings */
 	struct cfs_view *view;     /* CFS_NODE_VIEW: a reference of the node's */
 	cfs_render_fn render;      /* CFS_NODE_RENDERED */
 	uint64_t refs;             /* atomic: references, as described above */
@@ -184,6 +186,14 @@ struct cfs_node *cfs_tree_lookup(struct cfs_tree *t, struct cfs_node *dir, const
  * name, which this listing then keeps. Thread-safe.
  */
 bool cfs_tree_keep(struct cfs_tree *t, struct cfs_node *dir, const char *name);
+
+/*
+ * For a listing of dir (cfs_list_fn): take dir's child called name out of
+ * dir now, with the children shown for it (cfs_tree_tie()), as a listing
+ * that omits it would; the listing may then add name anew (the object
+ * changed). Their nodes are freed once nothing holds them. Thread-safe.
+ */
+void cfs_tree_drop(struct cfs_tree *t, struct cfs_node *dir, const char *name);
 
 /*
  * For a listing of n's directory (cfs_list_fn): n is shown for owner, a
