@@ -804,7 +804,7 @@ static bool place_chunks(struct itemview *v, struct cfs_node *const *nodes,
 	for (guint i = 0; i < v->nchunks; i++) {
 		struct ichunk *ch = &v->chunks[i];
 		ch->v = v;
-		/* Held: a relisting that drops the chunk leaves it to the view while the view lives. */
+		/* Held: a relisting that drops the chunk leaves it to the view. */
 		ch->node = nodes[i] ? cfs_node_ref(nodes[i]) : NULL;
 		ch->src = sources[i] ? cfs_object_ref(sources[i]) : NULL;
 		ch->info = &g_array_index(v->idx->chunks, struct cfs_ds_chunk, i);

@@ -12,6 +12,7 @@ a deadline.
 """
 import ctypes
 import errno
+import io
 import json
 import os
 import shutil
@@ -274,17 +275,27 @@ NAMES = formats.item_names(len(ITEMS))
 MEMBERS = {"a.txt": b"alpha\n" * 50, "d/b.bin": bytes(range(256)) * 16, "d/e/c.bin": b"c" * 999}
 
 
-def write_tar(path):
-    with tarfile.open(path, "w") as tar:
-        for name, data in MEMBERS.items():
-            src = path.parent / "member"
-            src.write_bytes(data)
-            tar.add(str(src), arcname=name)
-            src.unlink()
+def replace_file(path, data, scratch):
+    """Write data to path in one step (written in the directory scratch, outside what
+    the server shows, then renamed), so that the server never serves half of it."""
+    tmp = scratch / ("new-" + path.name)
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def tar_bytes(members):
+    """A tar archive holding members (name -> bytes)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
 
 
 def first_plain_leaf(item):
-    """(index, name, bytes) of the first leaf of item whose file is its raw bytes."""
+    """(name, bytes) of the first leaf of item whose file is its raw bytes."""
     return next((name, data) for name, data in item.files if isinstance(data, bytes))
 
 
@@ -315,7 +326,7 @@ def test_renaming_server_keeps_views_bounded(nginx, mount, tmp_path):
     rounds = 8
     root = tmp_path / "www"
     shutil.copytree(SRC, root / "ds0")
-    write_tar(root / "t0.tar")
+    (root / "t0.tar").write_bytes(tar_bytes(MEMBERS))
     srv = nginx(str(root), extra_conf=AUTOINDEX)
     m = mount(srv.url, TTL)
     first = None
@@ -393,12 +404,6 @@ def members_of(gen):
     return {"a.txt": (b"%d" % gen) * (10240 * (gen + 1)), "d/b.bin": bytes([gen]) * 700}
 
 
-def replace_file(path, data):
-    tmp = path.with_name(path.name + ".new")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def test_replaced_index_and_archive_get_new_views(nginx, mount, tmp_path):
     """index.json and NAME.tar replaced in place by other objects (other sizes) at
     every round: the relisting shows the new ones, their views serve the new index's
@@ -413,13 +418,8 @@ def test_replaced_index_and_archive_get_new_views(nginx, mount, tmp_path):
     old_views = set()
     for gen, chunks in enumerate(range(10, 2, -1)):
         index, items = index_of(chunks)
-        replace_file(root / "ds" / "index.json", index)
-        with tarfile.open(root / "member.tar", "w") as tar:
-            for name, data in members_of(gen).items():
-                (root / "member").write_bytes(data)
-                tar.add(str(root / "member"), arcname=name)
-        os.unlink(root / "member")
-        os.replace(root / "member.tar", tar_path)
+        replace_file(root / "ds" / "index.json", index, tmp_path)
+        replace_file(tar_path, tar_bytes(members_of(gen)), tmp_path)
         m = m or mount(srv.url, TTL)
 
         def shown():
@@ -455,11 +455,7 @@ def test_archive_replaced_with_another_etag_gets_a_new_view(mount, tmp_path):
     with FaultServer(str(tmp_path / "www"), s3_page_keys=100) as srv:
         for gen in range(3):
             members = {"a.txt": b"%d" % gen * 3000, "b.bin": bytes([gen]) * 600}
-            with tarfile.open(tmp_path / "new.tar", "w") as tar:
-                for name, data in members.items():
-                    (tmp_path / "member").write_bytes(data)
-                    tar.add(str(tmp_path / "member"), arcname=name)
-            os.replace(tmp_path / "new.tar", bucket / "t.tar")
+            replace_file(bucket / "t.tar", tar_bytes(members), tmp_path)
             if not gen:
                 m = mount("s3://bkt/p/", "--endpoint=" + srv.url.rstrip("/"), TTL,
                           "--region=us-east-1", "--s3-addressing=path", "--no-sign-request")
