@@ -19,6 +19,12 @@ With FaultServer(root, autoindex=True), a request for a directory (a path
 ending in '/', or the root) is answered with nginx's JSON autoindex of it
 ([{"name", "type", "size"}, ...]), and the faults of the name "DIR/" ("" for
 the root) apply to it; without, directories are 404 like any missing file.
+With FaultServer(root, s3_page_keys=N), a GET with list-type=2 in its query is
+answered as S3's ListObjectsV2 with delimiter '/' (path-style: the path names the
+bucket, a directory of root): the files (with their sizes and ETags) and directories
+under prefix, N to a page, the continuation token being the position of the next
+entry; the faults of the
+name "BUCKET/PREFIX" (e.g. "bkt/p/slow/") apply to it.
 
 Faults (every one takes `count`: fire at most this many times, None = always,
 `after`: let the first `after` matching requests through untouched, and
@@ -79,6 +85,7 @@ import sys
 import threading
 import time
 import urllib.parse
+from xml.sax.saxutils import escape as xml_escape
 
 KINDS = ("truncate", "reset", "status", "stall", "etag_change", "etag_weak",
          "wrong_total", "wrong_range", "ignore_range", "redirect", "trickle")
@@ -289,9 +296,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return
             self.server.owner._stopping.wait(fault.get("interval", 0.25))
 
-    def _listing(self, owner, req, name, head):
-        """The JSON autoindex of directory name, with its status and trickle faults."""
-        body = owner._autoindex(name)
+    def _listing(self, owner, req, name, head, body, ctype="application/json"):
+        """A directory listing (body, None when there is no such directory) answered
+        for name, with the status and trickle faults of name."""
         if body is None:
             self._simple(req, 404)
             return
@@ -302,7 +309,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         req.status = 200
         self.send_response(200)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         req.length = len(body)
         self.end_headers()
@@ -314,8 +321,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._write(req, body)
 
     def _respond(self, owner, req, name, head):
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        if owner.s3_page_keys and query.get("list-type") == ["2"]:
+            prefix = query.get("prefix", [""])[0]
+            start = int(query.get("continuation-token", ["0"])[0])
+            self._listing(owner, req, name + prefix, head,
+                          owner._s3_page(name, prefix, start), "application/xml")
+            return
         if owner.autoindex and (name == "" or name.endswith("/")):
-            self._listing(owner, req, name, head)
+            self._listing(owner, req, name, head, owner._autoindex(name))
             return
         full = owner._resolve(name)
         if full is None:
@@ -445,10 +459,12 @@ class _Server(http.server.ThreadingHTTPServer):
 class FaultServer:
     """The server; start() runs it in a daemon thread bound to 127.0.0.1."""
 
-    def __init__(self, root, port=0, idle_timeout=60, tls=None, etag="sha256", autoindex=False):
+    def __init__(self, root, port=0, idle_timeout=60, tls=None, etag="sha256", autoindex=False,
+                 s3_page_keys=None):
         self.root = os.path.realpath(root)
         self.etag = etag
         self.autoindex = autoindex
+        self.s3_page_keys = s3_page_keys
         self.idle_timeout = idle_timeout
         self._lock = threading.Lock()
         self._faults = {}
@@ -591,6 +607,32 @@ class FaultServer:
             else:
                 entries.append({"name": e.name, "type": "file", "size": e.stat().st_size})
         return json.dumps(entries).encode()
+
+    def _s3_page(self, bucket, prefix, start):
+        """The ListObjectsV2 page (bytes) of bucket/prefix from entry start on, or None
+        when that is not a directory."""
+        entries = self._autoindex(bucket + prefix)
+        if entries is None:
+            return None
+        entries = json.loads(entries)
+        page = entries[start:start + self.s3_page_keys]
+        parts = []
+        for e in page:
+            key = xml_escape(prefix + e["name"])
+            if e["type"] == "directory":
+                parts.append("<CommonPrefixes><Prefix>%s/</Prefix></CommonPrefixes>" % key)
+            else:
+                etag = self._content(os.path.join(self.root, bucket + prefix, e["name"]))[1]
+                parts.append("<Contents><Key>%s</Key><Size>%d</Size><ETag>%s</ETag></Contents>"
+                             % (key, e["size"], xml_escape(etag)))
+        more = start + len(page) < len(entries)
+        if more:
+            parts.append("<NextContinuationToken>%d</NextContinuationToken>"
+                         % (start + len(page)))
+        return ('<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>%s</Name>'
+                "<Prefix>%s</Prefix><IsTruncated>%s</IsTruncated>%s</ListBucketResult>"
+                % (xml_escape(bucket.rstrip("/")), xml_escape(prefix),
+                   "true" if more else "false", "".join(parts))).encode()
 
     def _content(self, full):
         """(bytes, etag, mtime) of a file, cached by path, mtime and size."""

@@ -12,6 +12,7 @@ import errno
 import os
 import shutil
 import threading
+import time
 
 import pytest
 
@@ -151,6 +152,62 @@ def test_trickled_root_listing_fails_the_mount(tree, chunkfs_bin, tmp_path):
         rc, stderr, _ = run_until_exit(argv, None, str(mnt), timeout=20)
     assert rc != 0, stderr
     assert "timed out" in stderr, stderr
+
+
+# --------------------------------------------------------------------------
+# S3: a listing of many pages has one deadline in all
+
+# A listing's deadline is cfs_fetch_read_bound_ms(): (retries + 1) x (connect timeout
+# + timeout + 1 s) + retries x max(timeout, 5 s) + 1 s; 4 s with these options, each
+# request ending within (retries + 1) x timeout = 1 s.
+PAGED = ("--connect-timeout=1", "--timeout=1", "--retries=0")
+PAGED_BOUND = 4
+SLOW_KEYS = 40
+
+
+@pytest.mark.log_allow(r"^slow: s3://bkt/p/: listing of /slow: not complete by its deadline: "
+                       r".*: timed out: .* \(ETIMEDOUT\)$")
+def test_paged_listing_has_a_total_deadline(tmp_path, mount):
+    """An S3 listing of 20 pages of 2 keys, each page trickled in about 0.6 s (well
+    within the 1 s a request may take): the lookup fails with ETIMEDOUT once the
+    listing's deadline passed (4 s), instead of after all the pages (about 10 s;
+    the deadline was per page before). Meanwhile another directory lists and reads;
+    the failure is not remembered: the listing is whole once the server is fast."""
+    root = tmp_path / "www"
+    for d, count in (("fast", 3), ("slow", SLOW_KEYS)):
+        (root / "bkt" / "p" / d).mkdir(parents=True)
+        for i in range(count):
+            (root / "bkt" / "p" / d / ("k%02d.bin" % i)).write_bytes(bytes([65 + i % 26]) * 100)
+    with FaultServer(str(root), s3_page_keys=2) as srv:
+        page = len(srv._s3_page("bkt/", "p/slow/", 0))
+        trickle = srv.set_fault("bkt/p/slow/", "trickle", bytes=-(-page // 5), interval=0.12)
+        m = mount("s3://bkt/p/", "--endpoint=" + srv.url.rstrip("/"), "--region=us-east-1",
+                  "--s3-addressing=path", "--no-sign-request", *PAGED)
+        box = {}
+
+        def slow_lookup():
+            start = time.monotonic()
+            box["errno"] = errno_of(lambda: os.stat(m.file("slow", "k00.bin")), "stat in slow/",
+                                    timeout=60)
+            box["seconds"] = time.monotonic() - start
+        slow = threading.Thread(target=slow_lookup, name="slow lookup", daemon=True)
+        slow.start()
+        wait_for(lambda: trickle.fired, scaled(10), "the listing of slow/")
+        assert sorted(run_with_deadline(lambda: os.listdir(m.file("fast")), scaled(10),
+                                        "listdir of fast/")) == ["k00.bin", "k01.bin", "k02.bin"]
+        assert read_bytes(m.file("fast", "k02.bin")) == b"C" * 100
+        assert slow.is_alive(), "the slow listing ended before the other directory was listed"
+        slow.join(scaled(60))
+        assert not slow.is_alive(), "the slow lookup did not end"
+        assert box["errno"] == errno.ETIMEDOUT, \
+            "slow lookup: %s after %.1f s (want ETIMEDOUT)" % (errname(box["errno"]),
+                                                               box["seconds"])
+        assert box["seconds"] <= PAGED_BOUND + scaled(3), \
+            "the slow lookup failed after %.1f s, past the bound of %d s" % (box["seconds"],
+                                                                             PAGED_BOUND)
+        srv.clear_faults()
+        assert len(os.listdir(m.file("slow"))) == SLOW_KEYS
+        assert read_bytes(m.file("slow", "k39.bin")) == b"N" * 100
 
 
 # --------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Memory that listings hold (docs/hostile.md): a relisting after --metadata-ttl
 removes the names the server no longer lists, a removed node is freed once the
 kernel has forgotten it and nothing holds it, and a server that renames every
-object at every listing does not grow the daemon.
+object at every listing does not grow the daemon. The views of a dataset and of a
+tar archive, with their indexes and tables, follow the names that show them.
 
 nginx serves a directory with its JSON autoindex; the tests rename, remove and
 add files there between listings. The kernel's FORGETs are provoked with
@@ -11,6 +12,8 @@ a deadline.
 """
 import ctypes
 import errno
+import io
+import json
 import os
 import shutil
 import struct
@@ -18,7 +21,8 @@ import tarfile
 
 import pytest
 
-from cfsutil import data_dir, dataset_listing, run_with_deadline, scaled, wait_for
+from cfsutil import data_dir, dataset_listing, open_direct, run_with_deadline, scaled, wait_for
+from faultserver import FaultServer
 from itemutil import read_bytes
 import formats
 
@@ -260,3 +264,205 @@ def test_relisting_keeps_what_is_shown_for_a_listed_name(nginx, mount, tmp_path)
     wait_listed(m, ["ds"])
     chunk_files = sorted(n for n in os.listdir(src) if n != "index.json")
     wait_listed(m, chunk_files, "ds")
+
+
+# --------------------------------------------------------------------------
+# views: .items/ and NAME.tar.d/ go with index.json and NAME.tar
+
+SRC = data_dir("litdata-mixed")
+ITEMS = formats.dataset_items(SRC)
+NAMES = formats.item_names(len(ITEMS))
+MEMBERS = {"a.txt": b"alpha\n" * 50, "d/b.bin": bytes(range(256)) * 16, "d/e/c.bin": b"c" * 999}
+
+
+def replace_file(path, data, scratch):
+    """Write data to path in one step (written in the directory scratch, outside what
+    the server shows, then renamed), so that the server never serves half of it."""
+    tmp = scratch / ("new-" + path.name)
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def tar_bytes(members):
+    """A tar archive holding members (name -> bytes)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def first_plain_leaf(item):
+    """(name, bytes) of the first leaf of item whose file is its raw bytes."""
+    return next((name, data) for name, data in item.files if isinstance(data, bytes))
+
+
+def use_views(m, ds, tar):
+    """Read items, a leaf and the tar members through the views of ds/ and tar: each
+    view loads its tables (chunk offsets, a leaf table, the member index)."""
+    for i in (0, len(ITEMS) // 2, len(ITEMS) - 1):
+        assert read_bytes(m.file(ds, ".items", NAMES[i])) == ITEMS[i].data, \
+            "%s/.items/%s: wrong bytes" % (ds, NAMES[i])
+    leaf, data = first_plain_leaf(ITEMS[1])
+    assert read_bytes(m.file(ds, ".items", NAMES[1] + ".d", leaf)) == data
+    for name, data in MEMBERS.items():
+        assert read_bytes(m.file(tar + ".d", *name.split("/"))) == data, \
+            "%s.d/%s: wrong bytes" % (tar, name)
+
+
+def view_stats(m):
+    st = m.stats()
+    return st["views"], st["view_bytes"]
+
+
+def test_renaming_server_keeps_views_bounded(nginx, mount, tmp_path):
+    """A server that renames its dataset directory and its tar archive at every
+    listing: each round shows the new names, reads the right bytes through the new
+    views, and once the kernel forgot the old inodes the daemon holds two views and
+    the bytes of one round's tables, not those of every round (views, their index
+    and tables were kept until unmount before)."""
+    rounds = 8
+    root = tmp_path / "www"
+    shutil.copytree(SRC, root / "ds0")
+    (root / "t0.tar").write_bytes(tar_bytes(MEMBERS))
+    srv = nginx(str(root), extra_conf=AUTOINDEX)
+    m = mount(srv.url, TTL)
+    first = None
+    for gen in range(rounds):
+        ds, tar = "ds%d" % gen, "t%d.tar" % gen
+        if gen:
+            os.rename(root / ("ds%d" % (gen - 1)), root / ds)
+            os.rename(root / ("t%d.tar" % (gen - 1)), root / tar)
+        wait_listed(m, [ds, tar, tar + ".d"])
+        use_views(m, ds, tar)
+        drop_caches()
+        wait_for(lambda: view_stats(m)[0] <= 2, scaled(10),
+                 "the views of old names to be freed (round %d: %d views)"
+                 % (gen, view_stats(m)[0]))
+        if first is None:
+            first = view_stats(m)[1]
+            assert first > 0, "the views hold no bytes after being used"
+        assert view_stats(m)[1] <= first, \
+            "round %d: views hold %d bytes, %d after the first round" \
+            % (gen, view_stats(m)[1], first)
+    os.rename(root / ("ds%d" % (rounds - 1)), root / "gone")
+    os.unlink(root / ("t%d.tar" % (rounds - 1)))
+    wait_listed(m, ["gone"])
+    drop_caches()
+    wait_for(lambda: view_stats(m) == (0, 0), scaled(10),
+             "every view to be freed once nothing shows one (%s)" % (view_stats(m),))
+
+
+def test_item_file_open_across_its_index_removal(nginx, mount, tmp_path):
+    """An item file held open while a relisting drops index.json (the chunks stay on
+    the server) reads its bytes after the kernel's forgets; its view goes once the
+    file is closed and forgotten, and a new view shows the items when index.json is
+    back."""
+    root = tmp_path / "www"
+    shutil.copytree(SRC, root / "ds")
+    srv = nginx(str(root), extra_conf=AUTOINDEX)
+    m = mount(srv.url, TTL)
+    last = len(ITEMS) - 1
+    fd = open_direct(m.file("ds", ".items", NAMES[last]))
+    try:
+        assert view_stats(m)[0] == 1
+        os.rename(root / "ds" / "index.json", root / "index.json.away")
+        chunks = sorted(n for n in os.listdir(SRC) if n != "index.json")
+        wait_listed(m, chunks, "ds")
+        drop_caches()
+        data = ITEMS[last].data
+        got = b""
+        while len(got) < len(data):
+            piece = os.pread(fd, 1 << 20, len(got))
+            assert piece, "EOF at %d of %d bytes" % (len(got), len(data))
+            got += piece
+        assert got == data, "the open item read wrong bytes after its view was removed"
+    finally:
+        os.close(fd)
+    drop_caches()
+    wait_for(lambda: view_stats(m) == (0, 0), scaled(10),
+             "the view to be freed after the close (%s)" % (view_stats(m),))
+    os.rename(root / "index.json.away", root / "ds" / "index.json")
+    wait_for(lambda: os.path.isdir(m.file("ds", ".items")), scaled(15), ".items to come back")
+    assert read_bytes(m.file("ds", ".items", NAMES[last])) == ITEMS[last].data
+    assert view_stats(m)[0] == 1
+
+
+def index_of(chunks):
+    """The index.json of litdata-mixed cut to its first chunks chunks, and their items."""
+    index = formats.load_index(SRC)
+    index["chunks"] = index["chunks"][:chunks]
+    count = sum(c["chunk_size"] for c in index["chunks"])
+    return json.dumps(index).encode(), ITEMS[:count]
+
+
+def members_of(gen):
+    """Tar members whose archive is larger in every generation (by one tar record,
+    10240 bytes, which the archive's size is a multiple of)."""
+    return {"a.txt": (b"%d" % gen) * (10240 * (gen + 1)), "d/b.bin": bytes([gen]) * 700}
+
+
+def test_replaced_index_and_archive_get_new_views(nginx, mount, tmp_path):
+    """index.json and NAME.tar replaced in place by other objects (other sizes) at
+    every round: the relisting shows the new ones, their views serve the new index's
+    items and the new members, and once the kernel forgot the old inodes two views
+    are left (a listed name was kept whatever it listed, with its first view, before)."""
+    root = tmp_path / "www"
+    shutil.copytree(SRC, root / "ds")
+    tar_path = root / "t.tar"
+    srv = nginx(str(root), extra_conf=AUTOINDEX)
+    first = None
+    m = None
+    old_views = set()
+    for gen, chunks in enumerate(range(10, 2, -1)):
+        index, items = index_of(chunks)
+        replace_file(root / "ds" / "index.json", index, tmp_path)
+        replace_file(tar_path, tar_bytes(members_of(gen)), tmp_path)
+        m = m or mount(srv.url, TTL)
+
+        def shown():
+            """The new index.json and t.tar are listed, and the kernel's names of
+            their views (trusted for the TTL) lead to the new ones."""
+            views = (os.stat(m.file("ds", ".items")).st_ino, os.stat(m.file("t.tar.d")).st_ino)
+            return os.stat(m.file("ds", "index.json")).st_size == len(index) and \
+                os.stat(m.file("t.tar")).st_size == tar_path.stat().st_size and \
+                not set(views) & old_views and views
+        views = wait_for(shown, scaled(15), "round %d: the new index.json and t.tar" % gen)
+        old_views |= set(views)
+        names = formats.item_names(len(items))
+        assert read_bytes(m.file("ds", ".items", names[-1])) == items[-1].data
+        assert len(os.listdir(m.file("ds", ".items"))) == 2 * len(items)
+        for name, data in members_of(gen).items():
+            assert read_bytes(m.file("t.tar.d", *name.split("/"))) == data, \
+                "round %d: t.tar.d/%s: wrong bytes" % (gen, name)
+        drop_caches()
+        wait_for(lambda: view_stats(m)[0] <= 2, scaled(10),
+                 "the views of replaced objects to be freed (round %d: %d views)"
+                 % (gen, view_stats(m)[0]))
+        first = first or view_stats(m)[1]
+        assert view_stats(m)[1] <= first, "round %d: views hold %d bytes, %d in the first" \
+            % (gen, view_stats(m)[1], first)
+
+
+def test_archive_replaced_with_another_etag_gets_a_new_view(mount, tmp_path):
+    """S3 lists ETags: an archive replaced by another of the same size (same members,
+    other bytes) is shown anew, and its view serves the new bytes (the old node and
+    view were kept, and reads of the archive failed with EIO on the changed ETag)."""
+    bucket = tmp_path / "www" / "bkt" / "p"
+    bucket.mkdir(parents=True)
+    with FaultServer(str(tmp_path / "www"), s3_page_keys=100) as srv:
+        for gen in range(3):
+            members = {"a.txt": b"%d" % gen * 3000, "b.bin": bytes([gen]) * 600}
+            replace_file(bucket / "t.tar", tar_bytes(members), tmp_path)
+            if not gen:
+                m = mount("s3://bkt/p/", "--endpoint=" + srv.url.rstrip("/"), TTL,
+                          "--region=us-east-1", "--s3-addressing=path", "--no-sign-request")
+            wait_for(lambda: read_bytes(m.file("t.tar.d", "a.txt")) == members["a.txt"],
+                     scaled(15), "round %d: the new archive's bytes" % gen)
+            assert read_bytes(m.file("t.tar.d", "b.bin")) == members["b.bin"]
+            drop_caches()
+            wait_for(lambda: view_stats(m)[0] == 1, scaled(10),
+                     "the replaced archive's view to be freed (round %d: %d views)"
+                     % (gen, view_stats(m)[0]))

@@ -68,6 +68,15 @@ struct cfs_fetcher *cfs_fetcher_new(const struct cfs_options *opts,
 unsigned cfs_fetch_read_bound_ms(const struct cfs_options *opts);
 
 /*
+ * The deadline of a listing that starts now, as a g_get_monotonic_time()
+ * in microseconds: every page of it and the directory's index.json end
+ * within cfs_fetch_read_bound_ms(opts) in all, so that a lookup waiting for
+ * a listing is held no longer than a read may be (docs/hostile.md).
+ * Thread-safe.
+ */
+int64_t cfs_fetch_listing_deadline(const struct cfs_options *opts);
+
+/*
  * Stop the threads: every queued or running request ends with -ECANCELED
  * (its on_done is called), then the handles are freed. Call once, from a
  * thread that is not a fetcher thread.
@@ -106,7 +115,9 @@ struct cfs_source cfs_fetcher_source(struct cfs_fetcher *f);
  * Stores at most max_bytes of body in *body (a GBytes the caller unrefs) and
  * the ETag, if any, in *etag (g_malloc'd, may be NULL). The request ends
  * within (opts->retries + 1) x opts->timeout_s seconds, body included, and
- * sooner when no byte comes for opts->timeout_s; it is not retried. Fails
+ * by deadline_us (a g_get_monotonic_time(), 0 for none) when that comes
+ * first, and sooner when no byte comes for opts->timeout_s; it is not
+ * retried. Fails
  * with a G_IO_ERROR, its code that of cfs_http_errno()'s errno
  * (g_io_error_from_errno()): G_IO_ERROR_NOT_FOUND on 404 and 410,
  * G_IO_ERROR_PERMISSION_DENIED on 401 and 403, G_IO_ERROR_TIMED_OUT past
@@ -118,11 +129,13 @@ struct cfs_source cfs_fetcher_source(struct cfs_fetcher *f);
  * carry remote's headers, TLS trust and signature. Thread-safe.
  */
 bool cfs_fetch_small(const struct cfs_options *opts, const struct cfs_remote *remote,
-		     const char *url, size_t max_bytes, GBytes **body, char **etag, GError **error);
+		     const char *url, size_t max_bytes, int64_t deadline_us, GBytes **body,
+		     char **etag, GError **error);
 
 /*
  * Blocking HEAD of url in the calling thread: stores the object's size in
- * bytes (Content-Length) in *size. Deadline and errors as cfs_fetch_small(), plus
+ * bytes (Content-Length) in *size. Deadline (its own only) and errors as
+ * cfs_fetch_small(), plus
  * G_IO_ERROR_INVALID_DATA when the server sends no Content-Length.
  * Thread-safe.
  */
@@ -135,7 +148,9 @@ bool cfs_fetch_head(const struct cfs_options *opts, const struct cfs_remote *rem
  * delimiter '/' (query parameters in canonical order, as SigV4 signs
  * them), following continuation tokens; for HTTP, the server's index page
  * of the directory. Each page is a request of cfs_fetch_small() (its
- * deadline, at most 64 MiB). Stores a new listing in *out (free with
+ * deadline, at most 64 MiB), and all of them end by deadline_us
+ * (cfs_fetch_listing_deadline()), else the listing fails with
+ * G_IO_ERROR_TIMED_OUT. Stores a new listing in *out (free with
  * cfs_listing_free()). Errors as cfs_fetch_small(), plus
  * G_IO_ERROR_INVALID_DATA for a page that is not a listing, a truncated
  * page without a continuation token or with one already followed, and
@@ -145,7 +160,8 @@ bool cfs_fetch_head(const struct cfs_options *opts, const struct cfs_remote *rem
  */
 struct cfs_listing;
 bool cfs_fetch_listing(const struct cfs_options *opts, const struct cfs_remote *remote,
-		       const char *dir, struct cfs_listing **out, GError **error);
+		       const char *dir, int64_t deadline_us, struct cfs_listing **out,
+		       GError **error);
 
 /*
  * The one map from a request that failed for good to the errno a reader

@@ -184,19 +184,27 @@ static gint64 request_deadline_ms(const struct cfs_options *opts)
 	return (gint64)(opts->retries + 1) * (gint64)opts->timeout_s * 1000;
 }
 
+int64_t cfs_fetch_listing_deadline(const struct cfs_options *opts)
+{
+	return g_get_monotonic_time() + (int64_t)cfs_fetch_read_bound_ms(opts) * 1000;
+}
+
 /*
  * Run the request easy is set up for, following redirects as
  * cfs_redirect_follow() allows; a hop to another origin drops the remote's
- * credentials, all hops within one request_deadline_ms(). body (may be
- * NULL) is emptied of each redirect's page. Returns false with *error set (the object's URL redacted) when a redirect
- * is refused, else true with the last transfer's result in *rc.
+ * credentials, all hops within one request_deadline_ms() and by
+ * deadline_us (0: none). body (may be NULL) is emptied of each redirect's
+ * page. Returns false with *error set (the object's URL redacted) when a
+ * redirect is refused, else true with the last transfer's result in *rc.
  */
 static bool perform_following(CURL *easy, const struct cfs_options *opts, const char *url,
-			      GByteArray *body, CURLcode *rc, GError **error)
+			      int64_t deadline_us, GByteArray *body, CURLcode *rc, GError **error)
 {
 	struct cfs_redirect_chain chain = { 0 };
 	cfs_redirect_start(&chain, url);
 	gint64 end_ms = g_get_monotonic_time() / 1000 + request_deadline_ms(opts);
+	if (deadline_us)
+		end_ms = MIN(end_ms, deadline_us / 1000);
 	bool followed = true;
 	for (unsigned hop = 0; hop <= CFS_REDIRECT_MAX_HOPS; hop++) {
 		/* 0 would mean no limit at all */
@@ -267,7 +275,8 @@ static bool check_result(CURL *easy, CURLcode rc, const char *url, const char *e
 }
 
 bool cfs_fetch_small(const struct cfs_options *opts, const struct cfs_remote *remote,
-		     const char *url, size_t max_bytes, GBytes **body, char **etag, GError **error)
+		     const char *url, size_t max_bytes, int64_t deadline_us, GBytes **body,
+		     char **etag, GError **error)
 {
 	CURL *easy = curl_easy_init();
 	char errbuf[CURL_ERROR_SIZE] = "";
@@ -281,7 +290,7 @@ bool cfs_fetch_small(const struct cfs_options *opts, const struct cfs_remote *re
 	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, capture_etag);
 	curl_easy_setopt(easy, CURLOPT_HEADERDATA, &cap);
 	CURLcode rc;
-	bool ok = perform_following(easy, opts, url, s.buf, &rc, error);
+	bool ok = perform_following(easy, opts, url, deadline_us, s.buf, &rc, error);
 	if (ok && s.too_large) {
 		char *safe = cfs_url_redact(url);
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
@@ -313,7 +322,7 @@ bool cfs_fetch_head(const struct cfs_options *opts, const struct cfs_remote *rem
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
 	CURLcode rc;
-	bool ok = perform_following(easy, opts, url, NULL, &rc, error) &&
+	bool ok = perform_following(easy, opts, url, 0, NULL, &rc, error) &&
 		  check_result(easy, rc, url, errbuf, NULL, error);
 	curl_off_t len = -1;
 	if (ok)
@@ -334,16 +343,17 @@ bool cfs_fetch_head(const struct cfs_options *opts, const struct cfs_remote *rem
 
 #define LISTING_PAGE_MAX_BYTES (64 * CFS_MIB)
 
-/* One page of the listing of prefix, fetched and parsed; NULL with *error set. */
+/* One page of the listing of prefix, fetched by deadline_us and parsed; NULL with *error set. */
 static struct cfs_listing *fetch_page(const struct cfs_options *opts,
 				      const struct cfs_remote *remote, const char *prefix,
-				      const char *token, GError **error)
+				      const char *token, int64_t deadline_us, GError **error)
 {
 	char *url = remote->ops->list_url(remote, prefix, token);
 	GBytes *body = NULL;
 	char *etag = NULL;
 	struct cfs_listing *l = NULL;
-	if (cfs_fetch_small(opts, remote, url, LISTING_PAGE_MAX_BYTES, &body, &etag, error)) {
+	if (cfs_fetch_small(opts, remote, url, LISTING_PAGE_MAX_BYTES, deadline_us, &body, &etag,
+			    error)) {
 		gsize len;
 		const char *data = g_bytes_get_data(body, &len);
 		l = remote->ops->parse_listing(data, len, prefix, error);
@@ -448,17 +458,27 @@ static unsigned max_pages(unsigned max_entries)
 }
 
 bool cfs_fetch_listing(const struct cfs_options *opts, const struct cfs_remote *remote,
-		       const char *dir, struct cfs_listing **out, GError **error)
+		       const char *dir, int64_t deadline_us, struct cfs_listing **out,
+		       GError **error)
 {
 	char *prefix = g_strconcat(remote->list_prefix, dir, *dir ? "/" : "", NULL);
 	struct paging p = { remote, dir, opts->max_dir_entries, max_pages(opts->max_dir_entries), 0,
 			    g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL), NULL,
 			    NULL };
 	bool ok = true, more = true;
+	GError *err = NULL;
 	while (ok && more) { /* ends within p.max_pages pages: take_page() counts them */
-		struct cfs_listing *page = fetch_page(opts, remote, prefix, p.token, error);
-		ok = page && take_page(&p, page, &more, error);
+		struct cfs_listing *page = fetch_page(opts, remote, prefix, p.token, deadline_us,
+						      &err);
+		ok = page && take_page(&p, page, &more, &err);
 	}
+	if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_TIMED_OUT) &&
+	    g_get_monotonic_time() >= deadline_us)
+		g_prefix_error(&err,
+			       "%s: listing of /%s: not complete by its deadline: ", remote->shown,
+			       dir);
+	if (err)
+		g_propagate_error(error, err);
 	g_hash_table_destroy(p.tokens);
 	g_free(p.token);
 	g_free(prefix);

@@ -108,14 +108,18 @@ static void node_attr(const struct cfs_fs *fs, const struct cfs_node *n, struct 
 	fill_attr(fs, n->ino, node_is_dir(n), cfs_node_size(n), st);
 }
 
-/* The view that ino belongs to or is the root of; NULL for other tree nodes and unknown inodes. */
+/*
+ * The view that ino belongs to or is the root of, with a new reference
+ * (cfs_view_unref(), or give it to a view operation); NULL for other tree
+ * nodes and unknown inodes.
+ */
 static struct cfs_view *view_of(struct cfs_fs *fs, uint64_t ino)
 {
 	if (cfs_ino_is_virtual(ino))
 		return cfs_views_get(fs->views, ino);
 	struct cfs_node *n = cfs_tree_get(fs->tree, ino);
-	struct cfs_view *view = n && n->kind == CFS_NODE_VIEW ? n->view : NULL;
-	cfs_node_put(n, 1); /* the view outlives its node: views live until unmount */
+	struct cfs_view *view = n && n->kind == CFS_NODE_VIEW ? cfs_view_ref(n->view) : NULL;
+	cfs_node_put(n, 1);
 	return view;
 }
 
@@ -234,10 +238,18 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	cfs_node_put(n, 1);
 }
 
+/* The kernel forgot nlookup lookups of ino: a tree node's, or a view's virtual inode's. */
+static void forget(struct cfs_fs *fs, uint64_t ino, uint64_t nlookup)
+{
+	if (cfs_ino_is_virtual(ino))
+		cfs_views_forget(fs->views, ino, nlookup);
+	else
+		cfs_tree_forget(fs->tree, ino, nlookup);
+}
+
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	if (!cfs_ino_is_virtual(ino)) /* views' entries are computed: nothing to free */
-		cfs_tree_forget(fs_of(req)->tree, ino, nlookup);
+	forget(fs_of(req), ino, nlookup);
 	fuse_reply_none(req);
 }
 
@@ -245,8 +257,7 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 {
 	struct cfs_fs *fs = fs_of(req);
 	for (size_t i = 0; i < count; i++)
-		if (!cfs_ino_is_virtual(forgets[i].ino))
-			cfs_tree_forget(fs->tree, forgets[i].ino, forgets[i].nlookup);
+		forget(fs, forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 

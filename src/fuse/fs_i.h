@@ -97,7 +97,8 @@ bool dirbuf_add(void *ctx, const char *name, uint64_t ino, bool dir, uint64_t ne
 
 /*
  * View operations (view_ops.c): each replies to req, now or from the thread
- * that loads what it needs (a chunk header, a tar index).
+ * that loads what it needs (a chunk header, a tar index). Each takes the
+ * caller's reference to view and drops it once answered.
  */
 void view_lookup(fuse_req_t req, struct cfs_view *view, uint64_t dir, const char *name);
 void view_getattr(fuse_req_t req, struct cfs_view *view, uint64_t ino);

@@ -16,7 +16,7 @@ enum vop { VOP_LOOKUP, VOP_GETATTR, VOP_READDIR, VOP_OPEN };
 struct vreq {
 	fuse_req_t req;
 	enum vop op;
-	struct cfs_view *view;
+	struct cfs_view *view;        /* a reference of the request's */
 	uint64_t ino;                 /* the directory of a lookup or readdir */
 	char *name;                   /* lookup */
 	size_t size;                  /* readdir */
@@ -24,13 +24,16 @@ struct vreq {
 	struct fuse_file_info fi;     /* open */
 };
 
-static void reply_entry(fuse_req_t req, const struct cfs_ventry *v)
+/* Answer a lookup with v, a virtual inode of view, whose lookup the view then counts. */
+static void reply_entry(fuse_req_t req, struct cfs_view *view, const struct cfs_ventry *v)
 {
 	struct cfs_fs *fs = fs_of(req);
 	struct fuse_entry_param e = { .ino = v->ino, .entry_timeout = entry_timeout(fs),
 				      .attr_timeout = entry_timeout(fs) };
 	fill_attr(fs, v->ino, v->dir, v->size, &e.attr);
-	fuse_reply_entry(req, &e);
+	cfs_view_looked_up(view); /* before the reply: its FORGET may come as soon as it is sent */
+	if (fuse_reply_entry(req, &e) != 0)
+		cfs_views_forget(fs->views, v->ino, 1); /* the kernel did not take it */
 }
 
 static void reply_attr(fuse_req_t req, const struct cfs_ventry *v)
@@ -74,7 +77,7 @@ static int run(struct vreq *q, const struct cfs_wait *w)
 	case VOP_LOOKUP:
 		rc = cfs_view_lookup(q->view, q->ino, q->name, &e, w);
 		if (rc == 0)
-			reply_entry(q->req, &e);
+			reply_entry(q->req, q->view, &e);
 		return rc;
 	case VOP_GETATTR:
 		rc = cfs_view_getattr(q->view, q->ino, &e, w);
@@ -91,6 +94,7 @@ static int run(struct vreq *q, const struct cfs_wait *w)
 
 static void vreq_free(struct vreq *q)
 {
+	cfs_view_unref(q->view);
 	g_free(q->name);
 	g_free(q);
 }

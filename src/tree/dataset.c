@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <gio/gio.h>
+#include <string.h>
 
 #include "formats/dsindex.h"
 #include "util/errors.h"
@@ -82,14 +83,17 @@ static bool acceptable(struct cfs_tree *t, struct cfs_node *dir, const char *nam
 	return false;
 }
 
-static GBytes *fetch_index(struct dataset *d, const struct cfs_node *dir, GError **error)
+/* The index.json of dir, fetched by deadline_us (that of the listing it is part of). */
+static GBytes *fetch_index(struct dataset *d, const struct cfs_node *dir, int64_t deadline_us,
+			   GError **error)
 {
 	char *path = cfs_node_child_path(dir, INDEX_NAME);
 	char *url = cfs_url_join(d->remote->base_url, path);
 	GBytes *body = NULL;
 	char *etag = NULL;
 	GError *err = NULL;
-	if (!cfs_fetch_small(d->opts, d->remote, url, INDEX_MAX_BYTES, &body, &etag, &err)) {
+	if (!cfs_fetch_small(d->opts, d->remote, url, INDEX_MAX_BYTES, deadline_us, &body, &etag,
+			     &err)) {
 		if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
 			g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
 				    "no dataset index at %s: %s", d->remote->shown, err->message);
@@ -105,9 +109,9 @@ static GBytes *fetch_index(struct dataset *d, const struct cfs_node *dir, GError
 
 /* The index.json of dir, parsed; NULL with *error when it cannot be had or is not understood. */
 static struct cfs_ds_index *load_index(struct dataset *d, const struct cfs_node *dir,
-				       GBytes **bytes, GError **error)
+				       int64_t deadline_us, GBytes **bytes, GError **error)
 {
-	*bytes = fetch_index(d, dir, error);
+	*bytes = fetch_index(d, dir, deadline_us, error);
 	if (!*bytes)
 		return NULL;
 	gsize len;
@@ -145,6 +149,41 @@ static const struct cfs_entry *listed_file(GHashTable *files, const char *name)
 	return files ? g_hash_table_lookup(files, name) : NULL;
 }
 
+/* Whether a listed size or ETag says the object is another than the one n shows. */
+static bool listed_differs(const struct cfs_entry *e, uint64_t size, const char *etag)
+{
+	return (e->size != CFS_SIZE_UNKNOWN && size != CFS_SIZE_UNKNOWN && e->size != size) ||
+	       (e->etag && etag && strcmp(e->etag, etag) != 0);
+}
+
+/* Whether the file n is another object now that e lists it (held bytes or an object). */
+static bool changed(const struct cfs_node *n, const struct cfs_entry *e)
+{
+	if (n->kind == CFS_NODE_BYTES)
+		return listed_differs(e, g_bytes_get_size(n->bytes), n->etag);
+	if (n->kind != CFS_NODE_OBJECT)
+		return false;
+	char *etag = cfs_object_etag(n->object);
+	bool differs = listed_differs(e, n->object->size, etag);
+	g_free(etag);
+	return differs;
+}
+
+/*
+ * The file e names (an index.json or a tar archive, whose views hold what
+ * was read of it) is taken out of dir with what is shown for it when the
+ * listing says it was replaced by another object, so that this listing
+ * shows the new one.
+ */
+static void drop_replaced(struct cfs_tree *t, struct cfs_node *dir, const struct cfs_entry *e)
+{
+	struct cfs_node *n = e ? cfs_tree_lookup(t, dir, e->name) : NULL;
+	bool replaced = n && changed(n, e);
+	cfs_node_put(n, 1);
+	if (replaced)
+		cfs_tree_drop(t, dir, e->name);
+}
+
 /* Items can be shown for plain chunks and zstd ones, not for other codecs or encryption. */
 static bool items_shown(const struct cfs_node *dir, const struct cfs_ds_index *idx)
 {
@@ -169,6 +208,34 @@ static void tie(struct cfs_tree *t, struct cfs_node *n, struct cfs_node *owner)
 }
 
 /*
+ * The file dir shows already as name (an index.json that left and came
+ * back finds its chunks listed as plain files), or NULL. Valid while this
+ * listing of dir runs: it named the file, which keeps it.
+ */
+static struct cfs_node *shown_file(struct cfs_tree *t, struct cfs_node *dir, const char *name)
+{
+	struct cfs_node *n = cfs_tree_lookup(t, dir, name);
+	bool file = n && n->kind == CFS_NODE_OBJECT;
+	cfs_node_put(n, 1);
+	return file ? n : NULL;
+}
+
+/* The node of chunk c in dir: added for the node index, or the file dir shows already. */
+static struct cfs_node *chunk_node(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
+				   struct cfs_node *index, const struct cfs_ds_chunk *c,
+				   GHashTable *files)
+{
+	if (!acceptable(t, dir, c->name))
+		return shown_file(t, dir, c->name);
+	/* A compressed dataset's index gives uncompressed sizes: the listing's, or ask. */
+	const struct cfs_entry *e = listed_file(files, c->name);
+	uint64_t size = c->size != CFS_SIZE_UNKNOWN ? c->size : e ? e->size : CFS_SIZE_UNKNOWN;
+	struct cfs_node *node = add_object(d, t, dir, c->name, size, e ? e->etag : NULL);
+	tie(t, node, index);
+	return node;
+}
+
+/*
  * The chunks the index lists, shown for the node index (NULL when the
  * index was shown before); zstd ones also decompressed, under plain_dir.
  */
@@ -181,13 +248,7 @@ static struct chunks add_chunks(struct dataset *d, struct cfs_tree *t, struct cf
 			     g_new0(struct cfs_object *, MAX(n, 1)) };
 	for (guint i = 0; i < n; i++) {
 		const struct cfs_ds_chunk *c = &g_array_index(idx->chunks, struct cfs_ds_chunk, i);
-		if (!acceptable(t, dir, c->name))
-			continue;
-		/* A compressed dataset's index gives uncompressed sizes: the listing's, or ask. */
-		const struct cfs_entry *e = listed_file(files, c->name);
-		uint64_t size = c->size != CFS_SIZE_UNKNOWN ? c->size : e ? e->size : CFS_SIZE_UNKNOWN;
-		struct cfs_node *node = add_object(d, t, dir, c->name, size, e ? e->etag : NULL);
-		tie(t, node, index);
+		struct cfs_node *node = chunk_node(d, t, dir, index, c, files);
 		ch.nodes[i] = node;
 		ch.sources[i] = node ? node->object : NULL;
 		if (node && c->plain_name && plain_dir) {
@@ -211,6 +272,9 @@ static void add_dataset(struct dataset *d, struct cfs_tree *t, struct cfs_node *
 {
 	struct cfs_node *index = acceptable(t, dir, INDEX_NAME)
 		? cfs_tree_add_bytes(t, dir, INDEX_NAME, bytes) : NULL;
+	const struct cfs_entry *listed = listed_file(files, INDEX_NAME);
+	if (index && listed)
+		index->etag = g_strdup(listed->etag);
 	struct cfs_node *plain_dir = NULL;
 	if (idx->plain_index && acceptable(t, dir, PLAIN_NAME)) {
 		plain_dir = cfs_tree_add_dir(t, dir, PLAIN_NAME, false);
@@ -246,6 +310,8 @@ static void add_entries(struct dataset *d, struct cfs_tree *t, struct cfs_node *
 {
 	for (guint i = 0; i < l->entries->len; i++) {
 		const struct cfs_entry *e = &g_array_index(l->entries, struct cfs_entry, i);
+		if (!e->is_dir && g_str_has_suffix(e->name, TAR_SUFFIX))
+			drop_replaced(t, dir, e);
 		if (!acceptable(t, dir, e->name))
 			continue;
 		struct cfs_node *file = NULL;
@@ -287,12 +353,15 @@ static bool index_failure_is_lasting(const GError *err)
  * that the next lookup fetches the index again.
  */
 static bool add_dataset_dir(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
-			    const struct cfs_listing *l, GHashTable *files, GError **error)
+			    const struct cfs_listing *l, GHashTable *files, int64_t deadline_us,
+			    GError **error)
 {
 	GBytes *bytes = NULL;
 	GError *err = NULL;
+	drop_replaced(t, dir, listed_file(files, INDEX_NAME));
 	struct cfs_ds_index *idx = cfs_tree_keep(t, dir, INDEX_NAME)
-					   ? NULL : load_index(d, dir, &bytes, &err);
+					   ? NULL
+					   : load_index(d, dir, deadline_us, &bytes, &err);
 	if (err && !index_failure_is_lasting(err)) {
 		g_propagate_error(error, err);
 		return false;
@@ -310,10 +379,10 @@ static bool add_dataset_dir(struct dataset *d, struct cfs_tree *t, struct cfs_no
 
 /* An HTTP root that cannot be listed: the dataset index must be there, and is the tree. */
 static bool add_index_only(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
-			   GError **error)
+			   int64_t deadline_us, GError **error)
 {
 	GBytes *bytes = NULL;
-	struct cfs_ds_index *idx = load_index(d, dir, &bytes, error);
+	struct cfs_ds_index *idx = load_index(d, dir, deadline_us, &bytes, error);
 	if (!idx)
 		return false;
 	add_dataset(d, t, dir, bytes, idx, NULL);
@@ -321,17 +390,19 @@ static bool add_index_only(struct dataset *d, struct cfs_tree *t, struct cfs_nod
 	return true;
 }
 
+/* One deadline for all the pages of dir's listing and its index.json. */
 static bool list_dir(void *ctx, struct cfs_tree *t, struct cfs_node *dir, GError **error)
 {
 	struct dataset *d = ctx;
 	struct cfs_listing *l = NULL;
 	GError *err = NULL;
-	if (!cfs_fetch_listing(d->opts, d->remote, dir->path, &l, &err)) {
+	int64_t deadline_us = cfs_fetch_listing_deadline(d->opts);
+	if (!cfs_fetch_listing(d->opts, d->remote, dir->path, deadline_us, &l, &err)) {
 		if (dir->ino == CFS_ROOT_INO && d->remote->ops->unlisted(err)) {
 			g_debug("%s cannot be listed (%s): using its %s", d->remote->shown,
 				err->message, INDEX_NAME);
 			g_error_free(err);
-			return add_index_only(d, t, dir, error);
+			return add_index_only(d, t, dir, deadline_us, error);
 		}
 		g_propagate_error(error, err);
 		return false;
@@ -339,7 +410,7 @@ static bool list_dir(void *ctx, struct cfs_tree *t, struct cfs_node *dir, GError
 	GHashTable *files = listed_files(l);
 	bool ok = true;
 	if (listed_file(files, INDEX_NAME))
-		ok = add_dataset_dir(d, t, dir, l, files, error);
+		ok = add_dataset_dir(d, t, dir, l, files, deadline_us, error);
 	else
 		add_entries(d, t, dir, l);
 	g_hash_table_destroy(files);

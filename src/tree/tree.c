@@ -66,6 +66,8 @@ static void node_free(struct cfs_node *n)
 		cfs_object_unref(n->object);
 	if (n->bytes)
 		g_bytes_unref(n->bytes);
+	cfs_view_unref(n->view);
+	g_free(n->etag);
 	if (n->kind == CFS_NODE_DIR) {
 		g_ptr_array_free(n->children, TRUE);
 		g_hash_table_destroy(n->by_name);
@@ -185,8 +187,10 @@ void cfs_tree_free(struct cfs_tree *t)
 	GHashTableIter it;
 	gpointer n;
 	g_hash_table_iter_init(&it, t->inodes);
-	while (g_hash_table_iter_next(&it, NULL, &n))
+	while (g_hash_table_iter_next(&it, NULL, &n)) {
+		((struct cfs_node *)n)->view = NULL; /* freed by cfs_views_free() */
 		g_ptr_array_add(all, n);
+	}
 	g_hash_table_destroy(t->inodes);
 	free_nodes(all);
 	if (t->ctx_free)
@@ -226,26 +230,38 @@ static bool listing_is_current(struct cfs_tree *t, struct cfs_node *dir)
 }
 
 /* n stays after the listing of its directory: it was named, or is tied to one that stays. */
-static bool stays(const struct cfs_node *n, uint64_t listing)
+static bool stays(const struct cfs_node *n, const void *listing)
 {
 	for (; n; n = n->owner)
-		if (!n->listed || __atomic_load_n(&n->named, __ATOMIC_RELAXED) == listing)
+		if (!n->listed ||
+		    __atomic_load_n(&n->named, __ATOMIC_RELAXED) == *(const uint64_t *)listing)
 			return true;
 	return false;
 }
 
+/* n is not dropped with the node dropped: it is neither that node nor shown for it. */
+static bool not_shown_for(const struct cfs_node *n, const void *dropped)
+{
+	for (; n; n = n->owner)
+		if (n == dropped)
+			return false;
+	return true;
+}
+
 /*
- * Take out of dir the children its listing just ended without, under the
- * write lock; their nodes go to dead once nothing holds them. The others
- * keep their order, hence their readdir offsets.
+ * Take out of dir the children for which keep(child, arg) is false, under
+ * the write lock; their nodes go to dead once nothing holds them. The
+ * others keep their order, hence their readdir offsets.
  */
-static void sweep_locked(struct cfs_tree *t, struct cfs_node *dir, GPtrArray *dead)
+static void sweep_locked(struct cfs_tree *t, struct cfs_node *dir,
+			 bool (*keep)(const struct cfs_node *c, const void *arg), const void *arg,
+			 GPtrArray *dead)
 {
 	GPtrArray *gone = g_ptr_array_new();
 	guint kept = 0;
 	for (guint i = 0; i < dir->children->len; i++) {
 		struct cfs_node *c = g_ptr_array_index(dir->children, i);
-		if (stays(c, dir->listing_id))
+		if (keep(c, arg))
 			g_ptr_array_index(dir->children, kept++) = c;
 		else
 			g_ptr_array_add(gone, c);
@@ -283,7 +299,7 @@ static void listing_end(struct cfs_tree *t, struct cfs_node *dir, bool ok)
 	dir->listing_now = false;
 	if (ok) {
 		dir->listed_us = g_get_monotonic_time();
-		sweep_locked(t, dir, dead);
+		sweep_locked(t, dir, stays, &dir->listing_id, dead);
 	}
 	g_rw_lock_writer_unlock(&t->lock);
 	free_nodes(dead);
@@ -352,6 +368,18 @@ bool cfs_tree_keep(struct cfs_tree *t, struct cfs_node *dir, const char *name)
 		__atomic_store_n(&n->named, dir->listing_id, __ATOMIC_RELAXED);
 	g_rw_lock_reader_unlock(&t->lock);
 	return n != NULL;
+}
+
+void cfs_tree_drop(struct cfs_tree *t, struct cfs_node *dir, const char *name)
+{
+	GPtrArray *dead = g_ptr_array_new();
+	g_rw_lock_writer_lock(&t->lock);
+	struct cfs_node *n = dir->kind == CFS_NODE_DIR ? g_hash_table_lookup(dir->by_name, name)
+						       : NULL;
+	if (n)
+		sweep_locked(t, dir, not_shown_for, n, dead);
+	g_rw_lock_writer_unlock(&t->lock);
+	free_nodes(dead);
 }
 
 void cfs_tree_tie(struct cfs_tree *t, struct cfs_node *n, struct cfs_node *owner)
@@ -463,7 +491,11 @@ struct cfs_node *cfs_tree_add_rendered(struct cfs_tree *t, struct cfs_node *dir,
 struct cfs_node *cfs_tree_add_view(struct cfs_tree *t, struct cfs_node *dir, const char *name,
 				   struct cfs_view *view)
 {
-	return add(t, dir, name, (struct content){ .kind = CFS_NODE_VIEW, .view = view });
+	struct cfs_node *n = add(t, dir, name,
+				 (struct content){ .kind = CFS_NODE_VIEW, .view = view });
+	if (!n)
+		cfs_view_unref(view);
+	return n;
 }
 
 uint32_t cfs_tree_next_object_id(struct cfs_tree *t)

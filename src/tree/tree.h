@@ -63,7 +63,9 @@ struct cfs_node {
 	enum cfs_node_kind kind;
 	struct cfs_object *object; /* CFS_NODE_OBJECT: a reference of the node's */
 	GBytes *bytes;             /* CFS_NODE_BYTES */
-	struct cfs_view *view;     /* CFS_NODE_VIEW: owned by the views of the mount */
+	char *etag;                /* CFS_NODE_BYTES: the ETag listed for them, or NULL; set by the
+				      listing that adds the node, read by later listings */
+	struct cfs_view *view;     /* CFS_NODE_VIEW: a reference of the node's */
 	cfs_render_fn render;      /* CFS_NODE_RENDERED */
 	uint64_t refs;             /* atomic: references, as described above */
 	uint64_t lookups;          /* atomic: lookups the kernel has not forgotten */
@@ -115,7 +117,8 @@ struct cfs_tree *cfs_tree_new(cfs_list_fn list, cfs_size_fn size, void *ctx,
 /*
  * Free the tree and every node it still has, whatever holds them, and drop
  * their references to objects. No other thread may use it, and no view may
- * hold a node any more (cfs_views_free() first).
+ * hold a node any more: cfs_views_free() first, which freed the views
+ * nodes point at (they are left alone here).
  */
 void cfs_tree_free(struct cfs_tree *t);
 
@@ -185,6 +188,14 @@ struct cfs_node *cfs_tree_lookup(struct cfs_tree *t, struct cfs_node *dir, const
 bool cfs_tree_keep(struct cfs_tree *t, struct cfs_node *dir, const char *name);
 
 /*
+ * For a listing of dir (cfs_list_fn): take dir's child called name out of
+ * dir now, with the children shown for it (cfs_tree_tie()), as a listing
+ * that omits it would; the listing may then add name anew (the object
+ * changed). Their nodes are freed once nothing holds them. Thread-safe.
+ */
+void cfs_tree_drop(struct cfs_tree *t, struct cfs_node *dir, const char *name);
+
+/*
  * For a listing of n's directory (cfs_list_fn): n is shown for owner, a
  * sibling added before it, and stays as long as owner does, whether or
  * not a listing names it. Ignored when owner is not an older sibling.
@@ -228,7 +239,11 @@ struct cfs_node *cfs_tree_add_bytes(struct cfs_tree *t, struct cfs_node *dir, co
 /* A file whose text render gives at each open. */
 struct cfs_node *cfs_tree_add_rendered(struct cfs_tree *t, struct cfs_node *dir, const char *name,
 				       cfs_render_fn render);
-/* A directory showing view, which learns the node's inode as its root (cfs_view_set_root). */
+/*
+ * A directory showing view, which learns the node's inode as its root
+ * (cfs_view_set_root). The caller's reference to view becomes the node's
+ * (dropped at once when NULL is returned).
+ */
 struct cfs_node *cfs_tree_add_view(struct cfs_tree *t, struct cfs_node *dir, const char *name,
 				   struct cfs_view *view);
 

@@ -46,6 +46,8 @@ static const char *const gauge_names[CFS_GAUGE_COUNT] = {
 	[CFS_DISK_CAP] = "disk_cap",
 	[CFS_NODES] = "nodes",
 	[CFS_OBJECTS] = "objects",
+	[CFS_VIEWS] = "views",
+	[CFS_VIEW_BYTES] = "view_bytes",
 };
 
 void cfs_stats_add(enum cfs_counter c, uint64_t n)

@@ -34,16 +34,18 @@ enum cfs_counter {
 };
 
 enum cfs_gauge {
-	CFS_MEM_BYTES,     /* bytes of block buffers allocated */
-	CFS_MEM_BLOCKS,    /* blocks resident */
-	CFS_MEM_CAP,       /* memory tier cap, bytes */
-	CFS_READS_PARKED,  /* reads waiting for bytes now */
-	CFS_ZSTD_STREAMS,  /* zstd decompression streams alive, idle ones included */
-	CFS_DISK_BYTES,    /* bytes the spill tier takes on disk, as du counts them */
-	CFS_DISK_BLOCKS,   /* blocks in the spill tier */
-	CFS_DISK_CAP,      /* spill tier cap, bytes; 0 when it is off */
-	CFS_NODES,         /* tree nodes alive: shown, or removed and still held */
-	CFS_OBJECTS,       /* objects alive: held, or waiting for the memory tier to let go */
+	CFS_MEM_BYTES,    /* bytes of block buffers allocated */
+	CFS_MEM_BLOCKS,   /* blocks resident */
+	CFS_MEM_CAP,      /* memory tier cap, bytes */
+	CFS_READS_PARKED, /* reads waiting for bytes now */
+	CFS_ZSTD_STREAMS, /* zstd decompression streams alive, idle ones included */
+	CFS_DISK_BYTES,   /* bytes the spill tier takes on disk, as du counts them */
+	CFS_DISK_BLOCKS,  /* blocks in the spill tier */
+	CFS_DISK_CAP,     /* spill tier cap, bytes; 0 when it is off */
+	CFS_NODES,        /* tree nodes alive: shown, or removed and still held */
+	CFS_OBJECTS,      /* objects alive: held, or waiting for the memory tier to let go */
+	CFS_VIEWS,        /* item and tar views alive: shown, or removed and still held */
+	CFS_VIEW_BYTES,   /* bytes of views' indexes and tables, outside the cap (about) */
 	CFS_GAUGE_COUNT
 };
 

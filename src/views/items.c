@@ -2,8 +2,9 @@
  * The item view of a dataset: .items/NNN, one file per item in dataset
  * order, and .items/NNN.d/ with the item's leaves. An item's bytes are a
  * range of its chunk (or of the chunk's decompressed object), found in the
- * chunk's header, which is read on first use and kept; an item's leaf table
- * is read when its NNN.d/ is used, and the last META_CACHE are kept.
+ * chunk's header, which is read on first use and kept while the view lives;
+ * an item's leaf table is read when its NNN.d/ is used, and the last
+ * META_CACHE are kept. Every load in flight holds a reference to the view.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -61,6 +62,7 @@ struct imeta {
 	uint64_t item;
 	struct ichunk *chunk;
 	uint64_t off, len;                /* the item's bytes in chunk->src */
+	int64_t bytes;                    /* counted in the view's bytes while kept */
 	guint n;
 	struct cfs_leaf *loc;
 	struct cfs_leaf_file *files;
@@ -131,6 +133,9 @@ static void pump_prefetch(struct itemview *v);
 static void header_settle(struct ichunk *ch, uint32_t *offsets, int err, bool bad)
 {
 	struct itemview *v = ch->v;
+	if (offsets)
+		views_bytes_add(&v->base,
+				(int64_t)((ch->info->items + UINT64_C(1)) * sizeof(*offsets)));
 	g_mutex_lock(&v->lock);
 	ch->offsets = offsets;
 	ch->state = offsets ? H_READY : bad ? H_BAD : H_NONE;
@@ -139,6 +144,7 @@ static void header_settle(struct ichunk *ch, uint32_t *offsets, int err, bool ba
 	g_mutex_unlock(&v->lock);
 	waiters_wake(waiters, offsets ? 0 : err);
 	pump_prefetch(v);
+	cfs_view_unref(&v->base); /* the load's */
 }
 
 static void header_parse(struct hread *h)
@@ -224,6 +230,7 @@ static int need_header(struct ichunk *ch, const struct cfs_wait *w)
 	if (start) {
 		ch->state = H_LOADING;
 		v->loading++;
+		cfs_view_ref(&v->base); /* the load's, until header_settle() */
 	}
 	g_mutex_unlock(&v->lock);
 	if (start)
@@ -288,9 +295,19 @@ static GSList *meta_trim(struct itemview *v)
 	while (v->meta_lru.length > META_CACHE) {
 		struct imeta *m = g_queue_pop_head_link(&v->meta_lru)->data;
 		g_hash_table_remove(v->metas, &m->item);
+		views_bytes_add(&v->base, -m->bytes);
 		gone = g_slist_prepend(gone, m);
 	}
 	return gone;
+}
+
+/* Bytes a kept leaf table holds: the table, its leaves' descriptions and .npy headers. */
+static int64_t meta_bytes(const struct imeta *m)
+{
+	uint64_t bytes = sizeof(*m) + m->n * (sizeof(*m->loc) + sizeof(*m->files));
+	for (guint i = 0; m->files && i < m->n; i++)
+		bytes += m->files[i].prefix ? g_bytes_get_size(m->files[i].prefix) : 0;
+	return (int64_t)bytes;
 }
 
 /*
@@ -300,11 +317,15 @@ static GSList *meta_trim(struct itemview *v)
 static void meta_settle(struct imeta *m, int err, bool bad)
 {
 	struct itemview *v = m->v;
+	bool forget = err && !bad;
+	if (!forget) {
+		m->bytes = meta_bytes(m);
+		views_bytes_add(&v->base, m->bytes);
+	}
 	g_mutex_lock(&v->lock);
 	m->state = err ? M_BAD : M_READY;
 	m->err = err;
 	GSList *waiters = g_steal_pointer(&m->waiters);
-	bool forget = err && !bad;
 	if (forget)
 		g_hash_table_remove(v->metas, &m->item);
 	else
@@ -315,6 +336,7 @@ static void meta_settle(struct imeta *m, int err, bool bad)
 	if (forget)
 		meta_free(m);
 	g_slist_free_full(gone, (GDestroyNotify)meta_free);
+	cfs_view_unref(&v->base); /* the load's */
 }
 
 static void meta_done_one(struct imeta *m)
@@ -430,6 +452,7 @@ static int with_meta(struct itemview *v, uint64_t item, const struct cfs_wait *w
 		*m = (struct imeta){ .v = v, .item = item, .chunk = ch, .state = M_LOADING };
 		m->lru.data = m;
 		g_hash_table_insert(v->metas, &m->item, m);
+		cfs_view_ref(&v->base); /* the load's, until meta_settle() */
 	} else if (m->state != M_LOADING) {
 		g_queue_unlink(&v->meta_lru, &m->lru);
 		g_queue_push_tail_link(&v->meta_lru, &m->lru);
@@ -754,6 +777,24 @@ static void report_bare(const struct itemview *v)
 			  bare > 1 ? " and other chunks" : "", CFS_LEAF_MAX);
 }
 
+/*
+ * Bytes of the view's own tables and of its parsed index: the chunk
+ * tables, names and the decompressed view's index (the leaf schemas, a
+ * few hundred bytes each, are left out).
+ */
+static int64_t index_bytes(const struct itemview *v)
+{
+	uint64_t bytes = sizeof(*v) +
+			 v->nchunks * (sizeof(struct ichunk) + sizeof(struct cfs_ds_chunk));
+	for (guint i = 0; i < v->nchunks; i++) {
+		const struct cfs_ds_chunk *c = v->chunks[i].info;
+		bytes += strlen(c->name) + 1 + (c->plain_name ? strlen(c->plain_name) + 1 : 0);
+	}
+	if (v->idx->plain_index)
+		bytes += g_bytes_get_size(v->idx->plain_index);
+	return (int64_t)bytes;
+}
+
 /* Lay the chunks out in dataset order; false when there is no item at all. */
 static bool place_chunks(struct itemview *v, struct cfs_node *const *nodes,
 			 struct cfs_object *const *sources)
@@ -763,7 +804,7 @@ static bool place_chunks(struct itemview *v, struct cfs_node *const *nodes,
 	for (guint i = 0; i < v->nchunks; i++) {
 		struct ichunk *ch = &v->chunks[i];
 		ch->v = v;
-		/* Held, so that a relisting that drops a chunk frees it with the view, at unmount. */
+		/* Held: a relisting that drops the chunk leaves it to the view. */
 		ch->node = nodes[i] ? cfs_node_ref(nodes[i]) : NULL;
 		ch->src = sources[i] ? cfs_object_ref(sources[i]) : NULL;
 		ch->info = &g_array_index(v->idx->chunks, struct cfs_ds_chunk, i);
@@ -794,5 +835,6 @@ struct cfs_view *cfs_views_add_items(struct cfs_views *vs, struct cfs_ds_index *
 		item_free(&v->base);
 		return NULL;
 	}
+	views_bytes_add(&v->base, index_bytes(v));
 	return &v->base;
 }

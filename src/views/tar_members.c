@@ -3,7 +3,8 @@
  * files and its directories as directories. The member index is built on
  * first use by one pass over the archive's headers through the memory tier
  * (windows of 1 MiB, so small members' headers come many to a request and
- * large members are jumped over), and kept for the life of the mount.
+ * large members are jumped over), and kept while the view lives; the scan
+ * holds a reference to the view.
  */
 #include <errno.h>
 #include <string.h>
@@ -39,6 +40,7 @@ struct tarview {
 	bool issuing, answered; /* a window's answer came while it was being asked for */
 	/* The scan's own while T_SCANNING; entries are immutable once T_READY. */
 	GArray *entries;        /* struct tentry; entry 0 is the root */
+	int64_t entry_bytes;    /* of entries, counted in the view's bytes */
 	struct cfs_tar_scan *scan;
 	GPtrArray *found;
 	uint64_t asked_pos, asked_len;
@@ -74,8 +76,22 @@ static void entry_clear(gpointer p)
 		g_hash_table_destroy(e->by_name);
 }
 
+/*
+ * Bytes an entry holds: itself, its name, its place among its parent's
+ * children (an index and a hash table slot), a directory's tables.
+ */
+static int64_t entry_bytes(const char *name, bool dir)
+{
+	size_t slot = sizeof(uint32_t) + 3 * sizeof(gpointer);
+	return (int64_t)(sizeof(struct tentry) + strlen(name) + 1 + slot +
+			 (dir ? sizeof(GArray) + sizeof(gpointer) * 8 : 0));
+}
+
 static uint32_t entry_add(struct tarview *v, uint32_t parent, const char *name, bool dir)
 {
+	int64_t bytes = entry_bytes(name, dir);
+	v->entry_bytes += bytes;
+	views_bytes_add(&v->base, bytes);
 	struct tentry e = { .name = g_strdup(name), .parent = parent, .dir = dir };
 	if (dir) {
 		e.children = g_array_new(FALSE, FALSE, sizeof(uint32_t));
@@ -101,6 +117,8 @@ static void reset_entries(struct tarview *v)
 {
 	if (v->entries)
 		g_array_free(v->entries, TRUE);
+	views_bytes_add(&v->base, -v->entry_bytes);
+	v->entry_bytes = 0;
 	v->entries = g_array_new(FALSE, TRUE, sizeof(struct tentry));
 	g_array_set_clear_func(v->entries, entry_clear);
 	entry_add(v, 0, "", true);
@@ -183,6 +201,7 @@ static void scan_finish(struct tarview *v)
 	GSList *waiters = g_steal_pointer(&v->waiters);
 	g_mutex_unlock(&v->lock);
 	waiters_wake(waiters, v->err);
+	cfs_view_unref(&v->base); /* the scan's */
 }
 
 static void scan_loop(struct tarview *v);
@@ -265,8 +284,10 @@ static int need_scan(struct tarview *v, const struct cfs_wait *w)
 	bool start = v->state == T_NONE;
 	if (rc)
 		waiters_add(&v->waiters, w);
-	if (start)
+	if (start) {
 		v->state = T_SCANNING;
+		cfs_view_ref(&v->base); /* the scan's, until scan_finish() */
+	}
 	g_mutex_unlock(&v->lock);
 	if (start)
 		scan_start(v);
@@ -389,7 +410,7 @@ struct cfs_view *cfs_views_add_tar(struct cfs_views *vs, struct cfs_node *tar,
 {
 	struct tarview *v = g_new0(struct tarview, 1);
 	g_mutex_init(&v->lock);
-	v->node = cfs_node_ref(tar); /* a relisting that drops the archive frees it with the view */
+	v->node = cfs_node_ref(tar); /* a relisting that drops the archive leaves it to the view */
 	if (!views_register(vs, &v->base, &tar_ops, parent_ino)) {
 		tar_free(&v->base);
 		return NULL;

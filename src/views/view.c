@@ -6,6 +6,7 @@
 #include <sys/uio.h>
 
 #include "util/errors.h"
+#include "util/stats.h"
 #include "tree/tree.h"
 #include "view_i.h"
 
@@ -13,8 +14,9 @@
 #define SIZING_THREADS 4
 
 struct cfs_views {
-	GRWLock lock;          /* guards views */
-	GPtrArray *views;      /* struct cfs_view *, by id */
+	GRWLock lock;     /* guards views and free_ids */
+	GPtrArray *views; /* struct cfs_view *, by id; NULL for an id no live view has */
+	GArray *free_ids; /* uint32_t: ids below views->len that no live view has */
 	struct cfs_cache *cache;
 	struct cfs_tree *tree;
 	GMutex sizing_lock;    /* guards sizing */
@@ -34,7 +36,16 @@ struct cfs_views *cfs_views_new(void)
 	g_rw_lock_init(&vs->lock);
 	g_mutex_init(&vs->sizing_lock);
 	vs->views = g_ptr_array_new();
+	vs->free_ids = g_array_new(FALSE, FALSE, sizeof(uint32_t));
 	return vs;
+}
+
+/* Free v, which nothing holds any more and vs no longer shows. */
+static void view_free(struct cfs_view *v)
+{
+	cfs_stats_gauge_add(CFS_VIEWS, -1);
+	cfs_stats_gauge_add(CFS_VIEW_BYTES, -__atomic_load_n(&v->bytes, __ATOMIC_RELAXED));
+	v->ops->free(v);
 }
 
 void cfs_views_free(struct cfs_views *vs)
@@ -44,9 +55,11 @@ void cfs_views_free(struct cfs_views *vs)
 	cfs_views_stop(vs);
 	for (guint i = 0; i < vs->views->len; i++) {
 		struct cfs_view *v = g_ptr_array_index(vs->views, i);
-		v->ops->free(v);
+		if (v)
+			view_free(v);
 	}
 	g_ptr_array_free(vs->views, TRUE);
+	g_array_free(vs->free_ids, TRUE);
 	g_mutex_clear(&vs->sizing_lock);
 	g_rw_lock_clear(&vs->lock);
 	g_free(vs);
@@ -113,22 +126,112 @@ struct cfs_tree *views_tree(const struct cfs_views *vs)
 	return vs->tree;
 }
 
+/* An id no live view has, taken for v; false when none is left. Under the write lock. */
+static bool take_id_locked(struct cfs_views *vs, struct cfs_view *v)
+{
+	if (vs->free_ids->len) {
+		v->id = g_array_index(vs->free_ids, uint32_t, vs->free_ids->len - 1);
+		g_array_set_size(vs->free_ids, vs->free_ids->len - 1);
+		g_ptr_array_index(vs->views, v->id) = v;
+		return true;
+	}
+	if (vs->views->len >= VINO_MAX_VIEWS)
+		return false;
+	v->id = vs->views->len;
+	g_ptr_array_add(vs->views, v);
+	return true;
+}
+
 bool views_register(struct cfs_views *vs, struct cfs_view *v, const struct view_ops *ops,
 		    uint64_t parent_ino)
 {
+	v->ops = ops;
+	v->set = vs;
+	v->parent_ino = parent_ino;
+	v->refs = 1;
 	g_rw_lock_writer_lock(&vs->lock);
-	bool ok = vs->views->len < VINO_MAX_VIEWS;
-	if (ok) {
-		v->ops = ops;
-		v->set = vs;
-		v->id = vs->views->len;
-		v->parent_ino = parent_ino;
-		g_ptr_array_add(vs->views, v);
-	}
+	bool ok = take_id_locked(vs, v);
 	g_rw_lock_writer_unlock(&vs->lock);
 	if (!ok)
-		g_warning("more than %u item and tar views: not showing another", VINO_MAX_VIEWS);
+		g_warning("%u item and tar views are shown: not showing another", VINO_MAX_VIEWS);
+	else
+		cfs_stats_gauge_add(CFS_VIEWS, 1);
 	return ok;
+}
+
+void views_bytes_add(struct cfs_view *v, int64_t delta)
+{
+	__atomic_add_fetch(&v->bytes, delta, __ATOMIC_RELAXED);
+	cfs_stats_gauge_add(CFS_VIEW_BYTES, delta);
+}
+
+struct cfs_view *cfs_view_ref(struct cfs_view *view)
+{
+	__atomic_add_fetch(&view->refs, 1, __ATOMIC_RELAXED);
+	return view;
+}
+
+/*
+ * Drop count references to v. Perhaps the last under the write lock, so
+ * that no thread finds v by its id (cfs_views_get() takes its reference
+ * under the read lock) while it goes; the id is free from then on.
+ */
+static void view_put(struct cfs_view *v, uint64_t count)
+{
+	uint64_t refs = __atomic_load_n(&v->refs, __ATOMIC_RELAXED);
+	while (refs > count)
+		if (__atomic_compare_exchange_n(&v->refs, &refs, refs - count, true,
+						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+			return;
+	struct cfs_views *vs = v->set;
+	g_rw_lock_writer_lock(&vs->lock);
+	bool last = __atomic_sub_fetch(&v->refs, count, __ATOMIC_ACQ_REL) == 0;
+	if (last) {
+		g_ptr_array_index(vs->views, v->id) = NULL;
+		g_array_append_val(vs->free_ids, v->id);
+	}
+	g_rw_lock_writer_unlock(&vs->lock);
+	if (last)
+		view_free(v);
+}
+
+void cfs_view_unref(struct cfs_view *view)
+{
+	if (view)
+		view_put(view, 1);
+}
+
+void cfs_view_looked_up(struct cfs_view *view)
+{
+	cfs_view_ref(view);
+	__atomic_add_fetch(&view->lookups, 1, __ATOMIC_RELAXED);
+}
+
+/* Take up to n of v's kernel lookups away; returns how many were taken. */
+static uint64_t claim_lookups(struct cfs_view *v, uint64_t n)
+{
+	uint64_t have = __atomic_load_n(&v->lookups, __ATOMIC_RELAXED);
+	while (!__atomic_compare_exchange_n(&v->lookups, &have, have - MIN(n, have), true,
+					    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+		;
+	return MIN(n, have);
+}
+
+/* The live view of id, under the lock; NULL when none has it. */
+static struct cfs_view *view_by_id_locked(struct cfs_views *vs, uint32_t id)
+{
+	return id < vs->views->len ? g_ptr_array_index(vs->views, id) : NULL;
+}
+
+void cfs_views_forget(struct cfs_views *vs, uint64_t ino, uint64_t nlookup)
+{
+	g_rw_lock_reader_lock(&vs->lock);
+	struct cfs_view *v = view_by_id_locked(vs, vino_view(ino));
+	/* The claimed lookups are references: v stays until they are dropped. */
+	uint64_t forgotten = v ? claim_lookups(v, nlookup) : 0;
+	g_rw_lock_reader_unlock(&vs->lock);
+	if (forgotten)
+		view_put(v, forgotten);
 }
 
 void cfs_view_set_root(struct cfs_view *view, uint64_t root_ino)
@@ -140,9 +243,10 @@ struct cfs_view *cfs_views_get(struct cfs_views *vs, uint64_t ino)
 {
 	if (!cfs_ino_is_virtual(ino))
 		return NULL;
-	uint32_t id = vino_view(ino);
 	g_rw_lock_reader_lock(&vs->lock);
-	struct cfs_view *v = id < vs->views->len ? g_ptr_array_index(vs->views, id) : NULL;
+	struct cfs_view *v = view_by_id_locked(vs, vino_view(ino));
+	if (v)
+		cfs_view_ref(v);
 	g_rw_lock_reader_unlock(&vs->lock);
 	return v;
 }

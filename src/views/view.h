@@ -15,6 +15,15 @@
  * errno (fail with it). A waiter may also be called before the operation
  * returns -EAGAIN.
  *
+ * Lifetime: a view counts one reference for the tree node showing it (its
+ * root), one per lookup of its virtual inodes the kernel has not forgotten
+ * (FUSE's lookup count, libfuse fuse_lowlevel.h, "forget"), one per
+ * operation using it (cfs_views_get(): the caller drops it) and one per
+ * load in flight (a chunk header, a leaf table, a tar scan). The last one
+ * frees the view with what it loaded, its dataset index, and its
+ * references to nodes and objects; its id may then be given to a new view,
+ * as no inode of the old one is known to the kernel any more.
+ *
  * Thread-safe: every view has its own mutex, never held while calling the
  * memory tier or a waiter.
  */
@@ -76,7 +85,11 @@ typedef bool (*cfs_dirent_fn)(void *ctx, const char *name, uint64_t ino, bool di
 /* The set of views of a mount. */
 struct cfs_views *cfs_views_new(void);
 
-/* Free every view. No operation may be running. */
+/*
+ * Free every view still alive, whatever holds it, at unmount: no operation
+ * may be running and the tree must still exist (views drop their nodes);
+ * cfs_tree_free() afterwards leaves the views its nodes pointed at alone.
+ */
 void cfs_views_free(struct cfs_views *vs);
 
 /*
@@ -96,13 +109,14 @@ void cfs_views_start(struct cfs_views *vs, struct cfs_cache *cache, struct cfs_t
 void cfs_views_stop(struct cfs_views *vs);
 
 /*
- * The item view of a dataset directory. idx is taken (freed with the view);
- * chunks[i] is the node of idx's chunk i (NULL for a chunk the tree does
- * not show: its items fail with EIO), and sources[i] the object its items
- * are read from: the node's object, or its decompressed object. The view
- * holds a reference to each node and object until it is freed, at
- * unmount. parent_ino is the directory holding the view's root. Returns
- * NULL when idx has no item (nothing to show).
+ * The item view of a dataset directory, with one reference, the caller's
+ * (cfs_tree_add_view() gives it to the node showing the view). idx is
+ * taken (freed with the view); chunks[i] is the node of idx's chunk i
+ * (NULL for a chunk the tree does not show: its items fail with EIO), and
+ * sources[i] the object its items are read from: the node's object, or its
+ * decompressed object. The view holds a reference to each node and object
+ * until it is freed. parent_ino is the directory holding the view's root.
+ * Returns NULL when idx has no item (nothing to show).
  */
 struct cfs_view *cfs_views_add_items(struct cfs_views *vs, struct cfs_ds_index *idx,
 				     struct cfs_node *const *chunks,
@@ -110,7 +124,8 @@ struct cfs_view *cfs_views_add_items(struct cfs_views *vs, struct cfs_ds_index *
 
 /*
  * The tar view of the archive of node tar, shown in the directory
- * parent_ino; it holds a reference to tar until it is freed, at unmount.
+ * parent_ino, with one reference, the caller's; it holds a reference to
+ * tar until it is freed.
  */
 struct cfs_view *cfs_views_add_tar(struct cfs_views *vs, struct cfs_node *tar,
 				   uint64_t parent_ino);
@@ -118,8 +133,37 @@ struct cfs_view *cfs_views_add_tar(struct cfs_views *vs, struct cfs_node *tar,
 /* Record the inode of the tree node that is view's root. */
 void cfs_view_set_root(struct cfs_view *view, uint64_t root_ino);
 
-/* The view a virtual inode belongs to, or NULL for an inode no view made. */
+/*
+ * The view a virtual inode belongs to, with a new reference (drop it with
+ * cfs_view_unref()), or NULL for an inode no live view made. Thread-safe.
+ */
 struct cfs_view *cfs_views_get(struct cfs_views *vs, uint64_t ino);
+
+/* Returns view with a new reference, for a caller that holds one already. Thread-safe. */
+struct cfs_view *cfs_view_ref(struct cfs_view *view);
+
+/*
+ * Drop a reference to view (may be NULL). The last one frees it, as
+ * described above. Thread-safe; never call it with the tree's lock, a
+ * view's lock or the memory tier's lock held.
+ */
+void cfs_view_unref(struct cfs_view *view);
+
+/*
+ * The kernel is sent an entry for one of view's virtual inodes (a lookup
+ * answered with it): the view keeps a reference for it until
+ * cfs_views_forget(). Call it before sending the entry; when the kernel
+ * does not take it, cfs_views_forget(vs, ino, 1). Thread-safe.
+ */
+void cfs_view_looked_up(struct cfs_view *view);
+
+/*
+ * The kernel forgot nlookup lookups of the virtual inode ino (FUSE_FORGET,
+ * FUSE_BATCH_FORGET): as many of the references cfs_view_looked_up() made
+ * for its view are dropped, never more than were made. Inodes of no live
+ * view are ignored. Thread-safe.
+ */
+void cfs_views_forget(struct cfs_views *vs, uint64_t ino, uint64_t nlookup);
 
 /*
  * The operations, on dir or ino: the view's root inode or one of its

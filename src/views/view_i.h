@@ -64,11 +64,24 @@ struct cfs_view {
 	uint32_t id;
 	uint64_t root_ino;    /* the tree node showing the view */
 	uint64_t parent_ino;  /* the directory holding that node */
+	uint64_t refs;        /* atomic: references (view.h, "Lifetime") */
+	uint64_t lookups;     /* atomic: kernel lookups of its virtual inodes not forgotten */
+	int64_t bytes;        /* atomic: bytes of its tables, as counted in view_bytes */
 };
 
-/* Give v its id in vs and keep it there; false when the inode space is full. */
+/*
+ * Give v an id in vs that no live view has, and one reference, the
+ * caller's; false when 2^21 views are alive (the inode space is full).
+ */
 bool views_register(struct cfs_views *vs, struct cfs_view *v, const struct view_ops *ops,
 		    uint64_t parent_ino);
+
+/*
+ * v holds delta more bytes of tables (fewer when negative): counted in v
+ * and in the view_bytes gauge, which drops v's count when v is freed.
+ * Thread-safe.
+ */
+void views_bytes_add(struct cfs_view *v, int64_t delta);
 
 struct cfs_cache *views_cache(const struct cfs_views *vs);
 struct cfs_tree *views_tree(const struct cfs_views *vs);
