@@ -24,7 +24,7 @@
  * more room, nothing is written while reads run: the writes' checksums,
  * copies, fresh page cache and ext4 inode work cost a cold read a third to
  * two thirds of its speed, and 8 random readers a fifth, on the 2-core VM
- * (docs/architecture.md).
+ * (docs/performance.md).
  */
 #define CLEAN_AHEAD_SCAN 256
 /* Blocks on their way to the spill tier at once: at most this, or a quarter of the cap. */
