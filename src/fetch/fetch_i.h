@@ -48,16 +48,6 @@ void cfs_easy_send_credentials(CURL *easy, const struct cfs_remote *remote,
 void cfs_easy_drop_credentials(CURL *easy);
 
 /*
- * The " (Code: Message)" of an S3 error body (S3 API Reference, "Error
- * responses": <Error><Code>...</Code><Message>...</Message></Error>), the
- * first Code and Message elements at any depth, for a GError message; the
- * len bytes of body need no terminating NUL. Returns a g_malloc'd string,
- * or NULL when the body is empty, is not well-formed XML or has no Code.
- * The text is the server's, unescaped. Pure, thread-safe.
- */
-char *cfs_s3_error_detail(const char *body, size_t len);
-
-/*
  * Parse a Content-Range header value of a 206 response (RFC 9110 section
  * 14.4: "bytes" SP first-pos "-" last-pos "/" complete-length, each number
  * 1*DIGIT; the range unit compared case-insensitively, section 14.1), as

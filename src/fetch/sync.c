@@ -10,6 +10,7 @@
 #include "util/options.h"
 #include "fetch/redirect.h"
 #include "remote/remote.h"
+#include "remote/s3error.h"
 #include "util/url.h"
 
 struct curl_slist *cfs_easy_headers(const struct cfs_remote *remote)
@@ -120,56 +121,6 @@ static size_t capture_etag(char *line, size_t size, size_t n, void *p)
 		c->etag = g_strstrip(g_strndup(line + 5, len - 5));
 	}
 	return len;
-}
-
-struct s3_error_parse {
-	GString *text;
-	char *code, *message;
-};
-
-static void s3_error_start(GMarkupParseContext *ctx, const char *element, const char **names,
-			   const char **values, gpointer data, GError **error)
-{
-	(void)ctx, (void)element, (void)names, (void)values, (void)error;
-	g_string_truncate(((struct s3_error_parse *)data)->text, 0);
-}
-
-static void s3_error_end(GMarkupParseContext *ctx, const char *element, gpointer data,
-			 GError **error)
-{
-	(void)ctx, (void)error;
-	struct s3_error_parse *p = data;
-	if (g_str_equal(element, "Code") && !p->code)
-		p->code = g_strdup(p->text->str);
-	else if (g_str_equal(element, "Message") && !p->message)
-		p->message = g_strdup(p->text->str);
-}
-
-static void s3_error_text(GMarkupParseContext *ctx, const char *text, gsize len, gpointer data,
-			  GError **error)
-{
-	(void)ctx, (void)error;
-	g_string_append_len(((struct s3_error_parse *)data)->text, text, (gssize)len);
-}
-
-char *cfs_s3_error_detail(const char *body, size_t len)
-{
-	static const GMarkupParser parser = { s3_error_start, s3_error_end, s3_error_text, NULL,
-					      NULL };
-	if (!len)
-		return NULL;
-	struct s3_error_parse p = { .text = g_string_new(NULL) };
-	GMarkupParseContext *ctx = g_markup_parse_context_new(&parser, 0, &p, NULL);
-	char *result = NULL;
-	if (g_markup_parse_context_parse(ctx, body, (gssize)len, NULL) &&
-	    g_markup_parse_context_end_parse(ctx, NULL) && p.code)
-		result = g_strdup_printf(" (%s%s%s)", p.code, p.message ? ": " : "",
-					 p.message ? p.message : "");
-	g_markup_parse_context_free(ctx);
-	g_string_free(p.text, TRUE);
-	g_free(p.code);
-	g_free(p.message);
-	return result;
 }
 
 /*

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fetch_i.h"
+#include "remote/s3error.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
