@@ -18,7 +18,7 @@
 #include "formats/tar.h"
 #include "tree/tree.h"
 #include "util/url.h"
-#include "fetch_i.h"
+#include "headers_i.h"
 
 static void test_sizes(void)
 {

@@ -5,14 +5,14 @@
 #include <gio/gio.h>
 #include <inttypes.h>
 #include <stdio.h>
-#include <string.h>
 #include <time.h>
 
 #include "util/errors.h"
 #include "util/options.h"
 #include "fetch/redirect.h"
 #include "util/stats.h"
-#include "fetch_i.h"
+#include "easy_i.h"
+#include "headers_i.h"
 
 /* The wait before retry n is BACKOFF_FIRST_US << (n - 1), at most BACKOFF_MAX_US (README.md). */
 #define BACKOFF_FIRST_US (100 * 1000)
@@ -115,14 +115,6 @@ static void reset_response(struct request *r)
 	r->retry_after_s = -1;
 }
 
-gint64 cfs_retry_after_parse(const char *value, time_t now)
-{
-	if (*value && value[strspn(value, "0123456789")] == '\0')
-		return (gint64)MIN(g_ascii_strtoull(value, NULL, 10), G_MAXINT32); /* saturates */
-	time_t when = curl_getdate(value, NULL);
-	return when == -1 ? -1 : MAX(0, (gint64)when - (gint64)now);
-}
-
 static size_t on_header(char *line, size_t size, size_t n, void *p)
 {
 	struct request *r = p;
@@ -144,59 +136,9 @@ static size_t on_header(char *line, size_t size, size_t n, void *p)
 	return len;
 }
 
-int cfs_http_errno(long status, bool timed_out)
-{
-	if (timed_out)
-		return -ETIMEDOUT;
-	if (status == 404 || status == 410)
-		return -ENOENT;
-	if (status == 401 || status == 403)
-		return -EACCES;
-	return -EIO;
-}
-
-int cfs_fetch_error_errno(const GError *err)
-{
-	if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
-		return -ENOENT;
-	if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED))
-		return -EACCES;
-	if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
-		return -ETIMEDOUT;
-	return -EIO;
-}
-
 static bool transient_http(long status)
 {
 	return status >= 500 || status == 429 || status == 408;
-}
-
-/* 1*DIGIT at *p, at most UINT64_MAX; *p moves past it. */
-static bool parse_digits(const char **p, uint64_t *v)
-{
-	const char *s = *p;
-	uint64_t n = 0;
-	if (!g_ascii_isdigit(*s))
-		return false;
-	for (; g_ascii_isdigit(*s); s++) {
-		unsigned d = (unsigned)(*s - '0');
-		if (n > (UINT64_MAX - d) / 10)
-			return false;
-		n = n * 10 + d;
-	}
-	*p = s;
-	*v = n;
-	return true;
-}
-
-bool cfs_content_range_parse(const char *text, uint64_t *first, uint64_t *last,
-			     uint64_t *total)
-{
-	if (!text || g_ascii_strncasecmp(text, "bytes ", 6) != 0)
-		return false;
-	const char *p = text + 6;
-	return parse_digits(&p, first) && *p++ == '-' && parse_digits(&p, last) && *p++ == '/' &&
-	       parse_digits(&p, total) && *p == '\0' && *first <= *last && *last < *total;
 }
 
 /* Decide on a response when its first body byte (or its end) arrives. */

@@ -23,7 +23,7 @@
 
 #include "tree/object.h"
 #include "cache/source.h"
-#include "fetch_i.h"
+#include "headers_i.h"
 
 /* delay-seconds as the grammar says: digits only, read saturating at G_MAXINT32. */
 static gint64 delay_seconds(const char *value)
