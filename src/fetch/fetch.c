@@ -13,12 +13,8 @@
 #include "util/stats.h"
 #include "easy_i.h"
 #include "headers_i.h"
+#include "retry_i.h"
 
-/* The wait before retry n is BACKOFF_FIRST_US << (n - 1), at most BACKOFF_MAX_US (README.md). */
-#define BACKOFF_FIRST_US (100 * 1000)
-#define BACKOFF_MAX_US (5 * 1000 * 1000)
-/* Doublings counted at most: BACKOFF_MAX_US comes long before, and no shift overflows. */
-#define BACKOFF_MAX_DOUBLINGS 16u
 /* The poll's longest sleep with nothing due; a due retry or a new request wakes it sooner. */
 #define IDLE_POLL_MS 1000
 /* The longest error page read to keep its connection; a longer one ends it. */
@@ -348,14 +344,6 @@ static gint64 retry_wait_us(const struct request *r)
 	gint64 backoff = MIN((gint64)BACKOFF_FIRST_US << MIN(r->attempt - 1, BACKOFF_MAX_DOUBLINGS),
 			     BACKOFF_MAX_US);
 	return MAX(backoff, MAX(server_wait_s(r), 0) * G_USEC_PER_SEC);
-}
-
-unsigned cfs_fetch_read_bound_ms(const struct cfs_options *opts)
-{
-	uint64_t attempt_ms = ((uint64_t)opts->connect_timeout_s + opts->timeout_s + 1) * 1000;
-	uint64_t wait_ms = MAX((uint64_t)opts->timeout_s * 1000, BACKOFF_MAX_US / 1000);
-	uint64_t ms = (opts->retries + 1) * attempt_ms + opts->retries * wait_ms + 1000;
-	return (unsigned)MIN(ms, (uint64_t)G_MAXUINT);
 }
 
 static void schedule_retry(struct engine *f, struct request *r, gint64 wait_us)
