@@ -2,6 +2,7 @@
 #include "util/stats.h"
 
 #include <glib.h>
+#include <string.h>
 #include <json-glib/json-glib.h>
 
 #define SUB_BITS 3                      /* 8 buckets per power of two: about 9% wide */
@@ -10,6 +11,7 @@
 static uint64_t counters[CFS_COUNTER_COUNT];
 static int64_t gauges[CFS_GAUGE_COUNT];
 static uint64_t ttfb[TTFB_BUCKETS];
+static uint64_t ttfb_sum_usec;
 
 static const char *const counter_names[CFS_COUNTER_COUNT] = {
 	[CFS_READS] = "reads",
@@ -97,6 +99,25 @@ static uint64_t bucket_floor(unsigned b)
 void cfs_stats_ttfb(uint64_t usec)
 {
 	__atomic_fetch_add(&ttfb[bucket_of(usec)], 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&ttfb_sum_usec, usec, __ATOMIC_RELAXED);
+}
+
+/*
+ * Every power of two from 2^SUB_BITS up starts a bucket, so below[k] is exact;
+ * below 2^SUB_BITS each bucket holds a single value.
+ */
+void cfs_stats_ttfb_snapshot(struct cfs_ttfb_snapshot *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->sum_usec = __atomic_load_n(&ttfb_sum_usec, __ATOMIC_RELAXED);
+	unsigned k = 0, used = bucket_of(UINT64_MAX) + 1; /* bucket_floor overflows past it */
+	for (unsigned b = 0; b < used; b++) {
+		while (k < CFS_TTFB_OCTAVES && bucket_floor(b) >= (UINT64_C(1) << k))
+			s->below[k++] = s->count;
+		s->count += __atomic_load_n(&ttfb[b], __ATOMIC_RELAXED);
+	}
+	while (k < CFS_TTFB_OCTAVES)
+		s->below[k++] = s->count;
 }
 
 double cfs_stats_ttfb_percentile(double p)

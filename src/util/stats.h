@@ -64,6 +64,21 @@ void cfs_stats_ttfb(uint64_t usec);
  */
 double cfs_stats_ttfb_percentile(double p);
 
+/* The TTFB histogram's counts at each power of two of microseconds. */
+#define CFS_TTFB_OCTAVES 64
+struct cfs_ttfb_snapshot {
+	uint64_t below[CFS_TTFB_OCTAVES]; /* below[k]: TTFBs under 2^k microseconds */
+	uint64_t count;                   /* TTFBs recorded */
+	uint64_t sum_usec;                /* their sum, in microseconds */
+};
+
+/*
+ * Fill *s from the TTFB histogram: below[] is cumulative (non-decreasing in
+ * k) and below[CFS_TTFB_OCTAVES - 1] <= count, both read in one pass. sum_usec
+ * is read apart from the counts, so it may include a TTFB recorded meanwhile.
+ */
+void cfs_stats_ttfb_snapshot(struct cfs_ttfb_snapshot *s);
+
 /*
  * Render all counters, gauges, TTFB p50/p99 (ms), read amplification
  * (bytes fetched / bytes served) and each tier's hit ratio (memory: reads
