@@ -28,7 +28,7 @@ import formats
 
 AUTOINDEX = "        autoindex on; autoindex_format json;\n"
 TTL = "--metadata-ttl=1"
-CONTROL_NODES = 4          # the root, .chunkfs/, .chunkfs/stats, .chunkfs/errors
+CONTROL_NODES = 5          # the root, .chunkfs/ and its stats, metrics and errors
 DROP_CACHES = "/proc/sys/vm/drop_caches"
 
 

@@ -21,6 +21,7 @@
 #include "tree/object.h"
 #include "util/options.h"
 #include "remote/remote.h"
+#include "util/metrics.h"
 #include "util/stats.h"
 #include "tree/tree.h"
 #include "util/url.h"
@@ -439,6 +440,7 @@ struct cfs_tree *cfs_dataset_build(const struct cfs_options *opts, const struct 
 	struct cfs_node *root = cfs_tree_root(t);
 	struct cfs_node *control = cfs_tree_add_dir(t, root, ".chunkfs", false);
 	cfs_tree_add_rendered(t, control, "stats", cfs_stats_render);
+	cfs_tree_add_rendered(t, control, "metrics", cfs_metrics_render);
 	cfs_tree_add_rendered(t, control, "errors", cfs_errors_render);
 	if (!cfs_tree_prepare_dir(t, root, error)) {
 		cfs_tree_free(t);
