@@ -1,10 +1,12 @@
 /* chunkfs: mount a dataset served over HTTP(S) as a read-only FUSE file system. */
+#include <curl/curl.h>
 #include <errno.h>
 #include <glib.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <zstd.h>
 
 #include "spill/spill.h"
 #include "cache/mem.h"
@@ -74,6 +76,14 @@ static struct cfs_disk *open_disk(const struct cfs_options *opts, const struct c
 	return disk;
 }
 
+/* The libraries' versions are those loaded at run time, which a bug report needs. */
+static void print_version(void)
+{
+	printf("chunkfs %s\nlibfuse %s\nlibcurl %s\nzstd %s\n", CHUNKFS_VERSION,
+	       cfs_fs_libfuse_version(), curl_version_info(CURLVERSION_NOW)->version,
+	       ZSTD_versionString());
+}
+
 /* An object nobody holds is freed once the memory tier keeps nothing of it. */
 static bool release_object(void *cache, struct cfs_object *obj)
 {
@@ -123,8 +133,11 @@ int main(int argc, char **argv)
 		g_error_free(error);
 		return 2;
 	}
-	if (exit_now)
+	if (exit_now) {
+		if (opts.version)
+			print_version();
 		return 0;
+	}
 	cfs_options_hide_secrets(argc, argv);
 	cfs_log_init(opts.debug);
 	if (opts.log_file && !cfs_log_to_file(opts.log_file, &error)) {

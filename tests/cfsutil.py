@@ -486,12 +486,16 @@ def log_problems(text, allow=()):
 
 
 def log_file_of(argv):
-    """The --log-file that argv gives chunkfs, or None."""
+    """The --log-file (or -o log-file=) that argv gives chunkfs, or None."""
     for i, arg in enumerate(argv):
         if arg.startswith("--log-file="):
             return arg[len("--log-file="):]
         if arg == "--log-file" and i + 1 < len(argv):
             return argv[i + 1]
+        if arg == "-o" and i + 1 < len(argv):
+            for item in argv[i + 1].split(","):
+                if item.startswith("log-file="):
+                    return item[len("log-file="):]
     return None
 
 

@@ -19,6 +19,7 @@
 #include "tree/object.h"
 #include "util/options.h"
 #include "tree/tree.h"
+#include "util/url.h"
 #include "views/view.h"
 #include "fs_i.h"
 
@@ -498,12 +499,32 @@ static const struct fuse_lowlevel_ops ops = {
 	.create = op_create,
 };
 
+/*
+ * The mount table shows the fsname as the source and "fuse." and the subtype
+ * as the type (libfuse's mount options): the URL, secrets redacted, with
+ * fuse_opt's escapes for ',' and '\'.
+ */
+static char *base_mount_opts(const char *url)
+{
+	char *shown = cfs_url_redact(url);
+	GString *text = g_string_new("ro,default_permissions,subtype=chunkfs,fsname=");
+	for (const char *p = shown; *p; p++) {
+		if (*p == ',' || *p == '\\')
+			g_string_append_c(text, '\\');
+		g_string_append_c(text, *p);
+	}
+	g_free(shown);
+	return g_string_free(text, FALSE);
+}
+
 static struct fuse_args mount_args(const struct cfs_options *opts)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	fuse_opt_add_arg(&args, "chunkfs");
 	fuse_opt_add_arg(&args, "-o");
-	fuse_opt_add_arg(&args, "ro,default_permissions,fsname=chunkfs,subtype=chunkfs");
+	char *base = base_mount_opts(opts->url);
+	fuse_opt_add_arg(&args, base);
+	g_free(base);
 	if (opts->fuse_opts && *opts->fuse_opts) {
 		fuse_opt_add_arg(&args, "-o");
 		fuse_opt_add_arg(&args, opts->fuse_opts);
@@ -539,6 +560,11 @@ struct cfs_fs *cfs_fs_mount(const struct cfs_options *opts, struct cfs_tree *tre
 	}
 	fs->mounted = true;
 	return fs;
+}
+
+const char *cfs_fs_libfuse_version(void)
+{
+	return fuse_pkgversion();
 }
 
 void cfs_fs_daemonize(bool foreground)

@@ -24,6 +24,12 @@ struct cfs_fs *cfs_fs_mount(const struct cfs_options *opts, struct cfs_tree *tre
 			    struct cfs_views *views, GError **error);
 
 /*
+ * The version of the libfuse this process runs with (fuse_pkgversion(), for
+ * example "3.14.0"): a static string, not to be freed. Thread-safe.
+ */
+const char *cfs_fs_libfuse_version(void);
+
+/*
  * Detach from the terminal unless foreground; the calling process returns
  * only in the daemon (the parent exits 0 once the daemon is running). Call
  * before any thread is started.

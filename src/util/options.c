@@ -2,10 +2,12 @@
 #include "util/options.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "spill/spill.h"
@@ -95,7 +97,7 @@ struct raw_args {
 	char *mem_cache, *block_size, *readahead, *fuse_opts;
 	int max_connections, fetch_threads, connect_timeout, timeout, retries, metadata_ttl;
 	int max_dir_entries;
-	gboolean foreground, debug, version, insecure, no_sign_request;
+	gboolean foreground, debug, version, insecure, no_sign_request, nonempty;
 	char **headers;
 	char *cacert, *endpoint, *region, *s3_addressing, *profile;
 	char *cache_dir, *disk_cache, *eviction;
@@ -147,20 +149,48 @@ static bool check_sizes(const struct cfs_options *o, GError **error)
 	return true;
 }
 
-static bool check_mountpoint(const char *path, GError **error)
+/*
+ * A mount on a mount hides the first and leaves two entries in the mount
+ * table. STATX_ATTR_MOUNT_ROOT (statx(2), Linux 5.8) also sees bind mounts;
+ * older kernels fall back to a device other than the parent's.
+ */
+static bool is_mount_root(const char *path, const struct statx *stx)
 {
+	if (stx->stx_attributes_mask & STATX_ATTR_MOUNT_ROOT)
+		return stx->stx_attributes & STATX_ATTR_MOUNT_ROOT;
+	char *parent = g_build_filename(path, "..", NULL);
 	struct stat st;
-	if (stat(path, &st) != 0) {
-		g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
-			    "mountpoint %s: %s", path, g_strerror(errno));
-		return false;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NOTDIR,
-			    "mountpoint %s: not a directory", path);
-		return false;
-	}
-	return true;
+	bool other_dev = stat(parent, &st) == 0 &&
+			 st.st_dev != makedev(stx->stx_dev_major, stx->stx_dev_minor);
+	g_free(parent);
+	return other_dev;
+}
+
+static bool dir_is_empty(const char *path)
+{
+	GDir *dir = g_dir_open(path, 0, NULL);
+	bool empty = dir && !g_dir_read_name(dir);
+	if (dir)
+		g_dir_close(dir);
+	return empty;
+}
+
+static bool check_mountpoint(const char *path, bool nonempty, GError **error)
+{
+	struct statx stx;
+	const char *problem = NULL;
+	if (statx(AT_FDCWD, path, 0, STATX_TYPE, &stx) != 0)
+		problem = g_strerror(errno);
+	else if (!S_ISDIR(stx.stx_mode))
+		problem = "not a directory";
+	else if (is_mount_root(path, &stx))
+		problem = "already a mount (unmount it first)";
+	else if (!nonempty && !dir_is_empty(path))
+		problem = "not empty (-o nonempty mounts over its files)";
+	if (problem)
+		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "mountpoint %s: %s", path,
+			    problem);
+	return !problem;
 }
 
 /* RFC 9110 section 5: a header field is a token name, a colon, a value. */
@@ -262,10 +292,107 @@ static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
 		return false;
 	}
 	o->url = g_strdup(a->rest[0]);
-	if (!check_mountpoint(a->rest[1], error))
+	if (!check_mountpoint(a->rest[1], a->nonempty, error))
 		return false;
 	o->mountpoint = g_canonicalize_filename(a->rest[1], NULL);
 	return true;
+}
+
+/*
+ * Options mount(8) and mount.fuse3 pass to every file system (fstab(5),
+ * mount.fuse(8)) that mean nothing to a FUSE daemon: accepted and dropped.
+ * "rw" too: the mount is read-only whatever fstab says. dev, suid, exec and
+ * their no- forms go to FUSE, which hands them to the kernel.
+ */
+static const char *const mount_only_opts[] = { "_netdev", "nofail", "noauto", "auto",  "user",
+					       "users",   "nouser", "owner",  "group", "defaults",
+					       "rw",      "ro",     NULL };
+
+/* The end of the item of a -o list at p: the first comma not escaped by a backslash (fuse_opt). */
+static const char *opt_item_end(const char *p)
+{
+	while (*p && *p != ',')
+		p += p[0] == '\\' && p[1] ? 2 : 1;
+	return p;
+}
+
+/* name is the long name of an entry of tables (NULL-terminated), other than -o's. */
+static bool is_long_option(const GOptionEntry *const *tables, const char *name)
+{
+	for (const GOptionEntry *const *t = tables; *t; t++)
+		for (const GOptionEntry *e = *t; e->long_name; e++)
+			if (g_str_equal(e->long_name, name) && !g_str_equal(name, "options"))
+				return true;
+	return false;
+}
+
+/* "--NAME[=VALUE]" of a -o item naming an option of ours, its escapes removed. */
+static char *long_form(const char *item, size_t len)
+{
+	GString *arg = g_string_new("--");
+	for (size_t i = 0; i < len; i++) {
+		if (item[i] == '\\' && i + 1 < len)
+			i++;
+		g_string_append_c(arg, item[i]);
+	}
+	return g_string_free(arg, FALSE);
+}
+
+/* Sort one item of a -o list: an option of ours onto args, FUSE's onto fuse, mount(8)'s away. */
+static void sort_mount_opt(const char *item, size_t len, const GOptionEntry *const *tables,
+			   GPtrArray *args, GString *fuse)
+{
+	char *name = g_strndup(item, MIN(len, strcspn(item, "=")));
+	if (is_long_option(tables, name)) {
+		g_ptr_array_add(args, long_form(item, len));
+	} else if (*name && !g_strv_contains(mount_only_opts, name)) {
+		if (fuse->len)
+			g_string_append_c(fuse, ',');
+		g_string_append_len(fuse, item, (gssize)len);
+	}
+	g_free(name);
+}
+
+/* The list of a -o at argv[*i] (-o LIST, -oLIST, --options[=]LIST), *i moved past it; else NULL. */
+static const char *mount_opts_at(int argc, char **argv, int *i)
+{
+	const char *arg = argv[*i];
+	if ((g_str_equal(arg, "-o") || g_str_equal(arg, "--options")) && *i + 1 < argc)
+		return argv[++*i];
+	if (g_str_has_prefix(arg, "--options="))
+		return arg + strlen("--options=");
+	if (g_str_has_prefix(arg, "-o") && arg[2])
+		return arg + 2;
+	return NULL;
+}
+
+/*
+ * argv (NULL-terminated, g_strfreev) with every -o list taken apart, as
+ * mount.fuse3 passes fstab's options and sshfs and rclone take theirs: an
+ * option of ours as --NAME[=VALUE], FUSE's joined in *fuse_opts (NULL: none).
+ */
+static char **expand_mount_opts(int argc, char **argv, const GOptionEntry *const *tables,
+				char **fuse_opts)
+{
+	GPtrArray *args = g_ptr_array_new();
+	GString *fuse = g_string_new(NULL);
+	bool ended = false;
+	for (int i = 0; i < argc; i++) {
+		const char *list = ended ? NULL : mount_opts_at(argc, argv, &i);
+		ended = ended || g_str_equal(argv[i], "--");
+		for (const char *p = list; p;) {
+			const char *end = opt_item_end(p);
+			sort_mount_opt(p, (size_t)(end - p), tables, args, fuse);
+			p = *end ? end + 1 : NULL;
+		}
+		if (!list)
+			g_ptr_array_add(args, g_strdup(argv[i]));
+	}
+	g_ptr_array_add(args, NULL);
+	*fuse_opts = fuse->len ? g_string_free(fuse, FALSE) : NULL;
+	if (!*fuse_opts)
+		g_string_free(fuse, TRUE);
+	return (char **)g_ptr_array_free(args, FALSE);
 }
 
 static const char summary[] =
@@ -290,7 +417,6 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		{ "log-file", 0, 0, G_OPTION_ARG_FILENAME, &a.log_file,
 		  "Log to FILE (appended, created 0600, not a symlink) instead of stderr or syslog",
 		  "FILE" },
-		{ "options", 'o', 0, G_OPTION_ARG_FILENAME, &a.fuse_opts, "FUSE mount options", "OPT[,OPT]" },
 		{ "mem-cache", 0, 0, G_OPTION_ARG_STRING, &a.mem_cache,
 		  "Memory tier cap (default 1/8 of RAM, at most 1G)", "SIZE" },
 		{ "block-size", 0, 0, G_OPTION_ARG_STRING, &a.block_size,
@@ -344,6 +470,16 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		{ G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &a.rest, NULL, "URL MOUNTPOINT" },
 		{ NULL, 0, 0, 0, NULL, NULL, NULL },
 	};
+	/* -o is parsed by expand_mount_opts: the entry is for --help */
+	GOptionEntry mount_entries[] = {
+		{ "options", 'o', 0, G_OPTION_ARG_FILENAME, &a.fuse_opts,
+		  "Mount options: FUSE's, mount(8)'s, and any long option as NAME[=VALUE]",
+		  "OPT[,OPT]" },
+		{ "nonempty", 0, 0, G_OPTION_ARG_NONE, &a.nonempty,
+		  "Mount over a directory that is not empty, hiding its files", NULL },
+		{ NULL, 0, 0, 0, NULL, NULL, NULL },
+	};
+	const GOptionEntry *const tables[] = { entries, mount_entries, NULL };
 	memset(opts, 0, sizeof(*opts));
 	opts->mem_cache = default_mem_cache();
 	opts->block_size = CFS_MIB;
@@ -354,13 +490,17 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 	GOptionContext *ctx = g_option_context_new(NULL);
 	g_option_context_set_summary(ctx, summary);
 	g_option_context_add_main_entries(ctx, entries, NULL);
-	char **args = g_memdup2(argv, sizeof(char *) * (size_t)(argc + 1));
-	int n = argc;
+	g_option_context_add_main_entries(ctx, mount_entries, NULL);
+	char **expanded = expand_mount_opts(argc, argv, tables, &a.fuse_opts);
+	int n = (int)g_strv_length(expanded);
+	/* the parser drops what it consumed from the array it is given: a copy of the pointers */
+	char **args = g_memdup2(expanded, sizeof(char *) * (size_t)(n + 1));
 	bool ok = g_option_context_parse(ctx, &n, &args, error);
 	g_free(args);
+	g_strfreev(expanded);
 	g_option_context_free(ctx);
 	if (ok && a.version) {
-		printf("chunkfs %s\n", CHUNKFS_VERSION);
+		opts->version = true;
 		*exit_now = true;
 	} else if (ok) {
 		ok = convert(&a, opts, error);
@@ -415,10 +555,26 @@ static void mask_header(char *arg)
 		mask(colon + 1, colon + strlen(colon));
 }
 
+/* Mask the values of the header= items of a -o list. */
+static void mask_header_items(char *list)
+{
+	for (char *p = list; p;) {
+		char *end = (char *)opt_item_end(p);
+		char *colon = memchr(p, ':', (size_t)(end - p));
+		if (g_str_has_prefix(p, "header=") && colon)
+			mask(colon + 1, end);
+		p = *end ? end + 1 : NULL;
+	}
+}
+
 void cfs_options_hide_secrets(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
-		if (g_str_has_prefix(argv[i], "--header="))
+		const char *list = mount_opts_at(argc, argv, &i);
+		if (list) {
+			mask_header_items((char *)list); /* list points into argv[i] */
+			mask_url(argv[i]);
+		} else if (g_str_has_prefix(argv[i], "--header="))
 			mask_header(argv[i] + strlen("--header="));
 		else if (g_str_equal(argv[i], "--header") && i + 1 < argc)
 			mask_header(argv[++i]);

@@ -14,7 +14,8 @@ struct cfs_options {
 	bool foreground;      /* -f */
 	bool debug;           /* -d */
 	char *log_file;       /* --log-file: log here instead of stderr or syslog; NULL: none */
-	char *fuse_opts;      /* -o, comma separated, passed to fuse_session_new */
+	bool version;         /* --version: print the versions and exit */
+	char *fuse_opts;      /* -o items not ours, comma separated, for fuse_session_new */
 	uint64_t mem_cache;   /* bytes, memory tier cap */
 	uint64_t block_size;  /* bytes, power of two */
 	uint64_t readahead;   /* bytes, largest readahead window; 0 disables */
@@ -56,9 +57,16 @@ bool cfs_parse_size(const char *text, uint64_t *out);
  * max_dir_entries 10,000,000, cache_dir
  * $XDG_CACHE_HOME/chunkfs (else ~/.cache/chunkfs), disk_cache
  * CFS_DISK_CAP_AUTO, eviction "lru".
- * Handles --help and --version itself by printing to stdout and setting
- * *exit_now (return value true). On a usage error returns false with a
- * one-line message in *error (G_OPTION_ERROR domain). argv is not modified.
+ * Every long option is also accepted as an item NAME[=VALUE] of a -o list
+ * (as mount.fuse(8) passes fstab's options); the mount(8) options of every
+ * file system (_netdev, nofail, noauto, auto, user, users, nouser, owner,
+ * group, defaults, rw, ro) are dropped, the other items go to fuse_opts. A
+ * comma escaped by a backslash stays inside its item (libfuse's fuse_opt).
+ * The mountpoint must be a directory that is not a mount, and empty unless
+ * --nonempty (-o nonempty).
+ * Handles --help itself by printing to stdout and exiting; --version sets
+ * opts->version and *exit_now (return value true). On a usage error returns
+ * false with a one-line message in *error. argv is not modified.
  * The strings in *opts are owned by opts: free them with cfs_options_clear().
  */
 bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts,
@@ -67,7 +75,7 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts,
 /*
  * Mask with '*' the secrets in the process's own argv, so that ps and
  * /proc/PID/cmdline do not show them: the userinfo and query string of URL
- * arguments and the values of --header. Lengths are kept. Call after
+ * arguments and the values of --header and -o header=. Lengths are kept. Call after
  * cfs_options_parse(), which copied what it needs. Not thread-safe.
  */
 void cfs_options_hide_secrets(int argc, char **argv);
