@@ -1,5 +1,5 @@
 /*
- * Unit tests of the memory tier (src/mem.c, fill.c, store.c) driven
+ * Unit tests of the memory tier (src/cache/mem.c, fill.c, store.c) driven
  * through its public interface against a scripted source (source.h): no
  * FUSE, no network. Requests wait in a queue until a test answers them, in
  * its own thread, as a fetcher thread would. Reads are mostly quick reads

@@ -1,6 +1,6 @@
 /*
  * Unit tests of the one map from a failed request to an errno
- * (cfs_http_errno(), cfs_fetch_error_errno() of chunkfs/fetch.h); run by
+ * (cfs_http_errno(), cfs_fetch_error_errno() of fetch/fetch.h); run by
  * `meson test`.
  */
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* Unit tests of the redirect checks (chunkfs/redirect.h); run by tests/test_units.py. */
+/* Unit tests of the redirect checks (fetch/redirect.h); run by `meson test`. */
 #include <gio/gio.h>
 #include <string.h>
 

@@ -1,7 +1,7 @@
 /*
  * Unit tests of the spill tier's pure parts (GLib test framework): the
  * eviction policies, the block file format and the journal. Run by
- * tests/test_units.py.
+ * `meson test`.
  */
 #include <fcntl.h>
 #include <gio/gio.h>

@@ -1,4 +1,4 @@
-/* Unit tests of the pure modules (GLib test framework); run by tests/test_units.py. */
+/* Unit tests of the pure modules (GLib test framework); run by `meson test`. */
 #include <gio/gio.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -269,7 +269,7 @@ static void test_listing_http(void)
 
 /* ---- Format parsers, against the fixtures of tests/data (see its README.md) ---- */
 
-/* A file of tests/data; the tests run from the repository root, as tests/test_units.py does. */
+/* A file of tests/data; the tests run from the repository root (workdir in tests/meson.build). */
 static GBytes *fixture(const char *name)
 {
 	char *path = g_build_filename("tests", "data", name, NULL);

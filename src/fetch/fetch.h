@@ -24,7 +24,7 @@
  *
  * Redirects (301, 302, 303, 307, 308) are followed here, not by libcurl,
  * by every request, GETs, HEADs and the blocking ones alike, as
- * chunkfs/redirect.h allows: at most 5 hops, to http or https only,
+ * fetch/redirect.h allows: at most 5 hops, to http or https only,
  * never from https to http, and without the remote's credentials once a
  * hop leaves the origin of the request's URL. A refused redirect fails
  * the request with -EIO (the blocking ones with a GError). A retry starts

@@ -68,6 +68,7 @@ struct cfs_leaf_schema *cfs_leaf_schema_litdata(const char *const *data_format, 
 struct cfs_leaf_schema *cfs_leaf_schema_mds(const char *const *encodings, const int64_t *sizes,
 					    guint n);
 
+/* Free s and its leaves' descriptions; s may be NULL. */
 void cfs_leaf_schema_free(struct cfs_leaf_schema *s);
 
 /* True when a and b split items the same way (both may be NULL). */

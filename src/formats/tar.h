@@ -30,6 +30,7 @@ struct cfs_tar_member {
 			    devices, directories and FIFOs, as Python's tarfile reads them */
 };
 
+/* Free a struct cfs_tar_member and its path (a GDestroyNotify); member may be NULL. */
 void cfs_tar_member_free(gpointer member);
 
 enum cfs_tar_status {
@@ -43,6 +44,7 @@ struct cfs_tar_scan;
 
 /* A scanner of an archive of archive_size bytes, wanting its first header. */
 struct cfs_tar_scan *cfs_tar_scan_new(uint64_t archive_size);
+/* Free s and the names it was putting together; s may be NULL. */
 void cfs_tar_scan_free(struct cfs_tar_scan *s);
 
 /*

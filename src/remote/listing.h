@@ -60,6 +60,7 @@ struct cfs_listing *cfs_listing_parse_s3(const char *xml, size_t len, const char
  */
 struct cfs_listing *cfs_listing_parse_http(const char *text, size_t len, GError **error);
 
+/* Free listing, its entries and its continuation token; listing may be NULL. */
 void cfs_listing_free(struct cfs_listing *listing);
 
 #endif

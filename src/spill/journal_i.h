@@ -81,6 +81,7 @@ bool cfs_journal_lost(const struct cfs_journal *j);
 /* The length of a journal holding records records. */
 uint64_t cfs_journal_size_for(uint64_t records);
 
+/* Close the journal's file and free j (may be NULL); appends were written as they came. */
 void cfs_journal_close(struct cfs_journal *j);
 
 #endif

@@ -49,6 +49,11 @@ enum cfs_gauge {
 	CFS_GAUGE_COUNT
 };
 
+/*
+ * Add n to counter c, set or move gauge g, read either back, in the unit
+ * of the counter or gauge (above). Thread-safe: relaxed atomics, so a
+ * reader sees each value whole but not a consistent set of them.
+ */
 void cfs_stats_add(enum cfs_counter c, uint64_t n);
 void cfs_stats_gauge_set(enum cfs_gauge g, int64_t value);
 void cfs_stats_gauge_add(enum cfs_gauge g, int64_t delta);

@@ -121,11 +121,6 @@ struct cfs_cache *views_cache(const struct cfs_views *vs)
 	return vs->cache;
 }
 
-struct cfs_tree *views_tree(const struct cfs_views *vs)
-{
-	return vs->tree;
-}
-
 /* An id no live view has, taken for v; false when none is left. Under the write lock. */
 static bool take_id_locked(struct cfs_views *vs, struct cfs_view *v)
 {

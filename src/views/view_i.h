@@ -83,8 +83,8 @@ bool views_register(struct cfs_views *vs, struct cfs_view *v, const struct view_
  */
 void views_bytes_add(struct cfs_view *v, int64_t delta);
 
+/* The memory tier the views of vs read through (cfs_views_start()); NULL before it. */
 struct cfs_cache *views_cache(const struct cfs_views *vs);
-struct cfs_tree *views_tree(const struct cfs_views *vs);
 
 /* Called once node's size is known (ok), or could not be had (!ok: logged). */
 typedef void (*views_sized_fn)(void *data, bool ok);
