@@ -332,6 +332,19 @@ static unsigned max_pages(unsigned max_entries)
 	return max_entries / LISTING_MIN_PAGE_ENTRIES + LISTING_SPARE_PAGES;
 }
 
+/*
+ * False with a timeout in *error once deadline_us (g_get_monotonic_time())
+ * has passed: a page asked for then could still be answered within the
+ * 1 ms a request is given past it.
+ */
+static bool before_deadline(int64_t deadline_us, GError **error)
+{
+	if (g_get_monotonic_time() < deadline_us)
+		return true;
+	g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "more pages to fetch");
+	return false;
+}
+
 bool cfs_fetch_listing(const struct cfs_options *opts, const struct cfs_remote *remote,
 		       const char *dir, int64_t deadline_us, struct cfs_listing **out,
 		       GError **error)
@@ -343,9 +356,10 @@ bool cfs_fetch_listing(const struct cfs_options *opts, const struct cfs_remote *
 	bool ok = true, more = true;
 	GError *err = NULL;
 	while (ok && more) { /* ends within p.max_pages pages: take_page() counts them */
-		struct cfs_listing *page = fetch_page(opts, remote, prefix, p.token, deadline_us,
-						      &err);
-		ok = page && take_page(&p, page, &more, &err);
+		struct cfs_listing *page = NULL;
+		ok = (!p.token || before_deadline(deadline_us, &err)) &&
+		     (page = fetch_page(opts, remote, prefix, p.token, deadline_us, &err)) &&
+		     take_page(&p, page, &more, &err);
 	}
 	if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_TIMED_OUT) &&
 	    g_get_monotonic_time() >= deadline_us)

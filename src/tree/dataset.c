@@ -165,7 +165,7 @@ static bool changed(const struct cfs_node *n, const struct cfs_entry *e)
 	if (n->kind != CFS_NODE_OBJECT)
 		return false;
 	char *etag = cfs_object_etag(n->object);
-	bool differs = listed_differs(e, n->object->size, etag);
+	bool differs = listed_differs(e, __atomic_load_n(&n->object->size, __ATOMIC_RELAXED), etag);
 	g_free(etag);
 	return differs;
 }
