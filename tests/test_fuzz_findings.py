@@ -95,3 +95,39 @@ def test_idle_zstd_streams_at_unmount(mount, nginx, tmp_path):
         with open(m.file(".decompressed", name + ".bin"), "rb", buffering=0) as f:
             assert f.read(100) == want[:100]
     assert m.alive()
+
+
+# A zstd frame whose descriptor sets the reserved bit (RFC 8878 section 3.1.1.1.1), so that
+# its header is refused, and whose window descriptor starts a v0.7 frame (magic 0xFD2FB527)
+# of one raw block, "hello".
+PRE_1_0_IN_HEADER = (bytes.fromhex("28b52ffd08") + bytes.fromhex("27b52ffd2005") +
+                     bytes([0x40, 0, 5]) + b"hello" + bytes([0xc0, 0, 0]))
+
+
+@pytest.mark.log_allow(r"^\.decompressed/shard\.00000\.mds bytes \d+-\d+: shard\.00000\.mds\.zstd: "
+                       r"bad zstd data near compressed byte \d+: .*; EIO from here on \(EIO\)$")
+def test_pre_1_0_frame_after_a_cut_header(serve, mount, tmp_path):
+    """A shard of PRE_1_0_IN_HEADER sent 5 bytes at a time, cut right after the frame's
+    descriptor: libzstd, handed the rest of a header it gathered over calls, looked for a
+    pre-1.0 frame at the start of that call when the header was bad, and decoded "hello"
+    (the same bytes in one piece failed). Headers go to libzstd whole now: the shard's
+    decompressed view is EIO; the other shards read right."""
+    root = tmp_path / "www"
+    shutil.copytree(data_dir("mds-zstd"), root)
+    index = json.loads((root / "index.json").read_text())
+    first = index["shards"][0]
+    (root / first["zip_data"]["basename"]).write_bytes(PRE_1_0_IN_HEADER)
+    first["zip_data"]["bytes"] = len(PRE_1_0_IN_HEADER)
+    first["raw_data"]["bytes"] = len(b"hello")
+    (root / "index.json").write_text(json.dumps(index))
+    srv = serve(str(root))
+    srv.set_fault(first["zip_data"]["basename"], "trickle", bytes=5, interval=0.05)
+    m = mount(srv.url)
+    plain = m.file(".decompressed", first["raw_data"]["basename"])
+    e = errno_of(lambda: read_bytes(plain), "read of %s" % plain)
+    assert e == errno.EIO, "%s: %s (want EIO)" % (plain, errname(e))
+    assert srv.fired(first["zip_data"]["basename"], "trickle"), "the shard was not trickled"
+    second = index["shards"][1]["raw_data"]
+    data = read_bytes(m.file(".decompressed", second["basename"]))
+    assert hashlib.sha1(data).hexdigest() == second["hashes"]["sha1"]
+    assert m.alive()

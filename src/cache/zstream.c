@@ -15,6 +15,8 @@
 #define FIRST_PIECE (UINT64_C(64) << 10)
 /* Pieces double up to this: large enough for few requests, small enough to decode as they land. */
 #define MAX_PIECE (UINT64_C(8) << 20)
+/* The longest frame header, RFC 8878 section 3.1.1.1: magic, descriptor, window, ID, size. */
+#define FRAME_HEADER_MAX (4 + 1 + 1 + 4 + 8)
 /* zstd's default limit (ZSTD_WINDOWLOG_LIMIT_DEFAULT); larger windows are refused. */
 #define WINDOW_LOG_LIMIT 27
 /* zstd's smallest window (ZSTD_WINDOWLOG_MIN), for the smallest caps. */
@@ -51,8 +53,8 @@ struct stream {
 	 * handed to the next (maybe in another fetcher thread) under z->lock.
 	 */
 	size_t frame_left;       /* last ZSTD_decompressStream() hint: 0 at the end of a frame */
-	uint8_t magic[4];        /* the next frame's magic number, as far as it came */
-	size_t magic_len;
+	uint8_t header[FRAME_HEADER_MAX]; /* the next frame's header, as far as it came */
+	size_t header_len;
 	int error;               /* negative errno once decoding or a check failed */
 	enum harm harm;
 };
@@ -270,41 +272,63 @@ static uint8_t *thread_out_buffer(void)
 	return buf;
 }
 
-/* A frame or a skippable frame (RFC 8878 sections 3.1.1 and 3.1.2), by its magic number. */
-static bool rfc8878_magic(const uint8_t *p)
+static uint32_t le32(const uint8_t *p)
 {
-	uint32_t m = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-		     (uint32_t)p[3] << 24;
-	return m == ZSTD_MAGICNUMBER ||
-	       (m & ZSTD_MAGIC_SKIPPABLE_MASK) == ZSTD_MAGIC_SKIPPABLE_START;
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static bool skippable_magic(const uint8_t *p)
+{
+	return (le32(p) & ZSTD_MAGIC_SKIPPABLE_MASK) == ZSTD_MAGIC_SKIPPABLE_START;
 }
 
 /*
- * At a frame's start: gather its magic number from in (over pieces if it
- * is cut) and hand it to the decoder whole, refusing any but RFC 8878's.
- * libzstd also takes frames of its pre-1.0 formats, but only when their
- * magic number comes in one piece: the same object would decode or fail
- * depending on how the network cut it. False when more bytes are needed
- * or the frame is refused.
+ * The length of the frame header whose first have bytes are h, as far as
+ * they tell: 4 until the magic number is in, 8 for a skippable frame (RFC
+ * 8878 section 3.1.2), 5 until the descriptor is in, then what the
+ * descriptor says (section 3.1.1.1): no window descriptor in a single
+ * segment, a dictionary ID of 0-4 bytes, a content size of 0-8 bytes.
  */
-static bool start_frame(struct stream *s, ZSTD_inBuffer *in, uint64_t off, uint8_t *outbuf)
+static size_t header_need(const uint8_t *h, size_t have)
 {
-	size_t n = MIN(sizeof(s->magic) - s->magic_len, in->size - in->pos);
-	memcpy(s->magic + s->magic_len, (const uint8_t *)in->src + in->pos, n);
-	s->magic_len += n;
-	in->pos += n;
-	if (s->magic_len < sizeof(s->magic))
-		return false;
-	s->magic_len = 0;
-	if (!rfc8878_magic(s->magic)) {
-		bad_data(s, "no zstd frame (RFC 8878) before compressed byte %" PRIu64,
-			 off + in->pos);
-		return false;
+	static const uint8_t id_len[4] = { 0, 1, 2, 4 }, size_len[4] = { 0, 2, 4, 8 };
+	if (have < 4)
+		return 4;
+	if (skippable_magic(h))
+		return 8;
+	if (have < 5)
+		return 5;
+	bool single = h[4] & 0x20;
+	return 5 + !single + id_len[h[4] & 3] + (h[4] >> 6 ? size_len[h[4] >> 6] : single);
+}
+
+/*
+ * At a frame's start: gather its whole header from in (over pieces if it
+ * is cut), refusing any magic number but RFC 8878's. libzstd also takes
+ * frames of its pre-1.0 formats, but only when their magic number starts
+ * the bytes of one call, and when a header it gathered over calls is bad
+ * it looks for one at the start of the call that completed it: the same
+ * object would decode or fail depending on how the network cut it. Handed
+ * whole, a header is judged from its own first bytes. False when more
+ * bytes are needed or the frame is refused.
+ */
+static bool gather_header(struct stream *s, ZSTD_inBuffer *in, uint64_t off)
+{
+	size_t need = header_need(s->header, s->header_len);
+	while (s->header_len < need && in->pos < in->size) {
+		size_t n = MIN(need - s->header_len, in->size - in->pos);
+		memcpy(s->header + s->header_len, (const uint8_t *)in->src + in->pos, n);
+		s->header_len += n;
+		in->pos += n;
+		if (s->header_len == 4 && le32(s->header) != ZSTD_MAGICNUMBER &&
+		    !skippable_magic(s->header)) {
+			bad_data(s, "no zstd frame (RFC 8878) before compressed byte %" PRIu64,
+				 off + in->pos);
+			return false;
+		}
+		need = header_need(s->header, s->header_len);
 	}
-	ZSTD_inBuffer magic = { s->magic, sizeof(s->magic), 0 };
-	ZSTD_outBuffer out = { outbuf, ZSTD_DStreamOutSize(), 0 };
-	s->frame_left = ZSTD_decompressStream(s->ds, &out, &magic); /* a header to come: > 0 */
-	return true;
+	return s->header_len == need;
 }
 
 static void piece_on_data(void *ctx, uint64_t off, const void *buf, size_t len)
@@ -313,10 +337,16 @@ static void piece_on_data(void *ctx, uint64_t off, const void *buf, size_t len)
 	uint8_t *outbuf = thread_out_buffer();
 	ZSTD_inBuffer in = { buf, len, 0 };
 	while (!s->error) {
-		if (s->frame_left == 0 && !start_frame(s, &in, off, outbuf))
-			break;
+		ZSTD_inBuffer header, *src = &in;
+		if (s->frame_left == 0) {
+			if (!gather_header(s, &in, off))
+				break;
+			header = (ZSTD_inBuffer){ s->header, s->header_len, 0 };
+			s->header_len = 0;
+			src = &header;
+		}
 		ZSTD_outBuffer out = { outbuf, ZSTD_DStreamOutSize(), 0 };
-		size_t ret = ZSTD_decompressStream(s->ds, &out, &in);
+		size_t ret = ZSTD_decompressStream(s->ds, &out, src);
 		if (ZSTD_isError(ret)) {
 			bad_data(s, "bad zstd data near compressed byte %" PRIu64 ": %s",
 				 off + in.pos, ZSTD_getErrorName(ret));
@@ -335,7 +365,7 @@ static void check_end(struct stream *s)
 {
 	if (s->error)
 		return;
-	if (s->frame_left != 0 || s->magic_len != 0)
+	if (s->frame_left != 0 || s->header_len != 0)
 		bad_data(s, "the last zstd frame is truncated");
 	else if (s->pos != s->obj->size)
 		bad_data(s, "decompresses to %" PRIu64 " bytes, the index says %" PRIu64, s->pos,

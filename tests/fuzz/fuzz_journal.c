@@ -2,8 +2,12 @@
  * libFuzzer target: the spill tier's journal as read back at mount, from a
  * cache directory someone else may have written. Input: a flags byte, then
  * a body. The file "journal" is the body repeated 1 + (flags >> 1) * 16
- * times (at most 1 MiB: long enough to cross the reader's 64 KiB slices),
- * after the header of a 1 MiB block size when flags bit 0 is set. It is
+ * times (at most 96 KiB: long enough for a record to straddle the end of
+ * the reader's first 64 KiB slice; every later slice starts and ends on a
+ * record, as a file of whole records does at its end), after the header
+ * of a 1 MiB block size when flags bit 0 is set. Each buffer is made at its
+ * size, not grown, and all stay under 128 KiB: AddressSanitizer maps and
+ * unmaps larger ones at each input, which took most of the time. It is
  * replayed with cfs_journal_open(), and then:
  * - *unknown must be set exactly when the file does not start with the
  *   header the journal itself writes, and then nothing may be replayed;
@@ -28,7 +32,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define BLOCK_SIZE (1u << 20)
-#define MAX_FILE (1u << 20)
+#define MAX_FILE (96u << 10)
 #define HEADER_LEN 24
 
 static int dir_fd = -1, tmp_fd = -1;
@@ -42,16 +46,16 @@ static void put_file(const uint8_t *bytes, size_t len)
 		abort();
 }
 
-/* The file "journal" of dir_fd, whole. */
+/* The file "journal" of dir_fd, whole (read into an array of its size, not grown). */
 static GByteArray *get_file(void)
 {
-	GByteArray *b = g_byte_array_new();
 	int fd = openat(dir_fd, "journal", O_RDONLY | O_CLOEXEC);
-	uint8_t buf[65536];
-	ssize_t n;
-	while (fd >= 0 && (n = read(fd, buf, sizeof(buf))) > 0)
-		g_byte_array_append(b, buf, (guint)n);
-	if (fd < 0 || n < 0)
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) != 0 || st.st_size > HEADER_LEN + MAX_FILE)
+		abort();
+	GByteArray *b = g_byte_array_sized_new((guint)st.st_size);
+	g_byte_array_set_size(b, (guint)st.st_size);
+	if (read(fd, b->data, b->len) != (ssize_t)b->len)
 		abort();
 	close(fd);
 	return b;
@@ -62,10 +66,14 @@ static void collect(const struct cfs_journal_rec *r, void *ctx)
 	g_array_append_vals(ctx, r, 1);
 }
 
-/* Replay the file "journal"; the records it held, the journal left open in *out. */
-static GArray *replay(struct cfs_journal **out, bool *unknown)
+/*
+ * Replay the file "journal" of len bytes; the records it held, the journal
+ * left open in *out.
+ */
+static GArray *replay(size_t len, struct cfs_journal **out, bool *unknown)
 {
-	GArray *recs = g_array_new(FALSE, FALSE, sizeof(struct cfs_journal_rec));
+	GArray *recs = g_array_sized_new(FALSE, FALSE, sizeof(struct cfs_journal_rec),
+					 (guint)(len / CFS_JOURNAL_RECORD));
 	GError *err = NULL;
 	*out = cfs_journal_open(dir_fd, "fuzz/journal", tmp_fd, BLOCK_SIZE, collect, recs, unknown,
 				&err);
@@ -107,7 +115,7 @@ static void setup(void)
 	put_file(NULL, 0);
 	bool unknown;
 	struct cfs_journal *j;
-	GArray *none = replay(&j, &unknown);
+	GArray *none = replay(0, &j, &unknown);
 	rewrite(j, none);
 	cfs_journal_close(j);
 	g_array_free(none, TRUE);
@@ -120,12 +128,12 @@ static void setup(void)
 
 static GByteArray *make_file(const uint8_t *data, size_t size)
 {
-	GByteArray *file = g_byte_array_new();
-	if (data[0] & 1)
-		g_byte_array_append(file, header, HEADER_LEN);
 	size_t body = size - 1, reps = 1 + (size_t)(data[0] >> 1) * 16;
 	if (body)
 		reps = MIN(reps, MAX_FILE / body);
+	GByteArray *file = g_byte_array_sized_new((guint)(HEADER_LEN + body * reps));
+	if (data[0] & 1)
+		g_byte_array_append(file, header, HEADER_LEN);
 	for (size_t i = 0; body && i < reps; i++)
 		g_byte_array_append(file, data + 1, (guint)body);
 	return file;
@@ -143,7 +151,7 @@ static void check_stop(const GByteArray *file, guint n)
 	put_file(alone, sizeof(alone));
 	bool unknown;
 	struct cfs_journal *j;
-	GArray *recs = replay(&j, &unknown);
+	GArray *recs = replay(sizeof(alone), &j, &unknown);
 	if (unknown || recs->len != 0)
 		abort();
 	cfs_journal_close(j);
@@ -160,7 +168,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	put_file(file->data, file->len);
 	bool unknown;
 	struct cfs_journal *j;
-	GArray *recs = replay(&j, &unknown);
+	GArray *recs = replay(file->len, &j, &unknown);
 	bool foreign = file->len < HEADER_LEN || memcmp(file->data, header, HEADER_LEN) != 0;
 	if (unknown != foreign || (unknown && recs->len))
 		abort();

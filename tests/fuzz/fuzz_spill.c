@@ -79,9 +79,11 @@ static bool describe(const uint8_t *data, size_t size, uint8_t *block, struct cf
 		uint32_t lo = u16(p) % LEN, len = u16(p + 2) % (LEN - lo) + 1;
 		cfs_extents_add(x, lo, lo + len);
 	}
-	size_t rest = size - (size_t)(p - data);
-	for (size_t i = 0; i < LEN; i++)
-		block[i] = p[i % rest];
+	/* The bytes repeated: block[i] = p[i % rest], copied in doubling runs, not a byte a turn. */
+	size_t rest = MIN(size - (size_t)(p - data), LEN);
+	memcpy(block, p, rest);
+	for (size_t filled = rest; filled < LEN; filled *= 2)
+		memcpy(block + filled, block, MIN(filled, LEN - filled));
 	return true;
 }
 

@@ -14,11 +14,12 @@
  *              between wants
  *   then       the payload: zstd frames, or anything
  * The streams' output is checked against libzstd decompressing the whole
- * object (fed a byte at a time) with the window limit zstream.h documents
- * (a quarter of the cap): every byte delivered must be libzstd's, at its
- * offset, within the declared size; every want must end delivered or
- * failed (never left waiting); a good object must come out whole with no
- * failure; and every byte of memory reserved must be released.
+ * object (all that it gives fed a byte at a time) with the window limit
+ * zstream.h documents (a quarter of the cap): every byte delivered must be
+ * libzstd's, at its offset, within the declared size; every want must end
+ * delivered or failed (never left waiting); a good object must come out
+ * whole with no failure; and every byte of memory reserved must be
+ * released.
  */
 #include <errno.h>
 #include <glib.h>
@@ -26,6 +27,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_frameHeaderSize(), ZSTD_nextSrcSizeToDecompress() */
 #include <zstd.h>
 
 #include "tree/object.h"
@@ -121,35 +123,87 @@ static void release(void *ctx, uint64_t bytes)
 
 static const struct cfs_zstd_sink sink = { deliver, failed, reserve, release };
 
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
 /*
- * libzstd's output for the whole object, fed one byte at a time, and
- * whether it is exactly size bytes of whole frames. Fed more at once,
- * libzstd may decode a frame in one pass, all or nothing; fed a byte at a
- * time it gives every block it can before a fault, which is the most any
- * cutting of the object into pieces can give.
+ * The length of the frame header at p, of the n bytes left (RFC 8878
+ * sections 3.1.1.1 and 3.1.2); all n when it cannot be told, as when there
+ * are fewer than 5.
  */
-static void decompress_reference(uint64_t size)
+static uint64_t frame_header_len(const uint8_t *p, uint64_t n)
+{
+	if (n >= 4 && (le32(p) & ZSTD_MAGIC_SKIPPABLE_MASK) == ZSTD_MAGIC_SKIPPABLE_START)
+		return ZSTD_SKIPPABLEHEADERSIZE;
+	size_t len = ZSTD_frameHeaderSize(p, (size_t)n);
+	return ZSTD_isError(len) ? n : len;
+}
+
+/* Feed d in, with all its output flushed (up to one byte past size): its last return value. */
+static size_t reference_feed(ZSTD_DCtx *d, ZSTD_inBuffer *in, uint64_t size)
+{
+	static uint8_t out_buf[1 << 16];
+	size_t ret = 0;
+	bool full = true;
+	while (!ZSTD_isError(ret) && run.reference->len <= size && (in->pos < in->size || full)) {
+		ZSTD_outBuffer out = { out_buf, sizeof(out_buf), 0 };
+		ret = ZSTD_decompressStream(d, &out, in);
+		g_byte_array_append(run.reference, out_buf, (guint)out.pos);
+		full = out.pos == out.size;
+	}
+	return ret;
+}
+
+/*
+ * One pass of a new decoder over the object into run.reference: each
+ * frame's header a byte at a time, then each block header, block, checksum
+ * or skippable content in a call of its own, and from slow_from on a byte
+ * at a time. Returns where the call that failed began when it had more
+ * than a byte, else UINT64_MAX.
+ */
+static uint64_t reference_pass(uint64_t size, uint64_t slow_from)
 {
 	ZSTD_DCtx *d = ZSTD_createDCtx();
 	ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, WINDOW_LOG_MAX);
-	uint8_t out_buf[1 << 16];
 	size_t ret = 0;
-	run.reference = g_byte_array_new();
-	for (uint64_t at = 0; at < run.csize && !ZSTD_isError(ret); at++) {
-		ZSTD_inBuffer in = { run.object + at, 1, 0 };
-		bool full = true;
-		while (!ZSTD_isError(ret) && run.reference->len <= size && (in.pos < in.size || full)) {
-			ZSTD_outBuffer out = { out_buf, sizeof(out_buf), 0 };
-			ret = ZSTD_decompressStream(d, &out, &in);
-			g_byte_array_append(run.reference, out_buf, (guint)out.pos);
-			full = out.pos == out.size;
-		}
-		if (run.reference->len > size)
+	uint64_t header_end = 0, step = 1, at;
+	g_byte_array_set_size(run.reference, 0);
+	for (at = 0; at < run.csize && run.reference->len <= size; at += step) {
+		if (ret == 0)
+			header_end = at + frame_header_len(run.object + at, run.csize - at);
+		step = at < header_end || at >= slow_from ? 1 : ZSTD_nextSrcSizeToDecompress(d);
+		step = MIN(MAX(step, 1), run.csize - at);
+		ZSTD_inBuffer in = { run.object + at, (size_t)step, 0 };
+		ret = reference_feed(d, &in, size);
+		if (ZSTD_isError(ret))
 			break;
 	}
 	run.reference_ok = run.csize > 0 && !ZSTD_isError(ret) && ret == 0 &&
 			   run.reference->len == size;
 	ZSTD_freeDCtx(d);
+	return ZSTD_isError(ret) && step > 1 ? at : UINT64_MAX;
+}
+
+/*
+ * libzstd's output for the whole object (up to one byte past size), and
+ * whether it is exactly size bytes of whole frames: what libzstd gives
+ * fed a byte at a time, which is the most any cutting of the object into
+ * pieces can give. Fed a whole frame at once, libzstd decodes it in one
+ * pass, all or nothing; fed a header's start with more, it may take a
+ * pre-1.0 frame; when a call fails, the output of that call is lost, and
+ * a raw block fed a byte at a time comes out up to the byte that fails.
+ * So a pass feeds headers a byte at a time and the rest a unit a call
+ * (far fewer calls); when a call of more than a byte failed, a second pass
+ * (libzstd is deterministic) feeds from that call's start a byte at a time.
+ */
+static void decompress_reference(uint64_t size)
+{
+	run.reference = g_byte_array_new();
+	uint64_t failed_at = reference_pass(size, UINT64_MAX);
+	if (failed_at != UINT64_MAX)
+		reference_pass(size, failed_at);
 }
 
 /* The fetcher's side of one request: the response, the body in slices, the end. */
