@@ -6,6 +6,7 @@ mount(8) runs its helper without PATH, so the fstab line names the binary
 as mount.fuse(8) documents for programs not on PATH (type fuse, source
 PROGRAM#URL); the type fuse.chunkfs is run through mount.fuse3 itself, the
 command mount(8) execs for it, with the binary first on PATH."""
+import ctypes
 import os
 import re
 import shutil
@@ -15,7 +16,7 @@ import pytest
 
 from cfsutil import (MiB, Mount, check_erofs, chunkfs_env, data_dir, dataset_names,
                      force_unmount, index_visible, is_mounted, mountinfo, run_chunkfs,
-                     sanitizer_env, scaled, sha256_file, source_sha256)
+                     sanitizer_env, scaled, sha256_file, source_sha256, wait_for)
 
 MOUNT_FUSE3 = shutil.which("mount.fuse3") or "/usr/sbin/mount.fuse3"
 
@@ -248,6 +249,57 @@ def test_nonempty_option_mounts_over_files(nginx, mount_cmd, chunkfs_bin, tmp_pa
     assert m.ok, m.read_log()
     check_all_bytes(mnt, src)
     assert not os.path.exists(os.path.join(mnt, "keep.txt"))
+
+
+MS_RDONLY, MS_NOSUID, MS_NODEV = 1, 2, 4
+
+
+def mount_dev_fuse(mnt):
+    """Open /dev/fuse and mount it at mnt as mount.fuse3's drop_privileges and
+    CSI drivers do (mount(2) with fd=N); returns the descriptor."""
+    fd = os.open("/dev/fuse", os.O_RDWR)
+    libc = ctypes.CDLL(None, use_errno=True)
+    data = "fd=%d,rootmode=40000,user_id=0,group_id=0" % fd
+    if libc.mount(b"chunkfs", mnt.encode(), b"fuse.chunkfs",
+                  ctypes.c_ulong(MS_RDONLY | MS_NOSUID | MS_NODEV), data.encode()) != 0:
+        err = ctypes.get_errno()
+        os.close(fd)
+        raise OSError(err, os.strerror(err), mnt)
+    return fd
+
+
+def test_mountpoint_as_dev_fd(nginx, chunkfs_bin, tmp_path):
+    """A mountpoint given as /dev/fd/N, a /dev/fuse descriptor its caller
+    mounted, is served as libfuse allows, not refused as "not a directory"."""
+    src = data_dir("litdata-mixed")
+    mnt = fresh_dir(tmp_path, "mnt")
+    fd = mount_dev_fuse(mnt)
+    dev = "/dev/fd/%d" % fd
+    proc = None
+    try:
+        with open(tmp_path / "chunkfs.log", "w") as log:
+            proc = subprocess.Popen([chunkfs_bin, nginx(src).url, dev, "-f",
+                                     "--cache-dir=%s" % (tmp_path / "cache")],
+                                    pass_fds=(fd,), env=chunkfs_env(),
+                                    stderr=log)
+        os.close(fd)  # the daemon's copy is the connection's last: it ends with the daemon
+        fd = None
+        wait_for(lambda: proc.poll() is not None or
+                 os.path.exists(os.path.join(mnt, ".chunkfs", "stats")), scaled(20),
+                 "chunkfs serving " + dev)
+        assert proc.poll() is None, (tmp_path / "chunkfs.log").read_text()
+        check_all_bytes(mnt, src)
+    finally:
+        if fd is not None:
+            os.close(fd)
+        assert force_unmount(mnt)
+        if proc:
+            try:
+                proc.wait(timeout=scaled(30))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=30)
+    assert proc.returncode == 0, (tmp_path / "chunkfs.log").read_text()
 
 
 def pkg_version(name):

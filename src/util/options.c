@@ -175,8 +175,18 @@ static bool dir_is_empty(const char *path)
 	return empty;
 }
 
+/* libfuse takes /dev/fd/N as a /dev/fuse descriptor its caller opened (fuse_session_mount()). */
+static bool is_fuse_fd(const char *path)
+{
+	unsigned fd;
+	char end;
+	return sscanf(path, "/dev/fd/%u%c", &fd, &end) == 1;
+}
+
 static bool check_mountpoint(const char *path, bool nonempty, GError **error)
 {
+	if (is_fuse_fd(path))
+		return true;
 	struct statx stx;
 	const char *problem = NULL;
 	if (statx(AT_FDCWD, path, 0, STATX_TYPE, &stx) != 0)
