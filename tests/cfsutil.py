@@ -986,3 +986,14 @@ def finish_daemon_start(m, dog):
         if len(pids) != 1:
             pytest.fail("expected one daemon process with argv %r, found PIDs %r"
                         % (m.argv, pids), pytrace=False)
+
+
+def tear_down_mounts(mounts):
+    """A mounting fixture's teardown: each Mount unmounted and its daemon
+    stopped, newest first; the test fails with every problem found (a daemon
+    left, a log line not allowed, a sanitizer report)."""
+    problems = []
+    for m in reversed(mounts):
+        problems += m.check_teardown()
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)

@@ -23,7 +23,8 @@ import pytest
 
 from cfsutil import (DEFAULT_BUDGET, REPO_DIR, SANITIZED, TEST_CACHE_HOME, MiB, Mount,
                      NginxServer, Watchdog, chunkfs_env, data_dir, finish_daemon_start,
-                     fuse_unavailable, litgen, sanitizer_env, scaled, wait_foreground_ready)
+                     fuse_unavailable, litgen, sanitizer_env, scaled, tear_down_mounts,
+                     wait_foreground_ready)
 from faultserver import FaultServer
 
 # Fixtures whose tests run chunkfs, and so need FUSE.
@@ -229,8 +230,4 @@ def mount(request, chunkfs_bin, tmp_path, _watchdog):
 
     yield start
 
-    problems = []
-    for m in reversed(mounts):
-        problems += m.check_teardown()
-    if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
+    tear_down_mounts(mounts)

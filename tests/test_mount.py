@@ -16,7 +16,8 @@ import pytest
 
 from cfsutil import (MiB, Mount, check_erofs, chunkfs_env, data_dir, dataset_names,
                      force_unmount, index_visible, is_mounted, mountinfo, run_chunkfs,
-                     sanitizer_env, scaled, sha256_file, source_sha256, wait_for)
+                     sanitizer_env, scaled, sha256_file, source_sha256, tear_down_mounts,
+                     wait_for)
 
 MOUNT_FUSE3 = shutil.which("mount.fuse3") or "/usr/sbin/mount.fuse3"
 
@@ -77,11 +78,7 @@ def mount_cmd(request, tmp_path, _watchdog):
         return m
 
     yield run
-    problems = []
-    for m in reversed(mounts):
-        problems += m.check_teardown()
-    if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
+    tear_down_mounts(mounts)
 
 
 @pytest.fixture
