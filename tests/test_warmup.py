@@ -14,8 +14,9 @@ import tarfile
 
 import pytest
 
+import formats
 import litgen
-from cfsutil import KiB, MiB, chunkfs_env, index_chunks, scaled, source_sha256
+from cfsutil import KiB, MiB, chunkfs_env, data_dir, index_chunks, scaled
 from spillutil import check_all, read_direct
 
 CAPS = ("--mem-cache=8M", "--disk-cache=64M")
@@ -194,3 +195,20 @@ def test_paths_from_stdin(nginx, mount, dataset, chunkfs_bin):
     for name, _ in chunks:
         want = 100 if m.file(name) in listed else 0
         assert lines[m.file(name)][3] == want, (name, lines)
+
+
+def test_decompressed_files_warm(nginx, mount, chunkfs_bin):
+    """.decompressed/ of a zstd dataset: its files warm (decompressed, into the
+    spill tier) and then read right without a byte from the server."""
+    src = data_dir("litdata-mixed-zstd")
+    m = mount(nginx(src).url, *CAPS)
+    d = m.file(".decompressed")
+    rc, _, err = warmup(chunkfs_bin, d)
+    assert rc == 0, err
+    before = fetched(m)
+    for name in formats.load_index(src)["chunks"]:
+        zname = name["filename"]
+        want = formats.zstd_decompress(os.path.join(src, zname))
+        path = os.path.join(d, zname[:-len(".zstd.bin")] + ".bin")
+        assert read_direct(path, len(want)) == hashlib.sha256(want).hexdigest(), path
+    assert fetched(m) == before
