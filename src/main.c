@@ -20,6 +20,7 @@
 #include "tree/tree.h"
 #include "util/url.h"
 #include "views/view.h"
+#include "warmup/warmup.h"
 
 /*
  * Blocks live in the memory tier's own arena (blockmem.h). What glibc
@@ -125,6 +126,8 @@ int main(int argc, char **argv)
 	struct cfs_options opts;
 	bool exit_now;
 	GError *error = NULL;
+	if (argc > 1 && strcmp(argv[1], "warmup") == 0)
+		return cfs_warmup_main(argc - 1, argv + 1); /* a command, not a mount */
 	if (!not_dumpable())
 		return 1;
 	tune_malloc();

@@ -79,6 +79,7 @@ struct object_state {
 	GQueue parked;                  /* struct parked, oldest first */
 	struct cfs_ra_streams streams;  /* readahead state of the readers of this object */
 	struct failed_read *failed;     /* the latest FAILED_READS failed reads; NULL before one */
+	int fetch_error;                /* the last request's failure, until a warm reports it */
 };
 
 struct block_key {

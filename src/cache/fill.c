@@ -217,8 +217,11 @@ static void fill_on_done(void *ctx, int err)
 		f->state->error = -EIO; /* listed but gone: do not ask again at every read */
 		err = -EIO;
 	}
-	if (err || f->next < f->end)
+	if (err || f->next < f->end) {
 		c->reads->lost(c, f->state, f->next, f->end, err ? err : -EIO, answers);
+		if (err != -ECANCELED) /* a warm polling the object learns it failed */
+			f->state->fetch_error = err ? err : -EIO;
+	}
 	for (guint i = 0; i < f->blocks->len; i++)
 		cache_unpin(c, g_ptr_array_index(f->blocks, i));
 	c->reads->wake_unlock(c, &c->mem_wait, answers);
@@ -289,6 +292,8 @@ static void zstd_failed(void *ctx, struct cfs_object *obj, uint64_t off, int err
 		st->bad_from = off;
 	}
 	c->reads->lost(c, st, off, obj->size, err, answers);
+	if (err != -ECANCELED)
+		st->fetch_error = err;
 	c->reads->wake_unlock(c, &c->mem_wait, answers);
 }
 

@@ -124,6 +124,44 @@ void cfs_cache_read_quick(struct cfs_cache *c, struct cfs_object *obj, uint64_t 
 void cfs_cache_prefetch(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len);
 
 /*
+ * Where the bytes of a range are, in bytes: mem landed in the memory tier;
+ * disk in blocks the spill tier holds (a block counts whole: the spill
+ * tier's index does not say which of its bytes a file holds); remote in
+ * neither; warm those where a warm-up leaves them: on disk with a spill
+ * tier, in memory without. mem and disk may overlap; size = the range's.
+ */
+struct cfs_residency {
+	uint64_t size, mem, disk, remote, warm;
+};
+
+/*
+ * One step of warming [off, off + len) of obj (a range of an object's
+ * bytes: a whole object, an item, a tar member) into the tiers, for a
+ * caller that calls it again until out->warm == out->size: blocks complete
+ * over the range are written to the spill tier (a few at a time, within
+ * the spill writes' budget), blocks the spill tier holds are left there,
+ * and the rest is asked for at readahead priority, at most a window (a
+ * block to 32 MiB, an eighth of the cap) on the wire per object, while
+ * room can be made without touching what reads hold. A decompressed
+ * object's zstd stream is asked for a window from its first missing byte.
+ * *out is filled after the step. Returns 0, or a negative errno: -EIO for
+ * an object of unknown size or a range past its end, the object's error
+ * once it proved bad, -ECANCELED once cfs_cache_close() has run, and the
+ * errno of the last failed request of obj (reported once: the next call
+ * tries again). Thread-safe; never blocks on the network.
+ */
+int cfs_cache_warm(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len,
+		   struct cfs_residency *out);
+
+/*
+ * Where the bytes of [off, off + len) of obj are, into *out, fetching
+ * nothing. Returns 0, or -EIO for an object of unknown size or a range past
+ * its end. Thread-safe; never blocks.
+ */
+int cfs_cache_residency(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len,
+			struct cfs_residency *out);
+
+/*
  * Withdraw the parked or waiting read of obj whose cookie is cookie (a FUSE
  * interrupt). Returns true when it was found: done will not be called and
  * the caller answers the read itself. Returns false when the read is not

@@ -430,6 +430,29 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	handle_put(h);
 }
 
+/* The virtual extended attributes of files (xattr.c); a name not ours is not there. */
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct cfs_fs *fs = fs_of(req);
+	enum xattr_kind kind = xattr_kind_of(name);
+	struct cfs_view *view = kind != XATTR_NONE && cfs_ino_is_virtual(ino) ? view_of(fs, ino)
+									      : NULL;
+	if (view) {
+		view_getxattr(req, view, ino, kind, size);
+		return;
+	}
+	struct cfs_node *n = kind != XATTR_NONE ? cfs_tree_get(fs->tree, ino) : NULL;
+	if (!n)
+		fuse_reply_err(req, kind == XATTR_NONE ? ENODATA : ENOENT);
+	else if (node_is_dir(n))
+		fuse_reply_err(req, ENODATA);
+	else if (n->kind == CFS_NODE_OBJECT)
+		xattr_reply_range(req, kind, size, n->object, 0, n->object->size);
+	else
+		xattr_reply_held(req, size, cfs_node_size(n));
+	cfs_node_put(n, 1);
+}
+
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	(void)ino;
@@ -490,6 +513,7 @@ static const struct fuse_lowlevel_ops ops = {
 	.read = op_read,
 	.release = op_release,
 	.statfs = op_statfs,
+	.getxattr = op_getxattr,
 	.setattr = op_setattr,
 	.mknod = op_mknod,
 	.mkdir = op_mkdir,

@@ -95,6 +95,27 @@ struct dirbuf {
  */
 bool dirbuf_add(void *ctx, const char *name, uint64_t ino, bool dir, uint64_t next_off);
 
+/* The virtual extended attributes of files (xattr.c), by name. */
+enum xattr_kind {
+	XATTR_NONE,           /* not one of ours: ENODATA */
+	XATTR_WARM_STEP,      /* user.chunkfs.warm */
+	XATTR_RESIDENCY_ONLY, /* user.chunkfs.residency */
+};
+
+enum xattr_kind xattr_kind_of(const char *name);
+
+/*
+ * Answer a getxattr of kind (not XATTR_NONE) on a file whose bytes are
+ * [off, off + len) of obj: a warm step or a residency count of that range
+ * (cfs_cache_warm(), cfs_cache_residency()), as text; its length when size
+ * is 0, ERANGE when size is too small, the errno of a failed step.
+ */
+void xattr_reply_range(fuse_req_t req, enum xattr_kind kind, size_t size, struct cfs_object *obj,
+		       uint64_t off, uint64_t len);
+
+/* The same for a file of len bytes held in memory for good (index.json, .chunkfs/ files). */
+void xattr_reply_held(fuse_req_t req, size_t size, uint64_t len);
+
 /*
  * View operations (view_ops.c): each replies to req, now or from the thread
  * that loads what it needs (a chunk header, a tar index). Each takes the
@@ -104,5 +125,8 @@ void view_lookup(fuse_req_t req, struct cfs_view *view, uint64_t dir, const char
 void view_getattr(fuse_req_t req, struct cfs_view *view, uint64_t ino);
 void view_readdir(fuse_req_t req, struct cfs_view *view, uint64_t dir, size_t size, off_t off);
 void view_open(fuse_req_t req, struct cfs_view *view, uint64_t ino, struct fuse_file_info *fi);
+/* A getxattr of kind on file ino: ENODATA for a directory. */
+void view_getxattr(fuse_req_t req, struct cfs_view *view, uint64_t ino, enum xattr_kind kind,
+		   size_t size);
 
 #endif

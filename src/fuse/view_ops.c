@@ -10,7 +10,7 @@
 #include "views/view.h"
 #include "fs_i.h"
 
-enum vop { VOP_LOOKUP, VOP_GETATTR, VOP_READDIR, VOP_OPEN };
+enum vop { VOP_LOOKUP, VOP_GETATTR, VOP_READDIR, VOP_OPEN, VOP_GETXATTR };
 
 /* A view operation being answered. */
 struct vreq {
@@ -19,9 +19,10 @@ struct vreq {
 	struct cfs_view *view;        /* a reference of the request's */
 	uint64_t ino;                 /* the directory of a lookup or readdir */
 	char *name;                   /* lookup */
-	size_t size;                  /* readdir */
+	size_t size;                  /* readdir, getxattr */
 	uint64_t off;                 /* readdir */
 	struct fuse_file_info fi;     /* open */
+	enum xattr_kind xattr;        /* getxattr */
 };
 
 /* Answer a lookup with v, a virtual inode of view, whose lookup the view then counts. */
@@ -68,6 +69,22 @@ static int run_open(struct vreq *q, const struct cfs_wait *w)
 	return rc;
 }
 
+static int run_getxattr(struct vreq *q, const struct cfs_wait *w)
+{
+	struct cfs_vfile f;
+	int rc = cfs_view_open(q->view, q->ino, &f, w);
+	if (rc == -EISDIR) {
+		fuse_reply_err(q->req, ENODATA);
+		return 0;
+	}
+	if (rc == 0) {
+		xattr_reply_range(q->req, q->xattr, q->size, f.obj, f.off, f.len);
+		if (f.head)
+			g_bytes_unref(f.head);
+	}
+	return rc;
+}
+
 /* Run q's operation once: it replies, or returns -EAGAIN and is run again by w. */
 static int run(struct vreq *q, const struct cfs_wait *w)
 {
@@ -88,6 +105,7 @@ static int run(struct vreq *q, const struct cfs_wait *w)
 		return run_readdir(q, w);
 	case VOP_OPEN:
 		return run_open(q, w);
+	case VOP_GETXATTR: return run_getxattr(q, w);
 	}
 	return -EINVAL;
 }
@@ -168,5 +186,14 @@ void view_open(fuse_req_t req, struct cfs_view *view, uint64_t ino, struct fuse_
 {
 	struct vreq *q = vreq_new(req, VOP_OPEN, view, ino);
 	q->fi = *fi;
+	go(q);
+}
+
+void view_getxattr(fuse_req_t req, struct cfs_view *view, uint64_t ino, enum xattr_kind kind,
+		   size_t size)
+{
+	struct vreq *q = vreq_new(req, VOP_GETXATTR, view, ino);
+	q->xattr = kind;
+	q->size = size;
 	go(q);
 }
