@@ -3,6 +3,7 @@
 # Source this file (it does not change shell options nor the working directory).
 #
 #   cfs_install_deps [EXTRA_PKG...]   apt-get install whatever is missing
+#   cfs_install_build_deps            the same without CFS_TEST_PACKAGES (scripts/install)
 #   cfs_install_s3rver                s3rver (npm) into tests/node/node_modules, as the lock file pins it
 #   cfs_build DIR [MESON_ARG...]      meson setup (once) + ninja -C DIR
 #   cfs_dataset OUT [LITGEN_ARG...]   deterministic LitData dataset, reused when it matches
@@ -17,7 +18,10 @@ CFS_PYTHON=/usr/bin/python3
 CFS_PACKAGES=(meson ninja-build pkg-config gcc libfuse3-dev fuse3 libcurl4-openssl-dev
 	libglib2.0-dev libjson-glib-dev libzstd-dev libxxhash-dev nginx-light
 	python3-pytest python3-numpy python3-pil python3-xxhash python3-prometheus-client zstd curl ca-certificates openssl
-	clang libclang-rt-14-dev clang-format-14)
+	clang libclang-rt-14-dev clang-format-14 scdoc man-db)
+# Those of CFS_PACKAGES that only the tests, the fuzzers and the format check need.
+CFS_TEST_PACKAGES=(nginx-light python3-pytest python3-numpy python3-pil python3-xxhash
+	python3-prometheus-client zstd curl openssl clang libclang-rt-14-dev clang-format-14)
 # shellcheck disable=SC2034 # used by the scripts that source this file
 CFS_BENCH_PACKAGES=(rclone httpdirfs)
 
@@ -51,8 +55,22 @@ cfs_pkg_installed() {
 
 # Install the project's Debian packages plus EXTRA_PKG, only the missing ones.
 cfs_install_deps() {
+	cfs_install_packages "${CFS_PACKAGES[@]}" "$@"
+}
+
+# What building, installing and reading chunkfs(1) need: CFS_PACKAGES except CFS_TEST_PACKAGES.
+cfs_install_build_deps() {
+	local pkg build=()
+	for pkg in "${CFS_PACKAGES[@]}"; do
+		[[ " ${CFS_TEST_PACKAGES[*]} " == *" $pkg "* ]] || build+=("$pkg")
+	done
+	cfs_install_packages "${build[@]}"
+}
+
+# cfs_install_packages PKG...: apt-get install those of PKG that are not installed.
+cfs_install_packages() {
 	local pkg missing=()
-	for pkg in "${CFS_PACKAGES[@]}" "$@"; do
+	for pkg in "$@"; do
 		cfs_pkg_installed "$pkg" || missing+=("$pkg")
 	done
 	if ((${#missing[@]} == 0)); then

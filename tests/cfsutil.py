@@ -13,6 +13,7 @@ multiplied by SCALE when the binary is a sanitizer build (CHUNKFS_SANITIZED=1).
   mounts:    Mount, mountinfo, is_mounted, force_unmount, fuse_unavailable,
              log_problems (the log scan of every Mount's teardown)
   servers:   NginxServer
+  install:   chunkfs_bin_path, meson_options, meson_install
 
 chunkfs runs without this machine's CA bundle variables (CA_ENV_VARS) unless a
 test passes them explicitly: mount(..., env=chunkfs_env(CURL_CA_BUNDLE=ca)).
@@ -997,3 +998,31 @@ def tear_down_mounts(mounts):
         problems += m.check_teardown()
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
+
+
+def chunkfs_bin_path():
+    """The chunkfs binary the suite runs: CHUNKFS_BIN, else build/chunkfs, made absolute."""
+    return os.path.abspath(os.environ.get("CHUNKFS_BIN") or os.path.join(REPO_DIR, "build",
+                                                                         "chunkfs"))
+
+
+def meson_options(build_dir):
+    """{name: value} of the build options of a meson build directory."""
+    out = subprocess.run(["meson", "introspect", "--buildoptions", build_dir],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    return {o["name"]: o["value"] for o in json.loads(out)}
+
+
+def meson_install(build_dir, destdir, timeout=120):
+    """`meson install --no-rebuild` of build_dir into destdir (a staged install:
+    every path under destdir + its installed path). Returns (bindir, mandir) as
+    staged; the test fails with meson's output when the install fails."""
+    argv = ["meson", "install", "-C", build_dir, "--destdir", destdir, "--no-rebuild"]
+    r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=timeout)
+    if r.returncode != 0:
+        pytest.fail("%s exited %d:\n%s%s" % (" ".join(argv), r.returncode, tail(r.stdout),
+                                             tail(r.stderr)), pytrace=False)
+    opts = meson_options(build_dir)
+    # bindir and mandir are relative to the prefix unless given absolute; both go under destdir.
+    return tuple(destdir + os.path.join(opts["prefix"], opts[name]) for name in ("bindir", "mandir"))

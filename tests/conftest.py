@@ -1,7 +1,8 @@
 """Fixtures of the chunkfs test suite: real nginx, real FUSE mounts. Their helpers,
 and everything tests import, are in cfsutil.py.
 
-  fixtures:  chunkfs_bin, sanitized, nginx, module_nginx, serve, small, mount, big_dataset
+  fixtures:  chunkfs_bin, installed, sanitized, nginx, module_nginx, serve, small, mount,
+             big_dataset
   markers:   budget(seconds), log_allow(regex, ...) (see pytest.ini)
 
 Every warning or error line a mount logs fails the test at the mount's teardown,
@@ -21,10 +22,10 @@ import threading
 
 import pytest
 
-from cfsutil import (DEFAULT_BUDGET, REPO_DIR, SANITIZED, TEST_CACHE_HOME, MiB, Mount,
-                     NginxServer, Watchdog, chunkfs_env, data_dir, finish_daemon_start,
-                     fuse_unavailable, litgen, sanitizer_env, scaled, tear_down_mounts,
-                     wait_foreground_ready)
+from cfsutil import (DEFAULT_BUDGET, SANITIZED, TEST_CACHE_HOME, MiB, Mount,
+                     NginxServer, Watchdog, chunkfs_bin_path, chunkfs_env, data_dir,
+                     finish_daemon_start, fuse_unavailable, litgen, meson_install,
+                     sanitizer_env, scaled, tear_down_mounts, wait_foreground_ready)
 from faultserver import FaultServer
 
 # Fixtures whose tests run chunkfs, and so need FUSE.
@@ -43,12 +44,23 @@ def _test_cache_home():
 
 @pytest.fixture(scope="session")
 def chunkfs_bin():
-    path = os.environ.get("CHUNKFS_BIN") or os.path.join(REPO_DIR, "build", "chunkfs")
-    path = os.path.abspath(path)
+    path = chunkfs_bin_path()
     if not os.access(path, os.X_OK):
         pytest.fail("chunkfs binary not found at %s: build it or set CHUNKFS_BIN" % path,
                     pytrace=False)
     return path
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """The meson build directory of the binary the suite runs (CHUNKFS_BIN's
+    parent) installed with `meson install --destdir` into a temporary
+    directory: (bindir, mandir) there. Needs no FUSE: nothing is mounted."""
+    build_dir = os.path.dirname(chunkfs_bin_path())
+    if not os.path.isfile(os.path.join(build_dir, "build.ninja")):
+        pytest.fail("%s is not a meson build directory (CHUNKFS_BIN's parent)" % build_dir,
+                    pytrace=False)
+    return meson_install(build_dir, str(tmp_path_factory.mktemp("destdir")))
 
 
 @pytest.fixture(scope="session")
