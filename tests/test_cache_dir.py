@@ -4,11 +4,15 @@ directory that is another user's or writable by group or others, never
 follows a symlink in it (to delete or write files where it points), and never
 waits on a FIFO where a block file should be."""
 import os
+import signal
 import stat
+import subprocess
 
 import pytest
 
-from cfsutil import data_dir, index_chunks, run_with_deadline, scaled, sha256_file, source_sha256
+from cfsutil import (Mount, chunkfs_env, data_dir, index_chunks, pid_alive, run_until_exit,
+                     run_with_deadline, scaled, sha256_file, source_sha256, tear_down_mounts,
+                     wait_for)
 from spillutil import block_files, url_dir
 
 SRC = data_dir("litdata-mixed")
@@ -159,3 +163,99 @@ def test_block_that_is_not_a_file(nginx, mount, tmp_path, kind):
     assert m.stats()["disk_hits"] == 0
     check_victim(files)
     assert m.alive()
+
+
+# --------------------------------------------------------------------------
+# the default --cache-dir, for services and root mounts without HOME
+
+
+def check_private_dirs(*dirs):
+    for d in dirs:
+        st = os.stat(d)
+        assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700, \
+            "%s: mode %03o" % (d, stat.S_IMODE(st.st_mode))
+
+
+def test_default_cache_dir_is_xdg_cache_home(nginx, mount, tmp_path):
+    """No --cache-dir and no HOME: the spill tier goes to $XDG_CACHE_HOME/chunkfs,
+    made 0700 with its missing parents."""
+    xdg = tmp_path / "xdg" / "cache"
+    url = nginx(SRC).url
+    m = mount(url, "--disk-cache=16M", env=chunkfs_env(XDG_CACHE_HOME=xdg, HOME=None))
+    check_chunks(m)
+    assert m.unmount() == []
+    cache = str(xdg / "chunkfs")
+    check_private_dirs(tmp_path / "xdg", xdg, cache, url_dir(cache))
+    assert block_files(cache)
+
+
+def as_nobody(argv):
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + argv
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="running chunkfs as another user needs root")
+def test_no_default_cache_dir_without_home(nginx, chunkfs_bin):
+    """A user other than root with neither HOME nor XDG_CACHE_HOME (a service
+    without them): one line saying what to give, exit 2; with --disk-cache=0
+    no cache directory is needed and the options are taken."""
+    if subprocess.run(as_nobody(["test", "-x", chunkfs_bin]), timeout=30).returncode != 0:
+        pytest.skip("%s cannot be run by nobody" % chunkfs_bin)
+    env = chunkfs_env(HOME=None, XDG_CACHE_HOME=None)
+    url = nginx(SRC).url
+    rc, stderr, _ = run_until_exit(as_nobody([chunkfs_bin, "-f", url, "/"]), env, None)
+    assert (rc, stderr.splitlines()) == (2, [
+        "chunkfs: no --cache-dir given and no default for it: neither XDG_CACHE_HOME nor HOME "
+        "is an absolute path (give --cache-dir=DIR, or --disk-cache=0)"])
+    # "/" is refused as a mountpoint after every option was taken
+    rc, stderr, _ = run_until_exit(as_nobody([chunkfs_bin, "-f", "--disk-cache=0", url, "/"]),
+                                   env, None)
+    assert (rc, stderr.splitlines()) == (2, ["chunkfs: mountpoint /: already a mount "
+                                             "(unmount it first)"])
+
+
+def in_private_var_cache(argv):
+    """argv run in a mount namespace of its own where /var/cache is an empty
+    tmpfs: what it writes there never reaches this machine's /var/cache, and
+    goes when the process ends. unshare and sh exec, so the PID is argv's."""
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            'mount -t tmpfs -o mode=0755 chunkfs-test /var/cache && exec "$@"', "sh"] + argv
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a mount namespace and tmpfs need root")
+def test_default_cache_dir_of_root_is_var_cache(nginx, chunkfs_bin, tmp_path, _watchdog):
+    """Root with neither HOME nor XDG_CACHE_HOME (a systemd unit, a boot-time
+    mount) spills to /var/cache/chunkfs, made 0700. Run where /var/cache is a
+    tmpfs of a private mount namespace; the mount and the cache are seen
+    through /proc/PID/root."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    san_dir = tmp_path / "sanitizer"
+    san_dir.mkdir()
+    argv = in_private_var_cache([chunkfs_bin, "-f", "--disk-cache=16M", nginx(SRC).url, str(mnt)])
+    m = Mount(argv, str(mnt), str(tmp_path / "chunkfs.log"), True, True, str(san_dir))
+    had_var_cache = os.path.exists("/var/cache/chunkfs")
+    with open(m.log, "wb") as logf:
+        m.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                  env=chunkfs_env(HOME=None, XDG_CACHE_HOME=None))
+    m.pid = m.proc.pid
+    _watchdog.watch(m)
+    try:
+        root = "/proc/%d/root" % m.pid
+        seen = "%s%s" % (root, mnt)
+        wait_for(lambda: m.proc.poll() is not None or run_with_deadline(
+            lambda: os.path.exists(os.path.join(seen, ".chunkfs", "stats")), scaled(10)),
+            scaled(20), "the mount in the namespace")
+        assert m.proc.poll() is None, m.read_log()
+        m.ok = True
+        for name, _ in index_chunks(SRC):
+            assert sha256_file(os.path.join(seen, name)) == \
+                source_sha256(os.path.join(SRC, name)), name
+        cache = root + "/var/cache/chunkfs"
+        check_private_dirs(cache, url_dir(cache))
+        assert os.path.isfile(os.path.join(url_dir(cache), "lock"))
+    finally:
+        if pid_alive(m.pid):
+            os.kill(m.pid, signal.SIGTERM)  # the mount goes with the namespace's last process
+        tear_down_mounts([m])
+    assert m.returncode == 0
+    assert had_var_cache or not os.path.exists("/var/cache/chunkfs")

@@ -54,6 +54,8 @@
 #define DEFAULT_MAX_DIR_ENTRIES 10000000
 /* A listing entry costs about 150 bytes before it becomes a node: 100 million is 15 GB. */
 #define MAX_DIR_ENTRIES_MAX 100000000
+/* The spill tier of a system mount (root, no XDG_CACHE_HOME): the FHS's place for caches. */
+#define ROOT_CACHE_DIR "/var/cache/chunkfs"
 
 bool cfs_parse_size(const char *text, uint64_t *out)
 {
@@ -231,14 +233,48 @@ static bool check_eviction(const char *value, GError **error)
 	return false;
 }
 
-/* The spill tier's settings; the directory is made absolute, it outlives a daemon's chdir. */
-static void take_spill_settings(struct raw_args *a, struct cfs_options *o)
+/* The value of an environment variable that holds an absolute path, else NULL. */
+static const char *env_path(const char *name)
 {
-	/* XDG_CACHE_HOME, else ~/.cache (the XDG Base Directory Specification) */
+	const char *value = g_getenv(name);
+	return value && g_path_is_absolute(value) ? value : NULL;
+}
+
+/*
+ * The default --cache-dir (g_free), or NULL when there is none: an
+ * XDG_CACHE_HOME that is set (the XDG Base Directory Specification ignores
+ * a relative one) is the user's choice, root's or not; root's mounts,
+ * started by systemd or at boot without HOME, share the FHS's /var/cache;
+ * any other user's go under ~/.cache. HOME is not looked up in passwd: a
+ * service without it is told to say where.
+ */
+static char *default_cache_dir(void)
+{
+	const char *xdg = env_path("XDG_CACHE_HOME");
+	if (xdg)
+		return g_build_filename(xdg, "chunkfs", NULL);
+	if (geteuid() == 0)
+		return g_strdup(ROOT_CACHE_DIR);
+	const char *home = env_path("HOME");
+	return home ? g_build_filename(home, ".cache", "chunkfs", NULL) : NULL;
+}
+
+/*
+ * The spill tier's settings; the directory is made absolute, it outlives a
+ * daemon's chdir. Without a default, only a mount without the tier goes on.
+ */
+static bool take_spill_settings(struct raw_args *a, struct cfs_options *o, GError **error)
+{
 	o->cache_dir = a->cache_dir ? g_canonicalize_filename(a->cache_dir, NULL)
-				    : g_build_filename(g_get_user_cache_dir(), "chunkfs", NULL);
+				    : default_cache_dir();
 	o->eviction = a->eviction ? g_steal_pointer(&a->eviction) : g_strdup("lru");
 	o->spill_compress = a->spill_compress;
+	if (o->cache_dir || o->disk_cache == 0)
+		return true;
+	g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+		    "no --cache-dir given and no default for it: neither XDG_CACHE_HOME nor HOME "
+		    "is an absolute path (give --cache-dir=DIR, or --disk-cache=0)");
+	return false;
 }
 
 static bool check_addressing(const char *value, GError **error)
@@ -278,10 +314,9 @@ static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
 	    !check_int_opt("metadata-ttl", a->metadata_ttl, 0, METADATA_TTL_MAX_S, error) ||
 	    !check_int_opt("max-dir-entries", a->max_dir_entries, 1, MAX_DIR_ENTRIES_MAX, error) ||
 	    !check_sizes(o, error) || !check_headers(a->headers, error) ||
-	    !check_addressing(a->s3_addressing, error))
+	    !check_addressing(a->s3_addressing, error) || !take_spill_settings(a, o, error))
 		return false;
 	take_remote_settings(a, o);
-	take_spill_settings(a, o);
 	o->max_connections = (unsigned)a->max_connections;
 	o->fetch_threads = (unsigned)a->fetch_threads;
 	o->connect_timeout_s = (unsigned)a->connect_timeout;
@@ -422,8 +457,10 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 			      .metadata_ttl = DEFAULT_METADATA_TTL_S,
 			      .max_dir_entries = DEFAULT_MAX_DIR_ENTRIES };
 	GOptionEntry entries[] = {
-		{ "foreground", 'f', 0, G_OPTION_ARG_NONE, &a.foreground, "Stay in the foreground", NULL },
-		{ "debug", 'd', 0, G_OPTION_ARG_NONE, &a.debug, "Log debug lines (every request)", NULL },
+		{ "foreground", 'f', 0, G_OPTION_ARG_NONE, &a.foreground, "Stay in the foreground",
+		  NULL },
+		{ "debug", 'd', 0, G_OPTION_ARG_NONE, &a.debug, "Log debug lines (every request)",
+		  NULL },
 		{ "log-file", 0, 0, G_OPTION_ARG_FILENAME, &a.log_file,
 		  "Log to FILE (appended, created 0600, not a symlink) instead of stderr or syslog",
 		  "FILE" },
@@ -432,9 +469,11 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		{ "block-size", 0, 0, G_OPTION_ARG_STRING, &a.block_size,
 		  "Cache block size, a power of two (default 1M)", "SIZE" },
 		{ "readahead", 0, 0, G_OPTION_ARG_STRING, &a.readahead,
-		  "Largest readahead window of a sequential reader, 0 for none (default 64M)", "SIZE" },
+		  "Largest readahead window of a sequential reader, 0 for none (default 64M)",
+		  "SIZE" },
 		{ "cache-dir", 0, 0, G_OPTION_ARG_FILENAME, &a.cache_dir,
-		  "Spill tier directory (default $XDG_CACHE_HOME/chunkfs, else ~/.cache/chunkfs)",
+		  "Spill tier directory (default $XDG_CACHE_HOME/chunkfs, else /var/cache/chunkfs"
+		  " for root, else ~/.cache/chunkfs)",
 		  "DIR" },
 		{ "disk-cache", 0, 0, G_OPTION_ARG_STRING, &a.disk_cache,
 		  "Spill tier cap, 0 for none (default a tenth of DIR's free space and what the"
@@ -459,7 +498,8 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		{ "max-dir-entries", 0, 0, G_OPTION_ARG_INT, &a.max_dir_entries,
 		  "Fail the listing of a directory with more entries (default 10000000)", "N" },
 		{ "header", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &a.headers,
-		  "Send this header with every request (repeatable; never logged)", "'NAME: VALUE'" },
+		  "Send this header with every request (repeatable; never logged)",
+		  "'NAME: VALUE'" },
 		{ "cacert", 0, 0, G_OPTION_ARG_FILENAME, &a.cacert,
 		  "Trust this CA (PEM) besides the system's", "FILE" },
 		{ "insecure", 0, 0, G_OPTION_ARG_NONE, &a.insecure,
@@ -467,17 +507,22 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		{ "endpoint", 0, 0, G_OPTION_ARG_FILENAME, &a.endpoint,
 		  "S3 endpoint (default AWS_ENDPOINT_URL, else AWS's for the region)", "URL" },
 		{ "region", 0, 0, G_OPTION_ARG_FILENAME, &a.region,
-		  "S3 region (default AWS_REGION, AWS_DEFAULT_REGION, the profile's, us-east-1)", "NAME" },
+		  "S3 region (default AWS_REGION, AWS_DEFAULT_REGION, the profile's, us-east-1)",
+		  "NAME" },
 		{ "s3-addressing", 0, 0, G_OPTION_ARG_STRING, &a.s3_addressing,
-		  "S3 bucket addressing: path or virtual (default: virtual on AWS, else path)", "STYLE" },
+		  "S3 bucket addressing: path or virtual (default: virtual on AWS, else path)",
+		  "STYLE" },
 		{ "profile", 0, 0, G_OPTION_ARG_FILENAME, &a.profile,
-		  "AWS profile of ~/.aws/credentials and ~/.aws/config (default AWS_PROFILE, else default)",
+		  "AWS profile of ~/.aws/credentials and ~/.aws/config (default AWS_PROFILE, else "
+		  "default)",
 		  "NAME" },
 		{ "no-sign-request", 0, 0, G_OPTION_ARG_NONE, &a.no_sign_request,
 		  "Send S3 requests unsigned (public buckets)", NULL },
-		{ "version", 'V', 0, G_OPTION_ARG_NONE, &a.version, "Print the version and exit", NULL },
+		{ "version", 'V', 0, G_OPTION_ARG_NONE, &a.version, "Print the version and exit",
+		  NULL },
 		/* FILENAME types: bytes as given, no conversion from the locale's charset. */
-		{ G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &a.rest, NULL, "URL MOUNTPOINT" },
+		{ G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &a.rest, NULL,
+		  "URL MOUNTPOINT" },
 		{ NULL, 0, 0, 0, NULL, NULL, NULL },
 	};
 	/* -o is parsed by expand_mount_opts: the entry is for --help */
