@@ -54,6 +54,9 @@
 #define DEFAULT_MAX_DIR_ENTRIES 10000000
 /* A listing entry costs about 150 bytes before it becomes a node: 100 million is 15 GB. */
 #define MAX_DIR_ENTRIES_MAX 100000000
+/* A --header-file holds a few tokens: 64 KiB and 1024 lines are far more than any server takes. */
+#define HEADER_FILE_MAX_BYTES (64 * 1024)
+#define HEADER_FILE_MAX_LINES 1024
 /* The spill tier of a system mount (root, no XDG_CACHE_HOME): the FHS's place for caches. */
 #define ROOT_CACHE_DIR "/var/cache/chunkfs"
 
@@ -101,6 +104,7 @@ struct raw_args {
 	int max_dir_entries;
 	gboolean foreground, debug, version, insecure, no_sign_request, nonempty;
 	char **headers;
+	char *header_file;
 	char *cacert, *endpoint, *region, *s3_addressing, *profile;
 	char *cache_dir, *disk_cache, *eviction;
 	gboolean spill_compress;
@@ -205,23 +209,175 @@ static bool check_mountpoint(const char *path, bool nonempty, GError **error)
 	return !problem;
 }
 
-/* RFC 9110 section 5: a header field is a token name, a colon, a value. */
+/* RFC 9110 section 5: a header field is a token name, a colon, a value on one line. */
+static bool header_valid(const char *h)
+{
+	const char *colon = strchr(h, ':');
+	bool ok = colon && colon > h;
+	for (const char *p = h; ok && p < colon; p++)
+		ok = g_ascii_isgraph(*p) && !strchr("\"(),/:;<=>?@[\\]{}", *p);
+	for (const char *p = h; ok && *p; p++)
+		ok = *p != '\r' && *p != '\n';
+	return ok;
+}
+
 static bool check_headers(char **headers, GError **error)
 {
 	for (char **h = headers; h && *h; h++) {
-		const char *colon = strchr(*h, ':');
-		bool ok = colon && colon > *h;
-		for (const char *p = *h; ok && p < colon; p++)
-			ok = g_ascii_isgraph(*p) && !strchr("\"(),/:;<=>?@[\\]{}", *p);
-		for (const char *p = *h; ok && *p; p++)
-			ok = *p != '\r' && *p != '\n';
-		if (!ok) {
+		if (!header_valid(*h)) {
 			g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
 				    "--header must be 'Name: value' (a field name, a colon, one line)");
 			return false;
 		}
 	}
 	return true;
+}
+
+static bool header_file_error(const char *path, const char *problem, GError **error)
+{
+	g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--header-file %s: %s", path,
+		    problem);
+	return false;
+}
+
+/*
+ * The file holds tokens: like ssh with a private key, refuse one that
+ * another user could read or change, or that a symlink could swap.
+ */
+static bool header_file_safe(int fd, const char *path, GError **error)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return header_file_error(path, g_strerror(errno), error);
+	if (!S_ISREG(st.st_mode))
+		return header_file_error(path, "not a regular file", error);
+	if (st.st_uid != geteuid() && st.st_uid != 0)
+		return header_file_error(path, "owned by another user (it must be yours or root's)",
+					 error);
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		char *why = g_strdup_printf("mode %04o lets group or others at it (chmod 600 it)",
+					    (unsigned)(st.st_mode & 07777));
+		header_file_error(path, why, error);
+		g_free(why);
+		return false;
+	}
+	if (st.st_size > HEADER_FILE_MAX_BYTES)
+		return header_file_error(path, "larger than 64 KiB", error);
+	return true;
+}
+
+/*
+ * Up to HEADER_FILE_MAX_BYTES + 1 bytes of fd into buf (that size) and
+ * *len: one more than the limit is a file that grew past it. False with errno.
+ */
+static bool read_bounded(int fd, char *buf, size_t *len)
+{
+	*len = 0;
+	while (*len <= HEADER_FILE_MAX_BYTES) {
+		ssize_t n = read(fd, buf + *len, HEADER_FILE_MAX_BYTES + 1 - *len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n == 0;
+		*len += (size_t)n;
+	}
+	return true;
+}
+
+/* What is wrong with the text read from a header file, or NULL. */
+static const char *header_text_problem(const char *text, size_t len)
+{
+	if (len > HEADER_FILE_MAX_BYTES)
+		return "larger than 64 KiB";
+	if (memchr(text, '\0', len))
+		return "holds a NUL byte";
+	return NULL;
+}
+
+/* The text of a safe --header-file (g_free), or NULL with *error set. */
+static char *read_header_file(const char *path, GError **error)
+{
+	/* O_NONBLOCK: a FIFO put in its place is refused, not waited on. */
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		header_file_error(path,
+				  errno == ELOOP ? "a symlink (give the file itself)"
+						 : g_strerror(errno),
+				  error);
+		return NULL;
+	}
+	char *text = NULL;
+	if (header_file_safe(fd, path, error)) {
+		text = g_malloc(HEADER_FILE_MAX_BYTES + 2);
+		size_t len;
+		const char *problem = read_bounded(fd, text, &len) ? header_text_problem(text, len)
+								   : g_strerror(errno);
+		text[len] = '\0';
+		if (problem) {
+			header_file_error(path, problem, error);
+			g_clear_pointer(&text, g_free);
+		}
+	}
+	close(fd);
+	return text;
+}
+
+/* A line the header file skips: blank, or a comment. */
+static bool header_line_skipped(const char *line)
+{
+	return line[strspn(line, " \t")] == '\0' || line[0] == '#';
+}
+
+/* Lines of text, the last one with or without its newline. */
+static size_t count_lines(const char *text)
+{
+	size_t n = 0;
+	for (const char *p = text; *p; p++)
+		n += *p == '\n' || p[1] == '\0';
+	return n;
+}
+
+/* Check the lines of a header file's text and append its headers to *headers. */
+static bool add_header_lines(const char *path, const char *text, char ***headers, GError **error)
+{
+	if (count_lines(text) > HEADER_FILE_MAX_LINES)
+		return header_file_error(path, "more than 1024 lines", error);
+	char **lines = g_strsplit(text, "\n", -1);
+	bool ok = true;
+	GStrvBuilder *b = g_strv_builder_new();
+	g_strv_builder_addv(b, (const char **)(*headers ? *headers : (char *[]){ NULL }));
+	for (guint i = 0; ok && lines[i]; i++) {
+		if (header_line_skipped(lines[i]))
+			continue;
+		ok = header_valid(lines[i]);
+		if (ok)
+			g_strv_builder_add(b, lines[i]);
+		else
+			g_set_error(
+				error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+				"--header-file %s: line %u is not 'Name: value' (a field name, a "
+				"colon, no CR)",
+				path, i + 1);
+	}
+	g_strfreev(*headers);
+	*headers = g_strv_builder_end(b);
+	g_strv_builder_unref(b);
+	g_strfreev(lines);
+	return ok;
+}
+
+/*
+ * Append the headers of --header-file to a->headers, checked as --header's
+ * are: tokens stay out of argv, fstab and the process title.
+ */
+static bool take_header_file(struct raw_args *a, GError **error)
+{
+	if (!a->header_file)
+		return true;
+	char *text = read_header_file(a->header_file, error);
+	bool ok = text && add_header_lines(a->header_file, text, &a->headers, error);
+	g_free(text);
+	return ok;
 }
 
 static bool check_eviction(const char *value, GError **error)
@@ -314,7 +470,8 @@ static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
 	    !check_int_opt("metadata-ttl", a->metadata_ttl, 0, METADATA_TTL_MAX_S, error) ||
 	    !check_int_opt("max-dir-entries", a->max_dir_entries, 1, MAX_DIR_ENTRIES_MAX, error) ||
 	    !check_sizes(o, error) || !check_headers(a->headers, error) ||
-	    !check_addressing(a->s3_addressing, error) || !take_spill_settings(a, o, error))
+	    !take_header_file(a, error) || !check_addressing(a->s3_addressing, error) ||
+	    !take_spill_settings(a, o, error))
 		return false;
 	take_remote_settings(a, o);
 	o->max_connections = (unsigned)a->max_connections;
@@ -500,6 +657,10 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		{ "header", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &a.headers,
 		  "Send this header with every request (repeatable; never logged)",
 		  "'NAME: VALUE'" },
+		{ "header-file", 0, 0, G_OPTION_ARG_FILENAME, &a.header_file,
+		  "Send the headers of FILE ('NAME: VALUE' lines; # comments) with every request;"
+		  " FILE must be yours or root's, mode 600 or stricter (never logged)",
+		  "FILE" },
 		{ "cacert", 0, 0, G_OPTION_ARG_FILENAME, &a.cacert,
 		  "Trust this CA (PEM) besides the system's", "FILE" },
 		{ "insecure", 0, 0, G_OPTION_ARG_NONE, &a.insecure,
@@ -565,6 +726,7 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 	g_free(a.readahead);
 	g_free(a.fuse_opts);
 	g_strfreev(a.headers);
+	g_free(a.header_file);
 	g_free(a.cacert);
 	g_free(a.endpoint);
 	g_free(a.region);

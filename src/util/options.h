@@ -26,7 +26,7 @@ struct cfs_options {
 	unsigned retries;     /* attempts after the first one */
 	unsigned metadata_ttl_s; /* listings and sizes are trusted this long */
 	unsigned max_dir_entries; /* a directory listing with more entries fails (EIO) */
-	char **headers;       /* --header values "Name: value", NULL-terminated, may be NULL */
+	char **headers;           /* "Name: value" of --header, then --header-file; may be NULL */
 	char *cacert;         /* --cacert: PEM file of an extra CA */
 	bool insecure;        /* --insecure: no TLS verification */
 	char *endpoint;       /* --endpoint: S3 endpoint URL */
@@ -58,6 +58,11 @@ bool cfs_parse_size(const char *text, uint64_t *out);
  * $XDG_CACHE_HOME/chunkfs (an absolute one), else /var/cache/chunkfs for
  * root (euid 0), else $HOME/.cache/chunkfs (refused without an absolute
  * HOME unless disk_cache is 0), disk_cache CFS_DISK_CAP_AUTO, eviction "lru".
+ * --header-file is read here: a regular file, not a symlink, of the euid
+ * or root, no group or other permission bits, at most 64 KiB and 1024
+ * lines of "Name: value" (blank lines and '#' lines skipped), each checked
+ * as a --header value is (RFC 9110 section 5); its headers follow those of
+ * --header in opts->headers.
  * Every long option is also accepted as an item NAME[=VALUE] of a -o list
  * (as mount.fuse(8) passes fstab's options); the mount(8) options of every
  * file system (_netdev, nofail, noauto, auto, user, users, nouser, owner,
