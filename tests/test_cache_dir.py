@@ -4,9 +4,11 @@ directory that is another user's or writable by group or others, never
 follows a symlink in it (to delete or write files where it points), and never
 waits on a FIFO where a block file should be."""
 import os
+import shutil
 import signal
 import stat
 import subprocess
+import tempfile
 
 import pytest
 
@@ -189,17 +191,64 @@ def test_default_cache_dir_is_xdg_cache_home(nginx, mount, tmp_path):
     assert block_files(cache)
 
 
+NOBODY = 65534
+
+
 def as_nobody(argv):
-    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + argv
+    return ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups"] + argv
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="running chunkfs as another user needs root")
-def test_no_default_cache_dir_without_home(nginx, chunkfs_bin):
+@pytest.fixture
+def nobody_chunkfs(chunkfs_bin):
+    """chunkfs_bin, after skipping the test unless it can run chunkfs as nobody
+    (needs root, and a binary nobody can reach)."""
+    if os.geteuid() != 0:
+        pytest.skip("running chunkfs as another user needs root")
+    if subprocess.run(as_nobody(["test", "-x", chunkfs_bin]), timeout=30).returncode != 0:
+        pytest.skip("%s cannot be run by nobody" % chunkfs_bin)
+    return chunkfs_bin
+
+
+@pytest.fixture
+def nobody_dir():
+    """A directory of nobody's that nobody can reach (tmp_path's parents are
+    root's alone); removed at teardown."""
+    d = tempfile.mkdtemp(prefix="chunkfs-test-nobody.")
+    os.chown(d, NOBODY, NOBODY)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def nobody_mkdir(path):
+    os.mkdir(path, 0o700)
+    os.chown(path, NOBODY, NOBODY)
+    return path
+
+
+def test_default_cache_dir_of_a_user_is_home_cache(nginx, nobody_chunkfs, nobody_dir):
+    """A user other than root, with HOME and no XDG_CACHE_HOME, spills to
+    ~/.cache/chunkfs, made 0700 with ~/.cache. Seen without a mount (nobody
+    may not open /dev/fuse here): the spill tier is opened before the tree is
+    built, so a URL with no dataset fails the mount after it."""
+    home = nobody_mkdir(os.path.join(nobody_dir, "home"))
+    mnt = nobody_mkdir(os.path.join(nobody_dir, "mnt"))
+    url = nginx(SRC).url + "no-such-dataset/"
+    rc, stderr, _ = run_until_exit(
+        as_nobody([nobody_chunkfs, "-f", "--disk-cache=16M", "--retries=0", url, mnt]),
+        chunkfs_env(HOME=home, XDG_CACHE_HOME=None), mnt)
+    lines = stderr.strip().splitlines()
+    assert rc == 1 and len(lines) == 1 and "HTTP 404" in lines[0], stderr
+    cache = os.path.join(home, ".cache", "chunkfs")
+    check_private_dirs(os.path.join(home, ".cache"), cache, url_dir(cache))
+    st = os.stat(os.path.join(url_dir(cache), "lock"))
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (NOBODY, 0o600)
+
+
+def test_no_default_cache_dir_without_home(nginx, nobody_chunkfs):
     """A user other than root with neither HOME nor XDG_CACHE_HOME (a service
     without them): one line saying what to give, exit 2; with --disk-cache=0
     no cache directory is needed and the options are taken."""
-    if subprocess.run(as_nobody(["test", "-x", chunkfs_bin]), timeout=30).returncode != 0:
-        pytest.skip("%s cannot be run by nobody" % chunkfs_bin)
+    chunkfs_bin = nobody_chunkfs
     env = chunkfs_env(HOME=None, XDG_CACHE_HOME=None)
     url = nginx(SRC).url
     rc, stderr, _ = run_until_exit(as_nobody([chunkfs_bin, "-f", url, "/"]), env, None)
