@@ -2,7 +2,8 @@
 leave it: chunkfs makes its directories 0700, refuses with one clear line a
 directory that is another user's or writable by group or others, never
 follows a symlink in it (to delete or write files where it points), and never
-waits on a FIFO where a block file should be."""
+waits on a FIFO where a block file should be. Without --cache-dir, the default
+for root, for another user and for a service without HOME."""
 import os
 import shutil
 import signal

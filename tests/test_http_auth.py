@@ -1,5 +1,6 @@
 """HTTP(S) access options against a real nginx on 127.0.0.1: TLS with a CA made
-here (--cacert, the CA bundle variables, --insecure), --header, basic auth from
+here (--cacert, the CA bundle variables, --insecure), --header and --header-file
+(and the header files it refuses), basic auth from
 the URL or ~/.netrc, and secrets (userinfo, query string, header values) that
 never show in the daemon's log, even with -d, nor in its stats or error lines."""
 import base64
