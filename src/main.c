@@ -14,6 +14,7 @@
 #include "fetch/fetch.h"
 #include "fuse/fs.h"
 #include "util/log.h"
+#include "util/notify.h"
 #include "tree/object.h"
 #include "util/options.h"
 #include "remote/remote.h"
@@ -112,7 +113,10 @@ static int serve(const struct cfs_options *opts, const struct cfs_remote *remote
 	cfs_objects_set_release(release_object, cache);
 	cfs_views_start(views, cache, tree);
 	g_message("mounted %s on %s", remote->shown, opts->mountpoint);
+	/* The kernel queues requests until the loop takes them: the mount serves from here. */
+	cfs_notify_ready(remote->shown, opts->mountpoint);
 	int rc = cfs_fs_serve(fs, cache);
+	cfs_notify_stopping();
 	cfs_cache_close(cache);
 	cfs_views_stop(views);
 	cfs_fetcher_free(fetcher);

@@ -1,5 +1,6 @@
 """HTTP(S) access options against a real nginx on 127.0.0.1: TLS with a CA made
-here (--cacert, the CA bundle variables, --insecure), --header, basic auth from
+here (--cacert, the CA bundle variables, --insecure), --header and --header-file
+(and the header files it refuses), basic auth from
 the URL or ~/.netrc, and secrets (userinfo, query string, header values) that
 never show in the daemon's log, even with -d, nor in its stats or error lines."""
 import base64
@@ -10,7 +11,7 @@ import subprocess
 import pytest
 
 from cfsutil import (CA_ENV_VARS, chunkfs_env, data_dir, dataset_names, find_pids_by_argv,
-                      is_mounted, scaled, sha256_file, source_sha256, wait_for)
+                      is_mounted, run_until_exit, scaled, sha256_file, source_sha256, wait_for)
 
 DATASET = "litdata-mixed"
 HDR_SECRET = "s3cr3t-hdr"
@@ -307,6 +308,111 @@ def test_header_repeatable(nginx, mount, www):
     check_bytes(m)
     assert m.unmount() == []
     check_debug_log_clean(m, HDR_SECRET, "second-value")
+
+
+# --------------------------------------------------------------------------
+# --header-file
+
+
+def header_file(tmp_path, text, mode=0o600, name="headers"):
+    path = tmp_path / name
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    os.chmod(path, mode)
+    return str(path)
+
+
+def process_title(pid):
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        return f.read().decode(errors="replace")
+
+
+HEADER_FILE_TEXT = ("# the dataset's token\n\nX-Dataset-Token: %s\n   \n"
+                    "X-Second: second-value" % HDR_SECRET)
+
+
+def test_header_file_is_sent_and_never_shown(nginx, mount, www, tmp_path):
+    """Headers from a 0600 file (comments and blank lines skipped, the last
+    line without its newline) go with every request; neither token is in the
+    -d log, the stats or the process title."""
+    conf = location(header_check("X-Dataset-Token", HDR_SECRET),
+                    header_check("X-Second", "second-value"))
+    srv = nginx(www, extra_conf=conf)
+    m = mount(dataset_url(srv), "-d", "--header-file=%s" % header_file(tmp_path, HEADER_FILE_TEXT),
+              "--block-size=4K", "--readahead=0")
+    check_bytes(m)
+    assert_no_secret(stats_text(m), HDR_SECRET, "second-value", what=".chunkfs/stats")
+    assert_no_secret(process_title(m.pid), HDR_SECRET, "second-value", what="the process title")
+    assert m.unmount() == []
+    check_debug_log_clean(m, HDR_SECRET, "second-value")
+    reqs = dataset_requests(srv)
+    assert reqs and all(e["status"] in ("200", "206") for e in reqs), reqs
+
+
+def test_header_file_as_o_item_daemonized(nginx, mount, www, tmp_path):
+    """-o header-file=FILE, as an fstab line gives it, with --header beside it."""
+    conf = location(header_check("X-Dataset-Token", HDR_SECRET),
+                    header_check("X-Other", "other-value"))
+    srv = nginx(www, extra_conf=conf)
+    path = header_file(tmp_path, "X-Dataset-Token: %s\n" % HDR_SECRET)
+    m = mount(dataset_url(srv), "-o", "header-file=%s" % path, "--header=X-Other: other-value",
+              foreground=False)
+    check_bytes(m)
+    assert_no_secret(process_title(m.pid), HDR_SECRET, what="the process title")
+
+
+def refused_header_file(tmp_path, case):
+    """(path, words of the refusal) of a header file that must be refused."""
+    token_line = "X-Dataset-Token: %s\n" % HDR_SECRET
+    if case == "mode-0644":
+        return header_file(tmp_path, token_line, mode=0o644), ["0644", "group or others"]
+    if case == "mode-0660":
+        return header_file(tmp_path, token_line, mode=0o660), ["0660", "group or others"]
+    if case == "symlink":
+        target = header_file(tmp_path, token_line)
+        os.symlink(target, str(tmp_path / "link"))
+        return str(tmp_path / "link"), ["symlink"]
+    if case == "fifo":
+        os.mkfifo(str(tmp_path / "fifo"), 0o600)
+        return str(tmp_path / "fifo"), ["not a regular file"]
+    if case == "directory":
+        os.mkdir(str(tmp_path / "dir"), 0o700)
+        return str(tmp_path / "dir"), ["not a regular file"]
+    if case == "other-owner":
+        path = header_file(tmp_path, token_line)
+        os.chown(path, 65534, 65534)
+        return path, ["owned by another user"]
+    if case == "crlf":
+        return header_file(tmp_path, "X-Dataset-Token: %s\r\n" % HDR_SECRET), ["line 1"]
+    if case == "bad-name":
+        return header_file(tmp_path, "# ok\nX Token: %s\n" % HDR_SECRET), ["line 2"]
+    if case == "nul":
+        return header_file(tmp_path, token_line.encode() + b"X-A: b\0c\n"), ["NUL"]
+    if case == "too-large":
+        return header_file(tmp_path, token_line + "#" * (64 * 1024)), ["64 KiB"]
+    assert case == "too-many-lines"
+    return header_file(tmp_path, token_line + "\n" * 1024), ["1024 lines"]
+
+
+@pytest.mark.parametrize("case", ["mode-0644", "mode-0660", "symlink", "fifo", "directory",
+                                  "other-owner", "crlf", "bad-name", "nul", "too-large",
+                                  "too-many-lines"])
+def test_header_file_refused(nginx, chunkfs_bin, www, tmp_path, case):
+    """An unsafe or malformed header file: exit 2 with one line naming the
+    file and the reason (never the token), nothing mounted, nothing fetched."""
+    srv = nginx(www, extra_conf=location(header_check("X-Dataset-Token", HDR_SECRET)))
+    path, words = refused_header_file(tmp_path, case)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    argv = [chunkfs_bin, "-f", "--header-file=%s" % path, "--cache-dir=%s" % (tmp_path / "cache"),
+            dataset_url(srv), str(mnt)]
+    rc, stderr, _ = run_until_exit(argv, None, str(mnt))
+    lines = stderr.strip().splitlines()
+    assert rc == 2 and len(lines) == 1, stderr
+    assert lines[0].startswith("chunkfs: --header-file %s: " % path), lines
+    for word in words:
+        assert word in lines[0], lines
+    assert_no_secret(stderr, HDR_SECRET, what="the refusal")
+    assert dataset_requests(srv) == []
 
 
 # --------------------------------------------------------------------------

@@ -54,6 +54,11 @@
 #define DEFAULT_MAX_DIR_ENTRIES 10000000
 /* A listing entry costs about 150 bytes before it becomes a node: 100 million is 15 GB. */
 #define MAX_DIR_ENTRIES_MAX 100000000
+/* A --header-file holds a few tokens: 64 KiB and 1024 lines are far more than any server takes. */
+#define HEADER_FILE_MAX_BYTES (64 * 1024)
+#define HEADER_FILE_MAX_LINES 1024
+/* The spill tier of a system mount (root, no XDG_CACHE_HOME): the FHS's place for caches. */
+#define ROOT_CACHE_DIR "/var/cache/chunkfs"
 
 bool cfs_parse_size(const char *text, uint64_t *out)
 {
@@ -99,6 +104,7 @@ struct raw_args {
 	int max_dir_entries;
 	gboolean foreground, debug, version, insecure, no_sign_request, nonempty;
 	char **headers;
+	char *header_file;
 	char *cacert, *endpoint, *region, *s3_addressing, *profile;
 	char *cache_dir, *disk_cache, *eviction;
 	gboolean spill_compress;
@@ -203,23 +209,175 @@ static bool check_mountpoint(const char *path, bool nonempty, GError **error)
 	return !problem;
 }
 
-/* RFC 9110 section 5: a header field is a token name, a colon, a value. */
+/* RFC 9110 section 5: a header field is a token name, a colon, a value on one line. */
+static bool header_valid(const char *h)
+{
+	const char *colon = strchr(h, ':');
+	bool ok = colon && colon > h;
+	for (const char *p = h; ok && p < colon; p++)
+		ok = g_ascii_isgraph(*p) && !strchr("\"(),/:;<=>?@[\\]{}", *p);
+	for (const char *p = h; ok && *p; p++)
+		ok = *p != '\r' && *p != '\n';
+	return ok;
+}
+
 static bool check_headers(char **headers, GError **error)
 {
 	for (char **h = headers; h && *h; h++) {
-		const char *colon = strchr(*h, ':');
-		bool ok = colon && colon > *h;
-		for (const char *p = *h; ok && p < colon; p++)
-			ok = g_ascii_isgraph(*p) && !strchr("\"(),/:;<=>?@[\\]{}", *p);
-		for (const char *p = *h; ok && *p; p++)
-			ok = *p != '\r' && *p != '\n';
-		if (!ok) {
+		if (!header_valid(*h)) {
 			g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
 				    "--header must be 'Name: value' (a field name, a colon, one line)");
 			return false;
 		}
 	}
 	return true;
+}
+
+static bool header_file_error(const char *path, const char *problem, GError **error)
+{
+	g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--header-file %s: %s", path,
+		    problem);
+	return false;
+}
+
+/*
+ * The file holds tokens: like ssh with a private key, refuse one that
+ * another user could read or change, or that a symlink could swap.
+ */
+static bool header_file_safe(int fd, const char *path, GError **error)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return header_file_error(path, g_strerror(errno), error);
+	if (!S_ISREG(st.st_mode))
+		return header_file_error(path, "not a regular file", error);
+	if (st.st_uid != geteuid() && st.st_uid != 0)
+		return header_file_error(path, "owned by another user (it must be yours or root's)",
+					 error);
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		char *why = g_strdup_printf("mode %04o lets group or others at it (chmod 600 it)",
+					    (unsigned)(st.st_mode & 07777));
+		header_file_error(path, why, error);
+		g_free(why);
+		return false;
+	}
+	if (st.st_size > HEADER_FILE_MAX_BYTES)
+		return header_file_error(path, "larger than 64 KiB", error);
+	return true;
+}
+
+/*
+ * Up to HEADER_FILE_MAX_BYTES + 1 bytes of fd into buf (that size) and
+ * *len: one more than the limit is a file that grew past it. False with errno.
+ */
+static bool read_bounded(int fd, char *buf, size_t *len)
+{
+	*len = 0;
+	while (*len <= HEADER_FILE_MAX_BYTES) {
+		ssize_t n = read(fd, buf + *len, HEADER_FILE_MAX_BYTES + 1 - *len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n == 0;
+		*len += (size_t)n;
+	}
+	return true;
+}
+
+/* What is wrong with the text read from a header file, or NULL. */
+static const char *header_text_problem(const char *text, size_t len)
+{
+	if (len > HEADER_FILE_MAX_BYTES)
+		return "larger than 64 KiB";
+	if (memchr(text, '\0', len))
+		return "holds a NUL byte";
+	return NULL;
+}
+
+/* The text of a safe --header-file (g_free), or NULL with *error set. */
+static char *read_header_file(const char *path, GError **error)
+{
+	/* O_NONBLOCK: a FIFO put in its place is refused, not waited on. */
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		header_file_error(path,
+				  errno == ELOOP ? "a symlink (give the file itself)"
+						 : g_strerror(errno),
+				  error);
+		return NULL;
+	}
+	char *text = NULL;
+	if (header_file_safe(fd, path, error)) {
+		text = g_malloc(HEADER_FILE_MAX_BYTES + 2);
+		size_t len;
+		const char *problem = read_bounded(fd, text, &len) ? header_text_problem(text, len)
+								   : g_strerror(errno);
+		text[len] = '\0';
+		if (problem) {
+			header_file_error(path, problem, error);
+			g_clear_pointer(&text, g_free);
+		}
+	}
+	close(fd);
+	return text;
+}
+
+/* A line the header file skips: blank, or a comment. */
+static bool header_line_skipped(const char *line)
+{
+	return line[strspn(line, " \t")] == '\0' || line[0] == '#';
+}
+
+/* Lines of text, the last one with or without its newline. */
+static size_t count_lines(const char *text)
+{
+	size_t n = 0;
+	for (const char *p = text; *p; p++)
+		n += *p == '\n' || p[1] == '\0';
+	return n;
+}
+
+/* Check the lines of a header file's text and append its headers to *headers. */
+static bool add_header_lines(const char *path, const char *text, char ***headers, GError **error)
+{
+	if (count_lines(text) > HEADER_FILE_MAX_LINES)
+		return header_file_error(path, "more than 1024 lines", error);
+	char **lines = g_strsplit(text, "\n", -1);
+	bool ok = true;
+	GStrvBuilder *b = g_strv_builder_new();
+	g_strv_builder_addv(b, (const char **)(*headers ? *headers : (char *[]){ NULL }));
+	for (guint i = 0; ok && lines[i]; i++) {
+		if (header_line_skipped(lines[i]))
+			continue;
+		ok = header_valid(lines[i]);
+		if (ok)
+			g_strv_builder_add(b, lines[i]);
+		else
+			g_set_error(
+				error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+				"--header-file %s: line %u is not 'Name: value' (a field name, a "
+				"colon, no CR)",
+				path, i + 1);
+	}
+	g_strfreev(*headers);
+	*headers = g_strv_builder_end(b);
+	g_strv_builder_unref(b);
+	g_strfreev(lines);
+	return ok;
+}
+
+/*
+ * Append the headers of --header-file to a->headers, checked as --header's
+ * are: tokens stay out of argv, fstab and the process title.
+ */
+static bool take_header_file(struct raw_args *a, GError **error)
+{
+	if (!a->header_file)
+		return true;
+	char *text = read_header_file(a->header_file, error);
+	bool ok = text && add_header_lines(a->header_file, text, &a->headers, error);
+	g_free(text);
+	return ok;
 }
 
 static bool check_eviction(const char *value, GError **error)
@@ -231,14 +389,48 @@ static bool check_eviction(const char *value, GError **error)
 	return false;
 }
 
-/* The spill tier's settings; the directory is made absolute, it outlives a daemon's chdir. */
-static void take_spill_settings(struct raw_args *a, struct cfs_options *o)
+/* The value of an environment variable that holds an absolute path, else NULL. */
+static const char *env_path(const char *name)
 {
-	/* XDG_CACHE_HOME, else ~/.cache (the XDG Base Directory Specification) */
+	const char *value = g_getenv(name);
+	return value && g_path_is_absolute(value) ? value : NULL;
+}
+
+/*
+ * The default --cache-dir (g_free), or NULL when there is none: an
+ * XDG_CACHE_HOME that is set (the XDG Base Directory Specification ignores
+ * a relative one) is the user's choice, root's or not; root's mounts,
+ * started by systemd or at boot without HOME, share the FHS's /var/cache;
+ * any other user's go under ~/.cache. HOME is not looked up in passwd: a
+ * service without it is told to say where.
+ */
+static char *default_cache_dir(void)
+{
+	const char *xdg = env_path("XDG_CACHE_HOME");
+	if (xdg)
+		return g_build_filename(xdg, "chunkfs", NULL);
+	if (geteuid() == 0)
+		return g_strdup(ROOT_CACHE_DIR);
+	const char *home = env_path("HOME");
+	return home ? g_build_filename(home, ".cache", "chunkfs", NULL) : NULL;
+}
+
+/*
+ * The spill tier's settings; the directory is made absolute, it outlives a
+ * daemon's chdir. Without a default, only a mount without the tier goes on.
+ */
+static bool take_spill_settings(struct raw_args *a, struct cfs_options *o, GError **error)
+{
 	o->cache_dir = a->cache_dir ? g_canonicalize_filename(a->cache_dir, NULL)
-				    : g_build_filename(g_get_user_cache_dir(), "chunkfs", NULL);
+				    : default_cache_dir();
 	o->eviction = a->eviction ? g_steal_pointer(&a->eviction) : g_strdup("lru");
 	o->spill_compress = a->spill_compress;
+	if (o->cache_dir || o->disk_cache == 0)
+		return true;
+	g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+		    "no --cache-dir given and no default for it: neither XDG_CACHE_HOME nor HOME "
+		    "is an absolute path (give --cache-dir=DIR, or --disk-cache=0)");
+	return false;
 }
 
 static bool check_addressing(const char *value, GError **error)
@@ -278,10 +470,10 @@ static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
 	    !check_int_opt("metadata-ttl", a->metadata_ttl, 0, METADATA_TTL_MAX_S, error) ||
 	    !check_int_opt("max-dir-entries", a->max_dir_entries, 1, MAX_DIR_ENTRIES_MAX, error) ||
 	    !check_sizes(o, error) || !check_headers(a->headers, error) ||
-	    !check_addressing(a->s3_addressing, error))
+	    !take_header_file(a, error) || !check_addressing(a->s3_addressing, error) ||
+	    !take_spill_settings(a, o, error))
 		return false;
 	take_remote_settings(a, o);
-	take_spill_settings(a, o);
 	o->max_connections = (unsigned)a->max_connections;
 	o->fetch_threads = (unsigned)a->fetch_threads;
 	o->connect_timeout_s = (unsigned)a->connect_timeout;
@@ -422,8 +614,10 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 			      .metadata_ttl = DEFAULT_METADATA_TTL_S,
 			      .max_dir_entries = DEFAULT_MAX_DIR_ENTRIES };
 	GOptionEntry entries[] = {
-		{ "foreground", 'f', 0, G_OPTION_ARG_NONE, &a.foreground, "Stay in the foreground", NULL },
-		{ "debug", 'd', 0, G_OPTION_ARG_NONE, &a.debug, "Log debug lines (every request)", NULL },
+		{ "foreground", 'f', 0, G_OPTION_ARG_NONE, &a.foreground, "Stay in the foreground",
+		  NULL },
+		{ "debug", 'd', 0, G_OPTION_ARG_NONE, &a.debug, "Log debug lines (every request)",
+		  NULL },
 		{ "log-file", 0, 0, G_OPTION_ARG_FILENAME, &a.log_file,
 		  "Log to FILE (appended, created 0600, not a symlink) instead of stderr or syslog",
 		  "FILE" },
@@ -432,9 +626,11 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		{ "block-size", 0, 0, G_OPTION_ARG_STRING, &a.block_size,
 		  "Cache block size, a power of two (default 1M)", "SIZE" },
 		{ "readahead", 0, 0, G_OPTION_ARG_STRING, &a.readahead,
-		  "Largest readahead window of a sequential reader, 0 for none (default 64M)", "SIZE" },
+		  "Largest readahead window of a sequential reader, 0 for none (default 64M)",
+		  "SIZE" },
 		{ "cache-dir", 0, 0, G_OPTION_ARG_FILENAME, &a.cache_dir,
-		  "Spill tier directory (default $XDG_CACHE_HOME/chunkfs, else ~/.cache/chunkfs)",
+		  "Spill tier directory (default $XDG_CACHE_HOME/chunkfs, else /var/cache/chunkfs"
+		  " for root, else ~/.cache/chunkfs)",
 		  "DIR" },
 		{ "disk-cache", 0, 0, G_OPTION_ARG_STRING, &a.disk_cache,
 		  "Spill tier cap, 0 for none (default a tenth of DIR's free space and what the"
@@ -459,7 +655,12 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		{ "max-dir-entries", 0, 0, G_OPTION_ARG_INT, &a.max_dir_entries,
 		  "Fail the listing of a directory with more entries (default 10000000)", "N" },
 		{ "header", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &a.headers,
-		  "Send this header with every request (repeatable; never logged)", "'NAME: VALUE'" },
+		  "Send this header with every request (repeatable; never logged)",
+		  "'NAME: VALUE'" },
+		{ "header-file", 0, 0, G_OPTION_ARG_FILENAME, &a.header_file,
+		  "Send the headers of FILE ('NAME: VALUE' lines; # comments) with every request;"
+		  " FILE must be yours or root's, mode 600 or stricter (never logged)",
+		  "FILE" },
 		{ "cacert", 0, 0, G_OPTION_ARG_FILENAME, &a.cacert,
 		  "Trust this CA (PEM) besides the system's", "FILE" },
 		{ "insecure", 0, 0, G_OPTION_ARG_NONE, &a.insecure,
@@ -467,17 +668,22 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		{ "endpoint", 0, 0, G_OPTION_ARG_FILENAME, &a.endpoint,
 		  "S3 endpoint (default AWS_ENDPOINT_URL, else AWS's for the region)", "URL" },
 		{ "region", 0, 0, G_OPTION_ARG_FILENAME, &a.region,
-		  "S3 region (default AWS_REGION, AWS_DEFAULT_REGION, the profile's, us-east-1)", "NAME" },
+		  "S3 region (default AWS_REGION, AWS_DEFAULT_REGION, the profile's, us-east-1)",
+		  "NAME" },
 		{ "s3-addressing", 0, 0, G_OPTION_ARG_STRING, &a.s3_addressing,
-		  "S3 bucket addressing: path or virtual (default: virtual on AWS, else path)", "STYLE" },
+		  "S3 bucket addressing: path or virtual (default: virtual on AWS, else path)",
+		  "STYLE" },
 		{ "profile", 0, 0, G_OPTION_ARG_FILENAME, &a.profile,
-		  "AWS profile of ~/.aws/credentials and ~/.aws/config (default AWS_PROFILE, else default)",
+		  "AWS profile of ~/.aws/credentials and ~/.aws/config (default AWS_PROFILE, else "
+		  "default)",
 		  "NAME" },
 		{ "no-sign-request", 0, 0, G_OPTION_ARG_NONE, &a.no_sign_request,
 		  "Send S3 requests unsigned (public buckets)", NULL },
-		{ "version", 'V', 0, G_OPTION_ARG_NONE, &a.version, "Print the version and exit", NULL },
+		{ "version", 'V', 0, G_OPTION_ARG_NONE, &a.version, "Print the version and exit",
+		  NULL },
 		/* FILENAME types: bytes as given, no conversion from the locale's charset. */
-		{ G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &a.rest, NULL, "URL MOUNTPOINT" },
+		{ G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &a.rest, NULL,
+		  "URL MOUNTPOINT" },
 		{ NULL, 0, 0, 0, NULL, NULL, NULL },
 	};
 	/* -o is parsed by expand_mount_opts: the entry is for --help */
@@ -520,6 +726,7 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 	g_free(a.readahead);
 	g_free(a.fuse_opts);
 	g_strfreev(a.headers);
+	g_free(a.header_file);
 	g_free(a.cacert);
 	g_free(a.endpoint);
 	g_free(a.region);

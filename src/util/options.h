@@ -26,7 +26,7 @@ struct cfs_options {
 	unsigned retries;     /* attempts after the first one */
 	unsigned metadata_ttl_s; /* listings and sizes are trusted this long */
 	unsigned max_dir_entries; /* a directory listing with more entries fails (EIO) */
-	char **headers;       /* --header values "Name: value", NULL-terminated, may be NULL */
+	char **headers;           /* "Name: value" of --header, then --header-file; may be NULL */
 	char *cacert;         /* --cacert: PEM file of an extra CA */
 	bool insecure;        /* --insecure: no TLS verification */
 	char *endpoint;       /* --endpoint: S3 endpoint URL */
@@ -34,7 +34,7 @@ struct cfs_options {
 	char *s3_addressing;  /* --s3-addressing: "path", "virtual", or NULL to choose by endpoint */
 	char *profile;        /* --profile: AWS profile name */
 	bool no_sign_request; /* --no-sign-request: anonymous S3 requests */
-	char *cache_dir;      /* --cache-dir: where the spill tier keeps its files */
+	char *cache_dir;      /* --cache-dir: the spill tier's files; NULL: no default, tier off */
 	uint64_t disk_cache;  /* bytes, spill tier cap; 0: off; CFS_DISK_CAP_AUTO (spill/spill.h) */
 	char *eviction;       /* --eviction: policy of both tiers (policy.h) */
 	bool spill_compress;  /* --spill-compress: zstd-compress spilled blocks */
@@ -55,8 +55,14 @@ bool cfs_parse_size(const char *text, uint64_t *out);
  * capped at 1 GiB, block_size 1 MiB, readahead 64 MiB, 8 connections over
  * 2 fetch threads, connect timeout 10 s, timeout 30 s, 4 retries,
  * max_dir_entries 10,000,000, cache_dir
- * $XDG_CACHE_HOME/chunkfs (else ~/.cache/chunkfs), disk_cache
- * CFS_DISK_CAP_AUTO, eviction "lru".
+ * $XDG_CACHE_HOME/chunkfs (an absolute one), else /var/cache/chunkfs for
+ * root (euid 0), else $HOME/.cache/chunkfs (refused without an absolute
+ * HOME unless disk_cache is 0), disk_cache CFS_DISK_CAP_AUTO, eviction "lru".
+ * --header-file is read here: a regular file, not a symlink, of the euid
+ * or root, no group or other permission bits, at most 64 KiB and 1024
+ * lines of "Name: value" (blank lines and '#' lines skipped), each checked
+ * as a --header value is (RFC 9110 section 5); its headers follow those of
+ * --header in opts->headers.
  * Every long option is also accepted as an item NAME[=VALUE] of a -o list
  * (as mount.fuse(8) passes fstab's options); the mount(8) options of every
  * file system (_netdev, nofail, noauto, auto, user, users, nouser, owner,
