@@ -2,20 +2,23 @@
 mount.fuse3 and fstab lines, the mount table's source and type, refused
 mountpoints, and --version.
 
-mount(8) runs its helper without PATH, so the fstab line names the binary
-as mount.fuse(8) documents for programs not on PATH (type fuse, source
-PROGRAM#URL); the type fuse.chunkfs is run through mount.fuse3 itself, the
-command mount(8) execs for it, with the binary first on PATH."""
+mount(8) runs its helper without PATH, and mount.fuse3's /bin/sh then finds
+chunkfs on the shell's default PATH (/usr/local/bin among it): the fstab line
+of type fuse.chunkfs is run in a mount namespace whose /usr/local/bin holds
+the built binary. The other fstab line names the binary as mount.fuse(8)
+documents for programs not on PATH (type fuse, source PROGRAM#URL), and
+mount.fuse3 is also run directly with the binary first on PATH."""
 import ctypes
 import os
 import re
 import shutil
+import signal
 import subprocess
 
 import pytest
 
 from cfsutil import (MiB, Mount, check_erofs, chunkfs_env, data_dir, dataset_names,
-                     force_unmount, index_visible, is_mounted, mountinfo, run_chunkfs,
+                     force_unmount, index_visible, is_mounted, mountinfo, pid_alive, run_chunkfs,
                      sanitizer_env, scaled, sha256_file, source_sha256, tear_down_mounts,
                      wait_for)
 
@@ -153,6 +156,51 @@ def test_fstab_line(nginx, mount_cmd, tmp_path, chunkfs_bin):
     info = mountinfo(mnt)
     assert (info["fstype"], info["source"]) == ("fuse.chunkfs", url)
     assert info["mount_options"].split(",")[0] == "ro"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a mount namespace needs root")
+def test_fstab_line_of_type_fuse_chunkfs(nginx, tmp_path, chunkfs_bin):
+    """The fstab line README gives, `URL MNT fuse.chunkfs OPTIONS`, mounts with
+    mount(8) once chunkfs is installed in /usr/local/bin: mount(8) runs
+    mount.fuse3 without PATH, and its /bin/sh finds chunkfs on the shell's
+    default PATH. Run in a mount namespace of its own whose /usr/local/bin
+    holds only the built binary, so nothing is installed on this machine; the
+    mount is read through /proc/PID/root of the daemon, which holds the
+    namespace."""
+    src = data_dir("litdata-mixed")
+    url = nginx(src).url
+    mnt = fresh_dir(tmp_path, "mnt")
+    bindir = fresh_dir(tmp_path, "usr-local-bin")
+    shutil.copy(chunkfs_bin, os.path.join(bindir, "chunkfs"))
+    fstab = tmp_path / "fstab"
+    fstab.write_text("%s %s fuse.chunkfs _netdev,nofail,mem-cache=48M,cache-dir=%s,log-file=%s "
+                     "0 0\n" % (url, mnt, tmp_path / "cache", tmp_path / "chunkfs.log"))
+    script = 'mount --bind "$1" /usr/local/bin && exec mount --fstab "$2" "$3"'
+    pid = None
+    try:
+        done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                               script, "sh", bindir, str(fstab), mnt],
+                              env=chunkfs_env(PATH="/usr/bin:/bin"), capture_output=True,
+                              timeout=scaled(30))
+        pid, argv = daemon_argv(mnt)
+        assert done.returncode == 0, done.stderr
+        assert argv[0] == "chunkfs", argv  # run by name, found on the shell's PATH
+        seen = "/proc/%d/root%s" % (pid, mnt)
+        check_all_bytes(seen, src)
+        with open("/proc/%d/mountinfo" % pid) as f:
+            entry = [line.split() for line in f if line.split()[4] == mnt]
+        assert len(entry) == 1
+        fstype, source = entry[0][entry[0].index("-") + 1:][:2]
+        assert (fstype, source) == ("fuse.chunkfs", url)
+    finally:
+        if pid is not None:
+            subprocess.run(["nsenter", "-t", str(pid), "-m", "fusermount3", "-u", mnt],
+                           timeout=scaled(30), check=False)
+            try:
+                wait_for(lambda: not pid_alive(pid), scaled(20), "the daemon to exit")
+            finally:
+                if pid_alive(pid):
+                    os.kill(pid, signal.SIGKILL)
 
 
 def test_long_options_as_o_items(nginx, mount, tmp_path):
