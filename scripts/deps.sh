@@ -15,7 +15,7 @@ CFS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CFS_PYTHON=/usr/bin/python3
 
 CFS_PACKAGES=(meson ninja-build pkg-config gcc libfuse3-dev fuse3 libcurl4-openssl-dev
-	libglib2.0-dev libjson-glib-dev libzstd-dev libxxhash-dev nginx-light
+	libglib2.0-dev libjson-glib-dev libzstd-dev libxxhash-dev libmicrohttpd-dev nginx-light
 	python3-pytest python3-numpy python3-pil python3-xxhash python3-prometheus-client zstd curl ca-certificates openssl
 	clang libclang-rt-14-dev clang-format-14)
 # shellcheck disable=SC2034 # used by the scripts that source this file

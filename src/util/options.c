@@ -103,6 +103,7 @@ struct raw_args {
 	char *cache_dir, *disk_cache, *eviction;
 	gboolean spill_compress;
 	char *log_file;
+	char *metrics_addr;
 	char **rest;
 };
 
@@ -293,6 +294,7 @@ static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
 	o->debug = a->debug;
 	o->fuse_opts = g_strdup(a->fuse_opts);
 	o->log_file = g_steal_pointer(&a->log_file);
+	o->metrics_addr = g_steal_pointer(&a->metrics_addr);
 
 	guint n = a->rest ? g_strv_length(a->rest) : 0;
 	if (n != 2) {
@@ -422,8 +424,10 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 			      .metadata_ttl = DEFAULT_METADATA_TTL_S,
 			      .max_dir_entries = DEFAULT_MAX_DIR_ENTRIES };
 	GOptionEntry entries[] = {
-		{ "foreground", 'f', 0, G_OPTION_ARG_NONE, &a.foreground, "Stay in the foreground", NULL },
-		{ "debug", 'd', 0, G_OPTION_ARG_NONE, &a.debug, "Log debug lines (every request)", NULL },
+		{ "foreground", 'f', 0, G_OPTION_ARG_NONE, &a.foreground, "Stay in the foreground",
+		  NULL },
+		{ "debug", 'd', 0, G_OPTION_ARG_NONE, &a.debug, "Log debug lines (every request)",
+		  NULL },
 		{ "log-file", 0, 0, G_OPTION_ARG_FILENAME, &a.log_file,
 		  "Log to FILE (appended, created 0600, not a symlink) instead of stderr or syslog",
 		  "FILE" },
@@ -432,7 +436,8 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		{ "block-size", 0, 0, G_OPTION_ARG_STRING, &a.block_size,
 		  "Cache block size, a power of two (default 1M)", "SIZE" },
 		{ "readahead", 0, 0, G_OPTION_ARG_STRING, &a.readahead,
-		  "Largest readahead window of a sequential reader, 0 for none (default 64M)", "SIZE" },
+		  "Largest readahead window of a sequential reader, 0 for none (default 64M)",
+		  "SIZE" },
 		{ "cache-dir", 0, 0, G_OPTION_ARG_FILENAME, &a.cache_dir,
 		  "Spill tier directory (default $XDG_CACHE_HOME/chunkfs, else ~/.cache/chunkfs)",
 		  "DIR" },
@@ -459,7 +464,8 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		{ "max-dir-entries", 0, 0, G_OPTION_ARG_INT, &a.max_dir_entries,
 		  "Fail the listing of a directory with more entries (default 10000000)", "N" },
 		{ "header", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &a.headers,
-		  "Send this header with every request (repeatable; never logged)", "'NAME: VALUE'" },
+		  "Send this header with every request (repeatable; never logged)",
+		  "'NAME: VALUE'" },
 		{ "cacert", 0, 0, G_OPTION_ARG_FILENAME, &a.cacert,
 		  "Trust this CA (PEM) besides the system's", "FILE" },
 		{ "insecure", 0, 0, G_OPTION_ARG_NONE, &a.insecure,
@@ -467,17 +473,26 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		{ "endpoint", 0, 0, G_OPTION_ARG_FILENAME, &a.endpoint,
 		  "S3 endpoint (default AWS_ENDPOINT_URL, else AWS's for the region)", "URL" },
 		{ "region", 0, 0, G_OPTION_ARG_FILENAME, &a.region,
-		  "S3 region (default AWS_REGION, AWS_DEFAULT_REGION, the profile's, us-east-1)", "NAME" },
+		  "S3 region (default AWS_REGION, AWS_DEFAULT_REGION, the profile's, us-east-1)",
+		  "NAME" },
 		{ "s3-addressing", 0, 0, G_OPTION_ARG_STRING, &a.s3_addressing,
-		  "S3 bucket addressing: path or virtual (default: virtual on AWS, else path)", "STYLE" },
+		  "S3 bucket addressing: path or virtual (default: virtual on AWS, else path)",
+		  "STYLE" },
 		{ "profile", 0, 0, G_OPTION_ARG_FILENAME, &a.profile,
-		  "AWS profile of ~/.aws/credentials and ~/.aws/config (default AWS_PROFILE, else default)",
+		  "AWS profile of ~/.aws/credentials and ~/.aws/config (default AWS_PROFILE, else "
+		  "default)",
 		  "NAME" },
 		{ "no-sign-request", 0, 0, G_OPTION_ARG_NONE, &a.no_sign_request,
 		  "Send S3 requests unsigned (public buckets)", NULL },
-		{ "version", 'V', 0, G_OPTION_ARG_NONE, &a.version, "Print the version and exit", NULL },
+		{ "metrics-addr", 0, 0, G_OPTION_ARG_STRING, &a.metrics_addr,
+		  "Serve /metrics (Prometheus) over HTTP on [HOST:]PORT (HOST default 127.0.0.1;"
+		  " [IPV6]:PORT)",
+		  "ADDR" },
+		{ "version", 'V', 0, G_OPTION_ARG_NONE, &a.version, "Print the version and exit",
+		  NULL },
 		/* FILENAME types: bytes as given, no conversion from the locale's charset. */
-		{ G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &a.rest, NULL, "URL MOUNTPOINT" },
+		{ G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &a.rest, NULL,
+		  "URL MOUNTPOINT" },
 		{ NULL, 0, 0, 0, NULL, NULL, NULL },
 	};
 	/* -o is parsed by expand_mount_opts: the entry is for --help */
@@ -529,6 +544,7 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 	g_free(a.disk_cache);
 	g_free(a.eviction);
 	g_free(a.log_file);
+	g_free(a.metrics_addr);
 	g_strfreev(a.rest);
 	if (!ok)
 		cfs_options_clear(opts);
@@ -607,5 +623,6 @@ void cfs_options_clear(struct cfs_options *opts)
 	g_free(opts->cache_dir);
 	g_free(opts->eviction);
 	g_free(opts->log_file);
+	g_free(opts->metrics_addr);
 	memset(opts, 0, sizeof(*opts));
 }
