@@ -16,7 +16,8 @@ CFS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CFS_PYTHON=/usr/bin/python3
 
 CFS_PACKAGES=(meson ninja-build pkg-config gcc libfuse3-dev fuse3 libcurl4-openssl-dev
-	libglib2.0-dev libjson-glib-dev libzstd-dev libxxhash-dev libsystemd-dev nginx-light
+	libglib2.0-dev libjson-glib-dev libzstd-dev libxxhash-dev libsystemd-dev libmicrohttpd-dev
+	nginx-light
 	python3-pytest python3-numpy python3-pil python3-xxhash python3-prometheus-client zstd curl ca-certificates openssl
 	clang libclang-rt-14-dev clang-format-14 scdoc man-db)
 # Those of CFS_PACKAGES that only the tests, the fuzzers and the format check need.

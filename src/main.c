@@ -14,6 +14,7 @@
 #include "fetch/fetch.h"
 #include "fuse/fs.h"
 #include "util/log.h"
+#include "util/metrics_http.h"
 #include "util/notify.h"
 #include "tree/object.h"
 #include "util/options.h"
@@ -76,6 +77,29 @@ static struct cfs_disk *open_disk(const struct cfs_options *opts, const struct c
 	struct cfs_disk *disk = cfs_disk_open(&cfg, error);
 	g_free(url);
 	return disk;
+}
+
+/* The socket of --metrics-addr, bound before the mount so that a port in use fails it. */
+static bool bind_metrics(const struct cfs_options *opts, struct cfs_metrics_http **metrics,
+			 GError **error)
+{
+	if (!opts->metrics_addr)
+		return true;
+	*metrics = cfs_metrics_http_bind(opts->metrics_addr, error);
+	return *metrics != NULL;
+}
+
+/*
+ * Its thread, started in the process that serves (fuse_daemonize forks). Its
+ * failure costs the scrapes, which Prometheus reports, not the mount.
+ */
+static void start_metrics(struct cfs_metrics_http *metrics)
+{
+	GError *error = NULL;
+	if (metrics && !cfs_metrics_http_start(metrics, &error)) {
+		g_warning("%s: the mount is served without metrics", error->message);
+		g_error_free(error);
+	}
 }
 
 /* The libraries' versions are those loaded at run time, which a bug report needs. */
@@ -159,8 +183,10 @@ int main(int argc, char **argv)
 	struct cfs_tree *tree = NULL;
 	struct cfs_views *views = cfs_views_new();
 	struct cfs_disk *disk = NULL;
+	struct cfs_metrics_http *metrics = NULL;
 	struct cfs_remote *remote = cfs_remote_new(&opts, &error);
-	bool ok = remote && (opts.disk_cache == 0 || (disk = open_disk(&opts, remote, &error)));
+	bool ok = remote && bind_metrics(&opts, &metrics, &error) &&
+		  (opts.disk_cache == 0 || (disk = open_disk(&opts, remote, &error)));
 	if (ok)
 		tree = cfs_dataset_build(&opts, remote, views, &error);
 	if (tree)
@@ -173,8 +199,10 @@ int main(int argc, char **argv)
 		cfs_disk_free(disk);
 	} else {
 		cfs_fs_daemonize(opts.foreground);
+		start_metrics(metrics);
 		rc = serve(&opts, remote, tree, views, fs, disk);
 	}
+	cfs_metrics_http_free(metrics);
 	cfs_fs_free(fs);
 	cfs_views_free(views);
 	cfs_tree_free(tree);

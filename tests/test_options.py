@@ -8,7 +8,8 @@ from cfsutil import (GiB, KiB, MiB, data_dir, dataset_listing, dataset_names, in
                       mountinfo, run_chunkfs, sha256_file, source_sha256)
 
 OPTIONS = ["-f", "-d", "-o", "--mem-cache", "--block-size", "--readahead", "--max-connections",
-           "--fetch-threads", "--connect-timeout", "--timeout", "--retries", "--version", "--help"]
+           "--fetch-threads", "--connect-timeout", "--timeout", "--retries", "--metrics-addr",
+           "--version", "--help"]
 
 
 def test_version(chunkfs_bin):

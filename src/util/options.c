@@ -109,6 +109,7 @@ struct raw_args {
 	char *cache_dir, *disk_cache, *eviction;
 	gboolean spill_compress;
 	char *log_file;
+	char *metrics_addr;
 	char **rest;
 };
 
@@ -485,6 +486,7 @@ static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
 	o->debug = a->debug;
 	o->fuse_opts = g_strdup(a->fuse_opts);
 	o->log_file = g_steal_pointer(&a->log_file);
+	o->metrics_addr = g_steal_pointer(&a->metrics_addr);
 
 	guint n = a->rest ? g_strv_length(a->rest) : 0;
 	if (n != 2) {
@@ -679,6 +681,10 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		  "NAME" },
 		{ "no-sign-request", 0, 0, G_OPTION_ARG_NONE, &a.no_sign_request,
 		  "Send S3 requests unsigned (public buckets)", NULL },
+		{ "metrics-addr", 0, 0, G_OPTION_ARG_STRING, &a.metrics_addr,
+		  "Serve /metrics (Prometheus) over HTTP on [HOST:]PORT (HOST default 127.0.0.1;"
+		  " [IPV6]:PORT)",
+		  "ADDR" },
 		{ "version", 'V', 0, G_OPTION_ARG_NONE, &a.version, "Print the version and exit",
 		  NULL },
 		/* FILENAME types: bytes as given, no conversion from the locale's charset. */
@@ -736,6 +742,7 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 	g_free(a.disk_cache);
 	g_free(a.eviction);
 	g_free(a.log_file);
+	g_free(a.metrics_addr);
 	g_strfreev(a.rest);
 	if (!ok)
 		cfs_options_clear(opts);
@@ -814,5 +821,6 @@ void cfs_options_clear(struct cfs_options *opts)
 	g_free(opts->cache_dir);
 	g_free(opts->eviction);
 	g_free(opts->log_file);
+	g_free(opts->metrics_addr);
 	memset(opts, 0, sizeof(*opts));
 }

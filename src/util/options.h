@@ -38,6 +38,7 @@ struct cfs_options {
 	uint64_t disk_cache;  /* bytes, spill tier cap; 0: off; CFS_DISK_CAP_AUTO (spill/spill.h) */
 	char *eviction;       /* --eviction: policy of both tiers (policy.h) */
 	bool spill_compress;  /* --spill-compress: zstd-compress spilled blocks */
+	char *metrics_addr;   /* --metrics-addr: [HOST:]PORT serving /metrics; NULL: none */
 };
 
 
