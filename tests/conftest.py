@@ -38,6 +38,21 @@ def _test_cache_home():
     shutil.rmtree(TEST_CACHE_HOME, ignore_errors=True)
 
 
+# root's default cache directory: no test may write this machine's
+SYSTEM_CACHE_DIR = "/var/cache/chunkfs"
+
+
+@pytest.fixture(autouse=True)
+def _system_cache_dir_untouched():
+    had = os.path.lexists(SYSTEM_CACHE_DIR)
+    yield
+    if not had and os.path.lexists(SYSTEM_CACHE_DIR):
+        shutil.rmtree(SYSTEM_CACHE_DIR, ignore_errors=True)
+        pytest.fail("the test wrote %s, this machine's own cache directory: a chunkfs it "
+                    "ran as root had neither --cache-dir nor XDG_CACHE_HOME" % SYSTEM_CACHE_DIR,
+                    pytrace=False)
+
+
 # --------------------------------------------------------------------------
 # session fixtures
 
