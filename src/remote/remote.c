@@ -1,6 +1,9 @@
 /* The remote of a mount: base URL, headers and TLS trust, per scheme. */
 #include "remote/remote.h"
 
+#include <gio/gio.h>
+#include <string.h>
+
 #include "util/options.h"
 #include "util/url.h"
 #include "remote_i.h"
@@ -20,10 +23,30 @@ static void choose_ca(struct cfs_remote *r, const struct cfs_options *opts, cons
 	r->insecure = opts->insecure;
 }
 
-/* The kind of remote url is: S3 for s3://, else HTTP (whose init refuses other schemes). */
-static const struct remote_scheme *scheme_of(const char *url)
+#define ACCEPTED_FORMS "http://HOST/PATH/, https://HOST/PATH/ or s3://BUCKET/PREFIX"
+
+/*
+ * The kind of remote url is, by its scheme (RFC 3986 section 3.1, followed
+ * by "//" and an authority); NULL with *error, naming the URL as shown and
+ * the forms a mount takes, for a text without one or another scheme.
+ */
+static const struct remote_scheme *scheme_of(const char *url, const char *shown, GError **error)
 {
-	return g_ascii_strncasecmp(url, "s3://", 5) == 0 ? &cfs_remote_s3 : &cfs_remote_http;
+	const char *scheme = g_uri_peek_scheme(url); /* lowercase, or NULL */
+	if (!scheme || !g_str_has_prefix(url + strlen(scheme) + 1, "//")) {
+		g_set_error(error, G_URI_ERROR, G_URI_ERROR_BAD_SCHEME,
+			    "URL '%s' does not start with a scheme and '//': give " ACCEPTED_FORMS,
+			    shown);
+		return NULL;
+	}
+	if (g_str_equal(scheme, "s3"))
+		return &cfs_remote_s3;
+	if (g_str_equal(scheme, "http") || g_str_equal(scheme, "https"))
+		return &cfs_remote_http;
+	g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+		    "unsupported URL scheme '%s' in '%s': chunkfs takes " ACCEPTED_FORMS, scheme,
+		    shown);
+	return NULL;
 }
 
 struct cfs_remote *cfs_remote_new(const struct cfs_options *opts, GError **error)
@@ -31,10 +54,12 @@ struct cfs_remote *cfs_remote_new(const struct cfs_options *opts, GError **error
 	struct cfs_remote *r = g_new0(struct cfs_remote, 1);
 	r->shown = cfs_url_redact(opts->url);
 	r->headers = g_strdupv(opts->headers);
-	const struct remote_scheme *scheme = scheme_of(opts->url);
-	r->ops = scheme->ops;
-	choose_ca(r, opts, scheme->ca_env);
-	if (!scheme->init(r, opts, error)) {
+	const struct remote_scheme *scheme = scheme_of(opts->url, r->shown, error);
+	if (scheme) {
+		r->ops = scheme->ops;
+		choose_ca(r, opts, scheme->ca_env);
+	}
+	if (!scheme || !scheme->init(r, opts, error)) {
 		cfs_remote_free(r);
 		return NULL;
 	}
