@@ -104,6 +104,17 @@ def test_cacert_that_cannot_be_read_is_refused(chunkfs_bin, server, tmp_path, wh
     assert len(server.requests()) == before, "chunkfs connected before refusing --cacert"
 
 
+@pytest.mark.log_allow(r"^CURL_CA_BUNDLE=.*/nonexistent\.pem: No such file or directory: "
+                       r"TLS certificates cannot be verified$")
+def test_unreadable_ca_bundle_of_the_environment_is_warned_about(mount, server, tmp_path):
+    """The environment's CA bundle is not the command's to refuse: a warning,
+    and a plain HTTP mount still works."""
+    bundle = str(tmp_path / "nonexistent.pem")
+    m = mount(server.url + "mixed/", env=chunkfs_env(CURL_CA_BUNDLE=bundle))
+    assert "index.json" in os.listdir(m.path)
+    assert "CURL_CA_BUNDLE=%s: " % bundle in m.read_log()
+
+
 @pytest.mark.parametrize("args", [["--disk-cache=4K"],
                                   ["--disk-cache=512K", "--block-size=1M"],
                                   ["--disk-cache=1M", "--block-size=2M"]])

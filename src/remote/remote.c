@@ -1,23 +1,40 @@
 /* The remote of a mount: base URL, headers and TLS trust, per scheme. */
 #include "remote/remote.h"
 
+#include <errno.h>
 #include <gio/gio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util/options.h"
 #include "util/url.h"
 #include "remote_i.h"
 
-/* The CA trust the curl tool would use; first_env is consulted before the curl variables. */
+/* The CA bundle the environment names, first_env before the curl tool's variables; or NULL. */
+static const char *env_ca_file(const char *first_env, const char **name)
+{
+	const char *names[] = { first_env, "CURL_CA_BUNDLE", "SSL_CERT_FILE" };
+	for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+		if (names[i] && cfs_remote_env(names[i])) {
+			*name = names[i];
+			return cfs_remote_env(names[i]);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * The CA trust the curl tool would use: --cacert (checked by the options),
+ * else the environment's bundle, which is the environment's to fix: an
+ * unreadable one is warned about, and fails only the TLS connections.
+ */
 static void choose_ca(struct cfs_remote *r, const struct cfs_options *opts, const char *first_env)
 {
-	const char *file = opts->cacert;
-	if (!file && first_env)
-		file = cfs_remote_env(first_env);
-	if (!file)
-		file = cfs_remote_env("CURL_CA_BUNDLE");
-	if (!file)
-		file = cfs_remote_env("SSL_CERT_FILE");
+	const char *name = NULL;
+	const char *file = opts->cacert ? opts->cacert : env_ca_file(first_env, &name);
+	if (name && access(file, R_OK) != 0)
+		g_warning("%s=%s: %s: TLS certificates cannot be verified", name, file,
+			  g_strerror(errno));
 	r->ca_file = g_strdup(file);
 	r->ca_dir = g_strdup(cfs_remote_env("SSL_CERT_DIR"));
 	r->insecure = opts->insecure;

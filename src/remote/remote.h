@@ -80,8 +80,9 @@ struct cfs_remote {
  *   the AWS CLI would find (see remote/s3.c), unless --no-sign-request; CA
  *   bundle from --cacert, else AWS_CA_BUNDLE, else as for HTTP.
  * Logs one warning when --insecure is given. Fails with a GError whose
- * message names the redacted URL: G_URI_ERROR for a malformed URL,
- * G_IO_ERROR_NOT_SUPPORTED for another scheme, G_IO_ERROR_NOT_FOUND when no
+ * message names the redacted URL: G_URI_ERROR for a malformed URL or one
+ * without "SCHEME://", G_IO_ERROR_NOT_SUPPORTED for a scheme other than
+ * http, https and s3 (both list the forms a mount takes), G_IO_ERROR_NOT_FOUND when no
  * S3 credentials are found. Returns a remote to free with cfs_remote_free().
  */
 struct cfs_remote *cfs_remote_new(const struct cfs_options *opts, GError **error);
