@@ -48,6 +48,13 @@ struct cfs_remote_ops {
 	 * the bucket's answer.
 	 */
 	bool (*unlisted)(const GError *err);
+	/*
+	 * Whether an empty listing of the root may mean that the URL names an
+	 * object, to be asked with a HEAD: S3, where a key is no directory and
+	 * the listing of KEY/ is empty. Not HTTP, whose servers redirect a
+	 * directory's name without '/' to the directory.
+	 */
+	bool empty_root_may_be_object;
 };
 
 struct cfs_remote {

@@ -394,7 +394,8 @@ static bool shown_ends_in_index(const char *shown)
  * Whether the mount's URL names an object, not a directory (a slip: the URL
  * of index.json or of a chunk): by its name, or by a HEAD of it without the
  * '/' that makes it a directory. Asked only when the directory was not
- * found, since a server may redirect a directory's name to the directory.
+ * found or is empty on a remote whose keys are no directories (S3), since
+ * an HTTP server may redirect a directory's name to the directory.
  */
 static bool root_names_file(struct dataset *d)
 {
@@ -461,6 +462,16 @@ static bool add_index_only(struct dataset *d, struct cfs_tree *t, struct cfs_nod
 	return true;
 }
 
+/* Whether dir, listed as l, is an empty root because the URL names an object. */
+static bool empty_root_names_file(struct dataset *d, const struct cfs_node *dir,
+				  const struct cfs_listing *l)
+{
+	if (dir->ino != CFS_ROOT_INO || l->entries->len)
+		return false;
+	return d->remote->ops->empty_root_may_be_object ? root_names_file(d)
+							: shown_ends_in_index(d->remote->shown);
+}
+
 /* One deadline for all the pages of dir's listing and its index.json. */
 static bool list_dir(void *ctx, struct cfs_tree *t, struct cfs_node *dir, GError **error)
 {
@@ -479,8 +490,7 @@ static bool list_dir(void *ctx, struct cfs_tree *t, struct cfs_node *dir, GError
 		g_propagate_error(error, err);
 		return false;
 	}
-	/* S3 lists no object below a key's name; the name alone says it is index.json's */
-	if (dir->ino == CFS_ROOT_INO && !l->entries->len && shown_ends_in_index(d->remote->shown)) {
+	if (empty_root_names_file(d, dir, l)) {
 		set_names_file(d, error);
 		cfs_listing_free(l);
 		return false;
