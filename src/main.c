@@ -81,7 +81,7 @@ static struct cfs_disk *open_disk(const struct cfs_options *opts, const struct c
 	if (!disk && g_error_matches(err, G_IO_ERROR, G_IO_ERROR_BUSY))
 		g_propagate_error(error, err);
 	else if (!disk) {
-		/* the default directory is under HOME, which a service or container may lack */
+		/* a default directory (under HOME, or /var/cache for root) may not be the user's */
 		g_set_error(error, err->domain, err->code,
 			    "%s: give a writable directory with --cache-dir=DIR, or --disk-cache=0 "
 			    "for no spill tier",

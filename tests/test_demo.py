@@ -38,8 +38,9 @@ def run_demo(chunkfs_bin, url, tmp_path):
     home, tmp = tmp_path / "home", tmp_path / "tmp"
     home.mkdir()
     tmp.mkdir()
-    env = chunkfs_env(HOME=home, XDG_CACHE_HOME=None, TMPDIR=tmp, CHUNKFS_BIN=chunkfs_bin,
-                      CHUNKFS_OPTS=None)
+    # XDG_CACHE_HOME too: root's default cache directory is /var/cache/chunkfs without it
+    env = chunkfs_env(HOME=home, XDG_CACHE_HOME=home / ".cache", TMPDIR=tmp,
+                      CHUNKFS_BIN=chunkfs_bin, CHUNKFS_OPTS=None)
     p = subprocess.Popen([DEMO, url], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, env=env, text=True)
     try:
