@@ -1,7 +1,9 @@
-/* chunkfs: mount a dataset served over HTTP(S) as a read-only FUSE file system. */
+/* chunkfs: mount an S3 bucket path or an HTTP(S) directory as a read-only FUSE file system. */
 #include <curl/curl.h>
 #include <errno.h>
+#include <gio/gio.h>
 #include <glib.h>
+#include <locale.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <string.h>
@@ -74,8 +76,19 @@ static struct cfs_disk *open_disk(const struct cfs_options *opts, const struct c
 	struct cfs_disk_config cfg = { .dir = opts->cache_dir, .url = url, .cap = opts->disk_cache,
 				       .block_size = opts->block_size, .policy = opts->eviction,
 				       .compress = opts->spill_compress };
-	struct cfs_disk *disk = cfs_disk_open(&cfg, error);
+	GError *err = NULL;
+	struct cfs_disk *disk = cfs_disk_open(&cfg, &err);
 	g_free(url);
+	if (!disk && g_error_matches(err, G_IO_ERROR, G_IO_ERROR_BUSY))
+		g_propagate_error(error, err);
+	else if (!disk) {
+		/* a default directory (under HOME, or /var/cache for root) may not be the user's */
+		g_set_error(error, err->domain, err->code,
+			    "%s: give a writable directory with --cache-dir=DIR, or --disk-cache=0 "
+			    "for no spill tier",
+			    err->message);
+		g_error_free(err);
+	}
 	return disk;
 }
 
@@ -100,6 +113,24 @@ static void start_metrics(struct cfs_metrics_http *metrics)
 		g_warning("%s: the mount is served without metrics", error->message);
 		g_error_free(error);
 	}
+}
+
+/*
+ * GLib's help text is UTF-8 ("[OPTION…]"), which g_print converts to the
+ * locale's charset, turning what it cannot show into '?': outside a UTF-8
+ * locale the ellipsis is written as three dots instead.
+ */
+static void print_utf8_or_ascii(const gchar *text)
+{
+	if (g_get_charset(NULL)) {
+		fputs(text, stdout);
+		return;
+	}
+	char **parts = g_strsplit(text, "\u2026", -1);
+	char *ascii = g_strjoinv("...", parts);
+	fputs(ascii, stdout);
+	g_free(ascii);
+	g_strfreev(parts);
 }
 
 /* The libraries' versions are those loaded at run time, which a bug report needs. */
@@ -154,6 +185,10 @@ int main(int argc, char **argv)
 	struct cfs_options opts;
 	bool exit_now;
 	GError *error = NULL;
+	/* messages in the user's language and charset; numbers stay C's (JSON of .chunkfs/) */
+	setlocale(LC_ALL, "");
+	setlocale(LC_NUMERIC, "C");
+	g_set_print_handler(print_utf8_or_ascii);
 	if (argc > 1 && strcmp(argv[1], "warmup") == 0)
 		return cfs_warmup_main(argc - 1, argv + 1); /* a command, not a mount */
 	if (!not_dumpable())

@@ -824,6 +824,10 @@ BAD_CASES = {
                        ["addressing", "sideways"], 30),
     "no-bucket": (lambda s3, t, q: ("s3:///" + MIXED_PREFIX, s3_args(s3), ENV_KEYS, None),
                   ["bucket", "s3://", "url"], 30),
+    **{"file-url-" + name: ((lambda name: lambda s3, t, q: (
+        s3_url(BUCKET, MIXED_PREFIX + "/" + name), s3_args(s3), ENV_KEYS, None))(name),
+        ["names a file; give its directory: %s/" % s3_url(BUCKET, MIXED_PREFIX)], 30)
+       for name in ("chunk-0-0.bin", "index.json")},
 }
 
 

@@ -126,6 +126,41 @@ static void test_urls(void)
 	g_free(r);
 }
 
+/* Text that is not a URL is shown as typed, with what may be secret masked. */
+static void test_url_redact_text(void)
+{
+	const char *cases[][2] = {
+		{ "127.0.0.1:8080/data/", "127.0.0.1:8080/data/" },
+		{ "user:secret@host:80/p?token=abc", "***@host:80/p?***" },
+		{ "http://u:secret@[::1/p?x=abc", "http://***@[::1/p?***" },
+		{ "not a url", "not a url" },
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		char *r = cfs_url_redact(cases[i][0]);
+		g_assert_cmpstr(r, ==, cases[i][1]);
+		g_free(r);
+	}
+}
+
+static void test_url_file_and_parent(void)
+{
+	char *f = cfs_url_dir_as_file("http://h:1/ds/x.bin/?q=1");
+	g_assert_cmpstr(f, ==, "http://h:1/ds/x.bin?q=1");
+	g_free(f);
+	g_assert_null(cfs_url_dir_as_file("http://h/"));
+	const char *cases[][2] = {
+		{ "http://h/ds/index.json", "http://h/ds/" },
+		{ "http://h/ds/index.json/", "http://h/ds/" },
+		{ "s3://b/p/chunk-0-0.bin?***", "s3://b/p/" },
+		{ "nothing", "" },
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		char *p = cfs_url_parent_dir(cases[i][0]);
+		g_assert_cmpstr(p, ==, cases[i][1]);
+		g_free(p);
+	}
+}
+
 static void test_readahead(void)
 {
 	struct cfs_ra_streams rs = { 0 };
@@ -1359,6 +1394,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/log/escape", test_log_escape);
 	g_test_add_func("/tree/names", test_names);
 	g_test_add_func("/url/normalize-join-redact", test_urls);
+	g_test_add_func("/url/redact-text", test_url_redact_text);
+	g_test_add_func("/url/file-and-parent", test_url_file_and_parent);
 	g_test_add_func("/readahead/sequential-and-random", test_readahead);
 	g_test_add_func("/stats/ttfb", test_ttfb);
 	g_test_add_func("/listing/s3", test_listing_s3);

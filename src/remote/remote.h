@@ -48,6 +48,13 @@ struct cfs_remote_ops {
 	 * the bucket's answer.
 	 */
 	bool (*unlisted)(const GError *err);
+	/*
+	 * Whether an empty listing of the root may mean that the URL names an
+	 * object, to be asked with a HEAD: S3, where a key is no directory and
+	 * the listing of KEY/ is empty. Not HTTP, whose servers redirect a
+	 * directory's name without '/' to the directory.
+	 */
+	bool empty_root_may_be_object;
 };
 
 struct cfs_remote {
@@ -80,8 +87,9 @@ struct cfs_remote {
  *   the AWS CLI would find (see remote/s3.c), unless --no-sign-request; CA
  *   bundle from --cacert, else AWS_CA_BUNDLE, else as for HTTP.
  * Logs one warning when --insecure is given. Fails with a GError whose
- * message names the redacted URL: G_URI_ERROR for a malformed URL,
- * G_IO_ERROR_NOT_SUPPORTED for another scheme, G_IO_ERROR_NOT_FOUND when no
+ * message names the redacted URL: G_URI_ERROR for a malformed URL or one
+ * without "SCHEME://", G_IO_ERROR_NOT_SUPPORTED for a scheme other than
+ * http, https and s3 (both list the forms a mount takes), G_IO_ERROR_NOT_FOUND when no
  * S3 credentials are found. Returns a remote to free with cfs_remote_free().
  */
 struct cfs_remote *cfs_remote_new(const struct cfs_options *opts, GError **error);

@@ -310,6 +310,7 @@ static const struct cfs_remote_ops s3_ops = {
 	.list_url = s3_list_url,
 	.parse_listing = cfs_listing_parse_s3,
 	.unlisted = s3_unlisted,
+	.empty_root_may_be_object = true,
 };
 
 const struct remote_scheme cfs_remote_s3 = {

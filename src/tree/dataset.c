@@ -378,17 +378,98 @@ static bool add_dataset_dir(struct dataset *d, struct cfs_tree *t, struct cfs_no
 	return true;
 }
 
-/* An HTTP root that cannot be listed: the dataset index must be there, and is the tree. */
+/* Whether the URL as typed ends in the name of a dataset index, a file. */
+static bool shown_ends_in_index(const char *shown)
+{
+	char *path = g_strndup(shown, strcspn(shown, "?#"));
+	size_t len = strlen(path);
+	while (len > 0 && path[len - 1] == '/')
+		path[--len] = '\0';
+	bool index = g_str_has_suffix(path, "/" INDEX_NAME);
+	g_free(path);
+	return index;
+}
+
+/*
+ * Whether the mount's URL names an object, not a directory (a slip: the URL
+ * of index.json or of a chunk): by its name, or by a HEAD of it without the
+ * '/' that makes it a directory. Asked only when the directory was not
+ * found or is empty on a remote whose keys are no directories (S3), since
+ * an HTTP server may redirect a directory's name to the directory.
+ */
+static bool root_names_file(struct dataset *d)
+{
+	if (shown_ends_in_index(d->remote->shown))
+		return true;
+	char *url = cfs_url_dir_as_file(d->remote->base_url);
+	uint64_t size;
+	GError *err = NULL;
+	bool file = url && cfs_fetch_head(d->opts, d->remote, url, &size, &err);
+	g_clear_error(&err);
+	g_free(url);
+	return file;
+}
+
+static void set_names_file(const struct dataset *d, GError **error)
+{
+	char *parent = cfs_url_parent_dir(d->remote->shown);
+	g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_DIRECTORY,
+		    "URL '%s' names a file; give its directory: %s", d->remote->shown, parent);
+	g_free(parent);
+}
+
+/*
+ * Why a root the server does not list shows nothing, now that its
+ * index.json is not found either: the URL names a file; or no directory is
+ * there (its listing was not found too); or the server does not list it.
+ */
+static void explain_bare_root(struct dataset *d, bool listing_missing, GError **error)
+{
+	const char *shown = d->remote->shown;
+	if (listing_missing && root_names_file(d))
+		set_names_file(d, error);
+	else if (listing_missing)
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+			    "no directory at '%s': the server finds neither it nor its %s; "
+			    "check the path",
+			    shown, INDEX_NAME);
+	else
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+			    "'%s' has no %s and the server does not list it: give a dataset's "
+			    "directory, or have the server list directories (nginx: autoindex on)",
+			    shown, INDEX_NAME);
+}
+
+/*
+ * An HTTP root that cannot be listed (listing_missing: its listing was not
+ * found): the dataset index must be there, and is the tree.
+ */
 static bool add_index_only(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
-			   int64_t deadline_us, GError **error)
+			   bool listing_missing, int64_t deadline_us, GError **error)
 {
 	GBytes *bytes = NULL;
-	struct cfs_ds_index *idx = load_index(d, dir, deadline_us, &bytes, error);
+	GError *err = NULL;
+	struct cfs_ds_index *idx = load_index(d, dir, deadline_us, &bytes, &err);
+	if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+		explain_bare_root(d, listing_missing, error);
+	else if (err)
+		g_propagate_error(error, g_steal_pointer(&err));
+	g_clear_error(&err);
 	if (!idx)
 		return false;
 	add_dataset(d, t, dir, bytes, idx, NULL);
 	g_bytes_unref(bytes);
 	return true;
+}
+
+/* Whether dir, listed as l, is an empty root because the URL names an object. */
+static bool empty_root_names_file(struct dataset *d, const struct cfs_node *dir,
+				  const struct cfs_listing *l)
+{
+	if (dir->ino != CFS_ROOT_INO || l->entries->len)
+		return false;
+	return d->remote->ops->empty_root_may_be_object ? root_names_file(d)
+							: shown_ends_in_index(d->remote->shown);
 }
 
 /* One deadline for all the pages of dir's listing and its index.json. */
@@ -402,10 +483,16 @@ static bool list_dir(void *ctx, struct cfs_tree *t, struct cfs_node *dir, GError
 		if (dir->ino == CFS_ROOT_INO && d->remote->ops->unlisted(err)) {
 			g_debug("%s cannot be listed (%s): using its %s", d->remote->shown,
 				err->message, INDEX_NAME);
+			bool missing = g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
 			g_error_free(err);
-			return add_index_only(d, t, dir, deadline_us, error);
+			return add_index_only(d, t, dir, missing, deadline_us, error);
 		}
 		g_propagate_error(error, err);
+		return false;
+	}
+	if (empty_root_names_file(d, dir, l)) {
+		set_names_file(d, error);
+		cfs_listing_free(l);
 		return false;
 	}
 	GHashTable *files = listed_files(l);

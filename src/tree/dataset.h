@@ -21,8 +21,12 @@ struct cfs_views;
  * are skipped with one log line each. A dataset index that cannot be parsed
  * is logged and its directory shown as it is. Errors (GError, the message
  * names the redacted URL): the root cannot be listed; an HTTP root that does
- * not list has no index.json (G_IO_ERROR_NOT_FOUND) or one that is not a
- * dataset index (G_IO_ERROR_INVALID_DATA). Called once, from the main thread.
+ * not list has no index.json (G_IO_ERROR_NOT_FOUND, saying whether the
+ * directory is missing too or only not listed) or one that is not a
+ * dataset index (G_IO_ERROR_INVALID_DATA); the URL names a file, by a HEAD
+ * of it when its directory is not found, or by its name index.json
+ * (G_IO_ERROR_NOT_DIRECTORY, the message gives its directory). Called once,
+ * from the main thread.
  */
 struct cfs_tree *cfs_dataset_build(const struct cfs_options *opts, const struct cfs_remote *remote,
 				   struct cfs_views *views, GError **error);

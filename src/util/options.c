@@ -148,6 +148,14 @@ static bool check_sizes(const struct cfs_options *o, GError **error)
 			    min_cap / CFS_MIB);
 		return false;
 	}
+	if (o->disk_cache != 0 && o->disk_cache != CFS_DISK_CAP_AUTO &&
+	    o->disk_cache < o->block_size) {
+		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+			    "--disk-cache must be 0 (no spill tier) or at least one block of "
+			    "--block-size (%" G_GUINT64_FORMAT " KiB)",
+			    o->block_size >> 10);
+		return false;
+	}
 	if (o->readahead > READAHEAD_MAX) {
 		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
 			    "--readahead must be at most 1G");
@@ -381,6 +389,24 @@ static bool take_header_file(struct raw_args *a, GError **error)
 	return ok;
 }
 
+/* A CA file libcurl cannot read would fail every TLS connection later, with less said. */
+static bool check_cacert(const char *path, GError **error)
+{
+	struct stat st;
+	const char *problem = NULL;
+	if (!path)
+		return true;
+	if (stat(path, &st) != 0 || access(path, R_OK) != 0)
+		problem = g_strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		problem = "not a regular file";
+	if (problem)
+		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+			    "--cacert=%s: %s (give a readable PEM file of CA certificates)", path,
+			    problem);
+	return !problem;
+}
+
 static bool check_eviction(const char *value, GError **error)
 {
 	if (!value || cfs_policy_known(value))
@@ -471,8 +497,8 @@ static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
 	    !check_int_opt("metadata-ttl", a->metadata_ttl, 0, METADATA_TTL_MAX_S, error) ||
 	    !check_int_opt("max-dir-entries", a->max_dir_entries, 1, MAX_DIR_ENTRIES_MAX, error) ||
 	    !check_sizes(o, error) || !check_headers(a->headers, error) ||
-	    !take_header_file(a, error) || !check_addressing(a->s3_addressing, error) ||
-	    !take_spill_settings(a, o, error))
+	    !take_header_file(a, error) || !check_cacert(a->cacert, error) ||
+	    !check_addressing(a->s3_addressing, error) || !take_spill_settings(a, o, error))
 		return false;
 	take_remote_settings(a, o);
 	o->max_connections = (unsigned)a->max_connections;
@@ -600,10 +626,15 @@ static char **expand_mount_opts(int argc, char **argv, const GOptionEntry *const
 }
 
 static const char summary[] =
-	"Mount a LitData dataset served over HTTP(S) or S3 as a read-only file system.\n"
-	"URL is the dataset directory (it holds index.json): http://HOST/PATH/,\n"
-	"https://HOST/PATH/ or s3://BUCKET/PREFIX. SIZE is bytes or a number with\n"
-	"K, M, G or T (powers of 1024).";
+	"Mount an S3 bucket path or an HTTP(S) directory as a read-only file system:\n"
+	"every object is a file, its bytes fetched in ranges as they are read.\n"
+	"A LitData or MosaicML MDS dataset (a directory with an index.json) also\n"
+	"shows each item as a file under .items/ (zstd chunks decompressed under\n"
+	".decompressed/), and a WebDataset tar shard NAME.tar its members under\n"
+	"NAME.tar.d/.\n"
+	"URL is the directory to mount: http://HOST/PATH/, https://HOST/PATH/ or\n"
+	"s3://BUCKET/PREFIX. SIZE is bytes or a number with K, M, G or T (powers\n"
+	"of 1024).";
 
 bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *exit_now,
 		       GError **error)

@@ -70,7 +70,8 @@ bool cfs_parse_size(const char *text, uint64_t *out);
  * group, defaults, rw, ro) are dropped, the other items go to fuse_opts. A
  * comma escaped by a backslash stays inside its item (libfuse's fuse_opt).
  * The mountpoint must be a directory that is not a mount, and empty unless
- * --nonempty (-o nonempty).
+ * --nonempty (-o nonempty); --cacert a readable regular file; --disk-cache
+ * 0 or at least one block.
  * Handles --help itself by printing to stdout and exiting; --version sets
  * opts->version and *exit_now (return value true). On a usage error returns
  * false with a one-line message in *error. argv is not modified.

@@ -5,11 +5,32 @@
 #include <stdbool.h>
 #include <string.h>
 
+/*
+ * A text GUri cannot parse is shown as typed, so that the user sees the
+ * mistake, with what may be secret masked as in a parsed URL: before an '@'
+ * of the authority, and after '?'.
+ */
+static char *redact_text(const char *text)
+{
+	const char *sep = strstr(text, "://");
+	const char *authority = sep ? sep + 3 : text;
+	size_t authority_len = strcspn(authority, "/?#");
+	const char *at = memchr(authority, '@', authority_len);
+	const char *host = at ? at + 1 : authority;
+	size_t host_len = strcspn(host, "?");
+	const char *query = host[host_len] ? "?***" : "";
+	return g_strdup_printf("%.*s%s%.*s%s", (int)(authority - text), text, at ? "***@" : "",
+			       (int)host_len, host, query);
+}
+
 char *cfs_url_redact(const char *url)
 {
 	GUri *uri = g_uri_parse(url, G_URI_FLAGS_ENCODED | G_URI_FLAGS_PARSE_RELAXED, NULL);
-	if (!uri)
-		return g_strdup("<unparsable URL>");
+	if (!uri || !g_uri_get_host(uri)) {
+		/* "user:secret@host/path" parses as scheme "user" and a path holding the secret */
+		g_clear_pointer(&uri, g_uri_unref);
+		return redact_text(url);
+	}
 	GUri *safe = g_uri_build(G_URI_FLAGS_ENCODED, g_uri_get_scheme(uri),
 				 g_uri_get_userinfo(uri) ? "***" : NULL, g_uri_get_host(uri),
 				 g_uri_get_port(uri), g_uri_get_path(uri),
@@ -72,6 +93,36 @@ char *cfs_url_join(const char *base, const char *path)
 	g_uri_unref(joined);
 	g_free(full);
 	g_free(escaped);
+	g_uri_unref(uri);
+	return text;
+}
+
+char *cfs_url_parent_dir(const char *url)
+{
+	size_t end = strcspn(url, "?#");
+	while (end > 0 && url[end - 1] == '/')
+		end--;
+	while (end > 0 && url[end - 1] != '/')
+		end--;
+	return g_strndup(url, end);
+}
+
+char *cfs_url_dir_as_file(const char *dir_url)
+{
+	GUri *uri = g_uri_parse(dir_url, G_URI_FLAGS_ENCODED, NULL);
+	g_return_val_if_fail(uri != NULL, NULL);
+	const char *path = g_uri_get_path(uri);
+	size_t len = strlen(path);
+	char *text = NULL;
+	if (len > 1 && path[len - 1] == '/') {
+		char *file = g_strndup(path, len - 1);
+		GUri *f = g_uri_build(G_URI_FLAGS_ENCODED, g_uri_get_scheme(uri),
+				      g_uri_get_userinfo(uri), g_uri_get_host(uri),
+				      g_uri_get_port(uri), file, g_uri_get_query(uri), NULL);
+		text = g_uri_to_string(f);
+		g_uri_unref(f);
+		g_free(file);
+	}
 	g_uri_unref(uri);
 	return text;
 }

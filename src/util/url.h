@@ -24,9 +24,27 @@ char *cfs_url_join(const char *base, const char *path);
 
 /*
  * The URL fit for a log line: userinfo replaced by "***" and the query
- * string by "?***". g_malloc'd. Never fails: an unparsable text gives
- * "<unparsable URL>".
+ * string by "?***". g_malloc'd. Never fails: a text that is not a URL is
+ * given back as it is, with what stands before an '@' of its authority and
+ * after its '?' masked the same way.
  */
 char *cfs_url_redact(const char *url);
+
+/*
+ * The directory that holds the object url names: url cut after the '/'
+ * before its last path segment (trailing slashes and the query and
+ * fragment dropped first), e.g. "http://h/ds/" of "http://h/ds/index.json".
+ * url is text for a message (redacted); the result is g_malloc'd, "" when
+ * url has no '/'. Thread-safe.
+ */
+char *cfs_url_parent_dir(const char *url);
+
+/*
+ * The URL of the object that dir_url (a directory URL from
+ * cfs_url_normalize_dir(), or a remote's base URL) would name without the
+ * '/' that ends its path: "http://h/ds/x.bin?q" of "http://h/ds/x.bin/?q".
+ * NULL for the root ("/"), which names no object. g_malloc'd; thread-safe.
+ */
+char *cfs_url_dir_as_file(const char *dir_url);
 
 #endif
