@@ -7,6 +7,10 @@
  * with every item, and for zstd chunks .decompressed/ with the index and
  * chunks as an uncompressed dataset. An HTTP server that does not list
  * directories still mounts a dataset through its index.json alone.
+ *
+ * The views and .chunkfs/ are hidden unless --views=visible: found by
+ * name, not listed by readdir, so that du, cp -r, tar, find and rsync walk
+ * the remote's files only (as ZFS hides .zfs with snapdir=hidden).
  */
 #include "tree/dataset.h"
 
@@ -39,6 +43,12 @@ struct dataset {
 	const struct cfs_remote *remote;
 	struct cfs_views *views;
 };
+
+/* Whether the views and .chunkfs/ are left out of readdir (--views=hidden). */
+static bool views_hidden(const struct dataset *d)
+{
+	return !d->opts->views_visible;
+}
 
 /*
  * Add an object file for name in dir; size may be CFS_SIZE_UNKNOWN (asked
@@ -278,7 +288,7 @@ static void add_dataset(struct dataset *d, struct cfs_tree *t, struct cfs_node *
 		index->etag = g_strdup(listed->etag);
 	struct cfs_node *plain_dir = NULL;
 	if (idx->plain_index && acceptable(t, dir, PLAIN_NAME)) {
-		plain_dir = cfs_tree_add_dir(t, dir, PLAIN_NAME, false);
+		plain_dir = cfs_tree_add_dir(t, dir, PLAIN_NAME, false, views_hidden(d));
 		tie(t, plain_dir, index);
 		cfs_tree_add_bytes(t, plain_dir, INDEX_NAME, idx->plain_index);
 	}
@@ -288,7 +298,7 @@ static void add_dataset(struct dataset *d, struct cfs_tree *t, struct cfs_node *
 		view = cfs_views_add_items(d->views, g_steal_pointer(&idx), ch.nodes, ch.sources,
 					   dir->ino);
 	if (view)
-		tie(t, cfs_tree_add_view(t, dir, ITEMS_NAME, view), index);
+		tie(t, cfs_tree_add_view(t, dir, ITEMS_NAME, view, views_hidden(d)), index);
 	cfs_ds_index_free(idx);
 	g_free(ch.nodes);
 	g_free(ch.sources);
@@ -302,7 +312,7 @@ static void add_tar_view(struct dataset *d, struct cfs_tree *t, struct cfs_node 
 	struct cfs_view *view = acceptable(t, dir, name)
 		? cfs_views_add_tar(d->views, tar, dir->ino) : NULL;
 	if (view)
-		tie(t, cfs_tree_add_view(t, dir, name, view), tar);
+		tie(t, cfs_tree_add_view(t, dir, name, view, views_hidden(d)), tar);
 	g_free(name);
 }
 
@@ -317,7 +327,7 @@ static void add_entries(struct dataset *d, struct cfs_tree *t, struct cfs_node *
 			continue;
 		struct cfs_node *file = NULL;
 		if (e->is_dir)
-			cfs_tree_add_dir(t, dir, e->name, true);
+			cfs_tree_add_dir(t, dir, e->name, true, false);
 		else
 			file = add_object(d, t, dir, e->name, e->size, e->etag);
 		if (file && g_str_has_suffix(e->name, TAR_SUFFIX))
@@ -438,7 +448,7 @@ struct cfs_tree *cfs_dataset_build(const struct cfs_options *opts, const struct 
 	d->views = views;
 	struct cfs_tree *t = cfs_tree_new(list_dir, size_object, d, g_free, opts->metadata_ttl_s);
 	struct cfs_node *root = cfs_tree_root(t);
-	struct cfs_node *control = cfs_tree_add_dir(t, root, ".chunkfs", false);
+	struct cfs_node *control = cfs_tree_add_dir(t, root, ".chunkfs", false, views_hidden(d));
 	cfs_tree_add_rendered(t, control, "stats", cfs_stats_render);
 	cfs_tree_add_rendered(t, control, "metrics", cfs_metrics_render);
 	cfs_tree_add_rendered(t, control, "errors", cfs_errors_render);

@@ -420,7 +420,7 @@ void cfs_tree_readdir(struct cfs_tree *t, struct cfs_node *dir, uint64_t off,
 	g_rw_lock_reader_lock(&t->lock);
 	for (guint i = first_at(dir, off); i < dir->children->len; i++) {
 		const struct cfs_node *c = g_ptr_array_index(dir->children, i);
-		if (!add(ctx, c->name, c->ino, node_is_dir(c), c->cookie + 1))
+		if (!c->hidden && !add(ctx, c->name, c->ino, node_is_dir(c), c->cookie + 1))
 			break;
 	}
 	g_rw_lock_reader_unlock(&t->lock);
@@ -432,6 +432,7 @@ struct content {
 	bool remote;
 	struct cfs_object *object;
 	GBytes *bytes;
+	bool hidden;
 	struct cfs_view *view;
 	cfs_render_fn render;
 };
@@ -451,6 +452,7 @@ static struct cfs_node *add(struct cfs_tree *t, struct cfs_node *dir, const char
 		n->remote = c.remote;
 		n->object = c.object;
 		n->bytes = c.bytes ? g_bytes_ref(c.bytes) : NULL;
+		n->hidden = c.hidden;
 		n->view = c.view;
 		n->render = c.render;
 		if (c.view)
@@ -461,9 +463,10 @@ static struct cfs_node *add(struct cfs_tree *t, struct cfs_node *dir, const char
 }
 
 struct cfs_node *cfs_tree_add_dir(struct cfs_tree *t, struct cfs_node *dir, const char *name,
-				  bool remote)
+				  bool remote, bool hidden)
 {
-	return add(t, dir, name, (struct content){ .kind = CFS_NODE_DIR, .remote = remote });
+	return add(t, dir, name,
+		   (struct content){ .kind = CFS_NODE_DIR, .remote = remote, .hidden = hidden });
 }
 
 struct cfs_node *cfs_tree_add_object(struct cfs_tree *t, struct cfs_node *dir, const char *name,
@@ -489,10 +492,11 @@ struct cfs_node *cfs_tree_add_rendered(struct cfs_tree *t, struct cfs_node *dir,
 }
 
 struct cfs_node *cfs_tree_add_view(struct cfs_tree *t, struct cfs_node *dir, const char *name,
-				   struct cfs_view *view)
+				   struct cfs_view *view, bool hidden)
 {
-	struct cfs_node *n = add(t, dir, name,
-				 (struct content){ .kind = CFS_NODE_VIEW, .view = view });
+	struct cfs_node *n = add(
+		t, dir, name,
+		(struct content){ .kind = CFS_NODE_VIEW, .view = view, .hidden = hidden });
 	if (!n)
 		cfs_view_unref(view);
 	return n;

@@ -72,6 +72,7 @@ struct cfs_node {
 	uint64_t named;            /* atomic: the listing of its directory that last named it */
 	/* Guarded by the tree's lock. */
 	bool listed;               /* added by a listing: a later one that omits it removes it */
+	bool hidden;               /* left out of its directory's readdir, found by lookup */
 	struct cfs_node *owner;    /* a sibling it is shown for (cfs_tree_tie()), or NULL */
 	uint64_t cookie;           /* its readdir offset in its directory; never reused there */
 	/* CFS_NODE_DIR, guarded by the tree's lock. */
@@ -215,7 +216,8 @@ typedef bool (*cfs_dirent_add_fn)(void *ctx, const char *name, uint64_t ino, boo
  * false: 0 is ".", 1 "..", and every child has an offset of its own
  * (cfs_node.cookie, growing in the order children are added) that it keeps
  * while it stays, so that a readdir resumed across a relisting neither
- * skips nor repeats a name that stayed. Thread-safe.
+ * skips nor repeats a name that stayed. Hidden children are skipped, their
+ * offsets unused. Thread-safe.
  */
 void cfs_tree_readdir(struct cfs_tree *t, struct cfs_node *dir, uint64_t off,
 		      cfs_dirent_add_fn add, void *ctx);
@@ -225,13 +227,15 @@ void cfs_tree_readdir(struct cfs_tree *t, struct cfs_node *dir, uint64_t off,
  * not present yet, else NULL is returned and nothing is added. The caller's
  * reference to the object passed becomes the node's (dropped at once when
  * NULL is returned); the bytes are referenced. A remote directory is listed
- * on demand; another directory holds what is added to it. A child added
- * while dir is being listed is removed by a later listing that omits it.
+ * on demand; another directory holds what is added to it. A hidden
+ * directory (hidden) is found by lookup but left out of dir's readdir, as
+ * ZFS hides .zfs (snapdir=hidden), so that tree walkers see the remote's
+ * names only. A child added while dir is being listed is removed by a later listing that omits it.
  * The caller gets no reference: the node returned is valid while dir's
  * listing runs, or as long as dir is not a remote directory.
  */
 struct cfs_node *cfs_tree_add_dir(struct cfs_tree *t, struct cfs_node *dir, const char *name,
-				  bool remote);
+				  bool remote, bool hidden);
 struct cfs_node *cfs_tree_add_object(struct cfs_tree *t, struct cfs_node *dir, const char *name,
 				     struct cfs_object *obj);
 struct cfs_node *cfs_tree_add_bytes(struct cfs_tree *t, struct cfs_node *dir, const char *name,
@@ -245,7 +249,7 @@ struct cfs_node *cfs_tree_add_rendered(struct cfs_tree *t, struct cfs_node *dir,
  * (dropped at once when NULL is returned).
  */
 struct cfs_node *cfs_tree_add_view(struct cfs_tree *t, struct cfs_node *dir, const char *name,
-				   struct cfs_view *view);
+				   struct cfs_view *view, bool hidden);
 
 /* A new object id, unique in this tree. */
 uint32_t cfs_tree_next_object_id(struct cfs_tree *t);

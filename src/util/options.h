@@ -38,6 +38,7 @@ struct cfs_options {
 	uint64_t disk_cache;  /* bytes, spill tier cap; 0: off; CFS_DISK_CAP_AUTO (spill/spill.h) */
 	char *eviction;       /* --eviction: policy of both tiers (policy.h) */
 	bool spill_compress;  /* --spill-compress: zstd-compress spilled blocks */
+	bool views_visible;   /* --views=visible: readdir lists the views and .chunkfs/ */
 };
 
 
@@ -56,7 +57,7 @@ bool cfs_parse_size(const char *text, uint64_t *out);
  * 2 fetch threads, connect timeout 10 s, timeout 30 s, 4 retries,
  * max_dir_entries 10,000,000, cache_dir
  * $XDG_CACHE_HOME/chunkfs (else ~/.cache/chunkfs), disk_cache
- * CFS_DISK_CAP_AUTO, eviction "lru".
+ * CFS_DISK_CAP_AUTO, eviction "lru", views hidden.
  * Every long option is also accepted as an item NAME[=VALUE] of a -o list
  * (as mount.fuse(8) passes fstab's options); the mount(8) options of every
  * file system (_netdev, nofail, noauto, auto, user, users, nouser, owner,
