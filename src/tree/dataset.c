@@ -27,6 +27,7 @@
 #include "remote/remote.h"
 #include "util/metrics.h"
 #include "util/stats.h"
+#include "util/times.h"
 #include "tree/tree.h"
 #include "util/url.h"
 #include "views/view.h"
@@ -51,16 +52,18 @@ static bool views_hidden(const struct dataset *d)
 }
 
 /*
- * Add an object file for name in dir; size may be CFS_SIZE_UNKNOWN (asked
- * for at lookup). A listed ETag becomes the one every response must carry.
+ * Add an object file for name in dir, as e lists it (NULL: nothing
+ * listed); size may be CFS_SIZE_UNKNOWN (asked for at lookup). A listed
+ * ETag becomes the one every response must carry.
  */
 static struct cfs_node *add_object(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
-				   const char *name, uint64_t size, const char *etag)
+				   const char *name, uint64_t size, const struct cfs_entry *e)
 {
 	char *path = cfs_node_child_path(dir, name);
 	char *url = cfs_url_join(d->remote->base_url, path);
 	struct cfs_object *obj = cfs_object_new(cfs_tree_next_object_id(t), path, url, size);
-	obj->etag = g_strdup(etag);
+	obj->etag = g_strdup(e ? e->etag : NULL);
+	obj->mtime_us = e ? e->mtime_us : CFS_TIME_UNKNOWN;
 	struct cfs_node *n = cfs_tree_add_object(t, dir, name, obj);
 	g_free(url);
 	g_free(path);
@@ -241,7 +244,7 @@ static struct cfs_node *chunk_node(struct dataset *d, struct cfs_tree *t, struct
 	/* A compressed dataset's index gives uncompressed sizes: the listing's, or ask. */
 	const struct cfs_entry *e = listed_file(files, c->name);
 	uint64_t size = c->size != CFS_SIZE_UNKNOWN ? c->size : e ? e->size : CFS_SIZE_UNKNOWN;
-	struct cfs_node *node = add_object(d, t, dir, c->name, size, e ? e->etag : NULL);
+	struct cfs_node *node = add_object(d, t, dir, c->name, size, e);
 	tie(t, node, index);
 	return node;
 }
@@ -284,8 +287,10 @@ static void add_dataset(struct dataset *d, struct cfs_tree *t, struct cfs_node *
 	struct cfs_node *index = acceptable(t, dir, INDEX_NAME)
 		? cfs_tree_add_bytes(t, dir, INDEX_NAME, bytes) : NULL;
 	const struct cfs_entry *listed = listed_file(files, INDEX_NAME);
-	if (index && listed)
+	if (index && listed) {
 		index->etag = g_strdup(listed->etag);
+		__atomic_store_n(&index->mtime_us, listed->mtime_us, __ATOMIC_RELAXED);
+	}
 	struct cfs_node *plain_dir = NULL;
 	if (idx->plain_index && acceptable(t, dir, PLAIN_NAME)) {
 		plain_dir = cfs_tree_add_dir(t, dir, PLAIN_NAME, false, views_hidden(d));
@@ -329,7 +334,7 @@ static void add_entries(struct dataset *d, struct cfs_tree *t, struct cfs_node *
 		if (e->is_dir)
 			cfs_tree_add_dir(t, dir, e->name, true, false);
 		else
-			file = add_object(d, t, dir, e->name, e->size, e->etag);
+			file = add_object(d, t, dir, e->name, e->size, e);
 		if (file && g_str_has_suffix(e->name, TAR_SUFFIX))
 			add_tar_view(d, t, dir, file);
 	}
@@ -433,8 +438,11 @@ static bool size_object(void *ctx, struct cfs_object *obj, GError **error)
 {
 	struct dataset *d = ctx;
 	uint64_t size;
-	if (!cfs_fetch_head(d->opts, d->remote, obj->url, &size, error))
+	int64_t mtime_us;
+	if (!cfs_fetch_head(d->opts, d->remote, obj->url, &size, &mtime_us, error))
 		return false;
+	if (mtime_us != CFS_TIME_UNKNOWN) /* before the size: a reader that sees it sees the time */
+		__atomic_store_n(&obj->mtime_us, mtime_us, __ATOMIC_RELAXED);
 	__atomic_store_n(&obj->size, size, __ATOMIC_RELEASE); /* read unlocked: cfs_tree_file_sized */
 	return true;
 }

@@ -6,6 +6,7 @@
 #include "remote/listing.h"
 #include "tree/object.h"
 #include "util/stats.h"
+#include "util/times.h"
 #include "views/view.h"
 
 /*
@@ -42,6 +43,7 @@ static struct cfs_node *node_new(struct cfs_tree *t, struct cfs_node *parent, co
 	n->name = g_strdup(name);
 	n->path = parent ? cfs_node_child_path(parent, name) : g_strdup(name);
 	n->kind = kind;
+	n->mtime_us = CFS_TIME_UNKNOWN;
 	n->refs = 1; /* its place in parent; the root's is the tree's */
 	if (kind == CFS_NODE_DIR) {
 		n->children = g_ptr_array_new();
@@ -430,9 +432,9 @@ void cfs_tree_readdir(struct cfs_tree *t, struct cfs_node *dir, uint64_t off,
 struct content {
 	enum cfs_node_kind kind;
 	bool remote;
+	bool hidden;
 	struct cfs_object *object;
 	GBytes *bytes;
-	bool hidden;
 	struct cfs_view *view;
 	cfs_render_fn render;
 };
@@ -450,9 +452,9 @@ static struct cfs_node *add(struct cfs_tree *t, struct cfs_node *dir, const char
 		n->listed = dir->listing_now;
 		n->named = dir->listing_id;
 		n->remote = c.remote;
+		n->hidden = c.hidden;
 		n->object = c.object;
 		n->bytes = c.bytes ? g_bytes_ref(c.bytes) : NULL;
-		n->hidden = c.hidden;
 		n->view = c.view;
 		n->render = c.render;
 		if (c.view)
@@ -510,6 +512,13 @@ uint32_t cfs_tree_next_object_id(struct cfs_tree *t)
 char *cfs_node_child_path(const struct cfs_node *dir, const char *name)
 {
 	return *dir->path ? g_strconcat(dir->path, "/", name, NULL) : g_strdup(name);
+}
+
+int64_t cfs_node_mtime(const struct cfs_node *n)
+{
+	if (n->kind == CFS_NODE_OBJECT)
+		return cfs_object_mtime(n->object);
+	return __atomic_load_n(&n->mtime_us, __ATOMIC_RELAXED);
 }
 
 uint64_t cfs_node_size(const struct cfs_node *n)

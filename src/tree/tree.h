@@ -65,14 +65,16 @@ struct cfs_node {
 	GBytes *bytes;             /* CFS_NODE_BYTES */
 	char *etag;                /* CFS_NODE_BYTES: the ETag listed for them, or NULL; set by the
 				      listing that adds the node, read by later listings */
+	int64_t mtime_us;          /* CFS_NODE_BYTES, atomic: last modified as listed (microseconds
+				      since the epoch), or CFS_TIME_UNKNOWN; set like etag */
 	struct cfs_view *view;     /* CFS_NODE_VIEW: a reference of the node's */
 	cfs_render_fn render;      /* CFS_NODE_RENDERED */
 	uint64_t refs;             /* atomic: references, as described above */
 	uint64_t lookups;          /* atomic: lookups the kernel has not forgotten */
 	uint64_t named;            /* atomic: the listing of its directory that last named it */
+	bool hidden;               /* left out of its directory's readdir, found by lookup */
 	/* Guarded by the tree's lock. */
 	bool listed;               /* added by a listing: a later one that omits it removes it */
-	bool hidden;               /* left out of its directory's readdir, found by lookup */
 	struct cfs_node *owner;    /* a sibling it is shown for (cfs_tree_tie()), or NULL */
 	uint64_t cookie;           /* its readdir offset in its directory; never reused there */
 	/* CFS_NODE_DIR, guarded by the tree's lock. */
@@ -259,6 +261,13 @@ uint32_t cfs_tree_next_object_id(struct cfs_tree *t);
  * cfs_node.path); g_malloc'd, the caller frees it. Thread-safe.
  */
 char *cfs_node_child_path(const struct cfs_node *dir, const char *name);
+
+/*
+ * When n was last modified, in microseconds since the epoch: its object's
+ * time (cfs_object_mtime()), a held file's listed time, else
+ * CFS_TIME_UNKNOWN (directories, rendered files). Thread-safe.
+ */
+int64_t cfs_node_mtime(const struct cfs_node *n);
 
 /* Size in bytes a node shows in stat (a rendered file's current length; 0 while unknown). */
 uint64_t cfs_node_size(const struct cfs_node *n);
