@@ -70,6 +70,7 @@ CASES = {
     "readahead-bad-size": lambda u, t: (["--readahead=12Q"], _url(u, "mixed"), t),
     "disk-cache-bad-size": lambda u, t: (["--disk-cache=lots"], _url(u, "mixed"), t),
     "eviction-unknown": lambda u, t: (["--eviction=mru"], _url(u, "mixed"), t),
+    "views-unknown": lambda u, t: (["--views=shown"], _url(u, "mixed"), t),
     "cache-dir-is-file": lambda u, t: (["--cache-dir=" + t + "-file"], _url(u, "mixed"), t),
     "connections-not-number": lambda u, t: (["--max-connections=abc"], _url(u, "mixed"), t),
     "fetch-threads-zero": lambda u, t: (["--fetch-threads=0"], _url(u, "mixed"), t),

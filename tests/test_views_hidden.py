@@ -1,7 +1,9 @@
 """Views out of the way of tree walkers, as ZFS hides .zfs (snapdir=hidden):
 .items/, .decompressed/, NAME.tar.d/ and .chunkfs/ are not listed by readdir
-of their directory, so os.walk, du, find and cp -r see exactly the remote's
-tree, yet each opens by name; --views=visible (-o views=visible) lists them."""
+of their directory, so os.walk, du, find, tar and cp -r see exactly the
+remote's tree, yet each opens by name; --views=visible (-o views=visible)
+lists them."""
+import io
 import os
 import shutil
 import subprocess
@@ -56,9 +58,18 @@ def test_walk_sees_the_remote_tree(mount, remote):
         assert sorted(os.listdir(m.file(sub))) == sorted(os.listdir(data_dir(fixture))), sub
 
 
-def test_du_find_cp(mount, remote, tmp_path):
+def archived(top):
+    """The sorted member names of tar's archive of top (written to a pipe)."""
+    tar = subprocess.run(["tar", "-cf", "-", "-C", top, "."], check=True, capture_output=True,
+                         timeout=scaled(60))
+    with tarfile.open(fileobj=io.BytesIO(tar.stdout)) as t:
+        return sorted(t.getnames())
+
+
+def test_du_find_cp_tar(mount, remote, tmp_path):
     """du --apparent-size counts the source's bytes, find the source's entries,
-    and cp -r copies exactly the source's files, byte for byte."""
+    tar archives the source's names, and cp -r copies exactly the source's files,
+    byte for byte."""
     src, server = remote
     m = mount(server.url)
     _, total = walk(src)
@@ -66,6 +77,7 @@ def test_du_find_cp(mount, remote, tmp_path):
     assert int(du) == total, "du says %s bytes, the source holds %d" % (du, total)
     found = run(["find", m.path]).stdout.splitlines()
     assert len(found) == len(run(["find", src]).stdout.splitlines())
+    assert archived(m.path) == archived(src)
     dest = str(tmp_path / "copy")
     run(["cp", "-r", m.path, dest])
     assert walk(dest) == walk(src)
