@@ -35,17 +35,19 @@ struct cfs_listing {
 /*
  * Parse one page of an S3 ListObjectsV2 response (S3 API Reference,
  * "ListObjectsV2": ListBucketResult with Contents/Key, Size, ETag,
- * LastModified, CommonPrefixes/Prefix, IsTruncated, NextContinuationToken) for a request
- * made with prefix (ending in '/', or empty) and delimiter '/'. Names are
- * the keys with the prefix removed; a common prefix becomes a directory;
- * the key equal to the prefix itself (a "folder marker") is dropped.
+ * LastModified, CommonPrefixes/Prefix, IsTruncated, NextContinuationToken)
+ * for a request made with prefix (ending in '/', or empty) and delimiter
+ * '/'. Names are the keys with the prefix removed; a common prefix becomes
+ * a directory; the key equal to the prefix itself (a "folder marker") is
+ * dropped.
  * Fails with G_MARKUP_ERROR on malformed XML, G_IO_ERROR_INVALID_DATA when
  * the root is not ListBucketResult, elements nest deeper than
  * CFS_LISTING_MAX_DEPTH, a key lies outside the prefix or a Size is not
  * decimal digits of at most G_MAXINT64 (no sign, no space). A LastModified
  * that is not ISO 8601 with a zone leaves the time unknown. Of a repeated
- * element (Key, ETag, LastModified, NextContinuationToken) the last counts. xml may be
- * NULL when len is 0 (an empty body, as GBytes gives it): a GMarkup error.
+ * element (Key, ETag, LastModified, NextContinuationToken) the last
+ * counts. xml may be NULL when len is 0 (an empty body, as GBytes gives
+ * it): a GMarkup error.
  * Returns a listing to free with cfs_listing_free().
  */
 struct cfs_listing *cfs_listing_parse_s3(const char *xml, size_t len, const char *prefix,

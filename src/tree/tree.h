@@ -232,7 +232,8 @@ void cfs_tree_readdir(struct cfs_tree *t, struct cfs_node *dir, uint64_t off,
  * on demand; another directory holds what is added to it. A hidden
  * directory (hidden) is found by lookup but left out of dir's readdir, as
  * ZFS hides .zfs (snapdir=hidden), so that tree walkers see the remote's
- * names only. A child added while dir is being listed is removed by a later listing that omits it.
+ * names only. A child added while dir is being listed is removed by a
+ * later listing that omits it.
  * The caller gets no reference: the node returned is valid while dir's
  * listing runs, or as long as dir is not a remote directory.
  */

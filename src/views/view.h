@@ -56,7 +56,7 @@ struct cfs_ventry {
 	bool dir;
 	uint64_t size;    /* bytes, for files */
 	int64_t mtime_us; /* last modified, microseconds since the epoch: an item's or leaf's
-			      chunk's, a tar member's own; CFS_TIME_UNKNOWN: the mount's time */
+			     chunk's, a tar member's own; CFS_TIME_UNKNOWN: the mount's time */
 };
 
 /*
