@@ -7,7 +7,7 @@ multiplied by SCALE when the binary is a sanitizer build (CHUNKFS_SANITIZED=1).
 
   waits:     wait_for, run_with_deadline, scaled
   data:      data_dir, index_chunks, dataset_names, dataset_views, dataset_listing,
-             is_view_dir, sha256_file, source_sha256, sha256_bytes, open_direct
+             check_hidden, sha256_file, source_sha256, sha256_bytes, open_direct
   processes: run_chunkfs, run_until_exit, chunkfs_env, stop_process, pid_alive,
              find_pids_by_argv, vm_hwm, vm_peak, vm_rss, free_port
   mounts:    Mount, mountinfo, is_mounted, force_unmount, fuse_unavailable,
@@ -167,8 +167,9 @@ def dataset_names(dataset_dir):
 
 
 def dataset_views(dataset_dir):
-    """The hidden directories the mount of a LitData dataset_dir shows beside its files:
-    .items/ when it holds an item, .decompressed/ when its chunks are zstd frames."""
+    """The hidden directories the mount of a LitData dataset_dir has beside its files,
+    found by name but not listed (unless --views=visible): .items/ when it holds an
+    item, .decompressed/ when its chunks are zstd frames."""
     with open(os.path.join(dataset_dir, "index.json"), "rb") as f:
         index = json.load(f)
     compression = index.get("config", {}).get("compression")
@@ -180,16 +181,19 @@ def dataset_views(dataset_dir):
     return views
 
 
-def is_view_dir(name, siblings):
-    """True for a directory chunkfs adds beside the remote's files: a dataset's .items/
-    or .decompressed/, or X.tar.d/ with the members of an archive X.tar in siblings."""
-    return name in (".items", ".decompressed") or \
-        (name.endswith(".tar.d") and name[:-2] in siblings)
-
-
 def dataset_listing(dataset_dir):
-    """Every name the mount of dataset_dir shows at its root (besides .chunkfs)."""
-    return dataset_names(dataset_dir) + dataset_views(dataset_dir)
+    """Every name readdir of the mount of dataset_dir gives at its root: its files
+    (dataset_views() and .chunkfs are hidden)."""
+    return dataset_names(dataset_dir)
+
+
+def check_hidden(directory, names):
+    """Each of names (hidden directories: views, .chunkfs) opens by name in directory,
+    and readdir of directory does not list it."""
+    listed = os.listdir(directory)
+    for name in names:
+        assert os.path.isdir(os.path.join(directory, name)), name
+        assert name not in listed, "%s is listed in %s" % (name, directory)
 
 
 def open_direct(path):

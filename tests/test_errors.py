@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from cfsutil import (NginxServer, check_erofs, data_dir, dataset_listing, dataset_names,
-                      free_port, index_chunks, is_mounted, run_until_exit, run_with_deadline,
-                      scaled, sha256_file, source_sha256)
+from cfsutil import (NginxServer, check_erofs, check_hidden, data_dir, dataset_listing,
+                      dataset_names, dataset_views, free_port, index_chunks, is_mounted,
+                      run_until_exit, run_with_deadline, scaled, sha256_file, source_sha256)
 
 BAD_INDEXES = {
     "notjson": b"this is not json\n",
@@ -70,6 +70,7 @@ CASES = {
     "readahead-bad-size": lambda u, t: (["--readahead=12Q"], _url(u, "mixed"), t),
     "disk-cache-bad-size": lambda u, t: (["--disk-cache=lots"], _url(u, "mixed"), t),
     "eviction-unknown": lambda u, t: (["--eviction=mru"], _url(u, "mixed"), t),
+    "views-unknown": lambda u, t: (["--views=shown"], _url(u, "mixed"), t),
     "cache-dir-is-file": lambda u, t: (["--cache-dir=" + t + "-file"], _url(u, "mixed"), t),
     "connections-not-number": lambda u, t: (["--max-connections=abc"], _url(u, "mixed"), t),
     "fetch-threads-zero": lambda u, t: (["--fetch-threads=0"], _url(u, "mixed"), t),
@@ -169,7 +170,8 @@ def test_bad_chunk_names_are_skipped(nginx, mount, tmp_path):
     with open(src / "index.json", "w") as f:
         json.dump(index, f)
     m = mount(nginx(src).url)
-    assert sorted(os.listdir(m.path)) == sorted(good + ["index.json", ".items", ".chunkfs"])
+    assert sorted(os.listdir(m.path)) == sorted(good + ["index.json"])
+    check_hidden(m.path, [".items", ".chunkfs"])
     for name in good:
         assert sha256_file(m.file(name)) == source_sha256(src / name), name
     assert sha256_file(m.file("index.json")) == source_sha256(src / "index.json")
@@ -210,7 +212,8 @@ def test_read_only(nginx, mount):
         "mknod": lambda: os.mkfifo(m.file("fifo")),
     }
     check_erofs(ops)
-    assert sorted(os.listdir(m.path)) == sorted(dataset_listing(src) + [".chunkfs"])
+    assert sorted(os.listdir(m.path)) == sorted(dataset_listing(src))
+    check_hidden(m.path, dataset_views(src) + [".chunkfs"])
     for name in dataset_names(src):
         assert sha256_file(m.file(name)) == source_sha256(os.path.join(src, name)), name
     assert m.stats()["mem_cap"] > 0

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from cfsutil import data_dir, is_view_dir, sha256_file
+from cfsutil import data_dir, sha256_file
 
 
 def make_tree(root):
@@ -37,12 +37,10 @@ def source_files(root):
 
 
 def mounted_files(mnt):
-    """The files of the remote's tree under mnt (.chunkfs and chunkfs's views left out)."""
+    """The files under mnt, as os.walk finds them: the remote's tree (.chunkfs and
+    chunkfs's views are not listed)."""
     out = {}
-    for dirpath, dirnames, names in os.walk(mnt):
-        if os.path.relpath(dirpath, mnt) == ".":
-            dirnames.remove(".chunkfs")
-        dirnames[:] = [d for d in dirnames if not is_view_dir(d, names)]
+    for dirpath, _, names in os.walk(mnt):
         for name in names:
             path = os.path.join(dirpath, name)
             out[os.path.relpath(path, mnt)] = path

@@ -4,8 +4,9 @@ import re
 
 import pytest
 
-from cfsutil import (GiB, KiB, MiB, data_dir, dataset_listing, dataset_names, index_chunks,
-                      mountinfo, run_chunkfs, sha256_file, source_sha256)
+from cfsutil import (GiB, KiB, MiB, check_hidden, data_dir, dataset_listing, dataset_names,
+                      dataset_views, index_chunks, mountinfo, run_chunkfs, sha256_file,
+                      source_sha256)
 
 OPTIONS = ["-f", "-d", "-o", "--mem-cache", "--block-size", "--readahead", "--max-connections",
            "--fetch-threads", "--connect-timeout", "--timeout", "--retries", "--metrics-addr",
@@ -114,5 +115,6 @@ def test_url_without_trailing_slash(nginx, mount):
     srv = nginx(data_dir(""))
     src = data_dir("litdata-mixed")
     m = mount(srv.url + "litdata-mixed")
-    assert sorted(os.listdir(m.path)) == sorted(dataset_listing(src) + [".chunkfs"])
+    assert sorted(os.listdir(m.path)) == sorted(dataset_listing(src))
+    check_hidden(m.path, dataset_views(src) + [".chunkfs"])
     check_all_bytes(m, src)

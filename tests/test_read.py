@@ -6,8 +6,9 @@ import subprocess
 
 import pytest
 
-from cfsutil import (MiB, data_dir, dataset_listing, dataset_names, index_chunks, scaled,
-                      sha256_bytes, sha256_file, source_sha256)
+from cfsutil import (MiB, check_hidden, data_dir, dataset_listing, dataset_names,
+                      dataset_views, index_chunks, scaled, sha256_bytes, sha256_file,
+                      source_sha256)
 
 SMALL = ["litdata-mixed", "litdata-tokens"]
 METHODS = ["cat", "cp", "python"]
@@ -15,14 +16,15 @@ METHODS = ["cat", "cp", "python"]
 
 def check_listing(m, src):
     names = dataset_names(src)
-    assert sorted(os.listdir(m.path)) == sorted(dataset_listing(src) + [".chunkfs"])
+    assert sorted(os.listdir(m.path)) == sorted(dataset_listing(src))
+    check_hidden(m.path, dataset_views(src) + [".chunkfs"])
     env = dict(os.environ, LC_ALL="C")
     ls = subprocess.run(["ls", m.path], capture_output=True, text=True, timeout=scaled(30),
                         env=env, check=True)
     assert ls.stdout.split() == sorted(names)
     ls_a = subprocess.run(["ls", "-A", m.path], capture_output=True, text=True,
                           timeout=scaled(30), env=env, check=True)
-    assert ls_a.stdout.split() == sorted(dataset_listing(src) + [".chunkfs"])
+    assert ls_a.stdout.split() == sorted(dataset_listing(src))
     assert os.path.isdir(m.file(".chunkfs"))
     for name in names:
         st = os.stat(m.file(name))
@@ -97,7 +99,8 @@ def test_zstd_dataset(nginx, mount, tmp_path):
     src = data_dir("litdata-mixed-zstd")
     m = mount(nginx(src).url)
     names = dataset_names(src)
-    assert sorted(os.listdir(m.path)) == sorted(dataset_listing(src) + [".chunkfs"])
+    assert sorted(os.listdir(m.path)) == sorted(dataset_listing(src))
+    check_hidden(m.path, dataset_views(src) + [".chunkfs"])
     for name in names:
         assert os.stat(m.file(name)).st_size == os.path.getsize(os.path.join(src, name)), name
     for name in names:

@@ -26,8 +26,8 @@ import urllib.parse
 
 import pytest
 
-from cfsutil import (MiB, data_dir, dataset_listing, dataset_names, free_port, index_chunks,
-                      is_mounted, is_view_dir, run_until_exit, scaled, sha256_file,
+from cfsutil import (MiB, check_hidden, data_dir, dataset_listing, dataset_names, free_port,
+                      index_chunks, is_mounted, run_until_exit, scaled, sha256_file,
                       source_sha256, tail, wait_for)
 from s3fixture import (ACCESS_KEY, BUCKET, EMPTY_PREFIX, EU_BUCKET, EU_REGION, GEN_PREFIX,
                        MIXED_PREFIX, ODD_ASCII_PREFIX, ODD_CHUNK_NAMES, ODD_PREFIX,
@@ -520,8 +520,8 @@ def test_keys_with_spaces_utf8_and_reserved_characters(s3, mount, tmp_path, odd_
     env = clean_env(make_home(tmp_path), **ENV_KEYS)
     m, reqs = mount_and_check(s3, mount, BUCKET, prefix, odd_dataset, s3_args(s3), env,
                               key=TEST_KEY)
-    assert sorted(n for n in os.listdir(m.path) if n != ".chunkfs") == \
-        sorted(["index.json", ".items"] + ODD_CHUNK_NAMES)
+    assert sorted(os.listdir(m.path)) == sorted(["index.json"] + ODD_CHUNK_NAMES)
+    check_hidden(m.path, [".items", ".chunkfs"])
     want = {"/%s/%s" % (BUCKET, uri_encode(prefix + "/" + n, True))
             for n in ODD_CHUNK_NAMES + ["index.json"]}
     got = {urllib.parse.unquote(r["url"].split("?")[0]) for r in reqs if not is_listing(r)}
@@ -533,14 +533,12 @@ def test_keys_with_spaces_utf8_and_reserved_characters(s3, mount, tmp_path, odd_
 
 
 def mount_tree(m):
-    """{relative path: size} of every file under the mount (.chunkfs and the views left
-    out), and the directories, from os.walk (readdir + stat, as ls -R or a loader's scan
-    does)."""
+    """{relative path: size} of every file under the mount (.chunkfs and the views are
+    not listed), and the directories, from os.walk (readdir + stat, as ls -R or a
+    loader's scan does)."""
     files, dirs = {}, []
     for root, dnames, fnames in os.walk(m.path):
-        if root == m.path and ".chunkfs" in dnames:
-            dnames.remove(".chunkfs")
-        dnames[:] = sorted(d for d in dnames if not is_view_dir(d, fnames))
+        dnames.sort()
         dirs += [os.path.relpath(os.path.join(root, d), m.path) for d in dnames]
         for n in fnames:
             p = os.path.join(root, n)

@@ -15,6 +15,7 @@
 #include "util/options.h"
 #include "cache/readahead.h"
 #include "util/stats.h"
+#include "util/times.h"
 #include "formats/tar.h"
 #include "tree/tree.h"
 #include "util/url.h"
@@ -1017,6 +1018,61 @@ static guint tar_expect_error(const uint8_t *a, uint64_t size, const char *what)
 	return n;
 }
 
+/* A member whose header's mtime field is mtime (12 bytes), after an 'x' header with a pax
+ * mtime record when pax is not NULL; its mtime as the scanner reads it. */
+static int64_t tar_member_mtime(const char *mtime, const char *pax)
+{
+	GByteArray *a = g_byte_array_new();
+	uint8_t h[CFS_TAR_BLOCK];
+	if (pax) {
+		GString *rec = g_string_new(NULL);
+		pax_record(rec, "mtime", pax);
+		tar_header(h, "PaxHeader", rec->len, 'x', false);
+		tar_add(a, h, rec->str, rec->len);
+		g_string_free(rec, TRUE);
+	}
+	tar_header(h, "m.txt", 2, '0', false);
+	memcpy(h + 136, mtime, 12);
+	tar_add(a, h, "m\n", 2);
+	g_byte_array_set_size(a, a->len + 2 * CFS_TAR_BLOCK);
+	memset(a->data + a->len - 2 * CFS_TAR_BLOCK, 0, 2 * CFS_TAR_BLOCK);
+	GPtrArray *out = g_ptr_array_new_with_free_func(cfs_tar_member_free);
+	GError *err = NULL;
+	g_assert_cmpint(tar_scan(a->data, a->len, 0, out, &err), ==, CFS_TAR_END);
+	g_assert_no_error(err);
+	g_assert_cmpuint(out->len, ==, 1);
+	int64_t us = member_at(out, 0)->mtime_us;
+	g_ptr_array_unref(out);
+	g_byte_array_unref(a);
+	return us;
+}
+
+/* Member times: octal and base-256 header fields, pax records with fractions and signs; a
+ * malformed or negative one is unknown, or the header's when a pax record is malformed. */
+static void test_tar_mtimes(void)
+{
+	static const char octal[12] = "13132027400"; /* 1500000000 */
+	static const char base256[12] = { (char)0x80, 0, 0, 0, 0, 0, 0, 0, 0x59, 0x68, 0x2f, 0 };
+	static const char negative[12] = { (char)0xff, (char)0xff, (char)0xff, (char)0xff,
+					   (char)0xff, (char)0xff, (char)0xff, (char)0xff,
+					   (char)0xff, (char)0xff, (char)0xff, (char)0xff };
+	const int64_t s = G_GINT64_CONSTANT(1500000000) * G_USEC_PER_SEC;
+	g_assert_cmpint(tar_member_mtime(octal, NULL), ==, s);
+	g_assert_cmpint(tar_member_mtime(base256, NULL), ==, s);
+	g_assert_cmpint(tar_member_mtime(negative, NULL), ==, CFS_TIME_UNKNOWN);
+	g_assert_cmpint(tar_member_mtime("1313202740x", NULL), ==, CFS_TIME_UNKNOWN);
+	g_assert_cmpint(tar_member_mtime(octal, "1700000000.25"), ==,
+			G_GINT64_CONSTANT(1700000000250000));
+	g_assert_cmpint(tar_member_mtime(octal, "1700000000.1234567"), ==,
+			G_GINT64_CONSTANT(1700000000123456));
+	g_assert_cmpint(tar_member_mtime(octal, "-1.5"), ==, -1500000);
+	g_assert_cmpint(tar_member_mtime(octal, "0"), ==, 0);
+	g_assert_cmpint(tar_member_mtime(octal, "12x"), ==, s);
+	g_assert_cmpint(tar_member_mtime(octal, ".5"), ==, s);
+	g_assert_cmpint(tar_member_mtime(octal, "9223372036854.999999"), ==, s);
+	g_assert_cmpint(tar_member_mtime(octal, "99999999999999999999"), ==, s);
+}
+
 static void test_tar_bad(void)
 {
 	GBytes *b = fixture("wds/shard-000000.tar");
@@ -1414,6 +1470,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/tar/fixtures", test_tar_fixtures);
 	g_test_add_func("/tar/synthetic", test_tar_synthetic);
 	g_test_add_func("/tar/bad", test_tar_bad);
+	g_test_add_func("/tar/mtimes", test_tar_mtimes);
 	g_test_add_func("/dsindex/litdata", test_dsindex_litdata);
 	g_test_add_func("/dsindex/mds", test_dsindex_mds);
 	g_test_add_func("/dsindex/bad", test_dsindex_bad);

@@ -134,13 +134,15 @@ bool cfs_fetch_small(const struct cfs_options *opts, const struct cfs_remote *re
 
 /*
  * Blocking HEAD of url in the calling thread: stores the object's size in
- * bytes (Content-Length) in *size. Deadline (its own only) and errors as
- * cfs_fetch_small(), plus
- * G_IO_ERROR_INVALID_DATA when the server sends no Content-Length.
- * Thread-safe.
+ * bytes (Content-Length) in *size, and its Last-Modified (RFC 9110
+ * section 8.8.2, an HTTP-date: cfs_http_date_parse()) in microseconds
+ * since the epoch in *mtime_us, CFS_TIME_UNKNOWN when the final response
+ * has none or an unreadable one. Deadline (its own only) and errors as
+ * cfs_fetch_small(), plus G_IO_ERROR_INVALID_DATA when the server sends
+ * no Content-Length. Thread-safe.
  */
 bool cfs_fetch_head(const struct cfs_options *opts, const struct cfs_remote *remote,
-		    const char *url, uint64_t *size, GError **error);
+		    const char *url, uint64_t *size, int64_t *mtime_us, GError **error);
 
 /*
  * List the directory dir of the remote (a path below the dataset root, ""

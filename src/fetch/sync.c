@@ -11,6 +11,7 @@
 #include "fetch/redirect.h"
 #include "remote/remote.h"
 #include "remote/s3error.h"
+#include "util/times.h"
 #include "util/url.h"
 
 struct sink {
@@ -43,6 +44,28 @@ static size_t capture_etag(char *line, size_t size, size_t n, void *p)
 	} else if (len > 5 && g_ascii_strncasecmp(line, "etag:", 5) == 0) {
 		g_free(c->etag);
 		c->etag = g_strstrip(g_strndup(line + 5, len - 5));
+	}
+	return len;
+}
+
+/* The Last-Modified of the last response (a redirect's is not the object's), or unknown. */
+static size_t capture_last_modified(char *line, size_t size, size_t n, void *p)
+{
+	int64_t *mtime_us = p;
+	size_t len = size * n;
+	static const char field[] = "last-modified:";
+	if (len >= 5 && g_ascii_strncasecmp(line, "HTTP/", 5) == 0) {
+		*mtime_us = CFS_TIME_UNKNOWN;
+	} else if (len > sizeof(field) - 1 &&
+		   g_ascii_strncasecmp(line, field, sizeof(field) - 1) == 0) {
+		char *value = g_strstrip(
+			g_strndup(line + sizeof(field) - 1, len - (sizeof(field) - 1)));
+		int64_t s;
+		*mtime_us = cfs_http_date_parse(value, strlen(value),
+						g_get_real_time() / G_USEC_PER_SEC, &s)
+				    ? s * G_USEC_PER_SEC
+				    : CFS_TIME_UNKNOWN;
+		g_free(value);
 	}
 	return len;
 }
@@ -188,7 +211,7 @@ bool cfs_fetch_small(const struct cfs_options *opts, const struct cfs_remote *re
 }
 
 bool cfs_fetch_head(const struct cfs_options *opts, const struct cfs_remote *remote,
-		    const char *url, uint64_t *size, GError **error)
+		    const char *url, uint64_t *size, int64_t *mtime_us, GError **error)
 {
 	CURL *easy = curl_easy_init();
 	char errbuf[CURL_ERROR_SIZE] = "";
@@ -196,6 +219,9 @@ bool cfs_fetch_head(const struct cfs_options *opts, const struct cfs_remote *rem
 	cfs_easy_setup(easy, opts, remote, headers, url);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+	int64_t last_modified = CFS_TIME_UNKNOWN;
+	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, capture_last_modified);
+	curl_easy_setopt(easy, CURLOPT_HEADERDATA, &last_modified);
 	CURLcode rc;
 	bool ok = perform_following(easy, opts, url, 0, NULL, &rc, error) &&
 		  check_result(easy, rc, url, errbuf, NULL, error);
@@ -209,8 +235,10 @@ bool cfs_fetch_head(const struct cfs_options *opts, const struct cfs_remote *rem
 		g_free(safe);
 		ok = false;
 	}
-	if (ok)
+	if (ok) {
 		*size = (uint64_t)len;
+		*mtime_us = last_modified;
+	}
 	curl_easy_cleanup(easy);
 	curl_slist_free_all(headers);
 	return ok;

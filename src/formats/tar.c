@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "util/times.h"
+
 #define BLOCK CFS_TAR_BLOCK
 
 /* ustar header fields (POSIX.1-2017 pax, "ustar Interchange Format"). */
@@ -12,6 +14,8 @@
 #define NAME_LEN 100
 #define SIZE 124
 #define SIZE_LEN 12
+#define MTIME 136
+#define MTIME_LEN 12
 #define CHKSUM 148
 #define CHKSUM_LEN 8
 #define TYPEFLAG 156
@@ -29,6 +33,7 @@ struct cfs_tar_scan {
 	char *pax_path;             /* pax 'x': the path of the next member */
 	uint64_t pax_size;          /* pax 'x': the size of the next member, when has_pax_size */
 	bool has_pax_size;
+	int64_t pax_mtime_us; /* pax 'x': the mtime of the next member, or CFS_TIME_UNKNOWN */
 };
 
 void cfs_tar_member_free(gpointer member)
@@ -46,6 +51,7 @@ struct cfs_tar_scan *cfs_tar_scan_new(uint64_t archive_size)
 	s->size = archive_size;
 	s->want = BLOCK;
 	s->status = CFS_TAR_NEED;
+	s->pax_mtime_us = CFS_TIME_UNKNOWN;
 	return s;
 }
 
@@ -122,6 +128,65 @@ static bool header_size(const uint8_t *h, uint64_t *v)
 	return true;
 }
 
+/* Seconds as microseconds, or CFS_TIME_UNKNOWN past what they can hold. */
+static int64_t seconds_us(uint64_t secs)
+{
+	return secs > (uint64_t)(G_MAXINT64 / G_USEC_PER_SEC) ? CFS_TIME_UNKNOWN
+							      : (int64_t)secs * G_USEC_PER_SEC;
+}
+
+/*
+ * The mtime field: seconds since the epoch, octal or GNU base-256; a time
+ * before the epoch (base-256's sign bit) or a malformed field is unknown,
+ * never an error: a member's time only shows in stat.
+ */
+static int64_t header_mtime(const uint8_t *h)
+{
+	const uint8_t *f = h + MTIME;
+	uint64_t v;
+	if (!(f[0] & 0x80))
+		return octal(f, MTIME_LEN, &v) ? seconds_us(v) : CFS_TIME_UNKNOWN;
+	if (f[0] & 0x40)
+		return CFS_TIME_UNKNOWN;
+	v = f[0] & 0x3f;
+	for (unsigned i = 1; i < MTIME_LEN; i++) {
+		if (v >> 56)
+			return CFS_TIME_UNKNOWN;
+		v = v << 8 | f[i];
+	}
+	return seconds_us(v);
+}
+
+/*
+ * A pax mtime value (POSIX.1-2017 pax, "mtime": decimal seconds since the
+ * epoch, a sign and a fraction allowed) in microseconds, or
+ * CFS_TIME_UNKNOWN when it is not one or out of range.
+ */
+static int64_t pax_mtime(const uint8_t *val, size_t len)
+{
+	size_t i = len && val[0] == '-';
+	bool negative = i == 1;
+	uint64_t secs = 0, frac_us = 0, scale = G_USEC_PER_SEC;
+	size_t first_digit = i;
+	for (; i < len && g_ascii_isdigit(val[i]); i++) {
+		if (secs > (uint64_t)(G_MAXINT64 / G_USEC_PER_SEC) / 10)
+			return CFS_TIME_UNKNOWN;
+		secs = secs * 10 + (uint64_t)(val[i] - '0');
+	}
+	if (i == first_digit)
+		return CFS_TIME_UNKNOWN;
+	if (i < len && val[i] == '.') {
+		for (i++; i < len && g_ascii_isdigit(val[i]); i++) {
+			scale /= 10; /* digits past the microsecond add nothing */
+			frac_us += (uint64_t)(val[i] - '0') * scale;
+		}
+	}
+	int64_t us = seconds_us(secs);
+	if (i != len || us == CFS_TIME_UNKNOWN || us > G_MAXINT64 - (int64_t)frac_us)
+		return CFS_TIME_UNKNOWN;
+	return negative ? -us - (int64_t)frac_us : us + (int64_t)frac_us;
+}
+
 /* The sum of the header's bytes with the checksum field as spaces; old tars summed signed
  * chars, which GNU tar and Python's tarfile still accept. */
 static bool checksum_ok(const uint8_t *h)
@@ -176,6 +241,8 @@ static bool pax_apply(struct cfs_tar_scan *s, const char *key, size_t key_len, c
 				return false;
 			s->pax_size = s->pax_size * 10 + (uint64_t)(val[i] - '0');
 		}
+	} else if (key_len == 5 && memcmp(key, "mtime", 5) == 0) {
+		s->pax_mtime_us = pax_mtime(val, val_len);
 	}
 	return true;
 }
@@ -288,8 +355,10 @@ static void member(struct cfs_tar_scan *s, const uint8_t *h, char type, uint64_t
 	m->type = type == '\0' || type == '7' ? '0' : type;
 	m->offset = offset;
 	m->size = size;
+	m->mtime_us = s->pax_mtime_us != CFS_TIME_UNKNOWN ? s->pax_mtime_us : header_mtime(h);
 	g_ptr_array_add(out, m);
 	s->has_pax_size = false;
+	s->pax_mtime_us = CFS_TIME_UNKNOWN;
 	advance(s, BLOCK + size);
 }
 

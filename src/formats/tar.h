@@ -1,8 +1,9 @@
 /*
  * Reading the member index of a tar archive from its headers, without
  * reading the members' data: POSIX ustar (name with the prefix field),
- * GNU tar ('L' long names, 'K' long link names, base-256 sizes) and pax
- * ('x' extended headers with path and size records, 'g' global headers).
+ * GNU tar ('L' long names, 'K' long link names, base-256 sizes and times)
+ * and pax ('x' extended headers with path, size and mtime records, 'g'
+ * global headers).
  * Sources: POSIX.1-2017 "pax" (ustar Interchange Format, pax Extended
  * Header), GNU tar manual "Basic Tar Format".
  *
@@ -28,6 +29,9 @@ struct cfs_tar_member {
 	uint64_t offset; /* bytes: where the member's data starts in the archive */
 	uint64_t size;   /* bytes of data (pax size wins over the header's); 0 for links,
 			    devices, directories and FIFOs, as Python's tarfile reads them */
+	int64_t mtime_us; /* microseconds since the epoch: pax mtime, else the header's mtime
+			     field; CFS_TIME_UNKNOWN (util/times.h) when malformed or negative
+			     there, which is no error */
 };
 
 /* Free a struct cfs_tar_member and its path (a GDestroyNotify); member may be NULL. */

@@ -106,7 +106,7 @@ static bool node_is_dir(const struct cfs_node *n)
 
 static void node_attr(const struct cfs_fs *fs, const struct cfs_node *n, struct stat *st)
 {
-	fill_attr(fs, n->ino, node_is_dir(n), cfs_node_size(n), st);
+	fill_attr(fs, n->ino, node_is_dir(n), cfs_node_size(n), cfs_node_mtime(n), st);
 }
 
 /*

@@ -75,8 +75,14 @@ static inline struct cfs_fs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-/* Attributes of a directory (dir) or a read-only file of size bytes, into *st. */
-void fill_attr(const struct cfs_fs *fs, uint64_t ino, bool dir, uint64_t size, struct stat *st);
+/*
+ * Attributes of a directory (dir) or a read-only file of size bytes, into
+ * *st. Its times (access, modification, change alike) are mtime_us
+ * (microseconds since the epoch), or the mount's start for
+ * CFS_TIME_UNKNOWN: a stable time, never the time of the call.
+ */
+void fill_attr(const struct cfs_fs *fs, uint64_t ino, bool dir, uint64_t size, int64_t mtime_us,
+	       struct stat *st);
 
 /* Seconds the kernel may keep names and attributes: the metadata TTL. */
 double entry_timeout(const struct cfs_fs *fs);

@@ -10,15 +10,31 @@
 
 #include "tree/object.h"
 #include "util/options.h"
+#include "util/times.h"
 #include "fs_i.h"
 
-void fill_attr(const struct cfs_fs *fs, uint64_t ino, bool dir, uint64_t size, struct stat *st)
+/* A time the remote gave, or the mount's when it gave none. */
+static struct timespec shown_time(const struct cfs_fs *fs, int64_t mtime_us)
+{
+	if (mtime_us == CFS_TIME_UNKNOWN)
+		return fs->mount_time;
+	int64_t us = mtime_us % G_USEC_PER_SEC, s = mtime_us / G_USEC_PER_SEC;
+	if (us < 0) { /* before the epoch: tv_nsec counts up from the second below */
+		us += G_USEC_PER_SEC;
+		s--;
+	}
+	return (struct timespec){ .tv_sec = (time_t)s, .tv_nsec = (long)us * 1000 };
+}
+
+void fill_attr(const struct cfs_fs *fs, uint64_t ino, bool dir, uint64_t size, int64_t mtime_us,
+	       struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
 	st->st_uid = getuid();
 	st->st_gid = getgid();
-	st->st_atim = st->st_mtim = st->st_ctim = fs->mount_time;
+	/* Data and attributes change only with the object: its mtime serves as atime and ctime. */
+	st->st_atim = st->st_mtim = st->st_ctim = shown_time(fs, mtime_us);
 	if (dir) {
 		st->st_mode = S_IFDIR | 0555;
 		st->st_nlink = 2;

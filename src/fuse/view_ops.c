@@ -31,7 +31,7 @@ static void reply_entry(fuse_req_t req, struct cfs_view *view, const struct cfs_
 	struct cfs_fs *fs = fs_of(req);
 	struct fuse_entry_param e = { .ino = v->ino, .entry_timeout = entry_timeout(fs),
 				      .attr_timeout = entry_timeout(fs) };
-	fill_attr(fs, v->ino, v->dir, v->size, &e.attr);
+	fill_attr(fs, v->ino, v->dir, v->size, v->mtime_us, &e.attr);
 	cfs_view_looked_up(view); /* before the reply: its FORGET may come as soon as it is sent */
 	if (fuse_reply_entry(req, &e) != 0)
 		cfs_views_forget(fs->views, v->ino, 1); /* the kernel did not take it */
@@ -41,7 +41,7 @@ static void reply_attr(fuse_req_t req, const struct cfs_ventry *v)
 {
 	struct cfs_fs *fs = fs_of(req);
 	struct stat st;
-	fill_attr(fs, v->ino, v->dir, v->size, &st);
+	fill_attr(fs, v->ino, v->dir, v->size, v->mtime_us, &st);
 	fuse_reply_attr(req, &st, entry_timeout(fs));
 }
 

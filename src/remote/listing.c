@@ -2,6 +2,7 @@
 #include "remote/listing.h"
 
 #include "formats/jsondepth.h"
+#include "util/times.h"
 
 #include <gio/gio.h>
 #include <json-glib/json-glib.h>
@@ -31,9 +32,10 @@ void cfs_listing_free(struct cfs_listing *l)
 	g_free(l);
 }
 
-static void add_entry(struct cfs_listing *l, char *name, bool is_dir, uint64_t size, char *etag)
+static void add_entry(struct cfs_listing *l, char *name, bool is_dir, uint64_t size, char *etag,
+		      int64_t mtime_us)
 {
-	struct cfs_entry e = { name, is_dir, size, etag };
+	struct cfs_entry e = { name, is_dir, size, etag, mtime_us };
 	g_array_append_val(l->entries, e);
 }
 
@@ -45,6 +47,7 @@ struct s3_parse {
 	GString *text;          /* character data of the element being read */
 	char *key, *etag;       /* of the Contents element being read */
 	uint64_t size;
+	int64_t mtime_us;
 	bool saw_root;
 };
 
@@ -87,11 +90,13 @@ static void s3_end_contents(struct s3_parse *p, GError **error)
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
 			    "ListObjectsV2: key outside the prefix '%s'", p->prefix);
 	} else if (*rest) { /* an empty rest is the prefix's own folder marker */
-		add_entry(p->listing, g_strdup(rest), false, p->size, g_steal_pointer(&p->etag));
+		add_entry(p->listing, g_strdup(rest), false, p->size, g_steal_pointer(&p->etag),
+			  p->mtime_us);
 	}
 	g_clear_pointer(&p->key, g_free);
 	g_clear_pointer(&p->etag, g_free);
 	p->size = CFS_SIZE_UNKNOWN;
+	p->mtime_us = CFS_TIME_UNKNOWN;
 }
 
 static void s3_end_prefix(struct s3_parse *p, const char *value, GError **error)
@@ -103,7 +108,8 @@ static void s3_end_prefix(struct s3_parse *p, const char *value, GError **error)
 			    p->prefix);
 		return;
 	}
-	add_entry(p->listing, g_strndup(rest, strlen(rest) - 1), true, CFS_SIZE_UNKNOWN, NULL);
+	add_entry(p->listing, g_strndup(rest, strlen(rest) - 1), true, CFS_SIZE_UNKNOWN, NULL,
+		  CFS_TIME_UNKNOWN);
 }
 
 /* The last one counts when an element is repeated, as a hostile page may do. */
@@ -124,6 +130,9 @@ static void s3_end(GMarkupParseContext *ctx, const char *element, gpointer data,
 			set_text(&p->key, value);
 		else if (g_str_equal(element, "ETag"))
 			set_text(&p->etag, value);
+		else if (g_str_equal(element, "LastModified") &&
+			 !cfs_iso8601_parse(value, &p->mtime_us))
+			p->mtime_us = CFS_TIME_UNKNOWN;
 		else if (g_str_equal(element, "Size") && !s3_size(value, &p->size))
 			g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
 				    "ListObjectsV2: Size '%s' is not a number of bytes", value);
@@ -151,8 +160,11 @@ struct cfs_listing *cfs_listing_parse_s3(const char *xml, size_t len, const char
 					 GError **error)
 {
 	static const GMarkupParser parser = { s3_start, s3_end, s3_text, NULL, NULL };
-	struct s3_parse p = { .listing = listing_new(), .prefix = prefix,
-			      .text = g_string_new(NULL), .size = CFS_SIZE_UNKNOWN };
+	struct s3_parse p = { .listing = listing_new(),
+			      .prefix = prefix,
+			      .text = g_string_new(NULL),
+			      .size = CFS_SIZE_UNKNOWN,
+			      .mtime_us = CFS_TIME_UNKNOWN };
 	GMarkupParseContext *ctx = g_markup_parse_context_new(&parser, 0, &p, NULL);
 	/* An empty body may come as NULL, which GMarkup refuses without an error. */
 	bool ok = g_markup_parse_context_parse(ctx, xml ? xml : "", (gssize)len, error) &&
@@ -185,6 +197,17 @@ static JsonNode *value_member(JsonObject *o, const char *key, GType type)
 	return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == type ? n : NULL;
 }
 
+/* An autoindex "mtime" (nginx writes an IMF-fixdate), or CFS_TIME_UNKNOWN. */
+static int64_t json_mtime(JsonNode *mtime)
+{
+	const char *text = mtime ? json_node_get_string(mtime) : NULL;
+	int64_t s;
+	if (!text ||
+	    !cfs_http_date_parse(text, strlen(text), g_get_real_time() / G_USEC_PER_SEC, &s))
+		return CFS_TIME_UNKNOWN;
+	return s * G_USEC_PER_SEC;
+}
+
 static bool parse_json_index(const char *text, size_t len, struct cfs_listing *l)
 {
 	JsonParser *parser = json_parser_new_immutable();
@@ -198,6 +221,7 @@ static bool parse_json_index(const char *text, size_t len, struct cfs_listing *l
 		JsonNode *name = value_member(o, "name", G_TYPE_STRING);
 		JsonNode *type = value_member(o, "type", G_TYPE_STRING);
 		JsonNode *size = value_member(o, "size", G_TYPE_INT64);
+		JsonNode *mtime = value_member(o, "mtime", G_TYPE_STRING);
 		if (!name) {
 			ok = false;
 			break;
@@ -205,7 +229,7 @@ static bool parse_json_index(const char *text, size_t len, struct cfs_listing *l
 		bool dir = type && g_str_equal(json_node_get_string(type), "directory");
 		gint64 bytes = size && !dir ? json_node_get_int(size) : -1;
 		add_entry(l, g_strdup(json_node_get_string(name)), dir,
-			  bytes < 0 ? CFS_SIZE_UNKNOWN : (uint64_t)bytes, NULL);
+			  bytes < 0 ? CFS_SIZE_UNKNOWN : (uint64_t)bytes, NULL, json_mtime(mtime));
 	}
 	g_object_unref(parser);
 	return ok;
@@ -248,7 +272,7 @@ static bool parse_html_index(const char *text, size_t len, struct cfs_listing *l
 		bool dir = false;
 		char *name = child_of_link(href, &dir);
 		if (name && g_hash_table_add(seen, g_strdup(name)))
-			add_entry(l, name, dir, CFS_SIZE_UNKNOWN, NULL);
+			add_entry(l, name, dir, CFS_SIZE_UNKNOWN, NULL, CFS_TIME_UNKNOWN);
 		else
 			g_free(name);
 		g_free(href);

@@ -7,6 +7,10 @@
  * with every item, and for zstd chunks .decompressed/ with the index and
  * chunks as an uncompressed dataset. An HTTP server that does not list
  * directories still mounts a dataset through its index.json alone.
+ *
+ * The views and .chunkfs/ are hidden unless --views=visible: found by
+ * name, not listed by readdir, so that du, cp -r, tar, find and rsync walk
+ * the remote's files only (as ZFS hides .zfs with snapdir=hidden).
  */
 #include "tree/dataset.h"
 
@@ -23,6 +27,7 @@
 #include "remote/remote.h"
 #include "util/metrics.h"
 #include "util/stats.h"
+#include "util/times.h"
 #include "tree/tree.h"
 #include "util/url.h"
 #include "views/view.h"
@@ -40,17 +45,25 @@ struct dataset {
 	struct cfs_views *views;
 };
 
+/* Whether the views and .chunkfs/ are left out of readdir (--views=hidden). */
+static bool views_hidden(const struct dataset *d)
+{
+	return !d->opts->views_visible;
+}
+
 /*
- * Add an object file for name in dir; size may be CFS_SIZE_UNKNOWN (asked
- * for at lookup). A listed ETag becomes the one every response must carry.
+ * Add an object file for name in dir, as e lists it (NULL: nothing
+ * listed); size may be CFS_SIZE_UNKNOWN (asked for at lookup). A listed
+ * ETag becomes the one every response must carry.
  */
 static struct cfs_node *add_object(struct dataset *d, struct cfs_tree *t, struct cfs_node *dir,
-				   const char *name, uint64_t size, const char *etag)
+				   const char *name, uint64_t size, const struct cfs_entry *e)
 {
 	char *path = cfs_node_child_path(dir, name);
 	char *url = cfs_url_join(d->remote->base_url, path);
 	struct cfs_object *obj = cfs_object_new(cfs_tree_next_object_id(t), path, url, size);
-	obj->etag = g_strdup(etag);
+	obj->etag = g_strdup(e ? e->etag : NULL);
+	obj->mtime_us = e ? e->mtime_us : CFS_TIME_UNKNOWN;
 	struct cfs_node *n = cfs_tree_add_object(t, dir, name, obj);
 	g_free(url);
 	g_free(path);
@@ -231,7 +244,7 @@ static struct cfs_node *chunk_node(struct dataset *d, struct cfs_tree *t, struct
 	/* A compressed dataset's index gives uncompressed sizes: the listing's, or ask. */
 	const struct cfs_entry *e = listed_file(files, c->name);
 	uint64_t size = c->size != CFS_SIZE_UNKNOWN ? c->size : e ? e->size : CFS_SIZE_UNKNOWN;
-	struct cfs_node *node = add_object(d, t, dir, c->name, size, e ? e->etag : NULL);
+	struct cfs_node *node = add_object(d, t, dir, c->name, size, e);
 	tie(t, node, index);
 	return node;
 }
@@ -274,11 +287,13 @@ static void add_dataset(struct dataset *d, struct cfs_tree *t, struct cfs_node *
 	struct cfs_node *index = acceptable(t, dir, INDEX_NAME)
 		? cfs_tree_add_bytes(t, dir, INDEX_NAME, bytes) : NULL;
 	const struct cfs_entry *listed = listed_file(files, INDEX_NAME);
-	if (index && listed)
+	if (index && listed) {
 		index->etag = g_strdup(listed->etag);
+		__atomic_store_n(&index->mtime_us, listed->mtime_us, __ATOMIC_RELAXED);
+	}
 	struct cfs_node *plain_dir = NULL;
 	if (idx->plain_index && acceptable(t, dir, PLAIN_NAME)) {
-		plain_dir = cfs_tree_add_dir(t, dir, PLAIN_NAME, false);
+		plain_dir = cfs_tree_add_dir(t, dir, PLAIN_NAME, false, views_hidden(d));
 		tie(t, plain_dir, index);
 		cfs_tree_add_bytes(t, plain_dir, INDEX_NAME, idx->plain_index);
 	}
@@ -288,7 +303,7 @@ static void add_dataset(struct dataset *d, struct cfs_tree *t, struct cfs_node *
 		view = cfs_views_add_items(d->views, g_steal_pointer(&idx), ch.nodes, ch.sources,
 					   dir->ino);
 	if (view)
-		tie(t, cfs_tree_add_view(t, dir, ITEMS_NAME, view), index);
+		tie(t, cfs_tree_add_view(t, dir, ITEMS_NAME, view, views_hidden(d)), index);
 	cfs_ds_index_free(idx);
 	g_free(ch.nodes);
 	g_free(ch.sources);
@@ -302,7 +317,7 @@ static void add_tar_view(struct dataset *d, struct cfs_tree *t, struct cfs_node 
 	struct cfs_view *view = acceptable(t, dir, name)
 		? cfs_views_add_tar(d->views, tar, dir->ino) : NULL;
 	if (view)
-		tie(t, cfs_tree_add_view(t, dir, name, view), tar);
+		tie(t, cfs_tree_add_view(t, dir, name, view, views_hidden(d)), tar);
 	g_free(name);
 }
 
@@ -317,9 +332,9 @@ static void add_entries(struct dataset *d, struct cfs_tree *t, struct cfs_node *
 			continue;
 		struct cfs_node *file = NULL;
 		if (e->is_dir)
-			cfs_tree_add_dir(t, dir, e->name, true);
+			cfs_tree_add_dir(t, dir, e->name, true, false);
 		else
-			file = add_object(d, t, dir, e->name, e->size, e->etag);
+			file = add_object(d, t, dir, e->name, e->size, e);
 		if (file && g_str_has_suffix(e->name, TAR_SUFFIX))
 			add_tar_view(d, t, dir, file);
 	}
@@ -403,8 +418,9 @@ static bool root_names_file(struct dataset *d)
 		return true;
 	char *url = cfs_url_dir_as_file(d->remote->base_url);
 	uint64_t size;
+	int64_t mtime_us;
 	GError *err = NULL;
-	bool file = url && cfs_fetch_head(d->opts, d->remote, url, &size, &err);
+	bool file = url && cfs_fetch_head(d->opts, d->remote, url, &size, &mtime_us, &err);
 	g_clear_error(&err);
 	g_free(url);
 	return file;
@@ -510,8 +526,11 @@ static bool size_object(void *ctx, struct cfs_object *obj, GError **error)
 {
 	struct dataset *d = ctx;
 	uint64_t size;
-	if (!cfs_fetch_head(d->opts, d->remote, obj->url, &size, error))
+	int64_t mtime_us;
+	if (!cfs_fetch_head(d->opts, d->remote, obj->url, &size, &mtime_us, error))
 		return false;
+	if (mtime_us != CFS_TIME_UNKNOWN) /* before the size: a reader that sees it sees the time */
+		__atomic_store_n(&obj->mtime_us, mtime_us, __ATOMIC_RELAXED);
 	__atomic_store_n(&obj->size, size, __ATOMIC_RELEASE); /* read unlocked: cfs_tree_file_sized */
 	return true;
 }
@@ -525,7 +544,7 @@ struct cfs_tree *cfs_dataset_build(const struct cfs_options *opts, const struct 
 	d->views = views;
 	struct cfs_tree *t = cfs_tree_new(list_dir, size_object, d, g_free, opts->metadata_ttl_s);
 	struct cfs_node *root = cfs_tree_root(t);
-	struct cfs_node *control = cfs_tree_add_dir(t, root, ".chunkfs", false);
+	struct cfs_node *control = cfs_tree_add_dir(t, root, ".chunkfs", false, views_hidden(d));
 	cfs_tree_add_rendered(t, control, "stats", cfs_stats_render);
 	cfs_tree_add_rendered(t, control, "metrics", cfs_metrics_render);
 	cfs_tree_add_rendered(t, control, "errors", cfs_errors_render);

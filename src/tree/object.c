@@ -8,6 +8,7 @@
 #include "util/errors.h"
 #include "cache/source.h"
 #include "util/stats.h"
+#include "util/times.h"
 
 static GMutex etag_lock;
 
@@ -32,8 +33,15 @@ struct cfs_object *cfs_object_new(uint32_t id, const char *name, const char *url
 	obj->name = g_strdup(name);
 	obj->url = g_strdup(url);
 	obj->size = size;
+	obj->mtime_us = CFS_TIME_UNKNOWN;
 	cfs_stats_gauge_add(CFS_OBJECTS, 1);
 	return obj;
+}
+
+int64_t cfs_object_mtime(const struct cfs_object *obj)
+{
+	const struct cfs_object *source = obj->compressed ? obj->compressed : obj;
+	return __atomic_load_n(&source->mtime_us, __ATOMIC_RELAXED);
 }
 
 struct cfs_object *cfs_object_ref(struct cfs_object *obj)

@@ -27,6 +27,8 @@ struct cfs_object {
 	char *name;        /* path below the mount root, for log lines */
 	char *url;         /* full URL, may hold credentials: log name, not url; NULL when decompressed */
 	uint64_t size;     /* bytes, as the index says */
+	int64_t mtime_us;  /* atomic: last modified, microseconds since the epoch, as listed
+			      or by a HEAD's Last-Modified; CFS_TIME_UNKNOWN (util/times.h) */
 	struct cfs_object *compressed; /* the remote object this one decompresses (zstream.h), held; or NULL */
 
 	int bad_logged;    /* atomic: the zstd streams reported bad data of it */
@@ -75,6 +77,13 @@ void cfs_objects_set_release(cfs_object_release_fn release, void *ctx);
  * (cfs_errors_report()). Returns 0 or -EIO. Thread-safe.
  */
 int cfs_object_check_response(struct cfs_object *obj, const struct cfs_response_info *info);
+
+/*
+ * When obj was last modified, in microseconds since the epoch: its own
+ * time, or for a decompressed object its compressed one's; CFS_TIME_UNKNOWN
+ * when the remote has not said. Thread-safe.
+ */
+int64_t cfs_object_mtime(const struct cfs_object *obj);
 
 /* The ETag known for obj (listed, or of a response), g_malloc'd; NULL when none. Thread-safe. */
 char *cfs_object_etag(struct cfs_object *obj);

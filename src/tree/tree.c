@@ -6,6 +6,7 @@
 #include "remote/listing.h"
 #include "tree/object.h"
 #include "util/stats.h"
+#include "util/times.h"
 #include "views/view.h"
 
 /*
@@ -42,6 +43,7 @@ static struct cfs_node *node_new(struct cfs_tree *t, struct cfs_node *parent, co
 	n->name = g_strdup(name);
 	n->path = parent ? cfs_node_child_path(parent, name) : g_strdup(name);
 	n->kind = kind;
+	n->mtime_us = CFS_TIME_UNKNOWN;
 	n->refs = 1; /* its place in parent; the root's is the tree's */
 	if (kind == CFS_NODE_DIR) {
 		n->children = g_ptr_array_new();
@@ -420,7 +422,7 @@ void cfs_tree_readdir(struct cfs_tree *t, struct cfs_node *dir, uint64_t off,
 	g_rw_lock_reader_lock(&t->lock);
 	for (guint i = first_at(dir, off); i < dir->children->len; i++) {
 		const struct cfs_node *c = g_ptr_array_index(dir->children, i);
-		if (!add(ctx, c->name, c->ino, node_is_dir(c), c->cookie + 1))
+		if (!c->hidden && !add(ctx, c->name, c->ino, node_is_dir(c), c->cookie + 1))
 			break;
 	}
 	g_rw_lock_reader_unlock(&t->lock);
@@ -430,6 +432,7 @@ void cfs_tree_readdir(struct cfs_tree *t, struct cfs_node *dir, uint64_t off,
 struct content {
 	enum cfs_node_kind kind;
 	bool remote;
+	bool hidden;
 	struct cfs_object *object;
 	GBytes *bytes;
 	struct cfs_view *view;
@@ -449,6 +452,7 @@ static struct cfs_node *add(struct cfs_tree *t, struct cfs_node *dir, const char
 		n->listed = dir->listing_now;
 		n->named = dir->listing_id;
 		n->remote = c.remote;
+		n->hidden = c.hidden;
 		n->object = c.object;
 		n->bytes = c.bytes ? g_bytes_ref(c.bytes) : NULL;
 		n->view = c.view;
@@ -461,9 +465,10 @@ static struct cfs_node *add(struct cfs_tree *t, struct cfs_node *dir, const char
 }
 
 struct cfs_node *cfs_tree_add_dir(struct cfs_tree *t, struct cfs_node *dir, const char *name,
-				  bool remote)
+				  bool remote, bool hidden)
 {
-	return add(t, dir, name, (struct content){ .kind = CFS_NODE_DIR, .remote = remote });
+	return add(t, dir, name,
+		   (struct content){ .kind = CFS_NODE_DIR, .remote = remote, .hidden = hidden });
 }
 
 struct cfs_node *cfs_tree_add_object(struct cfs_tree *t, struct cfs_node *dir, const char *name,
@@ -489,10 +494,11 @@ struct cfs_node *cfs_tree_add_rendered(struct cfs_tree *t, struct cfs_node *dir,
 }
 
 struct cfs_node *cfs_tree_add_view(struct cfs_tree *t, struct cfs_node *dir, const char *name,
-				   struct cfs_view *view)
+				   struct cfs_view *view, bool hidden)
 {
-	struct cfs_node *n = add(t, dir, name,
-				 (struct content){ .kind = CFS_NODE_VIEW, .view = view });
+	struct cfs_node *n = add(
+		t, dir, name,
+		(struct content){ .kind = CFS_NODE_VIEW, .view = view, .hidden = hidden });
 	if (!n)
 		cfs_view_unref(view);
 	return n;
@@ -506,6 +512,13 @@ uint32_t cfs_tree_next_object_id(struct cfs_tree *t)
 char *cfs_node_child_path(const struct cfs_node *dir, const char *name)
 {
 	return *dir->path ? g_strconcat(dir->path, "/", name, NULL) : g_strdup(name);
+}
+
+int64_t cfs_node_mtime(const struct cfs_node *n)
+{
+	if (n->kind == CFS_NODE_OBJECT)
+		return cfs_object_mtime(n->object);
+	return __atomic_load_n(&n->mtime_us, __ATOMIC_RELAXED);
 }
 
 uint64_t cfs_node_size(const struct cfs_node *n)

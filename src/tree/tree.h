@@ -65,11 +65,14 @@ struct cfs_node {
 	GBytes *bytes;             /* CFS_NODE_BYTES */
 	char *etag;                /* CFS_NODE_BYTES: the ETag listed for them, or NULL; set by the
 				      listing that adds the node, read by later listings */
+	int64_t mtime_us;          /* CFS_NODE_BYTES, atomic: last modified as listed (microseconds
+				      since the epoch), or CFS_TIME_UNKNOWN; set like etag */
 	struct cfs_view *view;     /* CFS_NODE_VIEW: a reference of the node's */
 	cfs_render_fn render;      /* CFS_NODE_RENDERED */
 	uint64_t refs;             /* atomic: references, as described above */
 	uint64_t lookups;          /* atomic: lookups the kernel has not forgotten */
 	uint64_t named;            /* atomic: the listing of its directory that last named it */
+	bool hidden;               /* left out of its directory's readdir, found by lookup */
 	/* Guarded by the tree's lock. */
 	bool listed;               /* added by a listing: a later one that omits it removes it */
 	struct cfs_node *owner;    /* a sibling it is shown for (cfs_tree_tie()), or NULL */
@@ -215,7 +218,8 @@ typedef bool (*cfs_dirent_add_fn)(void *ctx, const char *name, uint64_t ino, boo
  * false: 0 is ".", 1 "..", and every child has an offset of its own
  * (cfs_node.cookie, growing in the order children are added) that it keeps
  * while it stays, so that a readdir resumed across a relisting neither
- * skips nor repeats a name that stayed. Thread-safe.
+ * skips nor repeats a name that stayed. Hidden children are skipped, their
+ * offsets unused. Thread-safe.
  */
 void cfs_tree_readdir(struct cfs_tree *t, struct cfs_node *dir, uint64_t off,
 		      cfs_dirent_add_fn add, void *ctx);
@@ -225,13 +229,16 @@ void cfs_tree_readdir(struct cfs_tree *t, struct cfs_node *dir, uint64_t off,
  * not present yet, else NULL is returned and nothing is added. The caller's
  * reference to the object passed becomes the node's (dropped at once when
  * NULL is returned); the bytes are referenced. A remote directory is listed
- * on demand; another directory holds what is added to it. A child added
- * while dir is being listed is removed by a later listing that omits it.
+ * on demand; another directory holds what is added to it. A hidden
+ * directory (hidden) is found by lookup but left out of dir's readdir, as
+ * ZFS hides .zfs (snapdir=hidden), so that tree walkers see the remote's
+ * names only. A child added while dir is being listed is removed by a
+ * later listing that omits it.
  * The caller gets no reference: the node returned is valid while dir's
  * listing runs, or as long as dir is not a remote directory.
  */
 struct cfs_node *cfs_tree_add_dir(struct cfs_tree *t, struct cfs_node *dir, const char *name,
-				  bool remote);
+				  bool remote, bool hidden);
 struct cfs_node *cfs_tree_add_object(struct cfs_tree *t, struct cfs_node *dir, const char *name,
 				     struct cfs_object *obj);
 struct cfs_node *cfs_tree_add_bytes(struct cfs_tree *t, struct cfs_node *dir, const char *name,
@@ -245,7 +252,7 @@ struct cfs_node *cfs_tree_add_rendered(struct cfs_tree *t, struct cfs_node *dir,
  * (dropped at once when NULL is returned).
  */
 struct cfs_node *cfs_tree_add_view(struct cfs_tree *t, struct cfs_node *dir, const char *name,
-				   struct cfs_view *view);
+				   struct cfs_view *view, bool hidden);
 
 /* A new object id, unique in this tree. */
 uint32_t cfs_tree_next_object_id(struct cfs_tree *t);
@@ -255,6 +262,13 @@ uint32_t cfs_tree_next_object_id(struct cfs_tree *t);
  * cfs_node.path); g_malloc'd, the caller frees it. Thread-safe.
  */
 char *cfs_node_child_path(const struct cfs_node *dir, const char *name);
+
+/*
+ * When n was last modified, in microseconds since the epoch: its object's
+ * time (cfs_object_mtime()), a held file's listed time, else
+ * CFS_TIME_UNKNOWN (directories, rendered files). Thread-safe.
+ */
+int64_t cfs_node_mtime(const struct cfs_node *n);
 
 /* Size in bytes a node shows in stat (a rendered file's current length; 0 while unknown). */
 uint64_t cfs_node_size(const struct cfs_node *n);

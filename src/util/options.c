@@ -107,6 +107,7 @@ struct raw_args {
 	char *header_file;
 	char *cacert, *endpoint, *region, *s3_addressing, *profile;
 	char *cache_dir, *disk_cache, *eviction;
+	char *views;
 	gboolean spill_compress;
 	char *log_file;
 	char *metrics_addr;
@@ -416,6 +417,16 @@ static bool check_eviction(const char *value, GError **error)
 	return false;
 }
 
+/* --views: hidden (the default) or visible. */
+static bool check_views(const char *value, GError **error)
+{
+	if (!value || g_str_equal(value, "hidden") || g_str_equal(value, "visible"))
+		return true;
+	g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+		    "--views must be 'hidden' or 'visible', not '%s'", value);
+	return false;
+}
+
 /* The value of an environment variable that holds an absolute path, else NULL. */
 static const char *env_path(const char *name)
 {
@@ -498,8 +509,10 @@ static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
 	    !check_int_opt("max-dir-entries", a->max_dir_entries, 1, MAX_DIR_ENTRIES_MAX, error) ||
 	    !check_sizes(o, error) || !check_headers(a->headers, error) ||
 	    !take_header_file(a, error) || !check_cacert(a->cacert, error) ||
-	    !check_addressing(a->s3_addressing, error) || !take_spill_settings(a, o, error))
+	    !check_addressing(a->s3_addressing, error) || !take_spill_settings(a, o, error) ||
+	    !check_views(a->views, error))
 		return false;
+	o->views_visible = a->views && g_str_equal(a->views, "visible");
 	take_remote_settings(a, o);
 	o->max_connections = (unsigned)a->max_connections;
 	o->fetch_threads = (unsigned)a->fetch_threads;
@@ -730,6 +743,10 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		  "OPT[,OPT]" },
 		{ "nonempty", 0, 0, G_OPTION_ARG_NONE, &a.nonempty,
 		  "Mount over a directory that is not empty, hiding its files", NULL },
+		{ "views", 0, 0, G_OPTION_ARG_STRING, &a.views,
+		  "List .items/, .decompressed/, NAME.tar.d/ and .chunkfs/ in their directories"
+		  " (visible), or only open them by name (hidden, the default)",
+		  "hidden|visible" },
 		{ NULL, 0, 0, 0, NULL, NULL, NULL },
 	};
 	const GOptionEntry *const tables[] = { entries, mount_entries, NULL };
@@ -772,6 +789,7 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 	g_free(a.cache_dir);
 	g_free(a.disk_cache);
 	g_free(a.eviction);
+	g_free(a.views);
 	g_free(a.log_file);
 	g_free(a.metrics_addr);
 	g_strfreev(a.rest);

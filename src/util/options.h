@@ -39,6 +39,7 @@ struct cfs_options {
 	char *eviction;       /* --eviction: policy of both tiers (policy.h) */
 	bool spill_compress;  /* --spill-compress: zstd-compress spilled blocks */
 	char *metrics_addr;   /* --metrics-addr: [HOST:]PORT serving /metrics; NULL: none */
+	bool views_visible;   /* --views=visible: readdir lists the views and .chunkfs/ */
 };
 
 
@@ -58,7 +59,8 @@ bool cfs_parse_size(const char *text, uint64_t *out);
  * max_dir_entries 10,000,000, cache_dir
  * $XDG_CACHE_HOME/chunkfs (an absolute one), else /var/cache/chunkfs for
  * root (euid 0), else $HOME/.cache/chunkfs (refused without an absolute
- * HOME unless disk_cache is 0), disk_cache CFS_DISK_CAP_AUTO, eviction "lru".
+ * HOME unless disk_cache is 0), disk_cache CFS_DISK_CAP_AUTO, eviction "lru",
+ * views hidden.
  * --header-file is read here: a regular file, not a symlink, of the euid
  * or root, no group or other permission bits, at most 64 KiB and 1024
  * lines of "Name: value" (blank lines and '#' lines skipped), each checked

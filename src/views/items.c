@@ -19,6 +19,7 @@
 #include "tree/object.h"
 #include "util/stats.h"
 #include "tree/tree.h"
+#include "util/times.h"
 #include "view_i.h"
 
 /* Chunk headers read ahead of a listing of .items/, past the chunks it shows. */
@@ -507,6 +508,12 @@ static int parse_leaf(const char *name, const char **ext)
 
 /* ---- operations ---- */
 
+/* An item, its NNN.d/ and its leaves were last modified with their chunk. */
+static int64_t chunk_mtime(const struct ichunk *ch)
+{
+	return ch->src ? cfs_object_mtime(ch->src) : CFS_TIME_UNKNOWN;
+}
+
 static int item_entry(struct itemview *v, uint64_t item, bool dir, struct cfs_ventry *out,
 		      const struct cfs_wait *w)
 {
@@ -514,8 +521,10 @@ static int item_entry(struct itemview *v, uint64_t item, bool dir, struct cfs_ve
 	if (dir) {
 		if (!ch->info->schema)
 			return -ENOENT;
-		*out = (struct cfs_ventry){ .ino = vino_make(VK_ITEM_DIR, v->base.id, (uint32_t)item,
-							      0), .dir = true };
+		*out = (struct cfs_ventry){ .ino = vino_make(VK_ITEM_DIR, v->base.id,
+							     (uint32_t)item, 0),
+					    .dir = true,
+					    .mtime_us = chunk_mtime(ch) };
 		return 0;
 	}
 	int rc = need_header(ch, w);
@@ -524,7 +533,8 @@ static int item_entry(struct itemview *v, uint64_t item, bool dir, struct cfs_ve
 	uint64_t off, len;
 	item_range(ch, item, &off, &len);
 	*out = (struct cfs_ventry){ .ino = vino_make(VK_ITEM, v->base.id, (uint32_t)item, 0),
-				    .size = len };
+				    .size = len,
+				    .mtime_us = chunk_mtime(ch) };
 	return 0;
 }
 
@@ -546,9 +556,10 @@ static void leaf_use(const struct imeta *m, void *ctx)
 	const struct cfs_leaf_file *f = &m->files[q->leaf];
 	uint64_t head = f->prefix ? g_bytes_get_size(f->prefix) : 0;
 	if (q->entry)
-		*q->entry = (struct cfs_ventry){
-			.ino = vino_make(VK_LEAF, m->v->base.id, (uint32_t)m->item, q->leaf),
-			.size = head + f->len };
+		*q->entry = (struct cfs_ventry){ .ino = vino_make(VK_LEAF, m->v->base.id,
+								  (uint32_t)m->item, q->leaf),
+						 .size = head + f->len,
+						 .mtime_us = chunk_mtime(m->chunk) };
 	if (q->file)
 		*q->file = (struct cfs_vfile){ .head = f->prefix ? g_bytes_ref(f->prefix) : NULL,
 					       .obj = m->chunk->src,

@@ -14,6 +14,7 @@
 #include "tree/object.h"
 #include "formats/tar.h"
 #include "tree/tree.h"
+#include "util/times.h"
 #include "view_i.h"
 
 #define WINDOW (UINT64_C(1) << 20)
@@ -24,6 +25,8 @@ struct tentry {
 	uint32_t parent;
 	bool dir;
 	uint64_t off, size;     /* files: the data in the archive */
+	int64_t mtime_us;       /* the member's own (its header's), or CFS_TIME_UNKNOWN for a
+				   directory no member names */
 	GArray *children;       /* dirs: uint32_t entry indexes, in archive order */
 	GHashTable *by_name;    /* dirs: name -> GUINT_TO_POINTER(index + 1) */
 };
@@ -92,7 +95,9 @@ static uint32_t entry_add(struct tarview *v, uint32_t parent, const char *name, 
 	int64_t bytes = entry_bytes(name, dir);
 	v->entry_bytes += bytes;
 	views_bytes_add(&v->base, bytes);
-	struct tentry e = { .name = g_strdup(name), .parent = parent, .dir = dir };
+	struct tentry e = {
+		.name = g_strdup(name), .parent = parent, .dir = dir, .mtime_us = CFS_TIME_UNKNOWN
+	};
 	if (dir) {
 		e.children = g_array_new(FALSE, FALSE, sizeof(uint32_t));
 		e.by_name = g_hash_table_new(g_str_hash, g_str_equal);
@@ -124,7 +129,11 @@ static void reset_entries(struct tarview *v)
 	entry_add(v, 0, "", true);
 }
 
-/* Place one path segment under dir; NO_ENTRY when it clashes with what is there. */
+/*
+ * Place one path segment under dir: the member m itself when its path ends
+ * there, else (m NULL) a directory on its path. NO_ENTRY when it clashes
+ * with what is there.
+ */
 static uint32_t place(struct tarview *v, uint32_t dir, const char *name, bool as_dir,
 		      const struct cfs_tar_member *m)
 {
@@ -133,10 +142,12 @@ static uint32_t place(struct tarview *v, uint32_t dir, const char *name, bool as
 		i = entry_add(v, dir, name, as_dir);
 	else if (entry(v, i)->dir != as_dir)
 		return NO_ENTRY;
-	if (!as_dir) { /* a later member of the same name replaces it, as tar -x does */
+	if (m && !as_dir) { /* a later member of the same name replaces it, as tar -x does */
 		entry(v, i)->off = m->offset;
 		entry(v, i)->size = m->size;
 	}
+	if (m)
+		entry(v, i)->mtime_us = m->mtime_us;
 	return i;
 }
 
@@ -156,8 +167,9 @@ static void add_member(struct tarview *v, const struct cfs_tar_member *m)
 	uint32_t at = 0;
 	for (guint i = 0; i < segs->len && at != NO_ENTRY; i++) {
 		const char *seg = g_ptr_array_index(segs, i);
-		bool as_dir = i + 1 < segs->len || dir;
-		at = cfs_name_valid(seg, NULL) ? place(v, at, seg, as_dir, m) : NO_ENTRY;
+		bool last = i + 1 == segs->len;
+		at = cfs_name_valid(seg, NULL) ? place(v, at, seg, !last || dir, last ? m : NULL)
+					       : NO_ENTRY;
 	}
 	v->skipped += at == NO_ENTRY;
 	g_ptr_array_free(segs, TRUE);
@@ -306,7 +318,9 @@ static uint32_t entry_of(struct tarview *v, uint64_t ino)
 static void fill_entry(struct tarview *v, uint32_t i, struct cfs_ventry *out)
 {
 	struct tentry *e = entry(v, i);
-	*out = (struct cfs_ventry){ .ino = entry_ino(v, i), .dir = e->dir, .size = e->size };
+	*out = (struct cfs_ventry){
+		.ino = entry_ino(v, i), .dir = e->dir, .size = e->size, .mtime_us = e->mtime_us
+	};
 }
 
 /* The entry of ino once the index is built, in *i; else -EAGAIN (w will be called) or -ENOENT. */

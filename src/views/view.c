@@ -8,6 +8,7 @@
 #include "util/errors.h"
 #include "util/stats.h"
 #include "tree/tree.h"
+#include "util/times.h"
 #include "view_i.h"
 
 /* HEADs at a time for views: each holds its thread up to the deadline of cfs_fetch_head(). */
@@ -256,7 +257,7 @@ int cfs_view_getattr(struct cfs_view *view, uint64_t ino, struct cfs_ventry *out
 		     const struct cfs_wait *w)
 {
 	if (ino == view->root_ino) {
-		*out = (struct cfs_ventry){ .ino = ino, .dir = true };
+		*out = (struct cfs_ventry){ .ino = ino, .dir = true, .mtime_us = CFS_TIME_UNKNOWN };
 		return 0;
 	}
 	return view->ops->getattr(view, ino, out, w);

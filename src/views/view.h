@@ -54,7 +54,9 @@ static inline bool cfs_ino_is_virtual(uint64_t ino)
 struct cfs_ventry {
 	uint64_t ino;
 	bool dir;
-	uint64_t size;  /* bytes, for files */
+	uint64_t size;    /* bytes, for files */
+	int64_t mtime_us; /* last modified, microseconds since the epoch: an item's or leaf's
+			     chunk's, a tar member's own; CFS_TIME_UNKNOWN: the mount's time */
 };
 
 /*

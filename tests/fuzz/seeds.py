@@ -137,7 +137,8 @@ S3_ERRORS = {
 
 
 def http_seeds(out):
-    """fuzz_s3list (prefix byte, body), fuzz_httplist, fuzz_s3error, fuzz_headers."""
+    """fuzz_s3list (prefix byte, body), fuzz_httplist, fuzz_s3error, fuzz_headers,
+    fuzz_httpdate."""
     write(out, "fuzz_s3list", "page", b"\x01" + S3_LISTING)
     write(out, "fuzz_s3list", "empty-root", b"\x00<ListBucketResult><IsTruncated>false"
           b"</IsTruncated></ListBucketResult>")
@@ -150,6 +151,11 @@ def http_seeds(out):
                        ("whole", b"Bytes 25-25/26\nW/\"x\"\n\"y\""),
                        ("star", b"bytes */26\n\n")]:
         write(out, "fuzz_headers", name, text)
+    for name, text in [("imf-fixdate", b"Sun, 06 Nov 1994 08:49:37 GMT"),
+                       ("rfc850", b"Sunday, 06-Nov-94 08:49:37 GMT"),
+                       ("asctime", b"Sun Nov  6 08:49:37 1994"),
+                       ("leap-second", b"Sat, 31 Dec 2016 23:59:60 GMT")]:
+        write(out, "fuzz_httpdate", name, text)
 
 
 def json_seeds(out):
