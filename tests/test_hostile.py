@@ -113,7 +113,7 @@ def run_on_s3_listing(chunkfs_bin, nginx, tmp_path, www, listing):
     srv = nginx(str(www), extra_conf=serve_file("/bkt/", listing, "application/xml"))
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    env = dict(os.environ, AWS_ACCESS_KEY_ID="", AWS_SECRET_ACCESS_KEY="")
+    env = chunkfs_env(AWS_ACCESS_KEY_ID="", AWS_SECRET_ACCESS_KEY="")
     argv = [chunkfs_bin, "-f", "--cache-dir=%s" % (tmp_path / "cache"),
             "--endpoint=" + srv.url.rstrip("/"), "--region=us-east-1", "--s3-addressing=path",
             "--no-sign-request", "s3://bkt/p/", str(mnt)]

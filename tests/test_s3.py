@@ -26,9 +26,9 @@ import urllib.parse
 
 import pytest
 
-from cfsutil import (MiB, check_hidden, data_dir, dataset_listing, dataset_names, free_port,
-                      index_chunks, is_mounted, run_until_exit, scaled, sha256_file,
-                      source_sha256, tail, wait_for)
+from cfsutil import (MiB, check_hidden, chunkfs_env, data_dir, dataset_listing, dataset_names,
+                     free_port, index_chunks, is_mounted, run_until_exit, scaled, sha256_file,
+                     source_sha256, tail, wait_for)
 from s3fixture import (ACCESS_KEY, BUCKET, EMPTY_PREFIX, EU_BUCKET, EU_REGION, GEN_PREFIX,
                        MIXED_PREFIX, ODD_ASCII_PREFIX, ODD_CHUNK_NAMES, ODD_PREFIX,
                        PUBLIC_BUCKET, REGION, SECRET_KEY, TEST_KEY, TEST_SECRET, S3Client,
@@ -88,9 +88,10 @@ def make_home(tmp_path, credentials=None, config=None, name="home"):
 
 
 def clean_env(home, **extra):
-    """The test's environment without AWS_* variables, HOME=home, plus extra."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["HOME"] = str(home)
+    """chunkfs's environment (chunkfs_env()) without AWS_* variables,
+    HOME=home, plus extra."""
+    env = chunkfs_env({k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+                      HOME=home)
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
