@@ -23,9 +23,8 @@ static size_t resident_pages(const void *p, size_t len)
 static void test_slots_are_reused_last_in_first_out(void)
 {
 	bool fresh; /* a cold slot */
-	struct cfs_blockmem *m = cfs_blockmem_new(8 * BLOCK, BLOCK, 0);
-	uint8_t *a = cfs_blockmem_get(m, BLOCK, true, &fresh),
-		*b = cfs_blockmem_get(m, BLOCK, true, &fresh);
+	struct cfs_blockmem *m = cfs_blockmem_new(8 * BLOCK, BLOCK);
+	uint8_t *a = cfs_blockmem_get(m, BLOCK, &fresh), *b = cfs_blockmem_get(m, BLOCK, &fresh);
 	g_assert_nonnull(a);
 	g_assert_nonnull(b);
 	g_assert_true(fresh);
@@ -34,7 +33,7 @@ static void test_slots_are_reused_last_in_first_out(void)
 	memset(b, 0x5a, BLOCK);
 	cfs_blockmem_put(m, a, BLOCK);
 	g_assert_cmpuint(cfs_blockmem_idle_bytes(m), ==, BLOCK);
-	uint8_t *c = cfs_blockmem_get(m, BLOCK, true, &fresh);
+	uint8_t *c = cfs_blockmem_get(m, BLOCK, &fresh);
 	g_assert_true(c == a);
 	g_assert_false(fresh);
 	g_assert_cmpuint(c[0], ==, 0xa5); /* not zeroed: no fresh page behind it */
@@ -49,11 +48,11 @@ static void test_slots_are_reused_last_in_first_out(void)
 static void test_short_buffers_are_mapped_alone(void)
 {
 	bool fresh; /* a cold slot */
-	struct cfs_blockmem *m = cfs_blockmem_new(2 * BLOCK, BLOCK, 0);
+	struct cfs_blockmem *m = cfs_blockmem_new(2 * BLOCK, BLOCK);
 	uint8_t *full[2];
 	for (int i = 0; i < 2; i++)
-		full[i] = cfs_blockmem_get(m, BLOCK, true, &fresh);
-	uint8_t *s = cfs_blockmem_get(m, 5000, true, &fresh);
+		full[i] = cfs_blockmem_get(m, BLOCK, &fresh);
+	uint8_t *s = cfs_blockmem_get(m, 5000, &fresh);
 	g_assert_nonnull(s);
 	g_assert_false(fresh); /* a mapping of its own is never called cold: it may go away */
 	g_assert_true(s < full[0] || s >= full[0] + 2 * BLOCK);
@@ -61,7 +60,7 @@ static void test_short_buffers_are_mapped_alone(void)
 	cfs_blockmem_put(m, s, 5000);
 	g_assert_cmpuint(cfs_blockmem_idle_bytes(m), ==, 0);
 	/* Every slot is out: a full block still gets a buffer, of its own. */
-	uint8_t *extra = cfs_blockmem_get(m, BLOCK, true, &fresh);
+	uint8_t *extra = cfs_blockmem_get(m, BLOCK, &fresh);
 	g_assert_nonnull(extra);
 	memset(extra, 2, BLOCK);
 	cfs_blockmem_put(m, extra, BLOCK);
@@ -76,10 +75,10 @@ static void test_short_buffers_are_mapped_alone(void)
 static void test_trim_gives_memory_back(void)
 {
 	bool fresh; /* a cold slot */
-	struct cfs_blockmem *m = cfs_blockmem_new(4 * BLOCK, BLOCK, 0);
+	struct cfs_blockmem *m = cfs_blockmem_new(4 * BLOCK, BLOCK);
 	uint8_t *v[4];
 	for (int i = 0; i < 4; i++) {
-		v[i] = cfs_blockmem_get(m, BLOCK, true, &fresh);
+		v[i] = cfs_blockmem_get(m, BLOCK, &fresh);
 		memset(v[i], i + 1, BLOCK);
 	}
 	for (int i = 0; i < 4; i++)
@@ -91,67 +90,17 @@ static void test_trim_gives_memory_back(void)
 		resident += resident_pages(v[i], BLOCK);
 	g_assert_cmpuint(resident, ==, BLOCK / 4096);
 	/* The one idle slot first (the first one put), then the given-back ones, zeroed. */
-	uint8_t *first = cfs_blockmem_get(m, BLOCK, true, &fresh);
+	uint8_t *first = cfs_blockmem_get(m, BLOCK, &fresh);
 	g_assert_true(first == v[0]);
 	g_assert_false(fresh);
 	g_assert_cmpuint(first[0], ==, 1);
 	for (int i = 1; i < 4; i++) {
-		uint8_t *p = cfs_blockmem_get(m, BLOCK, true, &fresh);
+		uint8_t *p = cfs_blockmem_get(m, BLOCK, &fresh);
 		g_assert_nonnull(p);
 		g_assert_true(fresh);
 		g_assert_cmpuint(p[BLOCK - 1], ==, 0);
 	}
 	cfs_blockmem_trim(m, 0);
-	cfs_blockmem_free(m);
-}
-
-/* Wait at most 10 s for the warmer to have want bytes faulted in ahead. */
-static void wait_warm(struct cfs_blockmem *m, uint64_t want)
-{
-	gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
-	while (cfs_blockmem_warm_bytes(m) < want && g_get_monotonic_time() < deadline)
-		g_usleep(1000);
-	g_assert_cmpuint(cfs_blockmem_warm_bytes(m), ==, want);
-}
-
-/*
- * Once a block to be filled whole took a slot, the warmer faults in the
- * next ones, up to its lead; a block filled in part takes a cold slot from
- * the other end and leaves the warm ones alone.
- */
-static void test_warmer_faults_in_ahead_of_streams(void)
-{
-	bool cold;
-	struct cfs_blockmem *m = cfs_blockmem_new(8 * BLOCK, BLOCK, 3 * BLOCK);
-	uint8_t *part = cfs_blockmem_get(m, BLOCK, false, &cold);
-	g_assert_true(cold);
-	g_assert_cmpuint(cfs_blockmem_warm_bytes(m), ==, 0); /* random items alone: no warming */
-	uint8_t *first = cfs_blockmem_get(m, BLOCK, true, &cold);
-	g_assert_true(cold);
-	g_assert_true(part > first); /* the two kinds come from the two ends */
-	wait_warm(m, 3 * BLOCK);
-	uint8_t *part2 = cfs_blockmem_get(m, BLOCK, false, &cold);
-	g_assert_true(cold);
-	g_assert_true(part2 < part && part2 > first + 3 * BLOCK);
-	g_assert_cmpuint(resident_pages(part2, BLOCK), ==, 0);
-	g_assert_cmpuint(cfs_blockmem_warm_bytes(m), ==, 3 * BLOCK);
-	uint8_t *next = cfs_blockmem_get(m, BLOCK, true, &cold);
-	g_assert_false(cold);
-	g_assert_true(next == first + BLOCK);
-	g_assert_cmpuint(resident_pages(next, BLOCK), ==, BLOCK / 4096);
-	/* Refilled once half the lead is eaten, not per slot. */
-	g_assert_cmpuint(cfs_blockmem_warm_bytes(m), ==, 2 * BLOCK);
-	uint8_t *third = cfs_blockmem_get(m, BLOCK, true, &cold);
-	g_assert_false(cold);
-	wait_warm(m, 3 * BLOCK); /* slots 3 to 5: all there is between the two ends */
-	/* Warm slots count as resident: a trim to 3 blocks keeps no idle slot beside them. */
-	cfs_blockmem_put(m, third, BLOCK);
-	cfs_blockmem_put(m, next, BLOCK);
-	cfs_blockmem_trim(m, 3 * BLOCK);
-	g_assert_cmpuint(cfs_blockmem_idle_bytes(m), ==, 0);
-	cfs_blockmem_put(m, first, BLOCK);
-	cfs_blockmem_put(m, part, BLOCK);
-	cfs_blockmem_put(m, part2, BLOCK);
 	cfs_blockmem_free(m);
 }
 
@@ -161,6 +110,5 @@ int main(int argc, char **argv)
 	g_test_add_func("/blockmem/reuse", test_slots_are_reused_last_in_first_out);
 	g_test_add_func("/blockmem/short", test_short_buffers_are_mapped_alone);
 	g_test_add_func("/blockmem/trim", test_trim_gives_memory_back);
-	g_test_add_func("/blockmem/warmer", test_warmer_faults_in_ahead_of_streams);
 	return g_test_run();
 }

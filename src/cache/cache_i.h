@@ -228,13 +228,8 @@ uint32_t cache_block_len(const struct cfs_cache *c, const struct cfs_object *obj
 /* Block index of obj, or NULL when it is not in memory. */
 struct block *cache_block_get(struct cfs_cache *c, const struct cfs_object *obj,
 			      uint64_t index);
-/*
- * A new, empty, unpinned block (room must have been made); fill is how
- * many of its bytes the caller is about to fill (most of the block: a
- * stream's, given memory faulted in ahead). NULL when mmap fails.
- */
-struct block *cache_block_new(struct cfs_cache *c, struct cfs_object *obj, uint64_t index,
-			      uint32_t fill);
+/* A new, empty, unpinned block (room must have been made); NULL when mmap fails. */
+struct block *cache_block_new(struct cfs_cache *c, struct cfs_object *obj, uint64_t index);
 /* Free b, which nothing pins, and give back its bytes. */
 void cache_block_free(struct cfs_cache *c, struct block *b);
 /* Make bytes more fit under the cap, evicting (or starting to spill) unpinned blocks. */

@@ -268,9 +268,8 @@ static void zstd_deliver(void *ctx, struct cfs_object *obj, uint64_t off, const 
 	g_mutex_lock(&c->lock);
 	FOR_EACH_BLOCK(c, off, len, idx, lo, hi) {
 		struct block *b = cache_block_get(c, obj, idx);
-		uint32_t block_len = cache_block_len(c, obj, idx);
-		if (!b && cache_make_room(c, block_len))
-			b = cache_block_new(c, obj, idx, block_len); /* a stream fills it whole */
+		if (!b && cache_make_room(c, cache_block_len(c, obj, idx)))
+			b = cache_block_new(c, obj, idx);
 		if (!b)
 			continue;
 		cache_pin(c, b);

@@ -111,7 +111,7 @@ static bool pin_read(struct cfs_cache *c, struct parked *r)
 	FOR_EACH_BLOCK(c, r->off, r->len, idx, lo, hi) {
 		struct block *b = cache_block_get(c, r->obj, idx);
 		if (!b) {
-			if (!(b = cache_block_new(c, r->obj, idx, (uint32_t)(hi - lo)))) {
+			if (!(b = cache_block_new(c, r->obj, idx))) {
 				unpin_read(c, r);
 				return false;
 			}
@@ -147,7 +147,7 @@ static void prefetch(struct cfs_cache *c, struct cfs_object *obj, uint64_t start
 	FOR_EACH_BLOCK(c, start, end - start, idx, lo, hi) {
 		struct block *b = cache_block_get(c, obj, idx);
 		if (!b && (!cache_make_room(c, cache_block_len(c, obj, idx)) ||
-			   !(b = cache_block_new(c, obj, idx, (uint32_t)(hi - lo))))) {
+			   !(b = cache_block_new(c, obj, idx)))) {
 			end = MAX(start, block_start(c, idx));
 			break;
 		}

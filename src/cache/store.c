@@ -30,14 +30,6 @@
 /* Blocks on their way to the spill tier at once: at most this, or a quarter of the cap. */
 #define SPILL_BUDGET_MAX (UINT64_C(32) << 20)
 #define SPILL_BUDGET_CAP_DIVISOR 4
-/*
- * Never-used block memory kept faulted in ahead of the blocks
- * (cfs_blockmem_new()): at most this, or a quarter of the cap. Enough for
- * 30 ms of a 1 GB/s stream while the warmer, faulting at 2.5 GB/s or more
- * on the 2-core VM, catches up.
- */
-#define WARM_LEAD_MAX (UINT64_C(32) << 20)
-#define WARM_LEAD_CAP_DIVISOR 4
 
 static guint key_hash(gconstpointer p)
 {
@@ -69,7 +61,7 @@ void cache_store_init(struct cfs_cache *c, uint64_t cap, uint64_t block_size, co
 {
 	c->cap = cap;
 	c->block_size = block_size;
-	c->mem = cfs_blockmem_new(cap, block_size, MIN(WARM_LEAD_MAX, cap / WARM_LEAD_CAP_DIVISOR));
+	c->mem = cfs_blockmem_new(cap, block_size);
 	c->policy = cfs_policy_new(policy);
 	c->blocks = g_hash_table_new(key_hash, key_equal);
 	c->objects = g_hash_table_new_full(NULL, NULL, NULL, object_state_free);
@@ -203,12 +195,11 @@ void cache_unreserve(struct cfs_cache *c, uint64_t bytes)
 	cfs_stats_gauge_set(CFS_MEM_BYTES, (int64_t)c->used);
 }
 
-struct block *cache_block_new(struct cfs_cache *c, struct cfs_object *obj, uint64_t index,
-			      uint32_t fill)
+struct block *cache_block_new(struct cfs_cache *c, struct cfs_object *obj, uint64_t index)
 {
 	uint32_t len = cache_block_len(c, obj, index);
 	bool cold;
-	void *data = cfs_blockmem_get(c->mem, len, fill >= len / 2, &cold);
+	void *data = cfs_blockmem_get(c->mem, len, &cold);
 	if (!data)
 		return NULL;
 	struct block *b = g_new0(struct block, 1);
