@@ -149,7 +149,7 @@ static bool add_to_run(struct cfs_cache *c, struct warm_pass *p, struct block *b
 	if (p->budget < hi - lo)
 		return false;
 	if (!b && (!cache_make_room(c, cache_block_len(c, p->obj, idx)) ||
-		   !(b = cache_block_new(c, p->obj, idx, hi - lo))))
+		   !(b = cache_block_new(c, p->obj, idx))))
 		return false;
 	cache_pin(c, b);
 	g_ptr_array_add(p->held, b);
@@ -169,8 +169,8 @@ static bool read_back(struct cfs_cache *c, struct warm_pass *p, struct block *b,
 {
 	if (b)
 		return true; /* being read back, or holding bytes: the next pass sees */
-	uint32_t len = cache_block_len(c, p->obj, idx);
-	if (!cache_make_room(c, len) || !(b = cache_block_new(c, p->obj, idx, len)))
+	if (!cache_make_room(c, cache_block_len(c, p->obj, idx)) ||
+	    !(b = cache_block_new(c, p->obj, idx)))
 		return false;
 	cache_pin(c, b);
 	cache_load_blocks(c, p->obj, block_start(c, idx), b->len);
