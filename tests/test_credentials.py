@@ -8,6 +8,7 @@ credentials JSON), the container endpoint (JSON, Authorization header checked) a
 only until its expiry (S3RVER_KEYS_FILE of tests/node/s3rver-strict.js: after that, 400
 ExpiredToken), so a request signed with an expired key shows in the request log."""
 import datetime
+import errno
 import hashlib
 import hmac
 import http.server
@@ -401,6 +402,34 @@ def test_expired_token_answer_renews_and_retries(world, ends, mount, tmp_path, d
     assert refused and all(r["key"] == first for r in refused), refused[:3]
     assert {r["key"] for r in reqs if r["status"] in (200, 206)} - {first}
     assert "retrying with renewed" in m.read_log()
+
+
+@pytest.mark.log_allow(r"refused and cannot be renewed", r"HTTP 400")
+def test_no_valid_keys_left_is_eacces(world, ends, mount, tmp_path, dataset):
+    """Keys S3 refuses as expired while the endpoint cannot renew them: reads fail with
+    EACCES (not EIO), and read again once the endpoint is back."""
+    server, endpoints, issuer = world
+    endpoints.s3_ttl = 2
+    env = env_for(tmp_path, world, ["container"])
+    m = mount("s3://%s/%s" % (BUCKET, PREFIX), *args_for(world, "--mem-cache=8MiB",
+                                                         "--disk-cache=0"), env=env)
+    first = [a for a, k in issuer.keys.items() if k["link"] == "container"][-1]
+    revoked_at = issuer.keys[first]["s3_expires"] / 1000
+    wait_for(lambda: time.time() > revoked_at + 0.5, scaled(10), "the keys' revocation")
+    endpoints.mode["container"] = "500"
+    name = sorted(n for n in os.listdir(dataset) if n.endswith(".bin"))[-1]
+    fd = open_direct(m.file(name))
+    try:
+        with pytest.raises(OSError) as e:
+            os.pread(fd, 4096, 4096 * 100)
+        assert e.value.errno == errno.EACCES
+        endpoints.mode["container"] = "ok"
+        endpoints.s3_ttl = None
+        with open(os.path.join(dataset, name), "rb") as f:
+            f.seek(4096 * 101)
+            assert os.pread(fd, 4096, 4096 * 101) == f.read(4096)
+    finally:
+        os.close(fd)
 
 
 def mount_fails(mount, world, env):

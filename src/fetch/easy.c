@@ -33,17 +33,23 @@ void cfs_easy_auth_clear(struct cfs_easy_auth *auth)
 	auth->keys = NULL;
 }
 
-bool cfs_easy_keys_refused(const struct cfs_remote *remote, const struct cfs_easy_auth *auth,
-			   long status, const char *body, size_t len)
+bool cfs_easy_keys_code(long status, const char *body, size_t len)
 {
-	if (!auth->keys || (status != 400 && status != 403))
+	if (status != 400 && status != 403)
 		return false;
 	char *code = cfs_s3_error_code(body, len);
 	bool refused = code &&
 		       (g_str_equal(code, "ExpiredToken") || g_str_equal(code, "InvalidToken") ||
 			g_str_equal(code, "InvalidAccessKeyId"));
 	g_free(code);
-	return refused && cfs_creds_renew_rejected(remote->creds, auth->keys->generation);
+	return refused;
+}
+
+bool cfs_easy_keys_refused(const struct cfs_remote *remote, const struct cfs_easy_auth *auth,
+			   long status, const char *body, size_t len)
+{
+	return auth->keys && cfs_easy_keys_code(status, body, len) &&
+	       cfs_creds_renew_rejected(remote->creds, auth->keys->generation);
 }
 
 /* --cacert adds to the system's trust: the file as CAINFO, the default directory as CAPATH. */

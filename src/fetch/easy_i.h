@@ -28,11 +28,18 @@ void cfs_easy_auth_take(struct cfs_easy_auth *auth, const struct cfs_remote *rem
 void cfs_easy_auth_clear(struct cfs_easy_auth *auth);
 
 /*
- * Whether an answer with status and the len bytes of its error body means
- * the keys of auth are expired or unknown to S3 (ExpiredToken, InvalidToken,
- * InvalidAccessKeyId: S3 API Reference, "Error responses"), and the
- * credential chain has newer keys now (cfs_creds_renew_rejected(), which
- * may block for a renewal): then the request is worth one more attempt.
+ * Whether an answer with status and the len bytes of its error body says
+ * that the keys it was signed with are expired or unknown to S3: a 400 or
+ * 403 with the Code ExpiredToken, InvalidToken or InvalidAccessKeyId (S3
+ * API Reference, "Error responses"). Pure, thread-safe.
+ */
+bool cfs_easy_keys_code(long status, const char *body, size_t len);
+
+/*
+ * Whether such an answer (cfs_easy_keys_code()) came to a request signed
+ * with the keys of auth and the credential chain has newer keys now
+ * (cfs_creds_renew_rejected(), which may block for a renewal): then the
+ * request is worth one more attempt.
  */
 bool cfs_easy_keys_refused(const struct cfs_remote *remote, const struct cfs_easy_auth *auth,
 			   long status, const char *body, size_t len);

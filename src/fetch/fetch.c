@@ -435,6 +435,13 @@ static bool retry_with_new_keys(struct engine *f, struct request *r, long status
 	return r->renewed;
 }
 
+/* S3 refused the keys (an ExpiredToken that renewal did not cure): a permission error. */
+static bool keys_refused(const struct request *r, long status)
+{
+	return r->refusal &&
+	       cfs_easy_keys_code(status, (const char *)r->refusal->data, r->refusal->len);
+}
+
 static void end_attempt(struct engine *f, struct request *r, CURLcode rc)
 {
 	if (!r->checked && !r->fatal && (rc == CURLE_OK || r->next == r->end))
@@ -454,7 +461,7 @@ static void end_attempt(struct engine *f, struct request *r, CURLcode rc)
 		r->due_us = g_get_monotonic_time();
 		g_queue_push_tail(&f->waiting, r);
 	} else if (status && !transient_http(status)) {
-		int err = cfs_http_errno(status, false);
+		int err = keys_refused(r, status) ? -EACCES : cfs_http_errno(status, false);
 		cfs_errors_report(r->name, r->next, r->end - r->next, err, "%s", why);
 		finish(f, r, err);
 	} else if (r->attempt <= f->cfg.retries && waits_too_long(f, r)) {

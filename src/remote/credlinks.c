@@ -25,13 +25,13 @@
 #define ENDPOINT_CONNECT_MS 2000
 #define ENDPOINT_TIMEOUT_MS 10000
 /*
- * IMDS: 1 s to connect, 1 s for the answer, one retry, so that a machine
- * without IMDS mounts within about 4 s (the SDKs' defaults: AWS SDKs and Tools
- * Reference Guide, "IMDS credential provider", metadata_service_timeout 1 s,
- * metadata_service_num_attempts 1).
+ * IMDS: 1 s to connect, 2 s for the whole request, one retry, so that a machine
+ * where nothing answers at IMDS's address goes on within about 2 s (the
+ * SDKs' defaults: AWS SDKs and Tools Reference Guide, "IMDS credential
+ * provider", metadata_service_timeout 1 s, metadata_service_num_attempts 1).
  */
 #define IMDS_CONNECT_MS 1000
-#define IMDS_TIMEOUT_MS 1000
+#define IMDS_TIMEOUT_MS 2000
 #define IMDS_ATTEMPTS 2
 #define IMDS_TOKEN_TTL_HEADER "X-aws-ec2-metadata-token-ttl-seconds: 21600"
 #define IMDS_DEFAULT "http://169.254.169.254"
@@ -122,10 +122,9 @@ static struct cfs_aws_keys *parse_answer(GByteArray *body, enum cfs_creds_json_k
 
 /* ---- 1. The environment (AWS CLI User Guide, "Environment variables") ---- */
 
-static bool configure_env(struct cred_link *l, const struct cfs_options *opts, const char *region,
-			  GString *skipped)
+static bool configure_env(struct cred_link *l, const struct cred_where *w, GString *skipped)
 {
-	(void)opts, (void)region;
+	(void)w;
 	l->name = "environment";
 	if (!cfs_remote_env("AWS_ACCESS_KEY_ID") || !cfs_remote_env("AWS_SECRET_ACCESS_KEY")) {
 		g_string_append(skipped, "environment: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
@@ -211,25 +210,24 @@ static char *sts_url(const char *region)
 	return g_strdup_printf("https://sts.%s.amazonaws.com/", region);
 }
 
-static bool configure_web_identity(struct cred_link *l, const struct cfs_options *opts,
-				   const char *region, GString *skipped)
+static bool configure_web_identity(struct cred_link *l, const struct cred_where *w,
+				   GString *skipped)
 {
 	l->name = "web identity";
-	GKeyFile *config = remote_aws_file("AWS_CONFIG_FILE", "config");
-	char *section = remote_aws_config_section(remote_aws_profile(opts));
+	char *section = remote_aws_config_section(remote_aws_profile(w->opts));
 	char *file = g_strdup(cfs_remote_env("AWS_WEB_IDENTITY_TOKEN_FILE"));
 	char *arn = g_strdup(cfs_remote_env("AWS_ROLE_ARN"));
 	char *session = g_strdup(cfs_remote_env("AWS_ROLE_SESSION_NAME"));
 	if (!file && !arn) {
-		file = remote_aws_value(config, section, "web_identity_token_file");
-		arn = remote_aws_value(config, section, "role_arn");
-		session = remote_aws_value(config, section, "role_session_name");
+		file = remote_aws_value(w->config, section, "web_identity_token_file");
+		arn = remote_aws_value(w->config, section, "role_arn");
+		session = remote_aws_value(w->config, section, "role_session_name");
 	}
 	bool ok = file && arn;
 	if (ok) {
 		*l = (struct cred_link){ .name = "web identity",
 					 .fetch = web_identity_keys,
-					 .url = sts_url(region),
+					 .url = sts_url(w->region),
 					 .token_file = file,
 					 .role_arn = arn,
 					 .session_name = session ? session
@@ -240,8 +238,6 @@ static bool configure_web_identity(struct cred_link *l, const struct cfs_options
 		g_free(file), g_free(arn), g_free(session);
 	}
 	g_free(section);
-	if (config)
-		g_key_file_free(config);
 	return ok;
 }
 
@@ -296,14 +292,26 @@ static bool read_bounded(int fd, GByteArray *out, gint64 deadline_us, GError **e
 	}
 }
 
-/* Wait for pid (killed first unless it exited by itself: its stdout closed); its exit status. */
-static int reap(GPid pid, bool kill_first)
+/* How often a process that closed its stdout is checked for having exited, in ms. */
+#define REAP_POLL_MS 10
+
+/*
+ * The exit status of pid, which is killed unless it exits by deadline_us
+ * (monotonic) or at once when kill_now (its output was refused); a killed
+ * process's status says so.
+ */
+static int reap(GPid pid, bool kill_now, gint64 deadline_us)
 {
-	if (kill_first)
-		kill(pid, SIGKILL);
 	int status = 0;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
+	pid_t done = 0;
+	while (!kill_now && (done = waitpid(pid, &status, WNOHANG)) == 0 &&
+	       g_get_monotonic_time() < deadline_us)
+		poll(NULL, 0, REAP_POLL_MS);
+	if (done != pid) {
+		kill(pid, SIGKILL);
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+	}
 	g_spawn_close_pid(pid);
 	return status;
 }
@@ -328,7 +336,7 @@ static struct cfs_aws_keys *process_keys(const struct cred_link *l, GError **err
 	gint64 deadline = g_get_monotonic_time() + (gint64)PROCESS_TIMEOUT_MS * 1000;
 	bool read_all = read_bounded(out_fd, body, deadline, error);
 	close(out_fd);
-	int status = reap(pid, !read_all);
+	int status = reap(pid, !read_all, deadline);
 	struct cfs_aws_keys *k = NULL;
 	if (read_all && !g_spawn_check_wait_status(status, error))
 		read_all = false;
@@ -389,7 +397,7 @@ static struct cfs_aws_keys *assume_role_keys(const struct cred_link *l, GError *
 	return k;
 }
 
-/* A profile's shared files and its section names. */
+/* A profile's shared files (not owned) and its section names. */
 struct profile {
 	const char *name;
 	char *section; /* in the config file */
@@ -413,7 +421,12 @@ static bool configure_assume_role(struct cred_link *l, const struct profile *p, 
 {
 	char *arn = remote_aws_value(p->config, p->section, "role_arn");
 	char *source = remote_aws_value(p->config, p->section, "source_profile");
+	char *credential_source = remote_aws_value(p->config, p->section, "credential_source");
 	struct cfs_aws_keys *keys = arn && source ? profile_keys(p, source) : NULL;
+	if (arn && credential_source && !source)
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+			    "profile '%s': role_arn with credential_source is not supported",
+			    p->name);
 	if (arn && source && !keys)
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
 			    "profile '%s': role_arn: source_profile '%s' has no keys", p->name,
@@ -431,6 +444,7 @@ static bool configure_assume_role(struct cred_link *l, const struct profile *p, 
 	}
 	g_free(arn);
 	g_free(source);
+	g_free(credential_source);
 	return keys != NULL;
 }
 
@@ -458,15 +472,12 @@ static bool configure_process_of(struct cred_link *l, const struct profile *p, G
 }
 
 /* As botocore: an assumed role, then keys of the credentials file, the process, the config. */
-static bool configure_profile(struct cred_link *l, const struct cfs_options *opts,
-			      const char *region, GString *skipped)
+static bool configure_profile(struct cred_link *l, const struct cred_where *w, GString *skipped)
 {
-	struct profile p = { remote_aws_profile(opts), NULL,
-			     remote_aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
-			     remote_aws_file("AWS_CONFIG_FILE", "config") };
+	struct profile p = { remote_aws_profile(w->opts), NULL, w->shared, w->config };
 	p.section = remote_aws_config_section(p.name);
 	GError *err = NULL;
-	bool ok = configure_assume_role(l, &p, region, &err) ||
+	bool ok = configure_assume_role(l, &p, w->region, &err) ||
 		  (!err && configure_static(l, p.shared, p.name)) ||
 		  (!err && configure_process_of(l, &p, &err)) ||
 		  (!err && configure_static(l, p.config, p.section));
@@ -479,10 +490,6 @@ static bool configure_profile(struct cred_link *l, const struct cfs_options *opt
 				       p.name);
 	g_clear_error(&err);
 	g_free(p.section);
-	if (p.shared)
-		g_key_file_free(p.shared);
-	if (p.config)
-		g_key_file_free(p.config);
 	return ok;
 }
 
@@ -538,10 +545,9 @@ static bool container_host_allowed(const char *url)
 	return ok;
 }
 
-static bool configure_container(struct cred_link *l, const struct cfs_options *opts,
-				const char *region, GString *skipped)
+static bool configure_container(struct cred_link *l, const struct cred_where *w, GString *skipped)
 {
-	(void)opts, (void)region;
+	(void)w;
 	l->name = "container";
 	const char *rel = cfs_remote_env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
 	const char *full = cfs_remote_env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
@@ -596,6 +602,15 @@ static bool env_true(const char *name)
 	return cfs_remote_env(name) && !g_ascii_strcasecmp(cfs_remote_env(name), "true");
 }
 
+/* A token fit for a header: 1 to 4096 visible ASCII characters (no CR or LF to inject a header). */
+static bool header_value_ok(const GByteArray *b)
+{
+	for (guint i = 0; i < b->len; i++)
+		if (b->data[i] < 0x21 || b->data[i] > 0x7e)
+			return false;
+	return b->len && b->len <= 4096;
+}
+
 /* The session token's header, or NULL for IMDSv1 when the docs allow the fallback. */
 static bool imds_token(const struct cred_link *l, char **header, GError **error)
 {
@@ -604,9 +619,13 @@ static bool imds_token(const struct cred_link *l, char **header, GError **error)
 	long status = 0;
 	bool ok = imds_request("PUT", url, IMDS_TOKEN_TTL_HEADER, body, &status, error);
 	*header = NULL;
-	if (ok && status == 200 && body->len) {
+	if (ok && status == 200 && header_value_ok(body)) {
 		g_byte_array_append(body, (const guint8 *)"", 1);
 		*header = g_strconcat("X-aws-ec2-metadata-token: ", (char *)body->data, NULL);
+	} else if (ok && status == 200) {
+		g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+				    "token request: not a token");
+		ok = false;
 	} else if (ok && (status == 403 || status == 404 || status == 405) &&
 		   !env_true("AWS_EC2_METADATA_V1_DISABLED")) {
 		g_debug("IMDS: token refused (HTTP %ld): trying IMDSv1", status);
@@ -633,6 +652,15 @@ static bool imds_get(const char *url, const char *header, GByteArray *body, GErr
 	return false;
 }
 
+/* The characters of an IAM role name (IAM API Reference, "CreateRole": [\w+=,.@-]+). */
+static bool iam_name(const char *name)
+{
+	for (const char *c = name; *c; c++)
+		if (!g_ascii_isalnum(*c) && !strchr("_+=,.@-", *c))
+			return false;
+	return *name && strlen(name) <= 64;
+}
+
 /* The instance profile's role: the first line of the listing, which holds one name. */
 static char *imds_role(const char *base, const char *header, GError **error)
 {
@@ -641,7 +669,7 @@ static char *imds_role(const char *base, const char *header, GError **error)
 	if (imds_get(base, header, body, error)) {
 		role = g_strndup((const char *)body->data, body->len);
 		role[strcspn(role, "\r\n")] = '\0';
-		if (!*g_strstrip(role) || strchr(role, '/') || strchr(role, '?'))
+		if (!iam_name(g_strstrip(role)))
 			g_clear_pointer(&role, g_free);
 		if (!role)
 			g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
@@ -677,10 +705,9 @@ static struct cfs_aws_keys *imds_keys(const struct cred_link *l, GError **error)
 	return k;
 }
 
-static bool configure_imds(struct cred_link *l, const struct cfs_options *opts, const char *region,
-			   GString *skipped)
+static bool configure_imds(struct cred_link *l, const struct cred_where *w, GString *skipped)
 {
-	(void)opts, (void)region;
+	(void)w;
 	l->name = "IMDS";
 	if (env_true("AWS_EC2_METADATA_DISABLED")) {
 		g_string_append(skipped, "IMDS: AWS_EC2_METADATA_DISABLED=true");
@@ -694,16 +721,14 @@ static bool configure_imds(struct cred_link *l, const struct cfs_options *opts, 
 	return true;
 }
 
-typedef bool (*configure_fn)(struct cred_link *l, const struct cfs_options *opts,
-			     const char *region, GString *skipped);
+typedef bool (*configure_fn)(struct cred_link *l, const struct cred_where *w, GString *skipped);
 
-unsigned cred_links_configure(struct cred_link *links, const struct cfs_options *opts,
-			      const char *region, GString *skipped)
+unsigned cred_links_configure(struct cred_link *links, const struct cred_where *w, GString *skipped)
 {
 	/* As with the AWS CLI, a profile named with --profile comes before the environment. */
 	configure_fn chain[] = { configure_env, configure_web_identity, configure_profile,
 				 configure_container, configure_imds };
-	if (opts->profile) {
+	if (w->opts->profile) {
 		chain[0] = configure_profile;
 		chain[2] = configure_env;
 	}
@@ -712,7 +737,7 @@ unsigned cred_links_configure(struct cred_link *links, const struct cfs_options 
 		gsize before = skipped->len;
 		if (before)
 			g_string_append(skipped, "; ");
-		if (chain[i](&links[n], opts, region, skipped)) {
+		if (chain[i](&links[n], w, skipped)) {
 			g_string_truncate(skipped, before);
 			n++;
 		} else {

@@ -10,6 +10,7 @@
 #include <gio/gio.h>
 
 #include "creds_i.h"
+#include "remote_i.h"
 
 /* Renew this long before Expiration, or at half the lifetime when that is shorter. */
 #define RENEW_LEAD_US (300 * G_USEC_PER_SEC)
@@ -165,11 +166,16 @@ static struct cfs_creds *creds_new(struct cred_link *link, struct cfs_aws_keys *
 	return c;
 }
 
-struct cfs_creds *cfs_creds_find(const struct cfs_options *opts, const char *region, GError **error)
+struct cfs_creds *cfs_creds_find(const struct cfs_options *opts, const char *region,
+				 GKeyFile *config, GError **error)
 {
 	struct cred_link links[CRED_LINKS_MAX] = { 0 };
 	GString *tried = g_string_new(NULL);
-	unsigned n = cred_links_configure(links, opts, region, tried);
+	struct cred_where where = { opts, region, config,
+				    remote_aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials") };
+	unsigned n = cred_links_configure(links, &where, tried);
+	if (where.shared)
+		g_key_file_free(where.shared);
 	struct cfs_creds *c = NULL;
 	for (unsigned i = 0; i < n; i++) {
 		GError *err = NULL;

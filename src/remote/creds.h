@@ -53,14 +53,15 @@ typedef bool (*cfs_creds_http_fn)(const struct cfs_creds_request *req, GByteArra
 void cfs_creds_set_http(cfs_creds_http_fn fn);
 
 /*
- * Walk the chain for opts (--profile) and region (that of STS) and keep
+ * Walk the chain for opts (--profile), region (that of STS) and config
+ * (the AWS config file as read for the remote, or NULL; not kept) and keep
  * the first link that yields keys. Fails with G_IO_ERROR_NOT_FOUND and a
  * one-line message naming every link tried and why it gave nothing (never
- * a secret). Blocks for the links' requests: IMDS gives up within about 3 s
- * when there is no IMDS. Returns a chain to free with cfs_creds_free().
+ * a secret). Blocks for the links' requests: IMDS gives up within about 2 s
+ * when nothing answers at its address. Returns a chain to free with cfs_creds_free().
  */
 struct cfs_creds *cfs_creds_find(const struct cfs_options *opts, const char *region,
-				 GError **error);
+				 GKeyFile *config, GError **error);
 
 /* The name of the link that gave the keys, for log lines ("environment", "IMDS", ...). */
 const char *cfs_creds_link(const struct cfs_creds *c);

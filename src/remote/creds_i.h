@@ -28,14 +28,21 @@ struct cred_link {
 /* Where the chain's HTTP requests go (cfs_creds_set_http()). */
 extern cfs_creds_http_fn cred_http;
 
+/* What the links are configured from: each shared file is read once, for all of them. */
+struct cred_where {
+	const struct cfs_options *opts; /* --profile */
+	const char *region;             /* STS's */
+	GKeyFile *config, *shared;      /* the AWS config and credentials files, or NULL */
+};
+
 /*
- * Configure the links of the chain for opts and region in their order into
- * links (an array of at least CRED_LINKS_MAX); each link not configured
- * adds "NAME: why" to skipped. Returns how many were configured.
+ * Configure the links of the chain from w in their order into links (an
+ * array of at least CRED_LINKS_MAX); each link not configured adds
+ * "NAME: why" to skipped. Returns how many were configured.
  */
 #define CRED_LINKS_MAX 8
-unsigned cred_links_configure(struct cred_link *links, const struct cfs_options *opts,
-			      const char *region, GString *skipped);
+unsigned cred_links_configure(struct cred_link *links, const struct cred_where *w,
+			      GString *skipped);
 /* Free what a configured link holds. */
 void cred_link_clear(struct cred_link *l);
 

@@ -113,9 +113,9 @@ static char *bucket_url(const struct cfs_options *opts, const char *endpoint, co
  * (remote/creds.h); the payload hash of an empty body goes with every one.
  */
 static bool set_signing(struct cfs_remote *r, const struct cfs_options *opts, const char *region,
-			GError **error)
+			GKeyFile *config, GError **error)
 {
-	r->creds = cfs_creds_find(opts, region, error);
+	r->creds = cfs_creds_find(opts, region, config, error);
 	if (!r->creds)
 		return false;
 	r->sigv4 = g_strdup_printf("aws:amz:%s:s3", region);
@@ -144,7 +144,7 @@ static bool s3_init(struct cfs_remote *r, const struct cfs_options *opts, GError
 		r->base_url = cfs_url_join(r->list_url, r->list_prefix);
 	}
 	if (ok && !opts->no_sign_request)
-		ok = set_signing(r, opts, region, error);
+		ok = set_signing(r, opts, region, config, error);
 	if (config)
 		g_key_file_free(config);
 	g_free(bucket);
