@@ -432,6 +432,27 @@ def test_no_valid_keys_left_is_eacces(world, ends, mount, tmp_path, dataset):
         os.close(fd)
 
 
+@pytest.mark.log_allow(r"renewal failed, retrying with back-off")
+def test_failed_renewal_is_retried_and_logged_once(world, ends, mount, tmp_path, dataset):
+    """A renewal that fails is retried with a growing wait and logged once; once the
+    endpoint answers again the keys are renewed and reads go on with them."""
+    server, endpoints, issuer = world
+    endpoints.ttl = 4
+    env = env_for(tmp_path, world, ["container"])
+    m = mount("s3://%s/%s" % (BUCKET, PREFIX), *args_for(world), env=env)
+    endpoints.mode["container"] = "500"
+    start = len(endpoints.seen)
+    wait_for(lambda: len(endpoints.seen) >= start + 3, scaled(30), "three failed renewals")
+    failed_at = len(endpoints.seen)
+    endpoints.mode["container"] = "ok"
+    wait_for(lambda: "renewed again" in m.read_log(), scaled(60), "a renewal after the failures")
+    assert m.read_log().count("renewal failed") == 1, m.read_log()
+    assert len(endpoints.seen) <= failed_at + 2  # back-off, no spin
+    mark = server.mark()
+    check_bytes(m, dataset)
+    assert keys_used(server, mark) <= issuer.of_link("container")
+
+
 def mount_fails(mount, world, env):
     m = mount("s3://%s/%s" % (BUCKET, PREFIX), *args_for(world), env=env, expect_ok=False)
     assert not m.ok
