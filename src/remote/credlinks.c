@@ -2,8 +2,9 @@
  * The links of the credential chain, in the order of the AWS CLI (AWS SDKs
  * and Tools Reference Guide, "Understand the credential provider chain"):
  * the environment, web identity, the profile of the shared files,
- * container credentials, IMDSv2. Nothing here logs or quotes a key, a
- * token or a process's output.
+ * container credentials, IMDSv2
+ * (https://docs.aws.amazon.com/sdkref/latest/guide/standardized-credentials.html).
+ * Nothing here logs or quotes a key, a token or a process's output.
  */
 #include <errno.h>
 #include <gio/gio.h>
@@ -142,8 +143,10 @@ static bool configure_env(struct cred_link *l, const struct cred_where *w, GStri
  * ---- 2. Web identity: STS AssumeRoleWithWebIdentity (AWS STS API
  * Reference, "AssumeRoleWithWebIdentity"; AWS SDKs and Tools Reference
  * Guide, "Assume role credential provider": web_identity_token_file,
- * role_arn, role_session_name). The request is not signed: the token is
- * the proof. POSTed as a form, so that the token is in no URL. ----
+ * role_arn, role_session_name;
+ * https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRoleWithWebIdentity.html,
+ * https://docs.aws.amazon.com/sdkref/latest/guide/feature-assume-role-credentials.html).
+ * The request is not signed: the token is the proof. POSTed as a form, so that the token is in no URL. ----
  */
 
 static char *form_value(const char *text)
@@ -243,9 +246,11 @@ static bool configure_web_identity(struct cred_link *l, const struct cred_where 
 
 /*
  * ---- 3. The profile of the shared files (AWS SDKs and Tools Reference
- * Guide, "Shared config and credentials files"): its keys in the
- * credentials file, else its credential_process ("Process credential
- * provider"), else its keys in the config file. ----
+ * Guide, "Shared config and credentials files"), in botocore's order: a
+ * role_arn with source_profile, its keys in the credentials file, its
+ * credential_process ("Process credential provider",
+ * https://docs.aws.amazon.com/sdkref/latest/guide/feature-process-credentials.html),
+ * its keys in the config file. ----
  */
 
 /* Keys of one section, or NULL unless both the access key and the secret are there. */
@@ -365,8 +370,9 @@ static bool configure_process(struct cred_link *l, const char *command, const ch
 
 /*
  * role_arn + source_profile: STS AssumeRole (AWS STS API Reference,
- * "AssumeRole"; AWS SDKs and Tools Reference Guide, "Assume role
- * credential provider"), signed with SigV4 for service sts by libcurl
+ * "AssumeRole",
+ * https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html;
+ * AWS SDKs and Tools Reference Guide, "Assume role credential provider"), signed with SigV4 for service sts by libcurl
  * with the source profile's keys, which must be keys of the shared files
  * (a source profile that itself assumes a role is not followed).
  */
@@ -498,7 +504,8 @@ static bool configure_profile(struct cred_link *l, const struct cred_where *w, G
  * "Container credential provider"): a GET of the full URI, or of
  * 169.254.170.2 and the relative URI, with the Authorization header from
  * AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (read at every request: EKS Pod
- * Identity rotates it), else AWS_CONTAINER_AUTHORIZATION_TOKEN. ----
+ * Identity rotates it), else AWS_CONTAINER_AUTHORIZATION_TOKEN
+ * (https://docs.aws.amazon.com/sdkref/latest/guide/feature-container-credentials.html). ----
  */
 
 static struct cfs_aws_keys *container_keys(const struct cred_link *l, GError **error)
@@ -576,7 +583,8 @@ static bool configure_container(struct cred_link *l, const struct cred_where *w,
  * the role's name and its credentials with the token. A token PUT refused
  * with 403, 404 or 405 means IMDSv2 is off or not there: the SDKs then
  * fall back to IMDSv1 (no token), unless AWS_EC2_METADATA_V1_DISABLED is
- * true ("IMDS credential provider"). ----
+ * true ("IMDS credential provider",
+ * https://docs.aws.amazon.com/sdkref/latest/guide/feature-imds-credentials.html). ----
  */
 
 /* One IMDS request with its retry; the answer's status in *status. */
