@@ -516,6 +516,12 @@ static struct cfs_aws_keys *container_keys(const struct cred_link *l, GError **e
 		g_prefix_error(error, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: ");
 		return NULL;
 	}
+	if (token && strpbrk(token, "\r\n")) { /* it would end the header and start another */
+		g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+				    "the container authorization token holds a line break");
+		free_secret(token);
+		return NULL;
+	}
 	char *auth = token ? g_strconcat("Authorization: ", token, NULL) : NULL;
 	const char *headers[] = { auth, NULL };
 	struct cfs_creds_request req = { .method = "GET",
