@@ -20,6 +20,7 @@
 #include "util/notify.h"
 #include "tree/object.h"
 #include "util/options.h"
+#include "remote/creds.h"
 #include "remote/remote.h"
 #include "tree/tree.h"
 #include "util/url.h"
@@ -161,6 +162,8 @@ static int serve(const struct cfs_options *opts, const struct cfs_remote *remote
 	}
 	if (disk)
 		cfs_disk_start(disk);
+	if (remote->creds)
+		cfs_creds_start(remote->creds);
 	struct cfs_source source = cfs_fetcher_source(fetcher);
 	struct cfs_cache_config cfg = { opts->mem_cache, opts->block_size, opts->readahead,
 					opts->eviction, cfs_fetch_read_bound_ms(opts) };
@@ -213,6 +216,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	cfs_fetch_global_init();
+	cfs_creds_set_http(cfs_fetch_creds_http);
 	int rc = 1;
 	struct cfs_fs *fs = NULL;
 	struct cfs_tree *tree = NULL;

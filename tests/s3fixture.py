@@ -240,7 +240,7 @@ class S3rver:
     *.localhost to the loopback itself)."""
 
     def __init__(self, workdir, buckets, public_buckets=(), bucket_regions=None,
-                 extra_keys=None, phantom_keys=None, redirects=None):
+                 extra_keys=None, phantom_keys=None, redirects=None, keys_file=None):
         self.workdir = str(workdir)
         self.buckets = list(buckets)
         self.public_buckets = list(public_buckets)
@@ -248,6 +248,7 @@ class S3rver:
         self.extra_keys = dict(extra_keys or {})
         self.phantom_keys = dict(phantom_keys or {})
         self.redirects = dict(redirects or {})  # "/bucket/key" -> Location of a 307
+        self.keys_file = keys_file  # temporary keys (S3RVER_KEYS_FILE), or None
         self.data = os.path.join(self.workdir, "data")
         self.log = os.path.join(self.workdir, "s3rver.log")
         self.request_log = os.path.join(self.workdir, "requests.jsonl")
@@ -288,6 +289,7 @@ class S3rver:
             "S3RVER_PHANTOM_KEYS": json.dumps(self.phantom_keys),
             "S3RVER_REDIRECTS": json.dumps(self.redirects),
             "S3RVER_REQUEST_LOG": self.request_log,
+            "S3RVER_KEYS_FILE": self.keys_file or "",
             "NO_COLOR": "1",
         })
         with open(self.log, "ab") as logf:

@@ -1,16 +1,55 @@
 /* What every libcurl easy handle gets: headers, TLS trust, credentials; libcurl's global init. */
 #include "easy_i.h"
 
+#include <string.h>
+
 #include "fetch/fetch.h"
+#include "remote/creds.h"
 #include "remote/remote.h"
+#include "remote/s3error.h"
 #include "util/options.h"
 
-struct curl_slist *cfs_easy_headers(const struct cfs_remote *remote)
+void cfs_easy_auth_take(struct cfs_easy_auth *auth, const struct cfs_remote *remote)
 {
 	struct curl_slist *list = NULL;
 	for (char **h = remote->headers; h && *h; h++)
 		list = curl_slist_append(list, *h);
-	return list;
+	auth->keys = remote->creds ? cfs_creds_current(remote->creds) : NULL;
+	if (auth->keys && auth->keys->session_token) {
+		char *token = g_strconcat("x-amz-security-token: ", auth->keys->session_token,
+					  NULL);
+		list = curl_slist_append(list, token);
+		explicit_bzero(token, strlen(token));
+		g_free(token);
+	}
+	auth->headers = list;
+}
+
+void cfs_easy_auth_clear(struct cfs_easy_auth *auth)
+{
+	curl_slist_free_all(auth->headers);
+	cfs_aws_keys_unref(auth->keys);
+	auth->headers = NULL;
+	auth->keys = NULL;
+}
+
+bool cfs_easy_keys_code(long status, const char *body, size_t len)
+{
+	if (status != 400 && status != 403)
+		return false;
+	char *code = cfs_s3_error_code(body, len);
+	bool refused = code &&
+		       (g_str_equal(code, "ExpiredToken") || g_str_equal(code, "InvalidToken") ||
+			g_str_equal(code, "InvalidAccessKeyId"));
+	g_free(code);
+	return refused;
+}
+
+bool cfs_easy_keys_refused(const struct cfs_remote *remote, const struct cfs_easy_auth *auth,
+			   long status, const char *body, size_t len)
+{
+	return auth->keys && cfs_easy_keys_code(status, body, len) &&
+	       cfs_creds_renew_rejected(remote->creds, auth->keys->generation);
 }
 
 /* --cacert adds to the system's trust: the file as CAINFO, the default directory as CAPATH. */
@@ -32,7 +71,7 @@ static void setup_tls(CURL *easy, const struct cfs_remote *remote)
 }
 
 void cfs_easy_setup(CURL *easy, const struct cfs_options *opts, const struct cfs_remote *remote,
-		    struct curl_slist *headers, const char *url)
+		    const struct cfs_easy_auth *auth, const char *url)
 {
 	curl_easy_setopt(easy, CURLOPT_URL, url);
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
@@ -43,17 +82,17 @@ void cfs_easy_setup(CURL *easy, const struct cfs_options *opts, const struct cfs
 	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, (long)opts->timeout_s);
 	setup_tls(easy, remote);
-	cfs_easy_send_credentials(easy, remote, headers);
+	cfs_easy_send_credentials(easy, remote, auth);
 }
 
 void cfs_easy_send_credentials(CURL *easy, const struct cfs_remote *remote,
-			       struct curl_slist *headers)
+			       const struct cfs_easy_auth *auth)
 {
-	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
-	if (remote->sigv4) {
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, auth->headers);
+	if (remote->sigv4 && auth->keys) {
 		curl_easy_setopt(easy, CURLOPT_AWS_SIGV4, remote->sigv4);
-		curl_easy_setopt(easy, CURLOPT_USERNAME, remote->access_key);
-		curl_easy_setopt(easy, CURLOPT_PASSWORD, remote->secret_key);
+		curl_easy_setopt(easy, CURLOPT_USERNAME, auth->keys->access_key);
+		curl_easy_setopt(easy, CURLOPT_PASSWORD, auth->keys->secret_key);
 	} else if (remote->netrc) {
 		curl_easy_setopt(easy, CURLOPT_NETRC, (long)CURL_NETRC_OPTIONAL);
 		curl_easy_setopt(easy, CURLOPT_NETRC_FILE, remote->netrc);

@@ -6,16 +6,43 @@
 #define CHUNKFS_EASY_I_H
 
 #include <curl/curl.h>
+#include <stdbool.h>
 
+struct cfs_aws_keys;
 struct cfs_options;
 struct cfs_remote;
 
 /*
- * The remote's extra headers as a libcurl list (NULL when there are none),
- * to pass to cfs_easy_setup(); free with curl_slist_free_all() once no
- * transfer uses it.
+ * What one transfer sends to prove who it is: the remote's extra headers
+ * (with S3's x-amz-security-token of the keys) and, for S3, the keys it
+ * signs with, current when the transfer starts (cfs_creds_current()).
  */
-struct curl_slist *cfs_easy_headers(const struct cfs_remote *remote);
+struct cfs_easy_auth {
+	struct curl_slist *headers; /* must outlive the transfer */
+	struct cfs_aws_keys *keys;  /* a reference, or NULL for an unsigned remote */
+};
+
+/* Fill auth for a transfer to remote that starts now. Thread-safe. */
+void cfs_easy_auth_take(struct cfs_easy_auth *auth, const struct cfs_remote *remote);
+/* Free what auth holds, once no transfer uses it; a cleared auth may be cleared again. */
+void cfs_easy_auth_clear(struct cfs_easy_auth *auth);
+
+/*
+ * Whether an answer with status and the len bytes of its error body says
+ * that the keys it was signed with are expired or unknown to S3: a 400 or
+ * 403 with the Code ExpiredToken, InvalidToken or InvalidAccessKeyId (S3
+ * API Reference, "Error responses"). Pure, thread-safe.
+ */
+bool cfs_easy_keys_code(long status, const char *body, size_t len);
+
+/*
+ * Whether such an answer (cfs_easy_keys_code()) came to a request signed
+ * with the keys of auth and the credential chain has newer keys now
+ * (cfs_creds_renew_rejected(), which may block for a renewal): then the
+ * request is worth one more attempt.
+ */
+bool cfs_easy_keys_refused(const struct cfs_remote *remote, const struct cfs_easy_auth *auth,
+			   long status, const char *body, size_t len);
 
 /*
  * Set the options common to every request on a fresh easy handle: URL,
@@ -26,16 +53,16 @@ struct curl_slist *cfs_easy_headers(const struct cfs_remote *remote);
  * credentials (cfs_easy_send_credentials()).
  */
 void cfs_easy_setup(CURL *easy, const struct cfs_options *opts, const struct cfs_remote *remote,
-		    struct curl_slist *headers, const char *url);
+		    const struct cfs_easy_auth *auth, const char *url);
 
 /*
- * Make easy send the remote's credentials: its headers (the list, from
- * cfs_easy_headers(), must outlive the transfer; it holds --header and
- * S3's x-amz-security-token), its SigV4 signature (CURLOPT_AWS_SIGV4 with
- * the key pair) or else ~/.netrc when the remote found one.
+ * Make easy send the remote's credentials: the headers of auth (--header
+ * and S3's x-amz-security-token), the SigV4 signature with its keys
+ * (CURLOPT_AWS_SIGV4; libcurl copies the key strings) or else ~/.netrc
+ * when the remote found one.
  */
 void cfs_easy_send_credentials(CURL *easy, const struct cfs_remote *remote,
-			       struct curl_slist *headers);
+			       const struct cfs_easy_auth *auth);
 
 /*
  * Make easy send none of them, for a redirect to another origin: no extra

@@ -19,6 +19,8 @@
 #define IDLE_POLL_MS 1000
 /* The longest error page read to keep its connection; a longer one ends it. */
 #define ERROR_BODY_MAX (64 * 1024)
+/* The part of a 400 or 403 error page kept to read its S3 Code (ExpiredToken...) from. */
+#define REFUSAL_BODY_MAX 4096
 /* Larger receive buffers mean fewer trips through the memory tier's lock. */
 #define RECEIVE_BUFFER_BYTES (256L << 10)
 
@@ -49,6 +51,9 @@ struct request {
 	int fatal;                    /* negative errno that ends the request, no retry */
 	long http_error;              /* an error status whose body is being drained */
 	uint64_t drained;             /* bytes of that body so far */
+	GByteArray *refusal;          /* the start of a 400 or 403 body, or NULL */
+	struct cfs_easy_auth auth;    /* the attempt's headers and keys */
+	bool renewed;                 /* refused keys were renewed once for this request */
 	char *content_range, *etag;
 	char errbuf[CURL_ERROR_SIZE];
 };
@@ -61,7 +66,6 @@ struct request {
 struct engine {
 	struct cfs_options cfg;          /* a copy without the strings; max_connections its share */
 	const struct cfs_remote *remote;
-	struct curl_slist *headers;      /* the remote's, shared by every transfer */
 	CURLM *multi;
 	GThread *thread;
 	unsigned load;                   /* requests queued or running (atomic) */
@@ -79,7 +83,6 @@ struct engine {
 struct cfs_fetcher {
 	struct engine *engines;
 	unsigned n;
-	struct curl_slist *headers;
 };
 
 static void request_free(struct request *r)
@@ -89,6 +92,9 @@ static void request_free(struct request *r)
 	g_free(r->url);
 	g_free(r->content_range);
 	g_free(r->etag);
+	if (r->refusal)
+		g_byte_array_unref(r->refusal);
+	cfs_easy_auth_clear(&r->auth);
 	g_free(r);
 }
 
@@ -108,6 +114,8 @@ static void reset_response(struct request *r)
 	r->checked = false;
 	r->http_error = 0;
 	r->drained = 0;
+	if (r->refusal)
+		g_byte_array_set_size(r->refusal, 0);
 	r->retry_after_s = -1;
 }
 
@@ -176,6 +184,17 @@ static int check_response(struct request *r)
 	return err;
 }
 
+/* Keep the start of a signed request's 400 or 403 body: it may say the keys expired. */
+static void keep_refusal(struct request *r, const char *data, size_t len)
+{
+	if (!r->auth.keys || (r->http_error != 400 && r->http_error != 403))
+		return;
+	if (!r->refusal)
+		r->refusal = g_byte_array_new();
+	size_t room = REFUSAL_BODY_MAX - MIN(r->refusal->len, REFUSAL_BODY_MAX);
+	g_byte_array_append(r->refusal, (const guint8 *)data, (guint)MIN(len, room));
+}
+
 static size_t on_body(char *data, size_t size, size_t n, void *p)
 {
 	struct request *r = p;
@@ -193,6 +212,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *p)
 		 * usable; a longer one ends the transfer (and the connection)
 		 * rather than being downloaded for nothing.
 		 */
+		keep_refusal(r, data, len);
 		r->drained += len;
 		return r->drained <= ERROR_BODY_MAX ? len : CURL_WRITEFUNC_ERROR;
 	}
@@ -225,10 +245,10 @@ static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t
 }
 
 /* A new easy handle with every option but those of one request. */
-static CURL *new_handle(struct engine *f, const char *url)
+static CURL *new_handle(struct engine *f, const struct cfs_easy_auth *auth, const char *url)
 {
 	CURL *easy = curl_easy_init();
-	cfs_easy_setup(easy, &f->cfg, f->remote, f->headers, url);
+	cfs_easy_setup(easy, &f->cfg, f->remote, auth, url);
 	curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, RECEIVE_BUFFER_BYTES);
 	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
@@ -241,24 +261,23 @@ static CURL *new_handle(struct engine *f, const char *url)
  * A GET handle: a kept one when there is one. A handle keeps its receive
  * buffer, which a fresh one would allocate (and fault in) at every request.
  */
-static CURL *get_handle(struct engine *f, const char *url)
+static CURL *get_handle(struct engine *f, const struct cfs_easy_auth *auth, const char *url)
 {
 	CURL *easy = g_queue_pop_head(&f->idle_easy);
 	if (!easy)
-		return new_handle(f, url);
+		return new_handle(f, auth, url);
 	curl_easy_setopt(easy, CURLOPT_URL, url);
+	cfs_easy_send_credentials(easy, f->remote, auth);
 	return easy;
 }
 
 /*
  * Keep a GET handle for the next attempt, pointing at nothing of the
- * request it ran; one that ran a plain hop gets the credentials back, as
- * every kept handle has them.
+ * request it ran; get_handle() gives it the next attempt's credentials.
  */
-static void keep_handle(struct engine *f, CURL *easy, bool plain)
+static void keep_handle(struct engine *f, CURL *easy)
 {
-	if (plain)
-		cfs_easy_send_credentials(easy, f->remote, f->headers);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL);
 	curl_easy_setopt(easy, CURLOPT_HEADERDATA, NULL);
@@ -272,12 +291,15 @@ static void start_transfer(struct engine *f, struct request *r)
 {
 	char range[64] = "";
 	const char *url = cfs_redirect_url(&r->chain);
+	/* Each transfer signs with the keys current now: a retry never reuses renewed ones. */
+	cfs_easy_auth_clear(&r->auth);
+	cfs_easy_auth_take(&r->auth, f->remote);
 	if (r->head) {
-		r->easy = new_handle(f, url);
+		r->easy = new_handle(f, &r->auth, url);
 		curl_easy_setopt(r->easy, CURLOPT_NOBODY, 1L);
 	} else {
 		snprintf(range, sizeof(range), "%" PRIu64 "-%" PRIu64, r->next, r->end - 1);
-		r->easy = get_handle(f, url);
+		r->easy = get_handle(f, &r->auth, url);
 		curl_easy_setopt(r->easy, CURLOPT_RANGE, range);
 	}
 	if (r->chain.plain)
@@ -357,7 +379,7 @@ static void stop_attempt(struct engine *f, struct request *r)
 {
 	curl_multi_remove_handle(f->multi, r->easy);
 	if (!r->head && f->idle_easy.length < f->cfg.max_connections)
-		keep_handle(f, r->easy, r->chain.plain);
+		keep_handle(f, r->easy);
 	else
 		curl_easy_cleanup(r->easy);
 	r->easy = NULL;
@@ -395,6 +417,31 @@ static bool waits_too_long(const struct engine *f, const struct request *r)
 	return server_wait_s(r) > (gint64)f->cfg.timeout_s;
 }
 
+/*
+ * Whether the attempt's keys were refused as expired or unknown and newer
+ * ones are current: once per request, the request is then retried at once
+ * without counting as a retry (which may block this thread for a renewal,
+ * cfs_creds_renew_rejected()).
+ */
+static bool retry_with_new_keys(struct engine *f, struct request *r, long status)
+{
+	if (r->renewed || !r->refusal)
+		return false;
+	r->renewed = cfs_easy_keys_refused(f->remote, &r->auth, status,
+					   (const char *)r->refusal->data, r->refusal->len);
+	if (r->renewed)
+		g_message("%s: S3 refused the credentials as expired; retrying with renewed ones",
+			  r->name);
+	return r->renewed;
+}
+
+/* S3 refused the keys (an ExpiredToken that renewal did not cure): a permission error. */
+static bool keys_refused(const struct request *r, long status)
+{
+	return r->refusal &&
+	       cfs_easy_keys_code(status, (const char *)r->refusal->data, r->refusal->len);
+}
+
 static void end_attempt(struct engine *f, struct request *r, CURLcode rc)
 {
 	if (!r->checked && !r->fatal && (rc == CURLE_OK || r->next == r->end))
@@ -410,8 +457,11 @@ static void end_attempt(struct engine *f, struct request *r, CURLcode rc)
 	stop_attempt(f, r);
 	if (r->fatal || (r->next == r->end && !status)) {
 		finish(f, r, r->fatal);
+	} else if (retry_with_new_keys(f, r, status)) {
+		r->due_us = g_get_monotonic_time();
+		g_queue_push_tail(&f->waiting, r);
 	} else if (status && !transient_http(status)) {
-		int err = cfs_http_errno(status, false);
+		int err = keys_refused(r, status) ? -EACCES : cfs_http_errno(status, false);
 		cfs_errors_report(r->name, r->next, r->end - r->next, err, "%s", why);
 		finish(f, r, err);
 	} else if (r->attempt <= f->cfg.retries && waits_too_long(f, r)) {
@@ -542,8 +592,7 @@ static gpointer fetcher_thread(gpointer p)
 }
 
 static bool engine_start(struct engine *f, const struct cfs_options *opts,
-			 const struct cfs_remote *remote, struct curl_slist *headers,
-			 unsigned connections)
+			 const struct cfs_remote *remote, unsigned connections)
 {
 	f->cfg = (struct cfs_options){
 		.max_connections = connections,
@@ -552,7 +601,6 @@ static bool engine_start(struct engine *f, const struct cfs_options *opts,
 		.retries = opts->retries,
 	};
 	f->remote = remote;
-	f->headers = headers;
 	f->multi = curl_multi_init();
 	if (!f->multi)
 		return false;
@@ -578,11 +626,10 @@ struct cfs_fetcher *cfs_fetcher_new(const struct cfs_options *opts,
 	struct cfs_fetcher *fetcher = g_new0(struct cfs_fetcher, 1);
 	unsigned n = MAX(1, MIN(opts->fetch_threads, opts->max_connections));
 	fetcher->engines = g_new0(struct engine, n);
-	fetcher->headers = cfs_easy_headers(remote);
 	for (unsigned i = 0; i < n; i++) {
 		/* The connections are shared out; the first engines take what does not divide. */
 		unsigned share = opts->max_connections / n + (i < opts->max_connections % n);
-		if (!engine_start(&fetcher->engines[i], opts, remote, fetcher->headers, share)) {
+		if (!engine_start(&fetcher->engines[i], opts, remote, share)) {
 			g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
 				    "cannot create a libcurl multi handle");
 			cfs_fetcher_free(fetcher);
@@ -616,7 +663,6 @@ void cfs_fetcher_free(struct cfs_fetcher *fetcher)
 		curl_multi_cleanup(fetcher->engines[i].multi);
 		g_mutex_clear(&fetcher->engines[i].lock);
 	}
-	curl_slist_free_all(fetcher->headers);
 	g_free(fetcher->engines);
 	g_free(fetcher);
 }

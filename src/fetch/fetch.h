@@ -42,9 +42,22 @@
 
 #include "cache/source.h"
 
+struct cfs_creds_request;
 struct cfs_options;
 struct cfs_remote;
 struct cfs_fetcher;
+
+/*
+ * One request of the S3 credential chain to IMDS, a container endpoint or
+ * STS, as remote/creds.h's cfs_creds_http_fn describes it (main.c hands it
+ * to cfs_creds_set_http()): its own timeouts (req's, in ms), no redirect,
+ * the body at most CFS_CREDS_ANSWER_MAX bytes into body, the status into
+ * *status. False with *error set (the method and the URL without its query
+ * and user info, never a header or the body) when no whole answer came.
+ * Thread-safe.
+ */
+bool cfs_fetch_creds_http(const struct cfs_creds_request *req, GByteArray *body, long *status,
+			  GError **error);
 
 /*
  * Create the fetcher and start its threads (opts->fetch_threads, at most

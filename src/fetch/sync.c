@@ -172,16 +172,30 @@ static bool check_result(CURL *easy, CURLcode rc, const char *url, const char *e
 	return false;
 }
 
-bool cfs_fetch_small(const struct cfs_options *opts, const struct cfs_remote *remote,
-		     const char *url, size_t max_bytes, int64_t deadline_us, GBytes **body,
-		     char **etag, GError **error)
+/*
+ * Whether a failed request's keys were refused as expired or unknown and
+ * renewed since: then it is worth one more attempt.
+ */
+static bool keys_renewed(CURL *easy, const struct cfs_remote *remote,
+			 const struct cfs_easy_auth *auth, const GByteArray *body)
+{
+	long status = 0;
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+	return cfs_easy_keys_refused(remote, auth, status, (const char *)body->data, body->len);
+}
+
+/* One attempt of cfs_fetch_small(); *renewed is set when it is worth another. */
+static bool fetch_small_once(const struct cfs_options *opts, const struct cfs_remote *remote,
+			     const char *url, size_t max_bytes, int64_t deadline_us, GBytes **body,
+			     char **etag, bool *renewed, GError **error)
 {
 	CURL *easy = curl_easy_init();
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct sink s = { .buf = g_byte_array_new(), .max = max_bytes };
 	struct etag_capture cap = { NULL };
-	struct curl_slist *headers = cfs_easy_headers(remote);
-	cfs_easy_setup(easy, opts, remote, headers, url);
+	struct cfs_easy_auth auth;
+	cfs_easy_auth_take(&auth, remote);
+	cfs_easy_setup(easy, opts, remote, &auth, url);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, sink_write);
 	curl_easy_setopt(easy, CURLOPT_WRITEDATA, &s);
@@ -197,9 +211,10 @@ bool cfs_fetch_small(const struct cfs_options *opts, const struct cfs_remote *re
 		ok = false;
 	} else if (ok) {
 		ok = check_result(easy, rc, url, errbuf, s.buf, error);
+		*renewed = !ok && rc == CURLE_OK && keys_renewed(easy, remote, &auth, s.buf);
 	}
 	curl_easy_cleanup(easy);
-	curl_slist_free_all(headers);
+	cfs_easy_auth_clear(&auth);
 	if (ok) {
 		*body = g_byte_array_free_to_bytes(s.buf);
 		*etag = cap.etag;
@@ -210,13 +225,33 @@ bool cfs_fetch_small(const struct cfs_options *opts, const struct cfs_remote *re
 	return ok;
 }
 
+bool cfs_fetch_small(const struct cfs_options *opts, const struct cfs_remote *remote,
+		     const char *url, size_t max_bytes, int64_t deadline_us, GBytes **body,
+		     char **etag, GError **error)
+{
+	bool renewed = false;
+	GError *err = NULL;
+	bool ok = fetch_small_once(opts, remote, url, max_bytes, deadline_us, body, etag, &renewed,
+				   &err);
+	if (!ok && renewed) {
+		g_message("%s; retrying with renewed credentials", err->message);
+		g_clear_error(&err);
+		ok = fetch_small_once(opts, remote, url, max_bytes, deadline_us, body, etag,
+				      &renewed, &err);
+	}
+	if (err)
+		g_propagate_error(error, err);
+	return ok;
+}
+
 bool cfs_fetch_head(const struct cfs_options *opts, const struct cfs_remote *remote,
 		    const char *url, uint64_t *size, int64_t *mtime_us, GError **error)
 {
 	CURL *easy = curl_easy_init();
 	char errbuf[CURL_ERROR_SIZE] = "";
-	struct curl_slist *headers = cfs_easy_headers(remote);
-	cfs_easy_setup(easy, opts, remote, headers, url);
+	struct cfs_easy_auth auth;
+	cfs_easy_auth_take(&auth, remote);
+	cfs_easy_setup(easy, opts, remote, &auth, url);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
 	int64_t last_modified = CFS_TIME_UNKNOWN;
@@ -240,7 +275,7 @@ bool cfs_fetch_head(const struct cfs_options *opts, const struct cfs_remote *rem
 		*mtime_us = last_modified;
 	}
 	curl_easy_cleanup(easy);
-	curl_slist_free_all(headers);
+	cfs_easy_auth_clear(&auth);
 	return ok;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "remote/creds.h"
 #include "util/options.h"
 #include "util/url.h"
 #include "remote_i.h"
@@ -99,7 +100,6 @@ void cfs_remote_free(struct cfs_remote *r)
 	g_free(r->ca_dir);
 	g_free(r->netrc);
 	g_free(r->sigv4);
-	g_free(r->access_key);
-	g_free(r->secret_key);
+	cfs_creds_free(r->creds);
 	g_free(r);
 }

@@ -2,7 +2,8 @@
  * The remote a mount reads from: where objects are (a base URL that object
  * names are joined onto) and how every request to it is made (extra
  * headers, TLS trust, S3 signing). Built once from the options and the
- * environment before the mount, then read-only and shared by all threads.
+ * environment before the mount, then read-only and shared by all threads
+ * (the S3 keys inside creds are renewed under its own lock).
  */
 #ifndef CHUNKFS_REMOTE_H
 #define CHUNKFS_REMOTE_H
@@ -11,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct cfs_creds;
 struct cfs_listing;
 struct cfs_options;
 struct cfs_remote;
@@ -70,8 +72,7 @@ struct cfs_remote {
 	bool insecure;      /* no certificate or host name verification */
 	char *netrc;        /* HTTP: ~/.netrc if it existed at mount, else NULL */
 	char *sigv4;        /* CURLOPT_AWS_SIGV4 provider string ("aws:amz:REGION:s3"), or NULL */
-	char *access_key;   /* with sigv4 */
-	char *secret_key;   /* with sigv4; never logged */
+	struct cfs_creds *creds; /* with sigv4: the keys to sign with (remote/creds.h) */
 };
 
 /*
@@ -83,14 +84,15 @@ struct cfs_remote {
  * - s3://BUCKET/PREFIX: the endpoint from --endpoint, AWS_ENDPOINT_URL_S3 or
  *   AWS_ENDPOINT_URL, else https://s3.REGION.amazonaws.com; path-style or
  *   virtual-hosted-style addressing (AWS S3 User Guide, "Virtual hosting of
- *   buckets"); requests signed with SigV4 by libcurl using the credentials
- *   the AWS CLI would find (see remote/s3.c), unless --no-sign-request; CA
+ *   buckets"); requests signed with SigV4 by libcurl using the keys of the
+ *   credential chain (remote/creds.h), unless --no-sign-request; CA
  *   bundle from --cacert, else AWS_CA_BUNDLE, else as for HTTP.
  * Logs one warning when --insecure is given. Fails with a GError whose
  * message names the redacted URL: G_URI_ERROR for a malformed URL or one
  * without "SCHEME://", G_IO_ERROR_NOT_SUPPORTED for a scheme other than
- * http, https and s3 (both list the forms a mount takes), G_IO_ERROR_NOT_FOUND when no
- * S3 credentials are found. Returns a remote to free with cfs_remote_free().
+ * http, https and s3 (both list the forms a mount takes), G_IO_ERROR_NOT_FOUND
+ * when no link of the credential chain yields S3 credentials
+ * (cfs_creds_find()). Returns a remote to free with cfs_remote_free().
  */
 struct cfs_remote *cfs_remote_new(const struct cfs_options *opts, GError **error);
 void cfs_remote_free(struct cfs_remote *remote);

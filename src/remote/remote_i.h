@@ -38,4 +38,18 @@ static inline const char *cfs_remote_env(const char *name)
 	return value && *value ? value : NULL;
 }
 
+/*
+ * An AWS shared file as a GKeyFile: the path in the variable env_name, else
+ * ~/.aws/file_name; ';' comment lines taken as configparser takes them.
+ * NULL when it does not exist, or is not INI (then with one warning naming
+ * the file). Free with g_key_file_free().
+ */
+GKeyFile *remote_aws_file(const char *env_name, const char *file_name);
+/* The value of key in section of kf (may be NULL), stripped; NULL when absent or blank. */
+char *remote_aws_value(GKeyFile *kf, const char *section, const char *key);
+/* The profile: --profile, else AWS_PROFILE, else "default". */
+const char *remote_aws_profile(const struct cfs_options *opts);
+/* The config file names a profile's section "profile NAME", except "default". g_malloc'd. */
+char *remote_aws_config_section(const char *profile);
+
 #endif

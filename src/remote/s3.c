@@ -1,13 +1,13 @@
 /*
- * S3 remotes: bucket and prefix, endpoint, addressing style, region and the
- * credentials, found in the order the AWS CLI uses (AWS CLI User Guide,
- * "Configuration and credential file settings"): the environment, then the
- * profile in the shared credentials file, then in the config file; listed
- * with ListObjectsV2.
+ * S3 remotes: bucket and prefix, endpoint, addressing style, region, as the
+ * AWS CLI finds them (AWS CLI User Guide, "Configuration and credential file
+ * settings"), and the credential chain (remote/creds.h); listed with
+ * ListObjectsV2.
  */
 #include <gio/gio.h>
 #include <string.h>
 
+#include "remote/creds.h"
 #include "remote/listing.h"
 #include "util/options.h"
 #include "remote/remote.h"
@@ -18,136 +18,6 @@
 #define EMPTY_PAYLOAD_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define DEFAULT_REGION "us-east-1"
 
-struct credentials {
-	char *access_key, *secret_key, *session_token;
-};
-
-static void credentials_clear(struct credentials *c)
-{
-	g_free(c->access_key);
-	g_free(c->secret_key);
-	g_free(c->session_token);
-	memset(c, 0, sizeof(*c));
-}
-
-/*
- * The AWS tools read these files with Python's configparser, which also takes
- * ';' comment lines; GKeyFile only knows '#'.
- */
-static void semicolon_comments_to_hash(char *text)
-{
-	bool line_start = true; /* only blanks since the last newline */
-	for (char *p = text; *p; p++) {
-		if (line_start && *p == ';')
-			*p = '#';
-		if (*p == '\n')
-			line_start = true;
-		else if (*p != ' ' && *p != '\t')
-			line_start = false;
-	}
-}
-
-/* An AWS shared file (INI): AWS_* variable name for its path, else ~/.aws/NAME. */
-static GKeyFile *load_aws_file(const char *env_name, const char *file_name)
-{
-	char *path = g_strdup(cfs_remote_env(env_name));
-	if (!path)
-		path = g_build_filename(g_get_home_dir(), ".aws", file_name, NULL);
-	GKeyFile *kf = g_key_file_new();
-	GError *err = NULL;
-	char *text = NULL;
-	gsize len = 0;
-	if (g_file_get_contents(path, &text, &len, &err)) {
-		semicolon_comments_to_hash(text);
-		g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, &err);
-	}
-	if (err) {
-		if (!g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOENT))
-			g_warning("%s: %s", path, err->message);
-		g_clear_error(&err);
-		g_key_file_free(kf);
-		kf = NULL;
-	}
-	g_free(text);
-	g_free(path);
-	return kf;
-}
-
-static char *key_value(GKeyFile *kf, const char *section, const char *key)
-{
-	char *value = kf ? g_key_file_get_string(kf, section, key, NULL) : NULL;
-	if (value && !*g_strstrip(value))
-		g_clear_pointer(&value, g_free);
-	return value;
-}
-
-/* Keys of one section; true when both the access key and the secret are there. */
-static bool section_credentials(GKeyFile *kf, const char *section, struct credentials *c)
-{
-	c->access_key = key_value(kf, section, "aws_access_key_id");
-	c->secret_key = key_value(kf, section, "aws_secret_access_key");
-	c->session_token = key_value(kf, section, "aws_session_token");
-	if (c->access_key && c->secret_key)
-		return true;
-	credentials_clear(c);
-	return false;
-}
-
-static const char *profile_name(const struct cfs_options *opts)
-{
-	if (opts->profile)
-		return opts->profile;
-	return cfs_remote_env("AWS_PROFILE") ? cfs_remote_env("AWS_PROFILE") : "default";
-}
-
-/* The config file names a profile's section "profile NAME", except "default". */
-static char *config_section(const char *profile)
-{
-	return g_str_equal(profile, "default") ? g_strdup("default")
-					      : g_strconcat("profile ", profile, NULL);
-}
-
-static bool env_credentials(struct credentials *c)
-{
-	if (!cfs_remote_env("AWS_ACCESS_KEY_ID") || !cfs_remote_env("AWS_SECRET_ACCESS_KEY"))
-		return false;
-	c->access_key = g_strdup(cfs_remote_env("AWS_ACCESS_KEY_ID"));
-	c->secret_key = g_strdup(cfs_remote_env("AWS_SECRET_ACCESS_KEY"));
-	c->session_token = g_strdup(cfs_remote_env("AWS_SESSION_TOKEN"));
-	return true;
-}
-
-static bool profile_credentials(const char *profile, GKeyFile *config, struct credentials *c)
-{
-	GKeyFile *shared = load_aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
-	char *section = config_section(profile);
-	bool found = section_credentials(shared, profile, c) ||
-		     section_credentials(config, section, c);
-	g_free(section);
-	if (shared)
-		g_key_file_free(shared);
-	return found;
-}
-
-/*
- * The environment's keys first, then the profile's; as with the AWS CLI, a
- * profile named with --profile comes first (and the environment's keys are
- * still used when that profile holds none, e.g. one that only sets a region).
- */
-static bool find_credentials(const struct cfs_options *opts, GKeyFile *config,
-			     struct credentials *c, GError **error)
-{
-	const char *profile = profile_name(opts);
-	bool found = opts->profile ? profile_credentials(profile, config, c) || env_credentials(c)
-				   : env_credentials(c) || profile_credentials(profile, config, c);
-	if (!found)
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
-			    "no AWS credentials: none in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY nor "
-			    "for profile '%s' in ~/.aws/credentials or ~/.aws/config "
-			    "(use --no-sign-request for a public bucket)", profile);
-	return found;
-}
-
 static char *find_region(const struct cfs_options *opts, GKeyFile *config)
 {
 	if (opts->region)
@@ -156,8 +26,8 @@ static char *find_region(const struct cfs_options *opts, GKeyFile *config)
 		return g_strdup(cfs_remote_env("AWS_REGION"));
 	if (cfs_remote_env("AWS_DEFAULT_REGION"))
 		return g_strdup(cfs_remote_env("AWS_DEFAULT_REGION"));
-	char *section = config_section(profile_name(opts));
-	char *region = key_value(config, section, "region");
+	char *section = remote_aws_config_section(remote_aws_profile(opts));
+	char *region = remote_aws_value(config, section, "region");
 	g_free(section);
 	return region ? region : g_strdup(DEFAULT_REGION);
 }
@@ -238,29 +108,30 @@ static char *bucket_url(const struct cfs_options *opts, const char *endpoint, co
 	return url;
 }
 
-static void set_signing(struct cfs_remote *r, const char *region, struct credentials *c)
+/*
+ * SigV4 by libcurl with the chain's current keys at each request
+ * (remote/creds.h); the payload hash of an empty body goes with every one.
+ */
+static bool set_signing(struct cfs_remote *r, const struct cfs_options *opts, const char *region,
+			GKeyFile *config, GError **error)
 {
+	r->creds = cfs_creds_find(opts, region, config, error);
+	if (!r->creds)
+		return false;
 	r->sigv4 = g_strdup_printf("aws:amz:%s:s3", region);
-	r->access_key = g_steal_pointer(&c->access_key);
-	r->secret_key = g_steal_pointer(&c->secret_key);
 	GStrvBuilder *b = g_strv_builder_new();
 	g_strv_builder_addv(b, (const char **)(r->headers ? r->headers : (char *[]){ NULL }));
 	g_strv_builder_add(b, "x-amz-content-sha256: " EMPTY_PAYLOAD_SHA256);
-	if (c->session_token) {
-		char *token = g_strconcat("x-amz-security-token: ", c->session_token, NULL);
-		g_strv_builder_add(b, token);
-		g_free(token);
-	}
 	g_strfreev(r->headers);
 	r->headers = g_strv_builder_end(b);
 	g_strv_builder_unref(b);
+	return true;
 }
 
 static bool s3_init(struct cfs_remote *r, const struct cfs_options *opts, GError **error)
 {
 	char *bucket = NULL, *prefix = NULL, *region = NULL, *endpoint = NULL;
-	struct credentials creds = { 0 };
-	GKeyFile *config = load_aws_file("AWS_CONFIG_FILE", "config");
+	GKeyFile *config = remote_aws_file("AWS_CONFIG_FILE", "config");
 	bool ok = split_s3_url(opts->url, r->shown, &bucket, &prefix, error);
 	if (ok) {
 		region = find_region(opts, config);
@@ -272,12 +143,8 @@ static bool s3_init(struct cfs_remote *r, const struct cfs_options *opts, GError
 		r->list_prefix = *prefix ? g_strconcat(prefix, "/", NULL) : g_strdup("");
 		r->base_url = cfs_url_join(r->list_url, r->list_prefix);
 	}
-	if (ok && !opts->no_sign_request) {
-		ok = find_credentials(opts, config, &creds, error);
-		if (ok)
-			set_signing(r, region, &creds);
-	}
-	credentials_clear(&creds);
+	if (ok && !opts->no_sign_request)
+		ok = set_signing(r, opts, region, config, error);
 	if (config)
 		g_key_file_free(config);
 	g_free(bucket);

@@ -18,4 +18,10 @@
  */
 char *cfs_s3_error_detail(const char *body, size_t len);
 
+/*
+ * The first Code element of an S3 error body (as cfs_s3_error_detail()
+ * finds it), g_malloc'd, or NULL when there is none. Pure, thread-safe.
+ */
+char *cfs_s3_error_code(const char *body, size_t len);
+
 #endif

@@ -158,6 +158,33 @@ def http_seeds(out):
         write(out, "fuzz_httpdate", name, text)
 
 
+CRED_ANSWERS = {
+    "imds": b'{"Code": "Success", "LastUpdated": "2026-12-07T06:00:00Z", "Type": "AWS-HMAC", '
+            b'"AccessKeyId": "ASIAEXAMPLE", "SecretAccessKey": "c2VjcmV0", "Token": "dG9rZW4=", '
+            b'"Expiration": "2026-12-07T12:00:00Z"}',
+    "process": b'{"Version": 1, "AccessKeyId": "AKIAEXAMPLE", "SecretAccessKey": "c2VjcmV0", '
+               b'"SessionToken": "dG9rZW4=", "Expiration": "2026-12-07T12:00:00+00:00"}',
+}
+STS_ANSWERS = {
+    "web-identity": b'<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/'
+                    b'2011-06-15/"><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>'
+                    b'ASIAEXAMPLE</AccessKeyId><SecretAccessKey>c2VjcmV0</SecretAccessKey>'
+                    b'<SessionToken>dG9rZW4=</SessionToken><Expiration>2026-12-07T12:00:00Z'
+                    b'</Expiration></Credentials></AssumeRoleWithWebIdentityResult>'
+                    b'</AssumeRoleWithWebIdentityResponse>',
+    "error": b'<ErrorResponse><Error><Type>Sender</Type><Code>InvalidIdentityToken</Code>'
+             b'<Message>No OpenIDConnect provider found</Message></Error></ErrorResponse>',
+}
+
+
+def cred_seeds(out):
+    """fuzz_credjson (kind byte: 0 endpoint, 1 process; then the JSON), fuzz_stsxml."""
+    write(out, "fuzz_credjson", "imds", b"\x00" + CRED_ANSWERS["imds"])
+    write(out, "fuzz_credjson", "process", b"\x01" + CRED_ANSWERS["process"])
+    for name, body in STS_ANSWERS.items():
+        write(out, "fuzz_stsxml", name, body)
+
+
 def json_seeds(out):
     """fuzz_jsondepth: the indexes, JSON autoindex pages and nesting near the bound (64)."""
     for dataset in sorted(os.listdir(DATA)):
@@ -288,6 +315,7 @@ def main(out):
             cut = t.getmembers()[24].offset
         write(out, "fuzz_tar", "head-" + name, archive[:cut] + bytes(2 * 512))
     http_seeds(out)
+    cred_seeds(out)
     json_seeds(out)
     npy_seeds(out)
     leaves_seeds(out)

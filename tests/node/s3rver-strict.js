@@ -25,6 +25,11 @@
 //  - S3RVER_EXTRA_KEYS="AKID:SECRET,...": more key pairs of s3rver's one account, next
 //    to its built-in S3RVER:S3RVER (whose secret equals its key id, so a test could not
 //    tell a logged secret from a logged key id).
+//  - S3RVER_KEYS_FILE=FILE: temporary key pairs, as a credentials endpoint of a test
+//    issues them: a JSON object {"AKID": {"secret": S, "token": T, "expires": UNIX_MS}},
+//    read again whenever it changes. A request signed with one of them after "expires"
+//    is answered 400 ExpiredToken (as S3 answers an expired session), one whose
+//    x-amz-security-token is not T 403 InvalidToken; the log entry has "expired": true.
 //  - S3RVER_REQUEST_LOG=FILE: one JSON line per request, appended synchronously before
 //    the response body is sent: method, url (as received), bucket, status, error code,
 //    auth ("sigv4", "anonymous", "other"), access key, region, signed headers, range,
@@ -71,11 +76,40 @@ const PUBLIC_BUCKETS = new Set(
   (process.env.S3RVER_PUBLIC_BUCKETS || '').split(',').filter(Boolean),
 );
 const REQUEST_LOG = process.env.S3RVER_REQUEST_LOG || '';
+const KEYS_FILE = process.env.S3RVER_KEYS_FILE || '';
+let keysFileStamp = '';
+let temporaryKeys = {};
 const REDIRECTS = JSON.parse(process.env.S3RVER_REDIRECTS || '{}');
 
 for (const pair of (process.env.S3RVER_EXTRA_KEYS || '').split(',').filter(Boolean)) {
   const colon = pair.indexOf(':');
   AWSAccount.DUMMY_ACCOUNT.createKeyPair(pair.slice(0, colon), pair.slice(colon + 1));
+}
+
+// The temporary keys of KEYS_FILE, registered with s3rver's account when first seen.
+function loadTemporaryKeys() {
+  if (!KEYS_FILE || !fs.existsSync(KEYS_FILE)) return;
+  const st = fs.statSync(KEYS_FILE);
+  const stamp = st.mtimeMs + ':' + st.size;
+  if (stamp === keysFileStamp) return;
+  temporaryKeys = JSON.parse(fs.readFileSync(KEYS_FILE, 'utf8'));
+  keysFileStamp = stamp;
+  for (const [id, k] of Object.entries(temporaryKeys)) {
+    if (!AWSAccount.registry.get(id)) AWSAccount.DUMMY_ACCOUNT.createKeyPair(id, k.secret);
+  }
+}
+
+function checkTemporaryKey(ctx, entry, accessKeyId) {
+  loadTemporaryKeys();
+  const k = temporaryKeys[accessKeyId];
+  if (!k) return;
+  if (Date.now() >= k.expires) {
+    entry.expired = true;
+    throw new S3Error('ExpiredToken', 'The provided token has expired.');
+  }
+  if (k.token && ctx.get('x-amz-security-token') !== k.token) {
+    throw new S3Error('InvalidToken', 'The provided token is malformed or otherwise invalid.');
+  }
 }
 
 const UNRESERVED = /[A-Za-z0-9\-._~]/;
@@ -198,6 +232,7 @@ function verifySigV4(ctx, entry) {
   entry.key = parsed.accessKeyId;
   entry.region = parsed.region;
   entry.signed = parsed.signedHeaders.join(';');
+  checkTemporaryKey(ctx, entry, parsed.accessKeyId);
   const account = AWSAccount.registry.get(parsed.accessKeyId);
   if (!account) return; // s3rver answers 403 InvalidAccessKeyId
   const secret = account.accessKeys.get(parsed.accessKeyId);
