@@ -135,6 +135,10 @@ static void test_url_redact_text(void)
 		{ "user:secret@host:80/p?token=abc", "***@host:80/p?***" },
 		{ "http://u:secret@[::1/p?x=abc", "http://***@[::1/p?***" },
 		{ "not a url", "not a url" },
+		{ "https:/user:s3cret@example.com/ds/", "https:/***@example.com/ds/" },
+		{ "https//user:s3cret@example.com/ds/", "https//***@example.com/ds/" },
+		{ "https:///user:s3cret@example.com/ds/", "https:///***@example.com/ds/" },
+		{ "https:/a@b:s3cret@example.com/ds/?k=v", "https:/***@example.com/ds/?***" },
 	};
 	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
 		char *r = cfs_url_redact(cases[i][0]);

@@ -583,6 +583,19 @@ struct cfs_fs *cfs_fs_mount(const struct cfs_options *opts, struct cfs_tree *tre
 		return NULL;
 	}
 	fs->mounted = true;
+	/*
+	 * From the mount on, SIGTERM ends the session loop (at once, if it comes
+	 * before the loop starts) instead of killing the process and leaving a
+	 * dead mount: a service manager may stop the daemon as soon as it
+	 * reports ready, before serving starts.
+	 */
+	if (fuse_set_signal_handlers(fs->se) != 0) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+			    "cannot set the signal handlers of the mount on %s", opts->mountpoint);
+		cfs_fs_free(fs);
+		return NULL;
+	}
+	fs->signals = true;
 	return fs;
 }
 
@@ -598,17 +611,23 @@ void cfs_fs_daemonize(bool foreground)
 		cfs_log_to_syslog();
 }
 
+/* Signals kill again: a tear-down that hangs can still be stopped. */
+static void remove_signal_handlers(struct cfs_fs *fs)
+{
+	if (fs->signals)
+		fuse_remove_signal_handlers(fs->se);
+	fs->signals = false;
+}
+
 int cfs_fs_serve(struct cfs_fs *fs, struct cfs_cache *cache)
 {
 	fs->cache = cache;
-	if (fuse_set_signal_handlers(fs->se) != 0)
-		return -EIO;
 	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(cfg, FUSE_MAX_THREADS);
 	fuse_loop_cfg_set_idle_threads(cfg, FUSE_IDLE_THREADS);
 	int rc = fuse_session_loop_mt(fs->se, cfg);
 	fuse_loop_cfg_destroy(cfg);
-	fuse_remove_signal_handlers(fs->se);
+	remove_signal_handlers(fs);
 	return rc < 0 ? rc : 0;
 }
 
@@ -616,6 +635,7 @@ void cfs_fs_free(struct cfs_fs *fs)
 {
 	if (!fs)
 		return;
+	remove_signal_handlers(fs);
 	if (fs->mounted)
 		fuse_session_unmount(fs->se);
 	if (fs->se)

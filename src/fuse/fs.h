@@ -17,7 +17,9 @@ struct cfs_fs;
 
 /*
  * Create the FUSE session and mount it on opts->mountpoint (read-only,
- * plus opts->fuse_opts). The tree and the views must outlive the returned
+ * plus opts->fuse_opts), and set libfuse's handlers of SIGINT, SIGTERM and
+ * SIGHUP, which end cfs_fs_serve()'s loop, or make it return at once when
+ * they come before it. The tree and the views must outlive the returned
  * handle. Fails with a GError naming the mountpoint.
  */
 struct cfs_fs *cfs_fs_mount(const struct cfs_options *opts, struct cfs_tree *tree,

@@ -6,28 +6,45 @@
 #include <string.h>
 
 /*
- * A text GUri cannot parse is shown as typed, so that the user sees the
- * mistake, with what may be secret masked as in a parsed URL: before an '@'
- * of the authority, and after '?'.
+ * The length of what text starts with that looks like "SCHEME:" and slashes
+ * ("https://", "https:/", "https//"), 0 when there are no slashes after it:
+ * "user:secret@host" starts with userinfo, not a scheme.
+ */
+static size_t scheme_prefix_len(const char *text)
+{
+	size_t n = strspn(text, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.");
+	if (text[n] == ':')
+		n++;
+	size_t slashes = strspn(text + n, "/");
+	return slashes ? n + slashes : 0;
+}
+
+/*
+ * A text GUri cannot parse, or parses without a host, is shown as typed, so
+ * that the user sees the mistake, with what may be secret masked as in a
+ * parsed URL: everything after the scheme's slashes up to the last '@'
+ * before the query (a mistyped "https:/user:pw@host" still hides pw), and
+ * everything after '?'.
  */
 static char *redact_text(const char *text)
 {
-	const char *sep = strstr(text, "://");
-	const char *authority = sep ? sep + 3 : text;
-	size_t authority_len = strcspn(authority, "/?#");
-	const char *at = memchr(authority, '@', authority_len);
-	const char *host = at ? at + 1 : authority;
-	size_t host_len = strcspn(host, "?");
-	const char *query = host[host_len] ? "?***" : "";
-	return g_strdup_printf("%.*s%s%.*s%s", (int)(authority - text), text, at ? "***@" : "",
-			       (int)host_len, host, query);
+	size_t start = scheme_prefix_len(text);
+	size_t end = strcspn(text, "?#");
+	const char *at = g_strrstr_len(text + start, (gssize)(end - start), "@");
+	const char *rest = at ? at + 1 : text + start;
+	size_t rest_len = strcspn(rest, "?");
+	return g_strdup_printf("%.*s%s%.*s%s", (int)start, text, at ? "***@" : "", (int)rest_len,
+			       rest, rest[rest_len] ? "?***" : "");
 }
 
 char *cfs_url_redact(const char *url)
 {
 	GUri *uri = g_uri_parse(url, G_URI_FLAGS_ENCODED | G_URI_FLAGS_PARSE_RELAXED, NULL);
-	if (!uri || !g_uri_get_host(uri)) {
-		/* "user:secret@host/path" parses as scheme "user" and a path holding the secret */
+	if (!uri || !g_uri_get_host(uri) || !*g_uri_get_host(uri)) {
+		/*
+		 * "user:secret@host/path" parses as scheme "user" and a path
+		 * holding the secret; "https:///u:pw@host" with an empty host
+		 */
 		g_clear_pointer(&uri, g_uri_unref);
 		return redact_text(url);
 	}
