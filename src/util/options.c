@@ -304,6 +304,14 @@ static const char *header_text_problem(const char *text, size_t len)
 	return NULL;
 }
 
+/* Free strv after zeroing its strings: header values are tokens. */
+static void strfreev_zeroed(char **strv)
+{
+	for (char **p = strv; p && *p; p++)
+		explicit_bzero(*p, strlen(*p));
+	g_strfreev(strv);
+}
+
 /* The text of a safe --header-file (g_free), or NULL with *error set. */
 static char *read_header_file(const char *path, GError **error)
 {
@@ -369,10 +377,10 @@ static bool add_header_lines(const char *path, const char *text, char ***headers
 				"colon, no CR)",
 				path, i + 1);
 	}
-	g_strfreev(*headers);
+	strfreev_zeroed(*headers);
 	*headers = g_strv_builder_end(b);
 	g_strv_builder_unref(b);
-	g_strfreev(lines);
+	strfreev_zeroed(lines);
 	return ok;
 }
 
@@ -386,6 +394,8 @@ static bool take_header_file(struct raw_args *a, GError **error)
 		return true;
 	char *text = read_header_file(a->header_file, error);
 	bool ok = text && add_header_lines(a->header_file, text, &a->headers, error);
+	if (text)
+		explicit_bzero(text, strlen(text));
 	g_free(text);
 	return ok;
 }
@@ -779,7 +789,7 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 	g_free(a.block_size);
 	g_free(a.readahead);
 	g_free(a.fuse_opts);
-	g_strfreev(a.headers);
+	strfreev_zeroed(a.headers);
 	g_free(a.header_file);
 	g_free(a.cacert);
 	g_free(a.endpoint);
@@ -861,7 +871,7 @@ void cfs_options_clear(struct cfs_options *opts)
 	g_free(opts->url);
 	g_free(opts->mountpoint);
 	g_free(opts->fuse_opts);
-	g_strfreev(opts->headers);
+	strfreev_zeroed(opts->headers);
 	g_free(opts->cacert);
 	g_free(opts->endpoint);
 	g_free(opts->region);
