@@ -138,7 +138,8 @@ struct cfs_cache {
 	GQueue mem_wait;              /* struct parked waiting for room, oldest first */
 	GQueue val_wait;              /* struct parked waiting for an ETag before a read-back */
 	bool closing;                 /* cfs_cache_close(): reads fail, nothing is fetched */
-	gint64 read_timeout_us;       /* cfs_cache_config.read_timeout_ms, 0: reads wait as long as it takes */
+	gint64 read_timeout_us;       /* cfs_cache_config.read_timeout_ms; 0: reads wait as long
+					 as it takes */
 	GQueue parked_by_age;         /* struct parked with a deadline, oldest (first due) first */
 	GCond expiry;                 /* wakes the expirer: a first deadline, or closing */
 	GThread *expirer;             /* fails the reads parked past their deadline; NULL without one */

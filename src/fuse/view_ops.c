@@ -105,7 +105,8 @@ static int run(struct vreq *q, const struct cfs_wait *w)
 		return run_readdir(q, w);
 	case VOP_OPEN:
 		return run_open(q, w);
-	case VOP_GETXATTR: return run_getxattr(q, w);
+	case VOP_GETXATTR:
+		return run_getxattr(q, w);
 	}
 	return -EINVAL;
 }
