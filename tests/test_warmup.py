@@ -212,3 +212,22 @@ def test_decompressed_files_warm(nginx, mount, chunkfs_bin):
         path = os.path.join(d, zname[:-len(".zstd.bin")] + ".bin")
         assert read_direct(path, len(want)) == hashlib.sha256(want).hexdigest(), path
     assert fetched(m) == before
+
+
+def test_check_on_items_fetches_only_headers(nginx, mount, dataset, chunkfs_bin):
+    """--check on every item of a fresh mount, in order: at most the chunk
+    headers that locate the items are fetched, no item's bytes and no
+    prefetch of the next chunk (which opening the items in that order for
+    reading starts)."""
+    m = mount(nginx(dataset).url, *CAPS)
+    items = m.file(".items")
+    names = sorted(n for n in os.listdir(items) if not n.endswith(".d"))
+    before = m.stats()
+    lines = check_lines(chunkfs_bin, *[os.path.join(items, n) for n in names])
+    after = m.stats()
+    assert lines["total"][3] == 0, lines["total"]
+    assert after["readahead_bytes"] == before["readahead_bytes"], (before, after)
+    chunks = len(index_chunks(dataset))
+    assert after["chunk_headers"] <= chunks, after
+    got = after["bytes_fetched"] - before["bytes_fetched"]
+    assert got <= chunks * 64 * KiB, (before, after)
