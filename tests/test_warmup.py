@@ -5,8 +5,10 @@ in the order given, within the caps; --check says where the bytes are.
 Reads after a warm-up go through O_DIRECT (spillutil.read_direct), so that the
 page cache never answers for the daemon, and the stats' bytes_fetched shows
 what the server sent."""
+import errno
 import hashlib
 import io
+import mmap
 import os
 import re
 import subprocess
@@ -16,7 +18,8 @@ import pytest
 
 import formats
 import litgen
-from cfsutil import KiB, MiB, chunkfs_env, data_dir, index_chunks, scaled
+from cfsutil import (KiB, MiB, chunkfs_env, data_dir, index_chunks, open_direct, scaled,
+                     wait_for)
 from spillutil import check_all, read_direct
 
 CAPS = ("--mem-cache=8M", "--disk-cache=64M")
@@ -231,3 +234,69 @@ def test_check_on_items_fetches_only_headers(nginx, mount, dataset, chunkfs_bin)
     assert after["chunk_headers"] <= chunks, after
     got = after["bytes_fetched"] - before["bytes_fetched"]
     assert got <= chunks * 64 * KiB, (before, after)
+
+
+def pread_direct(path, off, size=64 * KiB):
+    """size bytes of path at off, read with one O_DIRECT pread (page-aligned buffer)."""
+    buf = mmap.mmap(-1, size)
+    fd = open_direct(path)
+    try:
+        n = os.preadv(fd, [buf], off)
+        return bytes(buf[:n])
+    finally:
+        os.close(fd)
+        buf.close()
+
+
+def readable(path, off):
+    """A read at off succeeds now."""
+    try:
+        pread_direct(path, off)
+        return True
+    except PermissionError:
+        return False
+
+
+@pytest.fixture
+def big_file(tmp_path):
+    """A directory holding big.bin, 8 MiB of random bytes."""
+    root = tmp_path / "big"
+    root.mkdir()
+    (root / "big.bin").write_bytes(os.urandom(8 * MiB))
+    return root
+
+
+@pytest.mark.log_allow(r"big\.bin.*(403|[Pp]ermission denied)")
+def test_old_failure_of_a_read_does_not_fail_a_warm(serve, mount, big_file, chunkfs_bin):
+    """A read refused (403) at 2 MiB, the server restored, a read at 3 MiB served:
+    a warm of the file then succeeds, the old failure being a read's, not the
+    warm's; once the failed read is forgotten (mem.c's FAILED_READ_MS) every
+    byte reads right without another byte from the server."""
+    srv = serve(str(big_file), autoindex=True)
+    m = mount(srv.url, *CAPS)
+    path = m.file("big.bin")
+    want = (big_file / "big.bin").read_bytes()
+    srv.add_fault("big.bin", "status", code=403)
+    with pytest.raises(OSError) as e:
+        pread_direct(path, 2 * MiB)
+    assert e.value.errno == errno.EACCES
+    srv.clear_faults()
+    assert pread_direct(path, 3 * MiB) == want[3 * MiB:3 * MiB + 64 * KiB]
+    rc, _, err = warmup(chunkfs_bin, path)
+    assert rc == 0, err
+    before = fetched(m)
+    wait_for(lambda: readable(path, 2 * MiB), scaled(10), "the failed read to be forgotten")
+    assert read_direct(path, len(want)) == hashlib.sha256(want).hexdigest()
+    assert fetched(m) == before
+
+
+@pytest.mark.log_allow(r"big\.bin.*(403|[Pp]ermission denied)")
+def test_failure_of_a_warm_request_fails_the_warm(serve, mount, big_file, chunkfs_bin):
+    """The warm's own request refused (403): the file fails with that error, once."""
+    srv = serve(str(big_file), autoindex=True)
+    m = mount(srv.url, *CAPS)
+    path = m.file("big.bin")
+    srv.add_fault("big.bin", "status", code=403)
+    rc, _, err = warmup(chunkfs_bin, path)
+    assert rc == 1
+    assert err.count("%s: Permission denied" % path) == 1, err

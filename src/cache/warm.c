@@ -130,8 +130,7 @@ struct warm_pass {
 static void flush_run(struct cfs_cache *c, struct warm_pass *p)
 {
 	if (p->run_off < p->run_end)
-		cache_request_missing(c, p->obj, p->run_off, p->run_end - p->run_off,
-				      CFS_FETCH_READAHEAD);
+		cache_request_warm(c, p->obj, p->run_off, p->run_end - p->run_off);
 	for (guint i = 0; i < p->held->len; i++)
 		cache_unpin(c, g_ptr_array_index(p->held, i));
 	g_ptr_array_set_size(p->held, 0);
@@ -233,8 +232,9 @@ static void warm_decompressed(struct cfs_cache *c, struct warm_pass *p, uint64_t
 
 /*
  * The error that ends a warm of [off, off + len) of obj, or 0: the tier
- * closing, bytes that cannot be had, or the last failure of a request of
- * obj, which is reported once.
+ * closing, bytes that cannot be had, or the kept failure of a request a
+ * warm of obj started (cache_request_warm()) over bytes of the range, which
+ * is reported once.
  */
 static int warm_error(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len)
 {
@@ -249,8 +249,11 @@ static int warm_error(struct cfs_cache *c, struct cfs_object *obj, uint64_t off,
 		return 0;
 	if (st->error && off + len > st->bad_from)
 		return st->error;
-	int err = st->fetch_error;
-	st->fetch_error = 0;
+	struct warm_failure *wf = &st->warm_failed;
+	if (!wf->err || wf->end <= off || off + len <= wf->off)
+		return 0;
+	int err = wf->err;
+	wf->err = 0;
 	return err;
 }
 
