@@ -300,3 +300,38 @@ def test_failure_of_a_warm_request_fails_the_warm(serve, mount, big_file, chunkf
     rc, _, err = warmup(chunkfs_bin, path)
     assert rc == 1
     assert err.count("%s: Permission denied" % path) == 1, err
+
+
+def residency(path):
+    """The counts of path's user.chunkfs.residency: {"size": N, "mem": N, ...}."""
+    text = os.getxattr(path, "user.chunkfs.residency").decode()
+    return {k: int(v) for k, v in (f.split("=") for f in text.split())}
+
+
+def test_counts_of_a_file_walked_in_batches(nginx, mount, tmp_path, chunkfs_bin):
+    """A 40 MiB file of 4 KiB blocks, 10240 blocks, which warm.c walks in three
+    batches of at most 4096 with the lock dropped between them: reads across
+    the batch boundaries count in memory exactly the bytes fetched, and a
+    warm-up warms every batch (all on disk, right, nothing fetched again)."""
+    root = tmp_path / "batches"
+    root.mkdir()
+    want = os.urandom(40 * MiB)
+    (root / "f.bin").write_bytes(want)
+    m = mount(nginx(str(root), extra_conf="        autoindex on;\n").url, "--block-size=4K",
+              "--mem-cache=64M", "--disk-cache=128M")
+    path = m.file("f.bin")
+    assert residency(path) == {"size": len(want), "mem": 0, "disk": 0, "remote": len(want),
+                               "warm": 0}
+    before = fetched(m)
+    for off in (16 * MiB - 8 * KiB, 32 * MiB - 4 * KiB, 40 * MiB - 64 * KiB):
+        assert pread_direct(path, off) == want[off:off + 64 * KiB]
+    got = residency(path)
+    assert got["mem"] == fetched(m) - before, (got, fetched(m) - before)
+    assert got["mem"] + got["remote"] == len(want), got
+    rc, _, err = warmup(chunkfs_bin, path)
+    assert rc == 0, err
+    got = residency(path)
+    assert got["disk"] == got["warm"] == len(want) and got["remote"] == 0, got
+    before = fetched(m)
+    assert read_direct(path, len(want)) == hashlib.sha256(want).hexdigest()
+    assert fetched(m) == before

@@ -74,8 +74,8 @@ struct failed_read {
  * fail a warm that never needed those bytes.
  */
 struct warm_failure {
-	uint64_t off, end;  /* bytes [off, end) of the object that did not come */
-	int err;            /* its negative errno; 0: none */
+	uint64_t off, end; /* bytes [off, end) of the object that did not come */
+	int err;           /* its negative errno; 0: none */
 };
 
 /*
@@ -309,8 +309,7 @@ void cache_request_missing(struct cfs_cache *c, struct cfs_object *obj, uint64_t
  * The same for a warm (warm.c), at readahead priority: a request of it that
  * fails is kept in the object's warm_failed for the warm to report.
  */
-void cache_request_warm(struct cfs_cache *c, struct cfs_object *obj, uint64_t off,
-			uint64_t len);
+void cache_request_warm(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len);
 /* Read back from the spill tier the blocks of [off, off + len) that hold nothing yet. */
 void cache_load_blocks(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len);
 /*

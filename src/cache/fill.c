@@ -155,8 +155,8 @@ static void want_decompressed(struct cfs_cache *c, struct cfs_object *obj, uint6
 		cfs_zstd_want(c->zstd, obj, first, end, prio);
 }
 
-static void request_missing(struct cfs_cache *c, struct cfs_object *obj, uint64_t off,
-			    uint64_t len, enum cfs_fetch_priority prio, bool warm)
+static void request_missing(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len,
+			    enum cfs_fetch_priority prio, bool warm)
 {
 	if (obj->compressed) {
 		want_decompressed(c, obj, off, len, prio);
@@ -168,14 +168,13 @@ static void request_missing(struct cfs_cache *c, struct cfs_object *obj, uint64_
 	g_array_free(ranges, TRUE);
 }
 
-void cache_request_missing(struct cfs_cache *c, struct cfs_object *obj, uint64_t off,
-			   uint64_t len, enum cfs_fetch_priority prio)
+void cache_request_missing(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len,
+			   enum cfs_fetch_priority prio)
 {
 	request_missing(c, obj, off, len, prio, false);
 }
 
-void cache_request_warm(struct cfs_cache *c, struct cfs_object *obj, uint64_t off,
-			uint64_t len)
+void cache_request_warm(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len)
 {
 	request_missing(c, obj, off, len, CFS_FETCH_READAHEAD, true);
 }

@@ -157,8 +157,10 @@ int cfs_cache_warm(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, ui
 
 /*
  * Where the bytes of [off, off + len) of obj are, into *out, fetching
- * nothing. Returns 0, or -EIO for an object of unknown size or a range past
- * its end. Thread-safe; never blocks.
+ * nothing. The lock is held for a batch of blocks at a time, so counts
+ * taken while bytes land mix moments (each block is counted once).
+ * Returns 0, or -EIO for an object of unknown size or a range past its
+ * end. Thread-safe; never blocks.
  */
 int cfs_cache_residency(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len,
 			struct cfs_residency *out);
