@@ -5,8 +5,10 @@ in the order given, within the caps; --check says where the bytes are.
 Reads after a warm-up go through O_DIRECT (spillutil.read_direct), so that the
 page cache never answers for the daemon, and the stats' bytes_fetched shows
 what the server sent."""
+import errno
 import hashlib
 import io
+import mmap
 import os
 import re
 import subprocess
@@ -16,7 +18,8 @@ import pytest
 
 import formats
 import litgen
-from cfsutil import KiB, MiB, chunkfs_env, data_dir, index_chunks, scaled
+from cfsutil import (KiB, MiB, chunkfs_env, data_dir, index_chunks, open_direct, scaled,
+                     wait_for)
 from spillutil import check_all, read_direct
 
 CAPS = ("--mem-cache=8M", "--disk-cache=64M")
@@ -211,4 +214,124 @@ def test_decompressed_files_warm(nginx, mount, chunkfs_bin):
         want = formats.zstd_decompress(os.path.join(src, zname))
         path = os.path.join(d, zname[:-len(".zstd.bin")] + ".bin")
         assert read_direct(path, len(want)) == hashlib.sha256(want).hexdigest(), path
+    assert fetched(m) == before
+
+
+def test_check_on_items_fetches_only_headers(nginx, mount, dataset, chunkfs_bin):
+    """--check on every item of a fresh mount, in order: at most the chunk
+    headers that locate the items are fetched, no item's bytes and no
+    prefetch of the next chunk (which opening the items in that order for
+    reading starts)."""
+    m = mount(nginx(dataset).url, *CAPS)
+    items = m.file(".items")
+    names = sorted(n for n in os.listdir(items) if not n.endswith(".d"))
+    before = m.stats()
+    lines = check_lines(chunkfs_bin, *[os.path.join(items, n) for n in names])
+    after = m.stats()
+    assert lines["total"][3] == 0, lines["total"]
+    assert after["readahead_bytes"] == before["readahead_bytes"], (before, after)
+    chunks = len(index_chunks(dataset))
+    assert after["chunk_headers"] <= chunks, after
+    got = after["bytes_fetched"] - before["bytes_fetched"]
+    assert got <= chunks * 64 * KiB, (before, after)
+
+
+def pread_direct(path, off, size=64 * KiB):
+    """size bytes of path at off, read with one O_DIRECT pread (page-aligned buffer)."""
+    buf = mmap.mmap(-1, size)
+    fd = open_direct(path)
+    try:
+        n = os.preadv(fd, [buf], off)
+        return bytes(buf[:n])
+    finally:
+        os.close(fd)
+        buf.close()
+
+
+def readable(path, off):
+    """A read at off succeeds now."""
+    try:
+        pread_direct(path, off)
+        return True
+    except PermissionError:
+        return False
+
+
+@pytest.fixture
+def big_file(tmp_path):
+    """A directory holding big.bin, 8 MiB of random bytes."""
+    root = tmp_path / "big"
+    root.mkdir()
+    (root / "big.bin").write_bytes(os.urandom(8 * MiB))
+    return root
+
+
+@pytest.mark.log_allow(r"big\.bin.*(403|[Pp]ermission denied)")
+def test_old_failure_of_a_read_does_not_fail_a_warm(serve, mount, big_file, chunkfs_bin):
+    """A read refused (403) at 2 MiB, the server restored, a read at 3 MiB served:
+    a warm of the file then succeeds, the old failure being a read's, not the
+    warm's; once the failed read is forgotten (mem.c's FAILED_READ_MS) every
+    byte reads right without another byte from the server."""
+    srv = serve(str(big_file), autoindex=True)
+    m = mount(srv.url, *CAPS)
+    path = m.file("big.bin")
+    want = (big_file / "big.bin").read_bytes()
+    srv.add_fault("big.bin", "status", code=403)
+    with pytest.raises(OSError) as e:
+        pread_direct(path, 2 * MiB)
+    assert e.value.errno == errno.EACCES
+    srv.clear_faults()
+    assert pread_direct(path, 3 * MiB) == want[3 * MiB:3 * MiB + 64 * KiB]
+    rc, _, err = warmup(chunkfs_bin, path)
+    assert rc == 0, err
+    before = fetched(m)
+    wait_for(lambda: readable(path, 2 * MiB), scaled(10), "the failed read to be forgotten")
+    assert read_direct(path, len(want)) == hashlib.sha256(want).hexdigest()
+    assert fetched(m) == before
+
+
+@pytest.mark.log_allow(r"big\.bin.*(403|[Pp]ermission denied)")
+def test_failure_of_a_warm_request_fails_the_warm(serve, mount, big_file, chunkfs_bin):
+    """The warm's own request refused (403): the file fails with that error, once."""
+    srv = serve(str(big_file), autoindex=True)
+    m = mount(srv.url, *CAPS)
+    path = m.file("big.bin")
+    srv.add_fault("big.bin", "status", code=403)
+    rc, _, err = warmup(chunkfs_bin, path)
+    assert rc == 1
+    assert err.count("%s: Permission denied" % path) == 1, err
+
+
+def residency(path):
+    """The counts of path's user.chunkfs.residency: {"size": N, "mem": N, ...}."""
+    text = os.getxattr(path, "user.chunkfs.residency").decode()
+    return {k: int(v) for k, v in (f.split("=") for f in text.split())}
+
+
+def test_counts_of_a_file_walked_in_batches(nginx, mount, tmp_path, chunkfs_bin):
+    """A 40 MiB file of 4 KiB blocks, 10240 blocks, which warm.c walks in three
+    batches of at most 4096 with the lock dropped between them: reads across
+    the batch boundaries count in memory exactly the bytes fetched, and a
+    warm-up warms every batch (all on disk, right, nothing fetched again)."""
+    root = tmp_path / "batches"
+    root.mkdir()
+    want = os.urandom(40 * MiB)
+    (root / "f.bin").write_bytes(want)
+    m = mount(nginx(str(root), extra_conf="        autoindex on;\n").url, "--block-size=4K",
+              "--mem-cache=64M", "--disk-cache=128M")
+    path = m.file("f.bin")
+    assert residency(path) == {"size": len(want), "mem": 0, "disk": 0, "remote": len(want),
+                               "warm": 0}
+    before = fetched(m)
+    for off in (16 * MiB - 8 * KiB, 32 * MiB - 4 * KiB, 40 * MiB - 64 * KiB):
+        assert pread_direct(path, off) == want[off:off + 64 * KiB]
+    got = residency(path)
+    assert got["mem"] == fetched(m) - before, (got, fetched(m) - before)
+    assert got["mem"] + got["remote"] == len(want), got
+    rc, _, err = warmup(chunkfs_bin, path)
+    assert rc == 0, err
+    got = residency(path)
+    assert got["disk"] == got["warm"] == len(want) and got["remote"] == 0, got
+    before = fetched(m)
+    assert read_direct(path, len(want)) == hashlib.sha256(want).hexdigest()
     assert fetched(m) == before

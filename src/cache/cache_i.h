@@ -68,6 +68,17 @@ struct failed_read {
 #define FAILED_READS 8
 
 /*
+ * A request of the object that failed, kept for the warms of ranges
+ * overlapping it (warm.c), until one reports it or a later request over
+ * bytes of it succeeds: an old failure elsewhere in the object must not
+ * fail a warm that never needed those bytes.
+ */
+struct warm_failure {
+	uint64_t off, end; /* bytes [off, end) of the object that did not come */
+	int err;           /* its negative errno; 0: none */
+};
+
+/*
  * What the memory tier knows of an object, beside what the object is
  * (object.h): made at the tier's first use of the object and kept, as its
  * blocks are, under the object's id until the cache is freed.
@@ -79,7 +90,7 @@ struct object_state {
 	GQueue parked;                  /* struct parked, oldest first */
 	struct cfs_ra_streams streams;  /* readahead state of the readers of this object */
 	struct failed_read *failed;     /* the latest FAILED_READS failed reads; NULL before one */
-	int fetch_error;                /* the last request's failure, until a warm reports it */
+	struct warm_failure warm_failed; /* the last failed request a warm started, or stream */
 };
 
 struct block_key {
@@ -138,7 +149,8 @@ struct cfs_cache {
 	GQueue mem_wait;              /* struct parked waiting for room, oldest first */
 	GQueue val_wait;              /* struct parked waiting for an ETag before a read-back */
 	bool closing;                 /* cfs_cache_close(): reads fail, nothing is fetched */
-	gint64 read_timeout_us;       /* cfs_cache_config.read_timeout_ms, 0: reads wait as long as it takes */
+	gint64 read_timeout_us;       /* cfs_cache_config.read_timeout_ms; 0: reads wait as long
+					 as it takes */
 	GQueue parked_by_age;         /* struct parked with a deadline, oldest (first due) first */
 	GCond expiry;                 /* wakes the expirer: a first deadline, or closing */
 	GThread *expirer;             /* fails the reads parked past their deadline; NULL without one */
@@ -293,6 +305,11 @@ void cache_prefault_end(struct prefault *p);
 /* Ask for the bytes of [off, off + len) that are neither there nor coming. */
 void cache_request_missing(struct cfs_cache *c, struct cfs_object *obj, uint64_t off,
 			   uint64_t len, enum cfs_fetch_priority prio);
+/*
+ * The same for a warm (warm.c), at readahead priority: a request of it that
+ * fails is kept in the object's warm_failed for the warm to report.
+ */
+void cache_request_warm(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len);
 /* Read back from the spill tier the blocks of [off, off + len) that hold nothing yet. */
 void cache_load_blocks(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len);
 /*

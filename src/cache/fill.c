@@ -31,6 +31,7 @@ struct fill {
 	struct object_state *state;   /* obj's */
 	uint64_t start, end, next;    /* asked [start, end); delivered up to next */
 	GPtrArray *blocks;            /* struct block *, covering [start, end) in order */
+	bool warm;                    /* a warm started it: its failure is kept for the warm */
 };
 
 /* ---- Range requests ---- */
@@ -98,7 +99,7 @@ static void add_gaps(struct cfs_cache *c, const struct cfs_object *obj, uint64_t
 
 /* Issue one request per range: its bytes become in flight and its blocks pinned. */
 static void issue(struct cfs_cache *c, struct cfs_object *obj, GArray *ranges,
-		  enum cfs_fetch_priority prio)
+		  enum cfs_fetch_priority prio, bool warm)
 {
 	for (guint i = 0; i < ranges->len; i++) {
 		struct range *r = &g_array_index(ranges, struct range, i);
@@ -109,6 +110,7 @@ static void issue(struct cfs_cache *c, struct cfs_object *obj, GArray *ranges,
 		f->start = f->next = r->start;
 		f->end = r->end;
 		f->blocks = g_ptr_array_new();
+		f->warm = warm;
 		FOR_EACH_BLOCK(c, r->start, r->end - r->start, idx, lo, hi) {
 			struct block *b = cache_block_get(c, obj, idx);
 			cfs_extents_add(&b->inflight, (uint32_t)lo, (uint32_t)hi);
@@ -153,8 +155,8 @@ static void want_decompressed(struct cfs_cache *c, struct cfs_object *obj, uint6
 		cfs_zstd_want(c->zstd, obj, first, end, prio);
 }
 
-void cache_request_missing(struct cfs_cache *c, struct cfs_object *obj, uint64_t off,
-			   uint64_t len, enum cfs_fetch_priority prio)
+static void request_missing(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len,
+			    enum cfs_fetch_priority prio, bool warm)
 {
 	if (obj->compressed) {
 		want_decompressed(c, obj, off, len, prio);
@@ -162,8 +164,31 @@ void cache_request_missing(struct cfs_cache *c, struct cfs_object *obj, uint64_t
 	}
 	GArray *ranges = g_array_new(FALSE, FALSE, sizeof(struct range));
 	add_gaps(c, obj, off, len, ranges);
-	issue(c, obj, ranges, prio);
+	issue(c, obj, ranges, prio, warm);
 	g_array_free(ranges, TRUE);
+}
+
+void cache_request_missing(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len,
+			   enum cfs_fetch_priority prio)
+{
+	request_missing(c, obj, off, len, prio, false);
+}
+
+void cache_request_warm(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len)
+{
+	request_missing(c, obj, off, len, CFS_FETCH_READAHEAD, true);
+}
+
+static void note_warm_failure(struct object_state *st, uint64_t off, uint64_t end, int err)
+{
+	st->warm_failed = (struct warm_failure){ off, end, err };
+}
+
+/* Bytes [off, end) of the object of st came: a kept failure over any of them is over. */
+static void forget_warm_failure(struct object_state *st, uint64_t off, uint64_t end)
+{
+	if (st->warm_failed.err && st->warm_failed.off < end && off < st->warm_failed.end)
+		st->warm_failed.err = 0;
 }
 
 static int fill_on_response(void *ctx, const struct cfs_response_info *info)
@@ -219,8 +244,10 @@ static void fill_on_done(void *ctx, int err)
 	}
 	if (err || f->next < f->end) {
 		c->reads->lost(c, f->state, f->next, f->end, err ? err : -EIO, answers);
-		if (err != -ECANCELED) /* a warm polling the object learns it failed */
-			f->state->fetch_error = err ? err : -EIO;
+		if (f->warm && err != -ECANCELED) /* the warm polling the object learns it failed */
+			note_warm_failure(f->state, f->next, f->end, err ? err : -EIO);
+	} else {
+		forget_warm_failure(f->state, f->start, f->end);
 	}
 	for (guint i = 0; i < f->blocks->len; i++)
 		cache_unpin(c, g_ptr_array_index(f->blocks, i));
@@ -276,7 +303,9 @@ static void zstd_deliver(void *ctx, struct cfs_object *obj, uint64_t off, const 
 		fill_missing(c, b, (uint32_t)lo, (uint32_t)hi, buf, off);
 		cache_unpin(c, b);
 	}
-	c->reads->landed(c, cache_object(c, obj), off, off + len, answers);
+	struct object_state *st = cache_object(c, obj);
+	forget_warm_failure(st, off, off + len);
+	c->reads->landed(c, st, off, off + len, answers);
 	c->reads->wake_unlock(c, &c->mem_wait, answers);
 }
 
@@ -291,8 +320,9 @@ static void zstd_failed(void *ctx, struct cfs_object *obj, uint64_t off, int err
 		st->bad_from = off;
 	}
 	c->reads->lost(c, st, off, obj->size, err, answers);
+	/* Warms and reads share a stream, which brings the bytes in order: kept for either. */
 	if (err != -ECANCELED)
-		st->fetch_error = err;
+		note_warm_failure(st, off, obj->size, err);
 	c->reads->wake_unlock(c, &c->mem_wait, answers);
 }
 

@@ -147,16 +147,20 @@ struct cfs_residency {
  * *out is filled after the step. Returns 0, or a negative errno: -EIO for
  * an object of unknown size or a range past its end, the object's error
  * once it proved bad, -ECANCELED once cfs_cache_close() has run, and the
- * errno of the last failed request of obj (reported once: the next call
- * tries again). Thread-safe; never blocks on the network.
+ * errno of the last failed request that a warm of obj started (or of obj's
+ * zstd stream) when its bytes overlap the range and no later request
+ * brought them (reported once: the next call tries again); a failed read's
+ * request is not reported. Thread-safe; never blocks on the network.
  */
 int cfs_cache_warm(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len,
 		   struct cfs_residency *out);
 
 /*
  * Where the bytes of [off, off + len) of obj are, into *out, fetching
- * nothing. Returns 0, or -EIO for an object of unknown size or a range past
- * its end. Thread-safe; never blocks.
+ * nothing. The lock is held for a batch of blocks at a time, so counts
+ * taken while bytes land mix moments (each block is counted once).
+ * Returns 0, or -EIO for an object of unknown size or a range past its
+ * end. Thread-safe; never blocks.
  */
 int cfs_cache_residency(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len,
 			struct cfs_residency *out);

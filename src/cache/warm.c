@@ -28,6 +28,20 @@ static uint64_t warm_window(const struct cfs_cache *c)
 	return MAX(c->block_size, MIN(WARM_WINDOW_MAX, c->cap / WARM_WINDOW_CAP_DIVISOR));
 }
 
+/*
+ * Blocks one hold of the cache lock walks at most: a step walks its whole
+ * range (an 8 GiB file of 64 KiB blocks is 131072 blocks, milliseconds of
+ * lookups), and readers must get the lock in between (docs/architecture.md,
+ * "Warming", has the measures).
+ */
+#define BATCH_BLOCKS 4096
+
+/* The end of the batch of [from, end) that starts at from. */
+static uint64_t batch_end(const struct cfs_cache *c, uint64_t from, uint64_t end)
+{
+	return MIN(end, block_start(c, from / c->block_size + BATCH_BLOCKS));
+}
+
 /* Bytes of [lo, hi) that the set covers. */
 static uint64_t overlap(const struct cfs_extents *set, uint32_t lo, uint32_t hi)
 {
@@ -80,17 +94,36 @@ static void count_block(struct cfs_cache *c, struct cfs_object *obj, uint64_t id
 	res->warm += c->disk ? (disk ? len : 0) : mem;
 }
 
-/* Count where the bytes of [off, off + len) of obj are; warming: verify the edges (is_edge()). */
-static void count_range(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len,
-			bool warming, struct cfs_residency *res)
+/*
+ * Add where the bytes of [from, to), a batch of [off, off + len) of obj,
+ * are to *res; warming: verify the edges of the range (is_edge()).
+ */
+static void count_batch(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len,
+			uint64_t from, uint64_t to, bool warming, struct cfs_residency *res)
 {
 	char *etag = c->disk ? cache_validator(c, obj) : NULL;
-	*res = (struct cfs_residency){ .size = len };
-	FOR_EACH_BLOCK(c, off, len, idx, lo, hi) {
+	FOR_EACH_BLOCK(c, from, to - from, idx, lo, hi) {
 		bool verify = warming && !obj->compressed && is_edge(c, off, len, idx);
 		count_block(c, obj, idx, (uint32_t)lo, (uint32_t)hi, etag, verify, res);
 	}
 	g_free(etag);
+}
+
+/*
+ * Count where the bytes of [off, off + len) of obj are, a batch per hold
+ * of the lock (taken here): each block is counted once, as it is when its
+ * batch is walked.
+ */
+static void count_range(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len,
+			bool warming, struct cfs_residency *res)
+{
+	*res = (struct cfs_residency){ .size = len };
+	for (uint64_t from = off, to; from < off + len; from = to) {
+		to = batch_end(c, from, off + len);
+		g_mutex_lock(&c->lock);
+		count_batch(c, obj, off, len, from, to, warming, res);
+		g_mutex_unlock(&c->lock);
+	}
 }
 
 /*
@@ -105,14 +138,19 @@ static void spill_warmed(struct cfs_cache *c, struct block *b)
 		cache_spill(c, b);
 }
 
-/* Bytes of [off, off + len) of obj that requests are bringing. */
+/* Bytes of [off, off + len) of obj that requests are bringing; takes the lock a batch at once. */
 static uint64_t inflight_bytes(struct cfs_cache *c, struct cfs_object *obj, uint64_t off,
 			       uint64_t len)
 {
 	uint64_t n = 0;
-	FOR_EACH_BLOCK(c, off, len, idx, lo, hi) {
-		struct block *b = cache_block_get(c, obj, idx);
-		n += b ? overlap(&b->inflight, (uint32_t)lo, (uint32_t)hi) : 0;
+	for (uint64_t from = off, to; from < off + len; from = to) {
+		to = batch_end(c, from, off + len);
+		g_mutex_lock(&c->lock);
+		FOR_EACH_BLOCK(c, from, to - from, idx, lo, hi) {
+			struct block *b = cache_block_get(c, obj, idx);
+			n += b ? overlap(&b->inflight, (uint32_t)lo, (uint32_t)hi) : 0;
+		}
+		g_mutex_unlock(&c->lock);
 	}
 	return n;
 }
@@ -120,8 +158,9 @@ static uint64_t inflight_bytes(struct cfs_cache *c, struct cfs_object *obj, uint
 /* Where a warm pass over a range stands: the blocks held for the run of misses being planned. */
 struct warm_pass {
 	struct cfs_object *obj;
-	const char *etag;
-	uint64_t budget; /* bytes it may still ask for */
+	uint64_t off, len; /* the range warmed */
+	char *etag;        /* see on_disk(), learnt under the lock at the pass's first batch */
+	uint64_t budget;   /* bytes it may still ask for */
 	uint64_t run_off, run_end;
 	GPtrArray *held;
 };
@@ -130,8 +169,7 @@ struct warm_pass {
 static void flush_run(struct cfs_cache *c, struct warm_pass *p)
 {
 	if (p->run_off < p->run_end)
-		cache_request_missing(c, p->obj, p->run_off, p->run_end - p->run_off,
-				      CFS_FETCH_READAHEAD);
+		cache_request_warm(c, p->obj, p->run_off, p->run_end - p->run_off);
 	for (guint i = 0; i < p->held->len; i++)
 		cache_unpin(c, g_ptr_array_index(p->held, i));
 	g_ptr_array_set_size(p->held, 0);
@@ -179,44 +217,47 @@ static bool read_back(struct cfs_cache *c, struct warm_pass *p, struct block *b,
 }
 
 /*
- * One pass over [off, off + len) of a remote object: complete blocks go to
- * the spill tier, blocks the spill tier holds are left there (not read
- * back), and the rest is asked for in runs of neighbouring blocks while the
- * window allows.
+ * One pass over the batch [from, to) of the range of a remote object:
+ * complete blocks go to the spill tier, blocks the spill tier holds are
+ * left there (not read back), and the rest is asked for in runs of
+ * neighbouring blocks while the window allows. False once it does not.
  */
-static void warm_remote(struct cfs_cache *c, struct warm_pass *p, uint64_t off, uint64_t len)
+static bool warm_remote(struct cfs_cache *c, struct warm_pass *p, uint64_t from, uint64_t to)
 {
-	FOR_EACH_BLOCK(c, off, len, idx, lo, hi) {
+	bool more = true;
+	FOR_EACH_BLOCK(c, from, to - from, idx, lo, hi) {
 		struct block *b = cache_block_get(c, p->obj, idx);
 		bool complete = b && cfs_extents_covers(&b->filled, (uint32_t)lo, (uint32_t)hi);
 		if (complete)
 			spill_warmed(c, b);
 		bool disk = !complete && on_disk(c, p->obj, idx, p->etag);
-		bool edge = p->etag && is_edge(c, off, len, idx);
+		bool edge = p->etag && is_edge(c, p->off, p->len, idx);
 		if (complete || (disk && !edge)) {
 			flush_run(c, p);
 			continue;
 		}
 		if (disk && (!b || b->filled.n == 0)) {
 			flush_run(c, p);
-			if (!read_back(c, p, b, idx))
+			if (!(more = read_back(c, p, b, idx)))
 				break;
 			continue;
 		}
-		if (!add_to_run(c, p, b, idx, (uint32_t)lo, (uint32_t)hi))
+		if (!(more = add_to_run(c, p, b, idx, (uint32_t)lo, (uint32_t)hi)))
 			break;
 	}
 	flush_run(c, p);
+	return more;
 }
 
 /*
  * A decompressed object comes from a zstd stream, in order: complete
- * blocks go to the spill tier, and the stream is asked for a window from
- * the first byte neither tier holds.
+ * blocks of the batch [from, to) go to the spill tier, and the stream is
+ * asked for a window from the first byte neither tier holds. False once
+ * it has been.
  */
-static void warm_decompressed(struct cfs_cache *c, struct warm_pass *p, uint64_t off, uint64_t len)
+static bool warm_decompressed(struct cfs_cache *c, struct warm_pass *p, uint64_t from, uint64_t to)
 {
-	FOR_EACH_BLOCK(c, off, len, idx, lo, hi) {
+	FOR_EACH_BLOCK(c, from, to - from, idx, lo, hi) {
 		struct block *b = cache_block_get(c, p->obj, idx);
 		if (b && cfs_extents_covers(&b->filled, (uint32_t)lo, (uint32_t)hi)) {
 			spill_warmed(c, b);
@@ -225,16 +266,30 @@ static void warm_decompressed(struct cfs_cache *c, struct warm_pass *p, uint64_t
 		if (on_disk(c, p->obj, idx, p->etag))
 			continue;
 		uint64_t first = block_start(c, idx) + lo;
-		cfs_zstd_want(c->zstd, p->obj, first, MIN(off + len, first + p->budget),
+		cfs_zstd_want(c->zstd, p->obj, first, MIN(p->off + p->len, first + p->budget),
 			      CFS_FETCH_READAHEAD);
-		return;
+		return false;
 	}
+	return true;
+}
+
+/* One batch [from, to) of the pass p, with the lock held; false when the pass is over. */
+static bool warm_batch(struct cfs_cache *c, struct warm_pass *p, uint64_t from, uint64_t to)
+{
+	if (c->closing)
+		return false;
+	if (from == p->off && c->disk)
+		p->etag = cache_validator(c, p->obj);
+	if (p->obj->compressed)
+		return warm_decompressed(c, p, from, to);
+	return p->budget && warm_remote(c, p, from, to);
 }
 
 /*
  * The error that ends a warm of [off, off + len) of obj, or 0: the tier
- * closing, bytes that cannot be had, or the last failure of a request of
- * obj, which is reported once.
+ * closing, bytes that cannot be had, or the kept failure of a request a
+ * warm of obj started (cache_request_warm()) over bytes of the range, which
+ * is reported once.
  */
 static int warm_error(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len)
 {
@@ -249,38 +304,53 @@ static int warm_error(struct cfs_cache *c, struct cfs_object *obj, uint64_t off,
 		return 0;
 	if (st->error && off + len > st->bad_from)
 		return st->error;
-	int err = st->fetch_error;
-	st->fetch_error = 0;
+	struct warm_failure *wf = &st->warm_failed;
+	if (!wf->err || wf->end <= off || off + len <= wf->off)
+		return 0;
+	int err = wf->err;
+	wf->err = 0;
 	return err;
 }
 
+/*
+ * Warm [off, off + len) of obj (len > 0), a batch per hold of the lock
+ * (taken here); no run of a request spans two batches, as the blocks held
+ * for a run are let go with the lock.
+ */
 static void warm_range(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len)
 {
-	char *etag = c->disk ? cache_validator(c, obj) : NULL;
 	uint64_t window = warm_window(c), busy = inflight_bytes(c, obj, off, len);
-	struct warm_pass p = { obj, etag, window - MIN(window, busy), 0, 0, g_ptr_array_new() };
-	if (obj->compressed)
-		warm_decompressed(c, &p, off, len);
-	else if (p.budget)
-		warm_remote(c, &p, off, len);
+	struct warm_pass p = { .obj = obj,
+			       .off = off,
+			       .len = len,
+			       .budget = window - MIN(window, busy),
+			       .held = g_ptr_array_new() };
+	bool more = true;
+	for (uint64_t from = off, to; more && from < off + len; from = to) {
+		to = batch_end(c, from, off + len);
+		g_mutex_lock(&c->lock);
+		more = warm_batch(c, &p, from, to);
+		g_mutex_unlock(&c->lock);
+	}
 	g_ptr_array_free(p.held, TRUE);
-	g_free(etag);
+	g_free(p.etag);
 }
 
 int cfs_cache_warm(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len,
 		   struct cfs_residency *out)
 {
-	struct prefault pf;
-	cache_prefault_begin(&pf);
 	g_mutex_lock(&c->lock);
 	int err = warm_error(c, obj, off, len);
-	if (!err && len) {
-		warm_range(c, obj, off, len);
-		count_range(c, obj, off, len, true, out);
-	}
 	g_mutex_unlock(&c->lock);
+	if (err)
+		return err;
+	struct prefault pf;
+	cache_prefault_begin(&pf);
+	if (len)
+		warm_range(c, obj, off, len);
 	cache_prefault_end(&pf);
-	return err;
+	count_range(c, obj, off, len, true, out);
+	return 0;
 }
 
 int cfs_cache_residency(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len,
@@ -288,8 +358,6 @@ int cfs_cache_residency(struct cfs_cache *c, struct cfs_object *obj, uint64_t of
 {
 	if (obj->size == CFS_SIZE_UNKNOWN || off + len > obj->size)
 		return -EIO;
-	g_mutex_lock(&c->lock);
 	count_range(c, obj, off, len, false, out);
-	g_mutex_unlock(&c->lock);
 	return 0;
 }

@@ -109,6 +109,11 @@ enum xattr_kind {
 	XATTR_RESIDENCY_ONLY, /* user.chunkfs.residency */
 };
 
+/*
+ * The kind of the extended attribute name (a NUL-terminated string, as
+ * getxattr(2) passes it): XATTR_NONE for any name not ours. Pure;
+ * thread-safe.
+ */
 enum xattr_kind xattr_kind_of(const char *name);
 
 /*

@@ -58,7 +58,7 @@ static int run_readdir(struct vreq *q, const struct cfs_wait *w)
 static int run_open(struct vreq *q, const struct cfs_wait *w)
 {
 	struct cfs_vfile f;
-	int rc = cfs_view_open(q->view, q->ino, &f, w);
+	int rc = cfs_view_open(q->view, q->ino, CFS_OPEN_READ, &f, w);
 	if (rc == 0) {
 		q->fi.keep_cache = 1; /* items and members never change */
 		handle_open(&fs_of(q->req)->handles, q->req, &q->fi,
@@ -72,7 +72,7 @@ static int run_open(struct vreq *q, const struct cfs_wait *w)
 static int run_getxattr(struct vreq *q, const struct cfs_wait *w)
 {
 	struct cfs_vfile f;
-	int rc = cfs_view_open(q->view, q->ino, &f, w);
+	int rc = cfs_view_open(q->view, q->ino, CFS_OPEN_LOCATE, &f, w);
 	if (rc == -EISDIR) {
 		fuse_reply_err(q->req, ENODATA);
 		return 0;
@@ -105,7 +105,8 @@ static int run(struct vreq *q, const struct cfs_wait *w)
 		return run_readdir(q, w);
 	case VOP_OPEN:
 		return run_open(q, w);
-	case VOP_GETXATTR: return run_getxattr(q, w);
+	case VOP_GETXATTR:
+		return run_getxattr(q, w);
 	}
 	return -EINVAL;
 }

@@ -29,7 +29,8 @@ struct cfs_object {
 	uint64_t size;     /* bytes, as the index says */
 	int64_t mtime_us;  /* atomic: last modified, microseconds since the epoch, as listed
 			      or by a HEAD's Last-Modified; CFS_TIME_UNKNOWN (util/times.h) */
-	struct cfs_object *compressed; /* the remote object this one decompresses (zstream.h), held; or NULL */
+	struct cfs_object *compressed; /* the remote object this one decompresses (zstream.h),
+					  held; or NULL */
 
 	int bad_logged;    /* atomic: the zstd streams reported bad data of it */
 

@@ -707,8 +707,8 @@ static void note_open(struct itemview *v, struct ichunk *ch, uint64_t item)
 				   cfs_chunk_header_bytes(next->info->items) + NEXT_CHUNK_BYTES);
 }
 
-static int item_open(struct cfs_view *view, uint64_t ino, struct cfs_vfile *out,
-		     const struct cfs_wait *w)
+static int item_open(struct cfs_view *view, uint64_t ino, enum cfs_open_mode mode,
+		     struct cfs_vfile *out, const struct cfs_wait *w)
 {
 	struct itemview *v = itemview_of(view);
 	uint64_t item = vino_index(ino);
@@ -726,7 +726,8 @@ static int item_open(struct cfs_view *view, uint64_t ino, struct cfs_vfile *out,
 		return rc;
 	*out = (struct cfs_vfile){ .obj = ch->src };
 	item_range(ch, item, &out->off, &out->len);
-	note_open(v, ch, item);
+	if (mode == CFS_OPEN_READ)
+		note_open(v, ch, item);
 	return 0;
 }
 

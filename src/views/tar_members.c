@@ -386,9 +386,10 @@ static int tar_readdir(struct cfs_view *view, uint64_t dir, uint64_t off, cfs_di
 	return 0;
 }
 
-static int tar_open(struct cfs_view *view, uint64_t ino, struct cfs_vfile *out,
-		    const struct cfs_wait *w)
+static int tar_open(struct cfs_view *view, uint64_t ino, enum cfs_open_mode mode,
+		    struct cfs_vfile *out, const struct cfs_wait *w)
 {
+	(void)mode; /* opening a member starts nothing in either mode */
 	struct tarview *v = tarview_of(view);
 	uint32_t i;
 	int rc = find(v, ino, &i, w);

@@ -269,12 +269,12 @@ int cfs_view_readdir(struct cfs_view *view, uint64_t dir, uint64_t off, cfs_dire
 	return view->ops->readdir(view, dir, off, add, ctx, w);
 }
 
-int cfs_view_open(struct cfs_view *view, uint64_t ino, struct cfs_vfile *out,
-		  const struct cfs_wait *w)
+int cfs_view_open(struct cfs_view *view, uint64_t ino, enum cfs_open_mode mode,
+		  struct cfs_vfile *out, const struct cfs_wait *w)
 {
 	if (ino == view->root_ino)
 		return -EISDIR;
-	return view->ops->open(view, ino, out, w);
+	return view->ops->open(view, ino, mode, out, w);
 }
 
 void waiters_add(GSList **list, const struct cfs_wait *w)

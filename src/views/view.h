@@ -180,8 +180,18 @@ int cfs_view_getattr(struct cfs_view *view, uint64_t ino, struct cfs_ventry *out
 /* Entries from offset off on (0 is ".", 1 is ".."), until add() says the buffer is full. */
 int cfs_view_readdir(struct cfs_view *view, uint64_t dir, uint64_t off, cfs_dirent_fn add,
 		     void *ctx, const struct cfs_wait *w);
-/* The bytes of file ino; out->head is a new reference. -EISDIR for a directory. */
-int cfs_view_open(struct cfs_view *view, uint64_t ino, struct cfs_vfile *out,
-		  const struct cfs_wait *w);
+/* Why a view file is opened: what its opening may start besides. */
+enum cfs_open_mode {
+	CFS_OPEN_READ,   /* to be read: items taken in order start the next chunk's prefetch */
+	CFS_OPEN_LOCATE, /* only to learn its range (a residency count, a warm step): no prefetch */
+};
+
+/*
+ * The bytes of file ino; out->head is a new reference. -EISDIR for a
+ * directory. Either mode loads the chunk header or tar index that locates
+ * the file; only CFS_OPEN_READ starts anything else.
+ */
+int cfs_view_open(struct cfs_view *view, uint64_t ino, enum cfs_open_mode mode,
+		  struct cfs_vfile *out, const struct cfs_wait *w);
 
 #endif

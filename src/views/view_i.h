@@ -53,8 +53,8 @@ struct view_ops {
 		       const struct cfs_wait *w);
 	int (*readdir)(struct cfs_view *v, uint64_t dir, uint64_t off, cfs_dirent_fn add,
 		       void *ctx, const struct cfs_wait *w);
-	int (*open)(struct cfs_view *v, uint64_t ino, struct cfs_vfile *out,
-		    const struct cfs_wait *w);
+	int (*open)(struct cfs_view *v, uint64_t ino, enum cfs_open_mode mode,
+		    struct cfs_vfile *out, const struct cfs_wait *w);
 	void (*free)(struct cfs_view *v);
 };
 

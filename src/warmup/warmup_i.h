@@ -57,7 +57,12 @@ struct wplan {
  * be read or is not inside a chunkfs mount.
  */
 bool plan_add(struct wplan *plan, const char *path);
+/* Make plan empty: no files, no mounts. Not thread-safe (the command has one thread). */
 void plan_init(struct wplan *plan);
+/*
+ * Free every file and mount of plan (plan itself is the caller's);
+ * plan_init() makes it usable again. Not thread-safe.
+ */
 void plan_clear(struct wplan *plan);
 
 /*
