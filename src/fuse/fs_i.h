@@ -37,7 +37,7 @@ struct cfs_fs {
 	struct fuse_session *se;
 	struct timespec mount_time;
 	bool mounted;
-	bool signals;                 /* libfuse's SIGINT/SIGTERM/SIGHUP handlers are set */
+	bool signals; /* libfuse's SIGINT/SIGTERM/SIGHUP handlers are set */
 	GOnce readahead_once;
 	struct handles handles;
 };

@@ -12,7 +12,8 @@
  */
 static size_t scheme_prefix_len(const char *text)
 {
-	size_t n = strspn(text, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.");
+	size_t n = strspn(text,
+			  "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.");
 	if (text[n] == ':')
 		n++;
 	size_t slashes = strspn(text + n, "/");
