@@ -110,6 +110,63 @@ def litdata_leaf_array(fmt, leaf):
     raise FormatError("no array for leaf format %r" % fmt)
 
 
+# --------------------------------------------------------------------------
+# leaf names (docs/formats.md "Leaf names")
+
+DICT_TYPES = ("builtins.dict", "collections.OrderedDict", "collections.defaultdict")
+STEM_MAX = 255 - 1 - 16
+
+
+def _spec_paths(node, path, named, bad, out):
+    """Appends (path, usable) for each leaf under a torch pytree treespec JSON node."""
+    if node["type"] is None:
+        out.append(".".join(path) if named and not bad else None)
+        return
+    children = node["children_spec"]
+    keys = None
+    if node["type"] in DICT_TYPES:
+        ctx = json.loads(node["context"])
+        keys = ctx["dict_context"] if node["type"] == "collections.defaultdict" else ctx
+        assert len(keys) == len(children)
+    for i, child in enumerate(children):
+        key = keys[i] if keys is not None else None
+        is_str = isinstance(key, str)
+        part = key if is_str else str(i)
+        too_long = len(".".join(path + [part]).encode()) > STEM_MAX
+        _spec_paths(child, path if too_long else path + [part], named or is_str,
+                    bad or too_long or (keys is not None and not is_str), out)
+
+
+def stem_ok(name):
+    if name is None or name in ("", ".", "..") or name.isdigit():
+        return False
+    b = name.encode()
+    return len(b) <= STEM_MAX and not any(c == 0x2f or c < 0x20 or c == 0x7f for c in b)
+
+
+def leaf_stems(names, n):
+    """The file name stems of n leaves given their keys (None: no key): a key when it is a
+    safe name no other leaf has, else the position."""
+    names = list(names) if names is not None else [None] * n
+    return [names[i] if stem_ok(names[i]) and names.count(names[i]) == 1 else str(i)
+            for i in range(n)]
+
+
+def litdata_leaf_stems(config, n):
+    """Stems of the n leaves of a LitData item, from config.data_spec (positions when it
+    describes another number of leaves)."""
+    spec = config.get("data_spec")
+    paths = None
+    if spec is not None and config.get("item_loader") != "TokensLoader":
+        version, root = json.loads(spec)
+        assert version == 1
+        paths = []
+        _spec_paths(root, [], False, False, paths)
+        if len(paths) != n:
+            paths = None
+    return leaf_stems(paths, n)
+
+
 def litdata_item_files(config, item):
     """[(file name, expected)] of the leaves of one LitData item, in leaf order.
     expected is bytes, or ("npy", array, raw data bytes)."""
@@ -118,14 +175,15 @@ def litdata_item_files(config, item):
         dtype = np.dtype(LITDATA_NUMPY_DTYPES[int(fmts[0].split(":")[1])]).newbyteorder("<")
         return [("0.npy", ("npy", np.frombuffer(item, dtype=dtype), item))]
     leaves = pytree_leaves(item, len(fmts))
+    stems = litdata_leaf_stems(config, len(fmts))
     out = []
-    for i, (fmt, leaf) in enumerate(zip(fmts, leaves)):
+    for stem, fmt, leaf in zip(stems, fmts, leaves):
         ext = litdata_leaf_ext(fmt)
         if ext == "npy":
             arr, raw = litdata_leaf_array(fmt, leaf)
-            out.append(("%d.npy" % i, ("npy", arr, raw)))
+            out.append(("%s.npy" % stem, ("npy", arr, raw)))
         else:
-            out.append(("%d.%s" % (i, ext), leaf))
+            out.append(("%s.%s" % (stem, ext), leaf))
     return out
 
 
@@ -164,7 +222,8 @@ def mds_item_files(shard_info, sample):
     """[(file name, expected)] of the columns of one MDS sample (see litdata_item_files)."""
     out = []
     cols = mds_columns(shard_info, sample)
-    for i, (enc, col) in enumerate(zip(shard_info["column_encodings"], cols)):
+    stems = leaf_stems(shard_info.get("column_names"), len(cols))
+    for stem, enc, col in zip(stems, shard_info["column_encodings"], cols):
         ext = mds_leaf_ext(enc)
         if ext == "npy":
             parts = enc.split(":")
@@ -172,9 +231,9 @@ def mds_item_files(shard_info, sample):
                 raise FormatError("only ndarray:DTYPE:SHAPE columns are parsed here, not %r" % enc)
             shape = tuple(int(x) for x in parts[2].split(","))
             arr = np.frombuffer(col, dtype=np.dtype(parts[1]).newbyteorder("<")).reshape(shape)
-            out.append(("%d.npy" % i, ("npy", arr, col)))
+            out.append(("%s.npy" % stem, ("npy", arr, col)))
         else:
-            out.append(("%d.%s" % (i, ext), col))
+            out.append(("%s.%s" % (stem, ext), col))
     return out
 
 

@@ -4,7 +4,10 @@ Each item file holds the item's serialized bytes, each NNN.d/ its leaves; the
 reference is tests/formats.py, an independent parser of the chunks.
 """
 import errno
+import json
 import os
+import random
+import struct
 import stat
 import subprocess
 import sys
@@ -104,7 +107,7 @@ def test_mixed_and_mixed_zstd_hold_the_same_items(mount, server):
         assert len(names) == 150, "%s: %d items" % (name, len(names))
         got[name] = {}
         for n in names:
-            key = int.from_bytes(read_bytes(os.path.join(d, n + ".d", "0.bin")), "little",
+            key = int.from_bytes(read_bytes(os.path.join(d, n + ".d", "index.bin")), "little",
                                  signed=True)
             got[name][key] = read_bytes(os.path.join(d, n))
     assert sorted(got["litdata-mixed"]) == list(range(150))
@@ -126,45 +129,123 @@ def test_mds_plain_and_zstd_hold_the_same_samples(mount, server, items_of):
             cols[name].append({leaf: read_bytes(os.path.join(leaf_dir, leaf))
                                for leaf in os.listdir(leaf_dir)})
     assert cols["mds-plain"] == cols["mds-zstd"]
-    ids = [int.from_bytes(c["2.bin"], "little", signed=True) for c in cols["mds-plain"]]
+    ids = [int.from_bytes(c["id.bin"], "little", signed=True) for c in cols["mds-plain"]]
     assert ids == [int.from_bytes(i.files[2][1], "little", signed=True)
                    for i in items_of("mds-plain")]
 
 
 def test_litdata_leaf_types(mount, server, items_of):
-    """Leaves of litdata-mixed as a loader would use them: .npy with numpy,
+    """Leaves of litdata-mixed as a loader would use them, named by the keys of
+    the item's dict (config.data_spec), in the dict's order: .npy with numpy,
     .jpg with PIL, .txt as UTF-8, int/float as 8-byte little-endian."""
     items = items_of("litdata-mixed")
     m = mount_dataset(mount, server, "litdata-mixed")
     for item in [items[0], items[1], items[15], items[16], items[77], items[149]]:
         d = m.file(".items", formats.item_names(150)[item.index] + ".d")
-        assert sorted(os.listdir(d)) == ["0.bin", "1.bin", "2.txt", "3.bin", "4.jpg",
-                                         "5.npy", "6.npy"]
+        assert os.listdir(d) == ["index.bin", "score.bin", "caption.txt", "blob.bin",
+                                 "image.jpg", "matrix.npy", "tokens.npy"]
         leaves = formats.pytree_leaves(item.data, 7)
-        index = int.from_bytes(read_bytes(os.path.join(d, "0.bin")), "little", signed=True)
-        assert read_bytes(os.path.join(d, "0.bin")) == leaves[0] and len(leaves[0]) == 8
+        index = int.from_bytes(read_bytes(os.path.join(d, "index.bin")), "little",
+                               signed=True)
+        assert read_bytes(os.path.join(d, "index.bin")) == leaves[0] and len(leaves[0]) == 8
         assert 0 <= index < 150
-        score = np.frombuffer(read_bytes(os.path.join(d, "1.bin")), dtype="<f8")
+        score = np.frombuffer(read_bytes(os.path.join(d, "score.bin")), dtype="<f8")
         assert score.shape == (1,) and leaves[1] == score.tobytes()
-        text = read_bytes(os.path.join(d, "2.txt")).decode("utf-8")
+        text = read_bytes(os.path.join(d, "caption.txt")).decode("utf-8")
         assert text == leaves[2].decode("utf-8")
-        assert read_bytes(os.path.join(d, "3.bin")) == leaves[3]
-        with Image.open(os.path.join(d, "4.jpg")) as im:
+        assert read_bytes(os.path.join(d, "blob.bin")) == leaves[3]
+        with Image.open(os.path.join(d, "image.jpg")) as im:
             assert im.format == "JPEG"
             im.load()
             assert im.size[0] > 0 and im.size[1] > 0
-        assert read_bytes(os.path.join(d, "4.jpg")) == leaves[4]
-        matrix = np.load(os.path.join(d, "5.npy"))
+        assert read_bytes(os.path.join(d, "image.jpg")) == leaves[4]
+        matrix = np.load(os.path.join(d, "matrix.npy"))
         want, _ = formats.litdata_leaf_array("numpy", leaves[5])
         assert matrix.dtype == np.float32 and matrix.ndim == 2
         assert matrix.shape == want.shape and np.array_equal(matrix, want)
-        tokens = np.load(os.path.join(d, "6.npy"))
+        tokens = np.load(os.path.join(d, "tokens.npy"))
         assert tokens.dtype == np.int16 and tokens.ndim == 1
         assert tokens.tobytes() == leaves[6]
         # np.load through a memory map, as loaders of big arrays do (in a
         # child: a page that cannot be read is a SIGBUS)
-        assert mmap_load(os.path.join(d, "5.npy")) == (want.tobytes(), str(want.shape),
-                                                       "float32")
+        assert mmap_load(os.path.join(d, "matrix.npy")) == (want.tobytes(), str(want.shape),
+                                                            "float32")
+
+
+def leaf(type_=None, context=None, children=()):
+    return {"type": type_, "context": context, "children_spec": list(children)}
+
+
+def dict_node(keys, children):
+    return leaf("builtins.dict", json.dumps(keys), children)
+
+
+# {"image", "meta": {"label", "id"}, "boxes": [_, _], "a/b", "x": {"y"}, "x.y", ".."} as
+# torch's treespec_dumps writes it: "a/b" and ".." are no file names, and "x" > "y" and
+# "x.y" would both be x.y; those leaves keep their positions.
+NESTED_SPEC = [1, dict_node(
+    ["image", "meta", "boxes", "a/b", "x", "x.y", ".."],
+    [leaf(), dict_node(["label", "id"], [leaf(), leaf()]),
+     leaf("builtins.list", "null", [leaf(), leaf()]), leaf(), dict_node(["y"], [leaf()]),
+     leaf(), leaf()])]
+NESTED_FORMAT = ["jpeg", "str", "int", "no_header_numpy:2", "no_header_numpy:2", "bytes",
+                 "bytes", "bytes", "str"]
+NESTED_NAMES = ["image.jpg", "meta.label.txt", "meta.id.bin", "boxes.0.npy", "boxes.1.npy",
+                "5.bin", "6.bin", "7.bin", "8.txt"]
+
+
+def write_pytree_dataset(out, spec, data_format, nitems, seed):
+    """One LitData chunk of nitems PyTree items of len(data_format) random leaves."""
+    os.makedirs(out)
+    rng = random.Random(seed)
+    items = []
+    for _ in range(nitems):
+        leaves = [rng.randbytes(4 * rng.randint(0, 8)) for _ in data_format]
+        items.append(struct.pack("<%dI" % len(leaves), *map(len, leaves)) + b"".join(leaves))
+    offsets = [4 + 4 * (nitems + 1)]
+    for it in items:
+        offsets.append(offsets[-1] + len(it))
+    chunk = struct.pack("<I%dI" % len(offsets), nitems, *offsets) + b"".join(items)
+    with open(os.path.join(out, "chunk-0-0.bin"), "wb") as f:
+        f.write(chunk)
+    config = {"chunk_bytes": None, "chunk_size": nitems, "compression": None,
+              "data_format": data_format, "data_spec": json.dumps(spec), "encryption": None,
+              "item_loader": "PyTreeLoader"}
+    chunks = [{"chunk_bytes": len(chunk), "chunk_size": nitems, "dim": None,
+               "filename": "chunk-0-0.bin"}]
+    with open(os.path.join(out, "index.json"), "w") as f:
+        json.dump({"chunks": chunks, "config": config, "updated_at": "0"}, f)
+
+
+def test_nested_leaf_names(mount, nginx, tmp_path):
+    """Nested dicts join their keys with '.', a list inside a dict adds the index; a key
+    that is no file name, and two keys that would give one name, give position names.
+    Every leaf's bytes are the item's field, cut from the chunk independently."""
+    src = str(tmp_path / "nested")
+    write_pytree_dataset(src, NESTED_SPEC, NESTED_FORMAT, 5, seed=15)
+    items = formats.dataset_items(src)
+    assert [n for n, _ in items[0].files] == NESTED_NAMES
+    m = mount(nginx(src).url)
+    for n, item in zip(formats.item_names(len(items)), items):
+        check_item(m.file(".items"), n, item)
+        fields = formats.pytree_leaves(item.data, len(NESTED_FORMAT))
+        assert read_bytes(m.file(".items", n + ".d", "meta.label.txt")) == fields[1]
+        assert read_bytes(m.file(".items", n + ".d", "7.bin")) == fields[7]
+
+
+def test_unreadable_data_spec_gives_position_names(mount, nginx, tmp_path):
+    """A data_spec that cannot be read (here: fewer leaves than data_format) never refuses
+    the dataset: its leaves are named by position."""
+    spec = [1, dict_node(["a"], [leaf()])]
+    src = str(tmp_path / "short-spec")
+    write_pytree_dataset(src, spec, ["bytes", "str"], 3, seed=16)
+    items = formats.dataset_items(src)
+    m = mount(nginx(src).url)
+    for n, item in zip(formats.item_names(len(items)), items):
+        assert os.listdir(m.file(".items", n + ".d")) == ["0.bin", "1.txt"]
+        fields = formats.pytree_leaves(item.data, 2)
+        assert read_bytes(m.file(".items", n + ".d", "0.bin")) == fields[0]
+        assert read_bytes(m.file(".items", n + ".d", "1.txt")) == fields[1]
 
 
 MMAP_LOAD = r"""
@@ -187,8 +268,9 @@ def mmap_load(path):
 
 
 def test_tokens_and_mds_leaf_types(mount, server, items_of):
-    """TokensLoader items: one 0.npy, 1-D int32, the item's bytes. MDS columns:
-    ndarray -> .npy, str -> .txt, the rest -> .bin."""
+    """TokensLoader items: one 0.npy, 1-D int32, the item's bytes (a data_spec
+    of one leaf has no key). MDS columns, named by column_names in column
+    order: ndarray -> .npy, str -> .txt, the rest -> .bin."""
     m = mount_dataset(mount, server, "litdata-tokens")
     items = items_of("litdata-tokens")
     names = formats.item_names(len(items))
@@ -202,19 +284,25 @@ def test_tokens_and_mds_leaf_types(mount, server, items_of):
     items = items_of("mds-plain")
     for item in items[::13]:
         d = m.file(".items", "%03d.d" % item.index)
-        assert sorted(os.listdir(d)) == ["0.npy", "1.bin", "2.bin", "3.bin", "4.txt"]
-        arr = np.load(os.path.join(d, "0.npy"))
+        assert os.listdir(d) == ["arr.npy", "blob.bin", "id.bin", "label.bin", "text.txt"]
+        arr = np.load(os.path.join(d, "arr.npy"))
         assert arr.dtype == np.float32 and arr.shape == (4,)
         cols = formats.mds_columns(formats.load_index(data_dir("mds-plain"))["shards"][0],
                                    item.data)
         assert arr.tobytes() == cols[0]
-        assert read_bytes(os.path.join(d, "4.txt")).decode("utf-8") == cols[4].decode("utf-8")
-        assert read_bytes(os.path.join(d, "2.bin")) == cols[2]
+        assert read_bytes(os.path.join(d, "text.txt")).decode("utf-8") == cols[4].decode("utf-8")
+        assert read_bytes(os.path.join(d, "id.bin")) == cols[2]
+        assert read_bytes(os.path.join(d, "blob.bin")) == cols[1]
+        assert read_bytes(os.path.join(d, "label.bin")) == cols[3]
 
 
+# A named leaf is found by its name only: not by its position (000.d/0.bin), nor without or
+# with another extension.
 NO_SUCH_NAMES = ["150", "0000", "00", "abc", "-1", "1e2", " 000", "000 ", "000.d/9.bin",
                  "000.d/0.txt", "000.d/7.npy", "000.d/0", "000.d/00.bin", "000.x", "000.d.d",
-                 "149.d/7.bin", "150.d", "150.d/0.bin", "999999999999999999999999"]
+                 "149.d/7.bin", "150.d", "150.d/0.bin", "999999999999999999999999",
+                 "000.d/0.bin", "000.d/index", "000.d/index.txt", "000.d/.bin", "000.d/index.",
+                 "000.d/Index.bin", "000.d/index.bin.bin", "000.d/caption", "000.d/matrix.bin"]
 
 
 def test_names_that_do_not_exist(mount, server):
@@ -239,7 +327,8 @@ def test_items_are_read_only(mount, server, items_of):
         "create 150": lambda: os.open(os.path.join(d, "150"), os.O_CREAT | os.O_WRONLY, 0o644),
         "create leaf": lambda: open(os.path.join(d, "000.d", "new.bin"), "xb"),
         "open for write": lambda: open(os.path.join(d, "000"), "r+b"),
-        "open leaf for write": lambda: os.open(os.path.join(d, "000.d", "0.bin"), os.O_WRONLY),
+        "open leaf for write": lambda: os.open(os.path.join(d, "000.d", "index.bin"),
+                                               os.O_WRONLY),
         "truncate": lambda: os.truncate(os.path.join(d, "000"), 0),
         "mkdir": lambda: os.mkdir(os.path.join(d, "x")),
         "unlink": lambda: os.unlink(os.path.join(d, "000")),

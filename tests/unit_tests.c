@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "formats/chunkhdr.h"
+#include "formats/dataspec.h"
 #include "formats/dsindex.h"
 #include "cache/extents.h"
 #include "formats/jsondepth.h"
@@ -774,6 +775,178 @@ static void test_leaves_limit(void)
 	g_assert_null(cfs_leaf_schema_mds(formats, sizes, CFS_LEAF_MAX + 1));
 }
 
+/* ---- leaf names ---- */
+
+/*
+ * A data_spec (torch/utils/_pytree.py treespec_dumps) written short: ' for ", ` for \" (the
+ * quotes of a context's own JSON text), @ for a leaf. Free with g_free().
+ */
+static char *spec_text(const char *shorthand)
+{
+	GString *out = g_string_new(NULL);
+	for (const char *p = shorthand; *p; p++) {
+		if (*p == '\'')
+			g_string_append_c(out, '"');
+		else if (*p == '`')
+			g_string_append(out, "\\\"");
+		else if (*p == '@')
+			g_string_append(
+				out, "{\"type\": null, \"context\": null, \"children_spec\": []}");
+		else
+			g_string_append_c(out, *p);
+	}
+	return g_string_free(out, FALSE);
+}
+
+/* The names of shorthand's n leaves are want[0..n): NULL for a position name. */
+static void assert_spec_names(const char *shorthand, guint n, const char *const *want)
+{
+	char *spec = spec_text(shorthand);
+	GPtrArray *names = cfs_data_spec_names(spec, n);
+	g_assert_nonnull(names);
+	g_assert_cmpuint(names->len, ==, n);
+	for (guint i = 0; i < n; i++)
+		g_assert_cmpstr(names->pdata[i], ==, want[i]);
+	g_ptr_array_unref(names);
+	g_free(spec);
+}
+
+static bool spec_readable(const char *shorthand, guint n)
+{
+	char *spec = spec_text(shorthand);
+	GPtrArray *names = cfs_data_spec_names(spec, n);
+	g_free(spec);
+	if (names)
+		g_ptr_array_unref(names);
+	return names != NULL;
+}
+
+/* A flat dict as litdata-mixed's index.json has it: one name per key, in the dict's order. */
+static void test_data_spec_dict(void)
+{
+	const char *spec = "[1, {'type': 'builtins.dict', 'context': '[`image`, `label`]', "
+			   "'children_spec': [@, @]}]";
+	assert_spec_names(spec, 2, (const char *const[]){ "image", "label" });
+	/* The names are of exactly as many leaves as data_format has. */
+	g_assert_false(spec_readable(spec, 1));
+	g_assert_false(spec_readable(spec, 3));
+}
+
+/* Nested dicts join keys with '.'; a list inside a dict adds the index; OrderedDict and
+ * defaultdict (whose keys are in "dict_context") name like dict. */
+static void test_data_spec_nested(void)
+{
+	const char *spec =
+		"[1, {'type': 'builtins.dict', 'context': '[`meta`, `boxes`, `o`, `d`]', "
+		"'children_spec': ["
+		"{'type': 'builtins.dict', 'context': '[`label`]', 'children_spec': [@]}, "
+		"{'type': 'builtins.list', 'context': 'null', 'children_spec': [@, @]}, "
+		"{'type': 'collections.OrderedDict', 'context': '[`k`]', 'children_spec': [@]}, "
+		"{'type': 'collections.defaultdict', 'context': '{`default_factory_module`: "
+		"`builtins`, `default_factory_name`: `list`, `dict_context`: [`v`]}', "
+		"'children_spec': [@]}]}]";
+	assert_spec_names(
+		spec, 5, (const char *const[]){ "meta.label", "boxes.0", "boxes.1", "o.k", "d.v" });
+}
+
+/* An item that is a list or tuple, or a single leaf, has no names; nor has a leaf under a
+ * key that is not a string. */
+static void test_data_spec_positions(void)
+{
+	assert_spec_names("[1, {'type': 'builtins.list', 'context': 'null', "
+			  "'children_spec': [@, @]}]",
+			  2, (const char *const[]){ NULL, NULL });
+	assert_spec_names(
+		"[1, {'type': 'builtins.tuple', 'context': 'null', 'children_spec': ["
+		"{'type': 'builtins.list', 'context': 'null', 'children_spec': [@]}, @]}]",
+		2, (const char *const[]){ NULL, NULL });
+	assert_spec_names("[1, @]", 1, (const char *const[]){ NULL });
+	assert_spec_names(
+		"[1, {'type': 'builtins.dict', 'context': '[7, `a`]', 'children_spec': ["
+		"{'type': 'builtins.dict', 'context': '[`b`]', 'children_spec': [@]}, @]}]",
+		2, (const char *const[]){ NULL, "a" });
+}
+
+/* A data_spec of one leaf inside depth nested lists. */
+static char *nested_lists(guint depth)
+{
+	GString *spec = g_string_new("[1, ");
+	for (guint i = 0; i < depth; i++)
+		g_string_append(spec, "{'type': 'builtins.list', 'context': 'null', "
+				      "'children_spec': [");
+	g_string_append(spec, "@");
+	for (guint i = 0; i < depth; i++)
+		g_string_append(spec, "]}");
+	g_string_append(spec, "]");
+	return g_string_free(spec, FALSE);
+}
+
+/* What cannot be read gives no names (the caller keeps positions), never a crash. */
+static void test_data_spec_garbage(void)
+{
+	const char *const bad[] = {
+		"",
+		"not json",
+		"{}",
+		"[2, @]",
+		"[1]",
+		"[1, @, 3]",
+		"[1, 7]",
+		"[1, {'type': null, 'context': null}]",
+		"[1, {'type': null, 'context': null, 'children_spec': [@]}]",
+		"[1, {'type': 'builtins.dict', 'context': '[`a`]', 'children_spec': [@, @]}]",
+		"[1, {'type': 'builtins.dict', 'context': 'not json', 'children_spec': [@]}]",
+		"[1, {'type': 'builtins.dict', 'context': null, 'children_spec': [@]}]",
+		"[1, {'type': 'builtins.dict', 'context': '{`a`: 1}', 'children_spec': [@]}]",
+		"[1, {'type': 'collections.defaultdict', 'context': '[`a`]', 'children_spec': "
+		"[@]}]",
+		"[1, {'type': 3, 'context': null, 'children_spec': [@]}]",
+	};
+	for (guint i = 0; i < G_N_ELEMENTS(bad); i++)
+		g_assert_false(spec_readable(bad[i], 1));
+	/* Containers nested up to CFS_DATA_SPEC_MAX_DEPTH are read, one more is not; nor is
+	 * JSON past CFS_JSON_MAX_DEPTH. */
+	for (guint depth = CFS_DATA_SPEC_MAX_DEPTH; depth <= CFS_JSON_MAX_DEPTH; depth++) {
+		char *spec = nested_lists(depth);
+		g_assert_true(spec_readable(spec, 1) == (depth <= CFS_DATA_SPEC_MAX_DEPTH));
+		g_free(spec);
+	}
+}
+
+/* Keys that are no safe file name, and keys two leaves share, keep the position name. */
+static void test_leaf_names_unsafe_and_duplicates(void)
+{
+	static const char *const formats[] = { "bytes", "bytes", "bytes", "bytes", "bytes", "bytes",
+					       "bytes", "bytes", "bytes", "bytes", "bytes", "str" };
+	char long_key[CFS_LEAF_STEM_MAX + 2];
+	memset(long_key, 'k', sizeof(long_key) - 1);
+	long_key[sizeof(long_key) - 1] = '\0';
+	const char *names[] = { "a/b", ".",   "..",     "",         "12", "tab\there",
+				"dup", "dup", long_key, "\xff\xfe", "ok", NULL };
+	struct cfs_leaf_schema *s = cfs_leaf_schema_litdata(formats, G_N_ELEMENTS(formats), NULL);
+	cfs_leaf_schema_set_names(s, names);
+	for (guint i = 0; i < 10; i++) {
+		char pos[8];
+		g_snprintf(pos, sizeof(pos), "%u", i);
+		g_assert_cmpstr(cfs_leaf_stem(s, i), ==, pos);
+	}
+	g_assert_cmpstr(cfs_leaf_stem(s, 10), ==, "ok");
+	g_assert_cmpstr(cfs_leaf_stem(s, 11), ==, "11");
+	g_assert_cmpint(cfs_leaf_find(s, "ok"), ==, 10);
+	g_assert_cmpint(cfs_leaf_find(s, "11"), ==, 11);
+	g_assert_cmpint(cfs_leaf_find(s, "dup"), ==, -1);
+	/* The longest key that fits is taken: "<stem>.<ext>" stays within 255 bytes. */
+	long_key[CFS_LEAF_STEM_MAX] = '\0';
+	names[8] = long_key;
+	struct cfs_leaf_schema *t = cfs_leaf_schema_litdata(formats, G_N_ELEMENTS(formats), NULL);
+	cfs_leaf_schema_set_names(t, names);
+	g_assert_cmpstr(cfs_leaf_stem(t, 8), ==, long_key);
+	/* Schemas that differ only in names are not equal: chunks sharing one must name alike. */
+	g_assert_false(cfs_leaf_schema_equal(s, t));
+	cfs_leaf_schema_free(s);
+	cfs_leaf_schema_free(t);
+}
+
 /* mosaicml NDArray's four forms (encodings.py), and the other encodings' extensions. */
 static void test_leaves_mds_ndarray(void)
 {
@@ -1471,6 +1644,12 @@ int main(int argc, char **argv)
 	g_test_add_func("/leaves/mds", test_leaves_mds);
 	g_test_add_func("/leaves/mds-ndarray", test_leaves_mds_ndarray);
 	g_test_add_func("/leaves/limit", test_leaves_limit);
+	g_test_add_func("/leaves/data-spec-dict", test_data_spec_dict);
+	g_test_add_func("/leaves/data-spec-nested", test_data_spec_nested);
+	g_test_add_func("/leaves/data-spec-positions", test_data_spec_positions);
+	g_test_add_func("/leaves/data-spec-garbage", test_data_spec_garbage);
+	g_test_add_func("/leaves/names-unsafe-and-duplicates",
+			test_leaf_names_unsafe_and_duplicates);
 	g_test_add_func("/tar/fixtures", test_tar_fixtures);
 	g_test_add_func("/tar/synthetic", test_tar_synthetic);
 	g_test_add_func("/tar/bad", test_tar_bad);

@@ -25,6 +25,14 @@ const char *cfs_json_string(JsonObject *o, const char *key)
 	return json_node_get_string(n);
 }
 
+const char *cfs_json_string_at(JsonArray *a, guint i)
+{
+	JsonNode *n = json_array_get_element(a, i);
+	if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING)
+		return NULL;
+	return json_node_get_string(n);
+}
+
 JsonObject *cfs_json_object(JsonObject *o, const char *key)
 {
 	JsonNode *n = json_object_get_member(o, key);

@@ -25,6 +25,8 @@ bool cfs_ds_invalid(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 const char *cfs_json_string(JsonObject *o, const char *key);
 JsonObject *cfs_json_object(JsonObject *o, const char *key);
 JsonArray *cfs_json_array(JsonObject *o, const char *key);
+/* Element i of a (i < its length) when it is a string, else NULL; owned by a's tree. */
+const char *cfs_json_string_at(JsonArray *a, guint i);
 /* An integer in [0, max] into *v. */
 bool cfs_json_uint(JsonObject *o, const char *key, uint64_t max, uint64_t *v);
 /* A string or null (or no member, also *v = NULL); false for anything else. */

@@ -71,6 +71,7 @@ struct leaf {
 	int ndim;                        /* MDS: dimensions the encoding fixes; -1: in the leaf */
 	uint64_t *shape;                 /* MDS: the fixed dimensions */
 	int64_t size;                    /* MDS: bytes of a fixed-size column; -1: variable */
+	char *stem;                      /* the file name before ".<ext>": a key or the position */
 };
 
 enum layout {
@@ -111,8 +112,11 @@ static struct cfs_leaf_schema *schema_new(enum layout layout, guint n)
 	s->n = n;
 	s->leaves = g_new0(struct leaf, n);
 	for (guint i = 0; i < n; i++)
-		s->leaves[i] = (struct leaf){ .kind = LEAF_RAW, .ext = "bin", .ndim = -1,
-					      .size = -1 };
+		s->leaves[i] = (struct leaf){ .kind = LEAF_RAW,
+					      .ext = "bin",
+					      .ndim = -1,
+					      .size = -1,
+					      .stem = g_strdup_printf("%u", i) };
 	return s;
 }
 
@@ -123,6 +127,7 @@ void cfs_leaf_schema_free(struct cfs_leaf_schema *s)
 	for (guint i = 0; i < s->n; i++) {
 		g_free(s->leaves[i].own_ext);
 		g_free(s->leaves[i].shape);
+		g_free(s->leaves[i].stem);
 	}
 	g_free(s->leaves);
 	g_free(s);
@@ -140,15 +145,12 @@ static void litdata_flat(const char *index, const struct dtype_table *table, str
 	}
 }
 
-/* The longest EXT of "file:EXT" kept: longer is not an extension a file name would carry. */
-#define LITDATA_EXT_MAX 16
-
 /* The EXT of "file:EXT": litdata takes it from a file name, so it must be a plain word to be
  * part of ours. */
 static void litdata_ext(const char *ext, struct leaf *l)
 {
 	size_t n = strlen(ext);
-	if (n == 0 || n > LITDATA_EXT_MAX)
+	if (n == 0 || n > CFS_LEAF_EXT_MAX)
 		return;
 	for (size_t i = 0; i < n; i++)
 		if (!g_ascii_isalnum(ext[i]))
@@ -289,12 +291,69 @@ struct cfs_leaf_schema *cfs_leaf_schema_mds(const char *const *encodings, const 
 	return s;
 }
 
+/* ---- Names ---- */
+
+/*
+ * Whether a key can be a file name's stem: not empty, not "." or "..", no '/', no control
+ * byte (which also rules out NUL, and the tabs and newlines that break `ls` output), valid
+ * UTF-8, and room left for ".<ext>" within NAME_MAX (255). A key of digits only would read
+ * as a position name, which another leaf may hold: refused too.
+ */
+static bool stem_ok(const char *key)
+{
+	size_t n = strlen(key);
+	bool digits = true;
+	if (n == 0 || n > CFS_LEAF_STEM_MAX || g_str_equal(key, ".") || g_str_equal(key, "..") ||
+	    !g_utf8_validate(key, (gssize)n, NULL))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)key[i];
+		if (c == '/' || c < 0x20 || c == 0x7f)
+			return false;
+		digits &= g_ascii_isdigit(c) != 0;
+	}
+	return !digits;
+}
+
+/* Whether names[i] is used by another leaf (one that is a usable name). */
+static bool stem_shared(const char *const *names, guint n, guint i)
+{
+	for (guint j = 0; j < n; j++)
+		if (j != i && names[j] && g_str_equal(names[j], names[i]))
+			return true;
+	return false;
+}
+
+void cfs_leaf_schema_set_names(struct cfs_leaf_schema *s, const char *const *names)
+{
+	for (guint i = 0; i < s->n; i++) {
+		if (!names[i] || !stem_ok(names[i]) || stem_shared(names, s->n, i))
+			continue;
+		g_free(s->leaves[i].stem);
+		s->leaves[i].stem = g_strdup(names[i]);
+	}
+}
+
+const char *cfs_leaf_stem(const struct cfs_leaf_schema *s, guint i)
+{
+	return s->leaves[i].stem;
+}
+
+int cfs_leaf_find(const struct cfs_leaf_schema *s, const char *stem)
+{
+	for (guint i = 0; i < s->n; i++)
+		if (g_str_equal(s->leaves[i].stem, stem))
+			return (int)i;
+	return -1;
+}
+
 /* ---- Items ---- */
 
 static bool leaf_equal(const struct leaf *a, const struct leaf *b)
 {
-	return a->kind == b->kind && g_str_equal(a->ext, b->ext) && a->dtype == b->dtype &&
-	       a->table == b->table && a->ndim == b->ndim && a->size == b->size &&
+	return a->kind == b->kind && g_str_equal(a->ext, b->ext) && g_str_equal(a->stem, b->stem) &&
+	       a->dtype == b->dtype && a->table == b->table && a->ndim == b->ndim &&
+	       a->size == b->size &&
 	       (a->ndim <= 0 ||
 		memcmp(a->shape, b->shape, sizeof(uint64_t) * (size_t)a->ndim) == 0);
 }

@@ -1,6 +1,8 @@
 /*
  * Leaves of an item: the typed fields inside one item, shown as files
- * under .items/NNN.d/ named "<leaf index>.<extension>". A LitData PyTree
+ * under .items/NNN.d/ named "<stem>.<extension>", the stem being the
+ * leaf's key where the index records one (cfs_leaf_schema_set_names()),
+ * else its position (leaf index). A LitData PyTree
  * item is one uint32 LE size per leaf, then the leaves in data_format
  * order (litdata streaming/writer.py `BinaryWriter.serialize`,
  * item_loader.py `PyTreeLoader`); a TokensLoader item is raw tokens, one
@@ -43,6 +45,16 @@
  */
 #define CFS_LEAF_MAX 255
 
+/*
+ * Longest extension a leaf file gets (bytes, without the dot): the EXT of
+ * LitData's "file:EXT" is kept only up to this; longer is not an extension
+ * a file name would carry.
+ */
+#define CFS_LEAF_EXT_MAX 16
+
+/* Longest stem (bytes): "<stem>.<ext>" then fits NAME_MAX (255). */
+#define CFS_LEAF_STEM_MAX (255 - 1 - CFS_LEAF_EXT_MAX)
+
 /* How the items of one chunk are made of leaves. Opaque. */
 struct cfs_leaf_schema;
 
@@ -68,10 +80,29 @@ struct cfs_leaf_schema *cfs_leaf_schema_litdata(const char *const *data_format, 
 struct cfs_leaf_schema *cfs_leaf_schema_mds(const char *const *encodings, const int64_t *sizes,
 					    guint n);
 
+/*
+ * Name the leaves of s by names[0..cfs_leaf_count(s)) (UTF-8 keys as the
+ * index records them, e.g. "meta.label"; NULL entries keep the position
+ * name; copied). A name is taken only when it is a safe file name stem:
+ * not empty, not "." or "..", no '/' or control byte, valid UTF-8, at
+ * most CFS_LEAF_STEM_MAX bytes, and not digits only (which would read as
+ * a position); and when no other leaf has the same name: leaves that would
+ * share one keep their positions. Positions are unique and keys are never
+ * digits only, so the stems of a schema are unique. Call before s is
+ * shared (a schema is immutable once made); never fails.
+ */
+void cfs_leaf_schema_set_names(struct cfs_leaf_schema *s, const char *const *names);
+
+/* The stem of leaf i's file name (its key, or its position in decimal); lives as long as s. */
+const char *cfs_leaf_stem(const struct cfs_leaf_schema *s, guint i);
+
+/* The leaf whose stem is stem, or -1 when none is. */
+int cfs_leaf_find(const struct cfs_leaf_schema *s, const char *stem);
+
 /* Free s and its leaves' descriptions; s may be NULL. */
 void cfs_leaf_schema_free(struct cfs_leaf_schema *s);
 
-/* True when a and b split items the same way (both may be NULL). */
+/* True when a and b split items the same way and name their leaves alike (both may be NULL). */
 bool cfs_leaf_schema_equal(const struct cfs_leaf_schema *a, const struct cfs_leaf_schema *b);
 
 /* Number of leaves of every item. */

@@ -1,4 +1,5 @@
 /* LitData index.json, as litdata's streaming/writer.py writes it. */
+#include "formats/dataspec.h"
 #include "formats/dsindex.h"
 #include "formats/leaves.h"
 #include "remote/listing.h"
@@ -41,7 +42,21 @@ static char *plain_filename(const char *name)
 	return plain;
 }
 
-/* The leaves of the dataset's items, from config.data_format and config.item_loader. */
+/*
+ * Leaves named by the item's dict keys, from config.data_spec (dataspec.h); a data_spec that is
+ * missing or cannot be read leaves the position names: it never refuses the dataset.
+ */
+static void name_leaves(JsonObject *config, struct cfs_leaf_schema *s)
+{
+	const char *spec = cfs_json_string(config, "data_spec");
+	GPtrArray *names = spec ? cfs_data_spec_names(spec, cfs_leaf_count(s)) : NULL;
+	if (!names)
+		return;
+	cfs_leaf_schema_set_names(s, (const char *const *)names->pdata);
+	g_ptr_array_unref(names);
+}
+
+/* The leaves of the dataset's items, from config.data_format, item_loader and data_spec. */
 static struct cfs_leaf_schema *config_schema(JsonObject *config)
 {
 	JsonArray *formats = cfs_json_array(config, "data_format");
@@ -60,6 +75,8 @@ static struct cfs_leaf_schema *config_schema(JsonObject *config)
 	}
 	if (i == n)
 		s = cfs_leaf_schema_litdata(v, n, loader);
+	if (s)
+		name_leaves(config, s);
 	g_free(v);
 	return s;
 }

@@ -32,6 +32,24 @@ static bool column_sizes(JsonArray *list, int64_t *sizes)
 	return true;
 }
 
+/*
+ * Columns named as the shard names them (column_names, in column order: streaming
+ * base/format/mds/writer.py `MDSWriter.__init__` sorts the columns by name and writes
+ * column_encodings, column_names and column_sizes in that one order); a list that is not n
+ * strings leaves the position names.
+ */
+static void name_columns(JsonObject *shard, struct cfs_leaf_schema *s, guint n)
+{
+	JsonArray *list = cfs_json_array(shard, "column_names");
+	if (!list || json_array_get_length(list) != n)
+		return;
+	const char **names = g_new0(const char *, n);
+	for (guint i = 0; i < n; i++)
+		names[i] = cfs_json_string_at(list, i);
+	cfs_leaf_schema_set_names(s, names);
+	g_free(names);
+}
+
 /* How the shard's samples split into columns; NULL when its columns are not described. */
 static struct cfs_leaf_schema *shard_schema(JsonObject *shard)
 {
@@ -50,6 +68,8 @@ static struct cfs_leaf_schema *shard_schema(JsonObject *shard)
 		enc[i] = ok ? json_node_get_string(e) : NULL;
 	}
 	struct cfs_leaf_schema *s = ok ? cfs_leaf_schema_mds(enc, size, n) : NULL;
+	if (s)
+		name_columns(shard, s, n);
 	g_free(enc);
 	g_free(size);
 	return s;

@@ -493,17 +493,20 @@ static void item_name(const struct itemview *v, uint64_t item, bool dir, char *b
 	snprintf(buf, size, "%0*" PRIu64 "%s", (int)v->width, item, dir ? ".d" : "");
 }
 
-/* "<leaf>.<ext>": the leaf index, or -1. */
-static int parse_leaf(const char *name, const char **ext)
+/*
+ * "<stem>.<ext>": the leaf of s with that stem (its key or position), or -1. Extensions have
+ * no '.', so the ext is what follows the last one.
+ */
+static int parse_leaf(const struct cfs_leaf_schema *s, const char *name, const char **ext)
 {
-	char *end;
-	if (!g_ascii_isdigit(name[0]) || (name[0] == '0' && name[1] != '.'))
+	const char *dot = strrchr(name, '.');
+	if (!dot || dot == name || dot - name > CFS_LEAF_STEM_MAX)
 		return -1;
-	guint64 leaf = g_ascii_strtoull(name, &end, 10);
-	if (*end != '.' || leaf >= VINO_MAX_LEAVES)
-		return -1;
-	*ext = end + 1;
-	return (int)leaf;
+	char stem[CFS_LEAF_STEM_MAX + 1];
+	memcpy(stem, name, (size_t)(dot - name));
+	stem[dot - name] = '\0';
+	*ext = dot + 1;
+	return cfs_leaf_find(s, stem);
 }
 
 /* ---- operations ---- */
@@ -587,8 +590,9 @@ static int item_lookup(struct cfs_view *view, uint64_t dir, const char *name,
 	}
 	if (vino_kind(dir) != VK_ITEM_DIR)
 		return -ENOTDIR;
+	const struct cfs_leaf_schema *s = chunk_of(v, vino_index(dir))->info->schema;
 	struct leaf_query q = { .entry = out };
-	int leaf = parse_leaf(name, &q.ext);
+	int leaf = s ? parse_leaf(s, name, &q.ext) : -1;
 	if (leaf < 0)
 		return -ENOENT;
 	q.leaf = (unsigned)leaf;
@@ -663,8 +667,9 @@ static void leaf_list_use(const struct imeta *m, void *ctx)
 	if (!emit_dots(&l->off, l->self, l->parent, l->add, l->ctx))
 		return;
 	for (uint64_t i = l->off - 2; i < m->n; i++) {
-		char name[48];
-		snprintf(name, sizeof(name), "%" PRIu64 ".%s", i, m->files[i].ext);
+		char name[CFS_LEAF_STEM_MAX + 1 + CFS_LEAF_EXT_MAX + 1];
+		snprintf(name, sizeof(name), "%s.%s",
+			 cfs_leaf_stem(m->chunk->info->schema, (guint)i), m->files[i].ext);
 		uint64_t ino = vino_make(VK_LEAF, m->v->base.id, (uint32_t)m->item, (unsigned)i);
 		if (!l->add(l->ctx, name, ino, false, i + 3))
 			break;

@@ -1,6 +1,8 @@
 /*
  * libFuzzer target: cfs_ds_index_parse() on the input, then the invariants of what it
- * returns; a compressed index's plain_index must parse back to the decompressed view.
+ * returns; a compressed index's plain_index must parse back to the decompressed view; every
+ * leaf's name (from LitData's data_spec or MDS column_names) is a safe file name stem that
+ * finds that leaf and no other.
  * The index is a copy of exactly the input's bytes, so that a read past them is caught.
  */
 #include <json-glib/json-glib.h>
@@ -16,6 +18,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const struct cfs_ds_chunk *chunk(const struct cfs_ds_index *idx, guint i)
 {
 	return &g_array_index(idx->chunks, struct cfs_ds_chunk, i);
+}
+
+static void check_stem(const struct cfs_leaf_schema *s, guint i)
+{
+	const char *stem = cfs_leaf_stem(s, i);
+	size_t len = strlen(stem);
+	if (len == 0 || len > CFS_LEAF_STEM_MAX || strchr(stem, '/') || g_str_equal(stem, ".") ||
+	    g_str_equal(stem, "..") || !g_utf8_validate(stem, (gssize)len, NULL) ||
+	    cfs_leaf_find(s, stem) != (int)i)
+		abort();
+	for (size_t j = 0; j < len; j++)
+		if ((unsigned char)stem[j] < 0x20 || stem[j] == 0x7f)
+			abort();
+}
+
+static void check_names(const struct cfs_ds_index *idx)
+{
+	for (guint j = 0; j < idx->schemas->len; j++) {
+		const struct cfs_leaf_schema *s = idx->schemas->pdata[j];
+		for (guint i = 0; i < cfs_leaf_count(s); i++)
+			check_stem(s, i);
+	}
 }
 
 static void check_chunks(const struct cfs_ds_index *idx)
@@ -86,6 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (err || idx->zstd != (idx->plain_index != NULL) || (idx->zstd && !idx->compression))
 		abort();
 	check_chunks(idx);
+	check_names(idx);
 	if (idx->plain_index && json_glib_round_trips(data, size))
 		check_plain_index(idx);
 	cfs_ds_index_free(idx);

@@ -276,6 +276,37 @@ def dsindex_seeds(out):
     mds["shards"][2].update(column_encodings=["ndarray", "jpeg", "str_int"],
                             column_sizes=[None, None, None], column_names=["a", "b", "c"])
     write(out, "fuzz_dsindex", "mds-mixed.json", json.dumps(mds).encode())
+    mds["shards"][2].update(column_names=["a/b", "c", "c"])
+    write(out, "fuzz_dsindex", "mds-bad-names.json", json.dumps(mds).encode())
+    for name, spec in data_spec_seeds():
+        litdata = json.loads(read("litdata-mixed", "index.json"))
+        litdata["config"]["data_spec"] = json.dumps(spec)
+        write(out, "fuzz_dsindex", "litdata-spec-%s.json" % name, json.dumps(litdata).encode())
+
+
+def spec_leaf():
+    return {"type": None, "context": None, "children_spec": []}
+
+
+def spec_node(type_, context, children):
+    return {"type": type_, "context": context, "children_spec": children}
+
+
+def data_spec_seeds():
+    """torch pytree treespec_dumps texts of litdata-mixed's 7 leaves: nested dicts, a list
+    in a dict, a defaultdict, a tuple item, unsafe and duplicate keys."""
+    dd = json.dumps({"default_factory_module": "builtins", "default_factory_name": "list",
+                     "dict_context": ["k"]})
+    nested = spec_node("builtins.dict", json.dumps(["meta", "boxes", "x", "d"]), [
+        spec_node("collections.OrderedDict", json.dumps(["label", "id"]),
+                  [spec_leaf(), spec_leaf()]),
+        spec_node("builtins.list", "null", [spec_leaf(), spec_leaf(), spec_leaf()]),
+        spec_leaf(),
+        spec_node("collections.defaultdict", dd, [spec_leaf()])])
+    unsafe = spec_node("builtins.dict", json.dumps(["a/b", "..", "", "7", "dup", "dup",
+                                                    "\x01"]), [spec_leaf()] * 7)
+    tuple_item = spec_node("builtins.tuple", "null", [spec_leaf()] * 7)
+    return [("nested", [1, nested]), ("unsafe", [1, unsafe]), ("tuple", [1, tuple_item])]
 
 
 def regression_seeds(out):
