@@ -80,9 +80,14 @@ static gint64 renew_due_us(const struct cfs_creds *c)
 /* New keys from the link, installed; false with *error when the link gave none. */
 static bool renew(struct cfs_creds *c, GError **error)
 {
-	struct cfs_aws_keys *keys = c->link.fetch(&c->link, error);
-	if (!keys)
+	GError *err = NULL;
+	struct cfs_aws_keys *keys = c->link.fetch(&c->link, &err);
+	if (!keys && !err) /* a link that failed without saying why still gets a log line */
+		g_set_error_literal(&err, G_IO_ERROR, G_IO_ERROR_FAILED, "no reason given");
+	if (!keys) {
+		g_propagate_error(error, err);
 		return false;
+	}
 	install(c, keys);
 	return true;
 }
