@@ -553,7 +553,7 @@ def test_web_identity_token_file_not_a_file(world, ends, mount, tmp_path):
     the mount fails at once with one line naming the file and why."""
     env = env_for(tmp_path, world, ["sts"], AWS_WEB_IDENTITY_TOKEN_FILE="/dev/zero")
     log = mount_fails(mount, world, env)
-    assert "web identity: /dev/zero: not a token: not a regular file" in log, log
+    assert "web identity: /dev/zero: not a regular file" in log, log
     assert ends.seen == []
 
 

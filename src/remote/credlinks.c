@@ -92,10 +92,10 @@ static bool read_token_bytes(int fd, char *text, size_t *len)
 static const char *token_problem(const char *text, size_t len)
 {
 	if (len == 0)
-		return "empty";
+		return "not a token: empty";
 	if (len > TOKEN_FILE_MAX)
-		return "over 16 KiB";
-	return strlen(text) != len ? "NUL bytes in it" : NULL;
+		return "not a token: over 16 KiB";
+	return strlen(text) != len ? "not a token: NUL bytes in it" : NULL;
 }
 
 /*
@@ -126,8 +126,7 @@ static char *read_token_file(const char *path, GError **error)
 		return g_strchomp(text);
 	explicit_bzero(text, len);
 	g_free(text);
-	g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%s: not a token: %s", path,
-		    problem);
+	g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%s: %s", path, problem);
 	return NULL;
 }
 
