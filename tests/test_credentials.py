@@ -13,10 +13,13 @@ import hashlib
 import hmac
 import http.server
 import json
+import math
 import os
 import random
 import secrets
+import ssl
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -257,6 +260,35 @@ def ends(world):
     endpoints.released.set()
 
 
+@pytest.fixture
+def tls_ends(world, tmp_path):
+    """The stand-in endpoints again, over HTTPS only, with a self-signed CA certificate for
+    IP 127.0.0.1 that no system trusts: (endpoints, certificate path); stopped at the end."""
+    _, _, issuer = world
+    cert, key = str(tmp_path / "ca.pem"), str(tmp_path / "ca.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-addext", "basicConstraints=critical,CA:TRUE",
+                    "-addext", "keyUsage=critical,digitalSignature,keyCertSign"],
+                   check=True, timeout=scaled(60), stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    endpoints = Endpoints(issuer)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    endpoints.socket = ctx.wrap_socket(endpoints.socket, server_side=True)
+    endpoints.url = "https://127.0.0.1:%d" % endpoints.server_address[1]
+    thread = threading.Thread(target=endpoints.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield endpoints, cert
+    finally:
+        endpoints.shutdown()
+        endpoints.server_close()
+        thread.join(timeout=10)
+
+
 def env_for(tmp_path, world, links, **extra):
     """chunkfs's environment: no AWS_* of ours, a HOME of its own, and the named links."""
     _, endpoints, issuer = world
@@ -401,10 +433,18 @@ def test_expired_token_answer_renews_and_retries(world, ends, mount, tmp_path, d
     refused = [r for r in reqs if r["error"] == "ExpiredToken"]
     assert refused and all(r["key"] == first for r in refused), refused[:3]
     assert {r["key"] for r in reqs if r["status"] in (200, 206)} - {first}
-    assert "retrying with renewed" in m.read_log()
+    assert m.read_log().count("refused by the server as expired: renewed") == 1, m.read_log()
 
 
-@pytest.mark.log_allow(r"refused and cannot be renewed", r"HTTP 400")
+def pread_ok(fd, size, off):
+    """os.pread, or None when it fails with EACCES (keys refused, not renewed yet)."""
+    try:
+        return os.pread(fd, size, off)
+    except PermissionError:
+        return None
+
+
+@pytest.mark.log_allow(r"renewal failed, retrying with back-off", r"HTTP 400")
 def test_no_valid_keys_left_is_eacces(world, ends, mount, tmp_path, dataset):
     """Keys S3 refuses as expired while the endpoint cannot renew them: reads fail with
     EACCES (not EIO), and read again once the endpoint is back."""
@@ -427,9 +467,44 @@ def test_no_valid_keys_left_is_eacces(world, ends, mount, tmp_path, dataset):
         endpoints.s3_ttl = None
         with open(os.path.join(dataset, name), "rb") as f:
             f.seek(4096 * 101)
-            assert os.pread(fd, 4096, 4096 * 101) == f.read(4096)
+            want = f.read(4096)
+        # The failed renewal's back-off (1 s) may still hold the next refusal's renewal.
+        got = wait_for(lambda: pread_ok(fd, 4096, 4096 * 101), scaled(10), "a renewed read")
+        assert got == want
     finally:
         os.close(fd)
+
+
+@pytest.mark.log_allow(r"renewal failed, retrying with back-off", r"HTTP 400")
+def test_refused_keys_with_endpoint_down_back_off(world, ends, mount, tmp_path, dataset):
+    """Keys S3 refuses while the container endpoint answers 500: 20 reads all fail with
+    EACCES, yet the endpoint is asked only as often as the failed renewal's back-off
+    (1 s doubling) allows, not once per read, and the failure is logged once."""
+    server, endpoints, issuer = world
+    endpoints.s3_ttl = 2
+    env = env_for(tmp_path, world, ["container"])
+    m = mount("s3://%s/%s" % (BUCKET, PREFIX), *args_for(world, "--mem-cache=8MiB",
+                                                         "--disk-cache=0"), env=env)
+    first = [a for a, k in issuer.keys.items() if k["link"] == "container"][-1]
+    revoked_at = issuer.keys[first]["s3_expires"] / 1000
+    wait_for(lambda: time.time() > revoked_at + 0.5, scaled(10), "the keys' revocation")
+    endpoints.mode["container"] = "500"
+    asked_before = sum(1 for _, path in endpoints.seen if path == "/container")
+    name = sorted(n for n in os.listdir(dataset) if n.endswith(".bin"))[-1]
+    fd = open_direct(m.file(name))
+    start = time.monotonic()
+    try:
+        for i in range(20):
+            with pytest.raises(OSError) as e:
+                os.pread(fd, 4096, 4096 * (100 + 16 * i))
+            assert e.value.errno == errno.EACCES
+    finally:
+        os.close(fd)
+    elapsed = time.monotonic() - start
+    asked = sum(1 for _, path in endpoints.seen if path == "/container") - asked_before
+    # One try, then one more each time a back-off of 1, 2, 4 ... s has passed.
+    assert 1 <= asked <= 2 + int(math.log2(elapsed + 1)), (asked, elapsed)
+    assert m.read_log().count("renewal failed") == 1, m.read_log()
 
 
 @pytest.mark.log_allow(r"renewal failed, retrying with back-off")
@@ -457,6 +532,73 @@ def mount_fails(mount, world, env):
     m = mount("s3://%s/%s" % (BUCKET, PREFIX), *args_for(world), env=env, expect_ok=False)
     assert not m.ok
     return m.read_log()
+
+
+@pytest.mark.log_allow(r"no AWS credentials")
+def test_container_full_uri_lookalike_host_refused(world, ends, mount, tmp_path):
+    """A plain-http full URI whose host only starts like a loopback address
+    (127.attacker.example) is not given the token: the link is skipped, saying why."""
+    env = env_for(tmp_path, world, ["container"])
+    port = urllib.parse.urlsplit(ends.url).port
+    env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = "http://127.attacker.example:%d/container" % port
+    log = mount_fails(mount, world, env)
+    assert ("container: AWS_CONTAINER_CREDENTIALS_FULL_URI is neither https nor a loopback "
+            "or agent address; IMDS: AWS_EC2_METADATA_DISABLED=true") in log, log
+    assert ends.seen == []
+
+
+@pytest.mark.log_allow(r"no AWS credentials")
+def test_web_identity_token_file_not_a_file(world, ends, mount, tmp_path):
+    """A token file that is a device (/dev/zero never ends) is refused before any read:
+    the mount fails at once with one line naming the file and why."""
+    env = env_for(tmp_path, world, ["sts"], AWS_WEB_IDENTITY_TOKEN_FILE="/dev/zero")
+    log = mount_fails(mount, world, env)
+    assert "web identity: /dev/zero: not a regular file" in log, log
+    assert ends.seen == []
+
+
+def test_relative_token_file_renews_after_daemonizing(world, ends, mount, tmp_path, dataset,
+                                                     monkeypatch):
+    """AWS_WEB_IDENTITY_TOKEN_FILE relative to where chunkfs started: the daemon (in / once
+    detached) still reads it at each renewal of keys that live 4 s."""
+    server, endpoints, issuer = world
+    endpoints.ttl = 4
+    env = env_for(tmp_path, world, ["sts"], AWS_WEB_IDENTITY_TOKEN_FILE="web-token")
+    monkeypatch.chdir(tmp_path)  # chunkfs starts here
+    before = len(issuer.of_link("sts"))
+    m = mount("s3://%s/%s" % (BUCKET, PREFIX),
+              *args_for(world, "--log-file=%s" % (tmp_path / "daemon.log")), env=env,
+              foreground=False)
+    wait_for(lambda: len(issuer.of_link("sts")) >= before + 3, scaled(20), "two renewals")
+    mark = server.mark()
+    check_bytes(m, dataset)
+    assert keys_used(server, mark) <= issuer.of_link("sts")
+    assert "renewal failed" not in m.logged_text()
+
+
+def test_relative_credential_process_renews_after_daemonizing(world, ends, mount, tmp_path,
+                                                              dataset, monkeypatch):
+    """A credential_process given relative to where chunkfs started runs there at each
+    renewal, also once the daemon is in /."""
+    server, _, issuer = world
+    env = env_for(tmp_path, world, [])
+    akid, k = issuer.issue("process", 4, 3600)
+    runs = tmp_path / "runs"
+    script = tmp_path / "cred-process"
+    script.write_text("#!/bin/sh\necho run >> '%s'\ncat <<'EOF'\n%s\nEOF\n" % (runs, json.dumps(
+        {"Version": 1, "AccessKeyId": akid, "SecretAccessKey": k["secret"],
+         "SessionToken": k["token"], "Expiration": iso(k["expires"])})))
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    (tmp_path / "home" / ".aws" / "config").write_text(
+        "[default]\ncredential_process = ./cred-process\n")
+    monkeypatch.chdir(tmp_path)  # chunkfs starts here
+    m = mount("s3://%s/%s" % (BUCKET, PREFIX),
+              *args_for(world, "--log-file=%s" % (tmp_path / "daemon.log")), env=env,
+              foreground=False)
+    wait_for(lambda: runs.exists() and len(runs.read_text().split()) >= 3, scaled(20),
+             "two renewals by the process")
+    check_bytes(m, dataset)
+    assert "renewal failed" not in m.logged_text()
 
 
 @pytest.mark.log_allow(r"no AWS credentials")
@@ -490,6 +632,20 @@ def test_assume_role_with_wrong_source_keys(world, ends, mount, tmp_path):
     log = mount_fails(mount, world, env)
     assert "assume role: STS (HTTP 403): STS answered the error SignatureDoesNotMatch" in log
     assert right[5:] not in log
+
+
+def test_container_endpoint_behind_private_ca(world, ends, tls_ends, mount, tmp_path, dataset):
+    """An https container endpoint whose certificate only AWS_CA_BUNDLE's CA signed: the
+    credential request trusts that CA as S3's requests do, and the keys read the bytes."""
+    server, _, issuer = world
+    endpoints, ca = tls_ends
+    env = env_for(tmp_path, world, ["container"], AWS_CA_BUNDLE=ca,
+                  AWS_CONTAINER_CREDENTIALS_FULL_URI=endpoints.url + "/container")
+    mark = server.mark()
+    m = mount("s3://%s/%s" % (BUCKET, PREFIX), *args_for(world), env=env)
+    check_bytes(m, dataset)
+    assert keys_used(server, mark) <= issuer.of_link("container")
+    assert ("GET", "/container") in endpoints.seen
 
 
 @pytest.mark.parametrize("failing,mode,following", [

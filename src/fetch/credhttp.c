@@ -9,6 +9,7 @@
 #include <gio/gio.h>
 #include <string.h>
 
+#include "easy_i.h"
 #include "remote/creds.h"
 #include "util/url.h"
 
@@ -49,6 +50,7 @@ static void setup(CURL *easy, const struct cfs_creds_request *req, struct curl_s
 	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, answer_write);
 	curl_easy_setopt(easy, CURLOPT_WRITEDATA, a);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
+	cfs_easy_setup_tls(easy, req->tls->ca_file, req->tls->ca_dir, req->tls->insecure);
 	if (req->body || !g_str_equal(req->method, "GET"))
 		/* Not copied by libcurl (unlike COPYPOSTFIELDS): the token stays in our memory only. */
 		curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req->body ? req->body : "");
@@ -87,6 +89,6 @@ bool cfs_fetch_creds_http(const struct cfs_creds_request *req, GByteArray *body,
 		g_free(safe);
 	}
 	curl_easy_cleanup(easy);
-	curl_slist_free_all(headers);
+	cfs_easy_slist_free_secret(headers);
 	return ok;
 }

@@ -27,7 +27,7 @@ void cfs_easy_auth_take(struct cfs_easy_auth *auth, const struct cfs_remote *rem
 
 void cfs_easy_auth_clear(struct cfs_easy_auth *auth)
 {
-	curl_slist_free_all(auth->headers);
+	cfs_easy_slist_free_secret(auth->headers);
 	cfs_aws_keys_unref(auth->keys);
 	auth->headers = NULL;
 	auth->keys = NULL;
@@ -53,21 +53,28 @@ bool cfs_easy_keys_refused(const struct cfs_remote *remote, const struct cfs_eas
 }
 
 /* --cacert adds to the system's trust: the file as CAINFO, the default directory as CAPATH. */
-static void setup_tls(CURL *easy, const struct cfs_remote *remote)
+void cfs_easy_setup_tls(CURL *easy, const char *ca_file, const char *ca_dir, bool insecure)
 {
-	if (remote->insecure) {
+	if (insecure) {
 		curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
 		return;
 	}
-	if (remote->ca_file) {
-		curl_easy_setopt(easy, CURLOPT_CAINFO, remote->ca_file);
+	if (ca_file) {
+		curl_easy_setopt(easy, CURLOPT_CAINFO, ca_file);
 		const char *capath = curl_version_info(CURLVERSION_NOW)->capath;
-		if (capath && !remote->ca_dir)
+		if (capath && !ca_dir)
 			curl_easy_setopt(easy, CURLOPT_CAPATH, capath);
 	}
-	if (remote->ca_dir)
-		curl_easy_setopt(easy, CURLOPT_CAPATH, remote->ca_dir);
+	if (ca_dir)
+		curl_easy_setopt(easy, CURLOPT_CAPATH, ca_dir);
+}
+
+void cfs_easy_slist_free_secret(struct curl_slist *list)
+{
+	for (struct curl_slist *l = list; l; l = l->next)
+		explicit_bzero(l->data, strlen(l->data));
+	curl_slist_free_all(list);
 }
 
 void cfs_easy_setup(CURL *easy, const struct cfs_options *opts, const struct cfs_remote *remote,
@@ -81,7 +88,7 @@ void cfs_easy_setup(CURL *easy, const struct cfs_options *opts, const struct cfs
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, (long)opts->connect_timeout_s);
 	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, (long)opts->timeout_s);
-	setup_tls(easy, remote);
+	cfs_easy_setup_tls(easy, remote->ca_file, remote->ca_dir, remote->insecure);
 	cfs_easy_send_credentials(easy, remote, auth);
 }
 

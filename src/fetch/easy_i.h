@@ -72,4 +72,20 @@ void cfs_easy_send_credentials(CURL *easy, const struct cfs_remote *remote,
  */
 void cfs_easy_drop_credentials(CURL *easy);
 
+/*
+ * Set the TLS trust of easy: ca_file (a PEM bundle, or NULL) added to the
+ * system's trust, ca_dir (a hashed CA directory, or NULL) as well, or no
+ * verification at all when insecure (libcurl docs: CURLOPT_CAINFO,
+ * CURLOPT_CAPATH, CURLOPT_SSL_VERIFYPEER). The strings are copied by
+ * libcurl. Thread-safe for distinct handles.
+ */
+void cfs_easy_setup_tls(CURL *easy, const char *ca_file, const char *ca_dir, bool insecure);
+
+/*
+ * Zero the text of each header of list (tokens, session tokens), then free
+ * it with curl_slist_free_all(); NULL is ignored. Copies libcurl made of
+ * them when the request was sent are libcurl's, and not zeroed.
+ */
+void cfs_easy_slist_free_secret(struct curl_slist *list);
+
 #endif

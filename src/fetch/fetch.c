@@ -430,8 +430,8 @@ static bool retry_with_new_keys(struct engine *f, struct request *r, long status
 	r->renewed = cfs_easy_keys_refused(f->remote, &r->auth, status,
 					   (const char *)r->refusal->data, r->refusal->len);
 	if (r->renewed)
-		g_message("%s: S3 refused the credentials as expired; retrying with renewed ones",
-			  r->name);
+		g_debug("%s: S3 refused the credentials as expired; retrying with renewed ones",
+			r->name);
 	return r->renewed;
 }
 

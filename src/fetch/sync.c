@@ -234,7 +234,7 @@ bool cfs_fetch_small(const struct cfs_options *opts, const struct cfs_remote *re
 	bool ok = fetch_small_once(opts, remote, url, max_bytes, deadline_us, body, etag, &renewed,
 				   &err);
 	if (!ok && renewed) {
-		g_message("%s; retrying with renewed credentials", err->message);
+		g_debug("%s; retrying with renewed credentials", err->message);
 		g_clear_error(&err);
 		ok = fetch_small_once(opts, remote, url, max_bytes, deadline_us, body, etag,
 				      &renewed, &err);

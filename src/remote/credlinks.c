@@ -7,10 +7,12 @@
  * Nothing here logs or quotes a key, a token or a process's output.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <gio/gio.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,6 +39,9 @@
 #define IMDS_TOKEN_TTL_HEADER "X-aws-ec2-metadata-token-ttl-seconds: 21600"
 #define IMDS_DEFAULT "http://169.254.169.254"
 #define CONTAINER_HOST "http://169.254.170.2"
+#define CONTAINER_AGENT_ECS "169.254.170.2"
+#define CONTAINER_AGENT_EKS "169.254.170.23"
+#define CONTAINER_AGENT_EKS_V6 "fd00:ec2::23"
 #define STS_VERSION "2011-06-15"
 
 void cred_link_clear(struct cred_link *l)
@@ -50,8 +55,11 @@ void cred_link_clear(struct cred_link *l)
 	g_free(l->role_arn);
 	g_free(l->session_name);
 	g_strfreev(l->argv);
+	g_free(l->process_dir);
 	cfs_aws_keys_unref(l->source_keys);
 	g_free(l->sigv4);
+	g_free(l->tls.ca_file);
+	g_free(l->tls.ca_dir);
 	memset(l, 0, sizeof(*l));
 }
 
@@ -61,21 +69,74 @@ static struct cfs_aws_keys *static_keys(const struct cred_link *l, GError **erro
 	return cfs_aws_keys_ref(l->keys);
 }
 
-/* A file holding a token: its text without the line end, at most TOKEN_FILE_MAX bytes. */
+/*
+ * Up to TOKEN_FILE_MAX + 1 bytes of fd into text (that size plus one for
+ * the NUL): one more than a token may hold tells a file too long. The
+ * length in *len; false with errno on a read error.
+ */
+static bool read_token_bytes(int fd, char *text, size_t *len)
+{
+	*len = 0;
+	while (*len <= TOKEN_FILE_MAX) {
+		ssize_t n = read(fd, text + *len, TOKEN_FILE_MAX + 1 - *len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n == 0;
+		*len += (size_t)n;
+	}
+	return true;
+}
+
+/* Why the bytes read are not a token, or NULL. */
+static const char *token_problem(const char *text, size_t len)
+{
+	if (len == 0)
+		return "not a token: empty";
+	if (len > TOKEN_FILE_MAX)
+		return "not a token: over 16 KiB";
+	return strlen(text) != len ? "not a token: NUL bytes in it" : NULL;
+}
+
+/*
+ * A file holding a token: its text without the line end, at most
+ * TOKEN_FILE_MAX bytes. Symlinks are followed (Kubernetes projects tokens
+ * through them); anything but a regular file is refused before a read, so
+ * that /dev/zero or a FIFO cannot hold a renewal.
+ */
 static char *read_token_file(const char *path, GError **error)
 {
-	char *text = NULL;
-	gsize len = 0;
-	if (!g_file_get_contents(path, &text, &len, error))
-		return NULL;
-	if (len > TOKEN_FILE_MAX || len == 0 || strlen(text) != len) {
-		explicit_bzero(text, len);
-		g_free(text);
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-			    "%s: not a token (empty, NUL bytes or over 16 KiB)", path);
-		return NULL;
-	}
-	return g_strchomp(text);
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+	const char *problem = NULL;
+	char *text = g_malloc(TOKEN_FILE_MAX + 2);
+	size_t len = 0;
+	if (fd < 0 || fstat(fd, &st) != 0)
+		problem = g_strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		problem = "not a regular file";
+	else if (!read_token_bytes(fd, text, &len))
+		problem = g_strerror(errno);
+	text[len] = '\0';
+	if (!problem)
+		problem = token_problem(text, len);
+	if (fd >= 0)
+		close(fd);
+	if (!problem)
+		return g_strchomp(text);
+	explicit_bzero(text, len);
+	g_free(text);
+	g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%s: %s", path, problem);
+	return NULL;
+}
+
+/*
+ * A buffer for an answer that holds keys or a token: as large as an answer
+ * may be, so that it never grows and leaves a copy behind in freed memory.
+ */
+static GByteArray *secret_buffer(void)
+{
+	return g_byte_array_sized_new(CFS_CREDS_ANSWER_MAX);
 }
 
 /* An answer that held keys is overwritten before its memory goes back to the heap. */
@@ -146,7 +207,8 @@ static bool configure_env(struct cred_link *l, const struct cred_where *w, GStri
  * role_arn, role_session_name;
  * https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRoleWithWebIdentity.html,
  * https://docs.aws.amazon.com/sdkref/latest/guide/feature-assume-role-credentials.html).
- * The request is not signed: the token is the proof. POSTed as a form, so that the token is in no URL. ----
+ * The request is not signed: the token is the proof. POSTed as a form, so
+ * that the token is in no URL. ----
  */
 
 static char *form_value(const char *text)
@@ -170,7 +232,7 @@ static char *web_identity_body(const struct cred_link *l, const char *token)
 /* POST the form body to STS (signed when req says so) and parse the XML answer. */
 static struct cfs_aws_keys *sts_call(struct cfs_creds_request *req, GError **error)
 {
-	GByteArray *answer = g_byte_array_new();
+	GByteArray *answer = secret_buffer();
 	struct cfs_aws_keys *k = NULL;
 	GError *err = NULL;
 	long status = 0;
@@ -197,7 +259,8 @@ static struct cfs_aws_keys *web_identity_keys(const struct cred_link *l, GError 
 					 .headers = headers,
 					 .body = body,
 					 .connect_timeout_ms = ENDPOINT_CONNECT_MS,
-					 .timeout_ms = ENDPOINT_TIMEOUT_MS };
+					 .timeout_ms = ENDPOINT_TIMEOUT_MS,
+					 .tls = &l->tls };
 	struct cfs_aws_keys *k = sts_call(&req, error);
 	free_secret(body);
 	return k;
@@ -213,6 +276,12 @@ static char *sts_url(const char *region)
 	return g_strdup_printf("https://sts.%s.amazonaws.com/", region);
 }
 
+/* A path made absolute now: the daemon chdirs to / (fuse_daemonize) before it renews. */
+static char *absolute_path(const char *path)
+{
+	return g_canonicalize_filename(path, NULL);
+}
+
 static bool configure_web_identity(struct cred_link *l, const struct cred_where *w,
 				   GString *skipped)
 {
@@ -222,6 +291,7 @@ static bool configure_web_identity(struct cred_link *l, const struct cred_where 
 	char *arn = g_strdup(cfs_remote_env("AWS_ROLE_ARN"));
 	char *session = g_strdup(cfs_remote_env("AWS_ROLE_SESSION_NAME"));
 	if (!file && !arn) {
+		g_free(session);
 		file = remote_aws_value(w->config, section, "web_identity_token_file");
 		arn = remote_aws_value(w->config, section, "role_arn");
 		session = remote_aws_value(w->config, section, "role_session_name");
@@ -231,15 +301,16 @@ static bool configure_web_identity(struct cred_link *l, const struct cred_where 
 		*l = (struct cred_link){ .name = "web identity",
 					 .fetch = web_identity_keys,
 					 .url = sts_url(w->region),
-					 .token_file = file,
+					 .token_file = absolute_path(file),
 					 .role_arn = arn,
 					 .session_name = session ? session
 								 : g_strdup("chunkfs-session") };
 	} else {
 		g_string_append(skipped, "web identity: AWS_WEB_IDENTITY_TOKEN_FILE/AWS_ROLE_ARN "
 					 "not set, nor web_identity_token_file/role_arn");
-		g_free(file), g_free(arn), g_free(session);
+		g_free(arn), g_free(session);
 	}
+	g_free(file);
 	g_free(section);
 	return ok;
 }
@@ -286,14 +357,20 @@ static bool read_bounded(int fd, GByteArray *out, gint64 deadline_us, GError **e
 		ssize_t n = ready > 0 ? read(fd, buf, sizeof(buf)) : -1;
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			return n == 0;
+		if (n < 0) {
+			g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno),
+				    "reading its output: %s", g_strerror(errno));
+			return false;
+		}
+		if (n == 0)
+			return true;
 		if (out->len + (size_t)n > CFS_CREDS_ANSWER_MAX) {
 			g_set_error(error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
 				    "output over %d bytes", CFS_CREDS_ANSWER_MAX);
 			return false;
 		}
 		g_byte_array_append(out, buf, (guint)n);
+		explicit_bzero(buf, (size_t)n);
 	}
 }
 
@@ -331,13 +408,13 @@ static struct cfs_aws_keys *process_keys(const struct cred_link *l, GError **err
 {
 	GPid pid;
 	int out_fd = -1;
-	if (!g_spawn_async_with_pipes(NULL, l->argv, NULL,
+	if (!g_spawn_async_with_pipes(l->process_dir, l->argv, NULL,
 				      G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
 				      &pid, NULL, &out_fd, NULL, error)) {
 		g_prefix_error(error, "credential_process %s: ", l->argv[0]);
 		return NULL;
 	}
-	GByteArray *body = g_byte_array_new();
+	GByteArray *body = secret_buffer();
 	gint64 deadline = g_get_monotonic_time() + (gint64)PROCESS_TIMEOUT_MS * 1000;
 	bool read_all = read_bounded(out_fd, body, deadline, error);
 	close(out_fd);
@@ -364,6 +441,8 @@ static bool configure_process(struct cred_link *l, const char *command, const ch
 		return false;
 	}
 	l->argv = argv;
+	/* The directory chunkfs started in: the daemon's own is / once it daemonizes. */
+	l->process_dir = g_get_current_dir();
 	l->fetch = process_keys;
 	return true;
 }
@@ -372,9 +451,10 @@ static bool configure_process(struct cred_link *l, const char *command, const ch
  * role_arn + source_profile: STS AssumeRole (AWS STS API Reference,
  * "AssumeRole",
  * https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html;
- * AWS SDKs and Tools Reference Guide, "Assume role credential provider"), signed with SigV4 for service sts by libcurl
- * with the source profile's keys, which must be keys of the shared files
- * (a source profile that itself assumes a role is not followed).
+ * AWS SDKs and Tools Reference Guide, "Assume role credential provider"),
+ * signed with SigV4 for service sts by libcurl with the source profile's
+ * keys, which must be keys of the shared files (a source profile that
+ * itself assumes a role is not followed).
  */
 static struct cfs_aws_keys *assume_role_keys(const struct cred_link *l, GError **error)
 {
@@ -393,6 +473,7 @@ static struct cfs_aws_keys *assume_role_keys(const struct cred_link *l, GError *
 					 .body = body,
 					 .connect_timeout_ms = ENDPOINT_CONNECT_MS,
 					 .timeout_ms = ENDPOINT_TIMEOUT_MS,
+					 .tls = &l->tls,
 					 .sigv4 = l->sigv4,
 					 .sign_keys = l->source_keys };
 	struct cfs_aws_keys *k = sts_call(&req, error);
@@ -528,8 +609,9 @@ static struct cfs_aws_keys *container_keys(const struct cred_link *l, GError **e
 					 .url = l->url,
 					 .headers = headers,
 					 .connect_timeout_ms = ENDPOINT_CONNECT_MS,
-					 .timeout_ms = ENDPOINT_TIMEOUT_MS };
-	GByteArray *body = g_byte_array_new();
+					 .timeout_ms = ENDPOINT_TIMEOUT_MS,
+					 .tls = &l->tls };
+	GByteArray *body = secret_buffer();
 	struct cfs_aws_keys *k = NULL;
 	if (endpoint_get(&req, "container endpoint", body, error))
 		k = parse_answer(body, CFS_CREDS_JSON_ENDPOINT, "container endpoint", error);
@@ -539,21 +621,48 @@ static struct cfs_aws_keys *container_keys(const struct cred_link *l, GError **e
 	return k;
 }
 
+/* Whether address is one of the ECS and EKS agents' (the SDKs' list). */
+static bool agent_address(GInetAddress *address)
+{
+	static const char *const agents[] = { CONTAINER_AGENT_ECS, CONTAINER_AGENT_EKS,
+					      CONTAINER_AGENT_EKS_V6 };
+	bool found = false;
+	for (size_t i = 0; !found && i < G_N_ELEMENTS(agents); i++) {
+		GInetAddress *agent = g_inet_address_new_from_string(agents[i]);
+		found = g_inet_address_equal(address, agent);
+		g_object_unref(agent);
+	}
+	return found;
+}
+
+/* A host the token may go to over plain HTTP: localhost, a loopback address, an agent's. */
+static bool plain_http_host(const char *host)
+{
+	if (!host)
+		return false;
+	if (g_str_equal(host, "localhost"))
+		return true;
+	GInetAddress *address = g_inet_address_new_from_string(host);
+	if (!address)
+		return false; /* a name: "127.attacker.example" is no loopback address */
+	bool ok = g_inet_address_get_is_loopback(address) || agent_address(address);
+	g_object_unref(address);
+	return ok;
+}
+
 /*
  * The SDKs send the token over plain HTTP only to the host itself or to the
- * ECS and EKS agents' link-local addresses; a full URI elsewhere must be https.
+ * ECS and EKS agents' link-local addresses; a full URI elsewhere must be
+ * https ("Container credential provider": AWS_CONTAINER_CREDENTIALS_FULL_URI).
  */
 static bool container_host_allowed(const char *url)
 {
 	GUri *uri = g_uri_parse(url, G_URI_FLAGS_NONE, NULL);
 	if (!uri)
 		return false;
-	const char *host = g_uri_get_host(uri);
 	bool ok = g_str_equal(g_uri_get_scheme(uri), "https") ||
-		  (g_str_equal(g_uri_get_scheme(uri), "http") && host &&
-		   (g_str_has_prefix(host, "127.") || g_str_equal(host, "localhost") ||
-		    g_str_equal(host, "169.254.170.2") || g_str_equal(host, "169.254.170.23") ||
-		    g_str_equal(host, "::1") || g_str_equal(host, "fd00:ec2::23")));
+		  (g_str_equal(g_uri_get_scheme(uri), "http") &&
+		   plain_http_host(g_uri_get_host(uri)));
 	g_uri_unref(uri);
 	return ok;
 }
@@ -575,7 +684,8 @@ static bool configure_container(struct cred_link *l, const struct cred_where *w,
 						"FULL_URI not set");
 		return false;
 	}
-	l->token_file = g_strdup(cfs_remote_env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"));
+	const char *token_file = cfs_remote_env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+	l->token_file = token_file ? absolute_path(token_file) : NULL;
 	if (!l->token_file)
 		l->auth_token = g_strdup(cfs_remote_env("AWS_CONTAINER_AUTHORIZATION_TOKEN"));
 	l->fetch = container_keys;
@@ -594,15 +704,16 @@ static bool configure_container(struct cred_link *l, const struct cred_where *w,
  */
 
 /* One IMDS request with its retry; the answer's status in *status. */
-static bool imds_request(const char *method, const char *url, const char *header, GByteArray *body,
-			 long *status, GError **error)
+static bool imds_request(const struct cred_link *l, const char *method, const char *url,
+			 const char *header, GByteArray *body, long *status, GError **error)
 {
 	const char *headers[] = { header, NULL };
 	struct cfs_creds_request req = { .method = method,
 					 .url = url,
 					 .headers = headers,
 					 .connect_timeout_ms = IMDS_CONNECT_MS,
-					 .timeout_ms = IMDS_TIMEOUT_MS };
+					 .timeout_ms = IMDS_TIMEOUT_MS,
+					 .tls = &l->tls };
 	bool ok = false;
 	for (unsigned i = 0; !ok && i < IMDS_ATTEMPTS; i++) {
 		g_clear_error(error);
@@ -629,9 +740,9 @@ static bool header_value_ok(const GByteArray *b)
 static bool imds_token(const struct cred_link *l, char **header, GError **error)
 {
 	char *url = g_strconcat(l->url, "/latest/api/token", NULL);
-	GByteArray *body = g_byte_array_new();
+	GByteArray *body = secret_buffer();
 	long status = 0;
-	bool ok = imds_request("PUT", url, IMDS_TOKEN_TTL_HEADER, body, &status, error);
+	bool ok = imds_request(l, "PUT", url, IMDS_TOKEN_TTL_HEADER, body, &status, error);
 	*header = NULL;
 	if (ok && status == 200 && header_value_ok(body)) {
 		g_byte_array_append(body, (const guint8 *)"", 1);
@@ -654,10 +765,11 @@ static bool imds_token(const struct cred_link *l, char **header, GError **error)
 	return ok;
 }
 
-static bool imds_get(const char *url, const char *header, GByteArray *body, GError **error)
+static bool imds_get(const struct cred_link *l, const char *url, const char *header,
+		     GByteArray *body, GError **error)
 {
 	long status = 0;
-	if (!imds_request("GET", url, header, body, &status, error))
+	if (!imds_request(l, "GET", url, header, body, &status, error))
 		return false;
 	if (status == 200)
 		return true;
@@ -676,11 +788,12 @@ static bool iam_name(const char *name)
 }
 
 /* The instance profile's role: the first line of the listing, which holds one name. */
-static char *imds_role(const char *base, const char *header, GError **error)
+static char *imds_role(const struct cred_link *l, const char *base, const char *header,
+		       GError **error)
 {
-	GByteArray *body = g_byte_array_new();
+	GByteArray *body = secret_buffer();
 	char *role = NULL;
-	if (imds_get(base, header, body, error)) {
+	if (imds_get(l, base, header, body, error)) {
 		role = g_strndup((const char *)body->data, body->len);
 		role[strcspn(role, "\r\n")] = '\0';
 		if (!iam_name(g_strstrip(role)))
@@ -702,11 +815,11 @@ static struct cfs_aws_keys *imds_keys(const struct cred_link *l, GError **error)
 		return NULL;
 	}
 	char *base = g_strconcat(l->url, "/latest/meta-data/iam/security-credentials/", NULL);
-	char *role = imds_role(base, header, error);
+	char *role = imds_role(l, base, header, error);
 	if (role) {
 		char *url = g_strconcat(base, role, NULL);
-		GByteArray *body = g_byte_array_new();
-		if (imds_get(url, header, body, error))
+		GByteArray *body = secret_buffer();
+		if (imds_get(l, url, header, body, error))
 			k = parse_answer(body, CFS_CREDS_JSON_ENDPOINT, "credentials", error);
 		g_byte_array_unref(body);
 		g_free(url);
@@ -753,6 +866,9 @@ unsigned cred_links_configure(struct cred_link *links, const struct cred_where *
 			g_string_append(skipped, "; ");
 		if (chain[i](&links[n], w, skipped)) {
 			g_string_truncate(skipped, before);
+			links[n].tls = (struct cfs_creds_tls){ g_strdup(w->tls->ca_file),
+							       g_strdup(w->tls->ca_dir),
+							       w->tls->insecure };
 			n++;
 		} else {
 			cred_link_clear(&links[n]);

@@ -212,6 +212,7 @@ static struct cfs_aws_keys *sts_keys(const struct sts_parse *p, GError **error)
 
 static void sts_parse_clear(struct sts_parse *p)
 {
+	explicit_bzero(p->text->str, p->text->allocated_len);
 	g_string_free(p->text, TRUE);
 	g_free(p->id);
 	free_secret(p->secret);
@@ -227,7 +228,8 @@ struct cfs_aws_keys *cfs_creds_parse_sts(const char *data, size_t len, GError **
 		invalid(error, len ? "longer than 64 KiB" : "empty");
 		return NULL;
 	}
-	struct sts_parse p = { .text = g_string_new(NULL) };
+	/* As long as the answer: the text of an element is no longer, so it never moves unzeroed. */
+	struct sts_parse p = { .text = g_string_sized_new(len + 1) };
 	GMarkupParseContext *ctx = g_markup_parse_context_new(&parser, 0, &p, NULL);
 	struct cfs_aws_keys *keys = NULL;
 	if (g_markup_parse_context_parse(ctx, data, (gssize)len, NULL) &&

@@ -30,8 +30,10 @@ struct cfs_creds {
 	gint64 obtained_us; /* real time the keys came */
 	unsigned generation;
 	bool quit;
-	GMutex renewing; /* one renewal from the link at a time */
-	bool failing;    /* a renewal failed and was logged; renewal thread only */
+	GMutex renewing;     /* one renewal from the link at a time; guards the three below */
+	bool failing;        /* the last renewal failed, and that was logged */
+	gint64 backoff_us;   /* the wait after that failure before the next try, 0 if none */
+	gint64 failed_at_us; /* monotonic time of that failure */
 	GThread *thread;
 };
 
@@ -78,11 +80,52 @@ static gint64 renew_due_us(const struct cfs_creds *c)
 /* New keys from the link, installed; false with *error when the link gave none. */
 static bool renew(struct cfs_creds *c, GError **error)
 {
-	struct cfs_aws_keys *keys = c->link.fetch(&c->link, error);
-	if (!keys)
+	GError *err = NULL;
+	struct cfs_aws_keys *keys = c->link.fetch(&c->link, &err);
+	if (!keys && !err) /* a link that failed without saying why still gets a log line */
+		g_set_error_literal(&err, G_IO_ERROR, G_IO_ERROR_FAILED, "no reason given");
+	if (!keys) {
+		g_propagate_error(error, err);
 		return false;
+	}
 	install(c, keys);
 	return true;
+}
+
+/*
+ * One renewal, with c->renewing held: logs the change from working to
+ * failing once (the rest only with -d) and sets the back-off. refused: the
+ * server refused the keys, which a renewal then says. Returns the wait
+ * before the next try: 0 when renewed.
+ */
+static gint64 renew_logged(struct cfs_creds *c, bool refused)
+{
+	GError *err = NULL;
+	bool ok = renew(c, &err);
+	if (ok && c->failing)
+		g_message("credentials from %s renewed again", c->link.name);
+	else if (ok && refused)
+		g_message("credentials from %s were refused by the server as expired: renewed",
+			  c->link.name);
+	else if (ok)
+		g_debug("credentials from %s renewed", c->link.name);
+	else if (!c->failing)
+		g_warning("credentials from %s: renewal failed, retrying with back-off: %s",
+			  c->link.name, err->message);
+	else
+		g_debug("credentials from %s: renewal failed again: %s", c->link.name,
+			err->message);
+	c->failing = !ok;
+	c->backoff_us = ok ? 0 : CLAMP(c->backoff_us * 2, RENEW_RETRY_FIRST_US, RENEW_RETRY_MAX_US);
+	c->failed_at_us = g_get_monotonic_time();
+	g_clear_error(&err);
+	return c->backoff_us;
+}
+
+/* With c->renewing held: a renewal failed and its back-off has not passed. */
+static bool backing_off(const struct cfs_creds *c)
+{
+	return c->failing && g_get_monotonic_time() < c->failed_at_us + c->backoff_us;
 }
 
 bool cfs_creds_renew_rejected(struct cfs_creds *c, unsigned generation)
@@ -93,36 +136,19 @@ bool cfs_creds_renew_rejected(struct cfs_creds *c, unsigned generation)
 	g_mutex_lock(&c->lock);
 	bool newer = c->generation != generation;
 	g_mutex_unlock(&c->lock);
-	GError *err = NULL;
-	if (!newer && !(newer = renew(c, &err))) {
-		g_warning("credentials from %s were refused and cannot be renewed: %s",
-			  c->link.name, err->message);
-		g_error_free(err);
-	}
+	if (!newer && !backing_off(c))
+		newer = renew_logged(c, true) == 0;
 	g_mutex_unlock(&c->renewing);
 	return newer;
 }
 
-/* One renewal by the thread; the first failure of a run is logged, the rest only with -d. */
-static bool renew_logged(struct cfs_creds *c)
+/* One renewal by the thread; the wait before the next try, 0 when renewed. */
+static gint64 renew_by_thread(struct cfs_creds *c)
 {
-	GError *err = NULL;
 	g_mutex_lock(&c->renewing);
-	bool ok = renew(c, &err);
+	gint64 backoff_us = renew_logged(c, false);
 	g_mutex_unlock(&c->renewing);
-	if (ok && c->failing)
-		g_message("credentials from %s renewed again", c->link.name);
-	else if (ok)
-		g_debug("credentials from %s renewed", c->link.name);
-	else if (!c->failing)
-		g_warning("credentials from %s: renewal failed, retrying with back-off: %s",
-			  c->link.name, err->message);
-	else
-		g_debug("credentials from %s: renewal failed again: %s", c->link.name,
-			err->message);
-	c->failing = !ok;
-	g_clear_error(&err);
-	return ok;
+	return backoff_us;
 }
 
 static gpointer renew_thread(gpointer p)
@@ -139,10 +165,8 @@ static gpointer renew_thread(gpointer p)
 			continue;
 		}
 		g_mutex_unlock(&c->lock);
-		bool ok = renew_logged(c);
+		backoff_us = renew_by_thread(c);
 		g_mutex_lock(&c->lock);
-		backoff_us = ok ? 0
-				: CLAMP(backoff_us * 2, RENEW_RETRY_FIRST_US, RENEW_RETRY_MAX_US);
 		retry_at_us = g_get_real_time() + backoff_us;
 	}
 	g_mutex_unlock(&c->lock);
@@ -167,12 +191,13 @@ static struct cfs_creds *creds_new(struct cred_link *link, struct cfs_aws_keys *
 }
 
 struct cfs_creds *cfs_creds_find(const struct cfs_options *opts, const char *region,
-				 GKeyFile *config, GError **error)
+				 GKeyFile *config, const struct cfs_creds_tls *tls, GError **error)
 {
 	struct cred_link links[CRED_LINKS_MAX] = { 0 };
 	GString *tried = g_string_new(NULL);
 	struct cred_where where = { opts, region, config,
-				    remote_aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials") };
+				    remote_aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
+				    tls };
 	unsigned n = cred_links_configure(links, &where, tried);
 	if (where.shared)
 		g_key_file_free(where.shared);

@@ -18,6 +18,17 @@
 struct cfs_options;
 struct cfs_creds;
 
+/*
+ * The TLS trust of the chain's requests: the remote's, as S3's requests
+ * have it (--cacert, else AWS_CA_BUNDLE; SSL_CERT_DIR; --insecure), so
+ * that STS or an https container URI behind a private CA verifies.
+ */
+struct cfs_creds_tls {
+	char *ca_file; /* PEM bundle added to the system's trust, or NULL */
+	char *ca_dir;  /* hashed CA directory to trust as well, or NULL */
+	bool insecure; /* --insecure: no verification */
+};
+
 /* One request of the chain to a credentials endpoint (IMDS, container, STS). */
 struct cfs_creds_request {
 	const char *method;         /* "GET", "PUT" or "POST" */
@@ -32,6 +43,7 @@ struct cfs_creds_request {
 	 */
 	const char *sigv4;
 	const struct cfs_aws_keys *sign_keys;
+	const struct cfs_creds_tls *tls; /* never NULL */
 };
 
 /*
@@ -53,15 +65,16 @@ typedef bool (*cfs_creds_http_fn)(const struct cfs_creds_request *req, GByteArra
 void cfs_creds_set_http(cfs_creds_http_fn fn);
 
 /*
- * Walk the chain for opts (--profile), region (that of STS) and config
- * (the AWS config file as read for the remote, or NULL; not kept) and keep
+ * Walk the chain for opts (--profile), region (that of STS), config (the
+ * AWS config file as read for the remote, or NULL; not kept) and tls (the
+ * remote's trust, copied) and keep
  * the first link that yields keys. Fails with G_IO_ERROR_NOT_FOUND and a
  * one-line message naming every link tried and why it gave nothing (never
  * a secret). Blocks for the links' requests: IMDS gives up within about 2 s
  * when nothing answers at its address. Returns a chain to free with cfs_creds_free().
  */
 struct cfs_creds *cfs_creds_find(const struct cfs_options *opts, const char *region,
-				 GKeyFile *config, GError **error);
+				 GKeyFile *config, const struct cfs_creds_tls *tls, GError **error);
 
 /* The name of the link that gave the keys, for log lines ("environment", "IMDS", ...). */
 const char *cfs_creds_link(const struct cfs_creds *c);
@@ -79,8 +92,12 @@ struct cfs_aws_keys *cfs_creds_current(struct cfs_creds *c);
  * renew them now, in the caller's thread, unless they were renewed since.
  * Concurrent callers wait for one renewal. Returns whether keys newer than
  * generation are current (then the request is worth one more attempt);
- * false for keys that never expire or when the renewal failed (logged).
- * Blocks for the link's requests. Thread-safe.
+ * false for keys that never expire, when the renewal failed, and at once,
+ * without asking the link, within the back-off of a failed renewal (the
+ * renewal thread's: 1 s doubling up to 60 s). A renewal is logged once
+ * when it cures a refusal, and once at the change from working to failing
+ * (shared with the renewal thread). Blocks for the link's requests.
+ * Thread-safe.
  */
 bool cfs_creds_renew_rejected(struct cfs_creds *c, unsigned generation);
 

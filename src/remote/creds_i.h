@@ -23,6 +23,8 @@ struct cred_link {
 	struct cfs_aws_keys *source_keys; /* assume role: the source profile's keys */
 	char *sigv4; /* assume role: CURLOPT_AWS_SIGV4's "aws:amz:REGION:sts" */
 	char **argv; /* credential_process, split as a shell would, not run by one */
+	char *process_dir; /* credential_process's working directory: where chunkfs started */
+	struct cfs_creds_tls tls; /* the remote's TLS trust, for STS and https endpoints */
 };
 
 /* Where the chain's HTTP requests go (cfs_creds_set_http()). */
@@ -33,6 +35,7 @@ struct cred_where {
 	const struct cfs_options *opts; /* --profile */
 	const char *region;             /* STS's */
 	GKeyFile *config, *shared;      /* the AWS config and credentials files, or NULL */
+	const struct cfs_creds_tls *tls; /* copied into each link */
 };
 
 /*

@@ -115,7 +115,8 @@ static char *bucket_url(const struct cfs_options *opts, const char *endpoint, co
 static bool set_signing(struct cfs_remote *r, const struct cfs_options *opts, const char *region,
 			GKeyFile *config, GError **error)
 {
-	r->creds = cfs_creds_find(opts, region, config, error);
+	struct cfs_creds_tls tls = { r->ca_file, r->ca_dir, r->insecure };
+	r->creds = cfs_creds_find(opts, region, config, &tls, error);
 	if (!r->creds)
 		return false;
 	r->sigv4 = g_strdup_printf("aws:amz:%s:s3", region);
