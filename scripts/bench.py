@@ -48,7 +48,11 @@ Workloads (--workloads). Each is repeated --reps times; the readers take turns r
            full cache); the cache writes are let settle and the page cache is dropped before
            the timed second epoch, whose rate is compared with a cold read of the same files
            from the local disk (read once untimed before: the VM's host caches them too).
-rss and epoch2 use --bin only, not --compare-bin. --budget: no run starts after that many
+  samples  (extra) --samples random small samples of a second dataset (--samples-data, served
+           at --samples-url) in MosaicML MDS's and LitData's per-sample pattern (open, pread
+           the offset pair, pread the sample, close), read once untimed and then timed: all
+           cached, the mount against the same files on local disk in the page cache.
+rss, epoch2 and samples use --bin only, not --compare-bin. --budget: no run starts after that many
 seconds, so a slow machine gives fewer runs rather than a longer bench.
 
 Cold: a fresh mount, `sync; echo 3 > /proc/sys/vm/drop_caches`, then the server's files
@@ -99,7 +103,7 @@ RSS_INTERVAL = 0.01        # rss: VmRSS sample period
 RSS_SLACK = 32 * MiB       # rss: allowed above the memory cap
 REMOUNT_SLACK = 0.01       # remount: "finds the blocks" if it fetched <= 1% of the chunk
 
-WORKLOADS = ("seq", "rnd", "par8", "ttfb", "rss", "remount", "epoch2")
+WORKLOADS = ("seq", "rnd", "par8", "ttfb", "rss", "remount", "epoch2", "samples")
 CONFIGS = {  # chunkfs configs: key -> (label, options besides --cache-dir)
     "defaults": ("defaults", []),
     "64M": ("--mem-cache=64M", ["--mem-cache=64M"]),
@@ -663,10 +667,12 @@ class Reader:
 
 class Mount:
     """One mount of one reader (a context manager that always cleans up). cache: its
-    cache directory (chunkfs --cache-dir, rclone --cache-dir), made by the caller."""
+    cache directory (chunkfs --cache-dir, rclone --cache-dir), made by the caller; ds: the
+    dataset at url (default: the bench's)."""
 
-    def __init__(self, bench, reader, tag, url, cache=None):
+    def __init__(self, bench, reader, tag, url, cache=None, ds=None):
         self.bench, self.reader, self.url, self.cache = bench, reader, url, cache
+        self.ds = ds or bench.ds
         self.point = os.path.join(bench.work, "mnt-%s-%s" % (reader.key, tag))
         self.log = os.path.join(bench.work, "%s-%s.log" % (reader.key, tag))
         self.proc = None   # rclone / httpdirfs, in the foreground
@@ -687,10 +693,10 @@ class Mount:
         self.close()
 
     def file(self, c):
-        return os.path.join(self.point, self.bench.ds.names[c])
+        return os.path.join(self.point, self.ds.names[c])
 
     def _ready(self):
-        ds = self.bench.ds
+        ds = self.ds
 
         def ok():
             if self.proc is not None and self.proc.poll() is not None:
@@ -866,6 +872,7 @@ class Bench:
         self.url = a.url if a.url.endswith("/") else a.url + "/"
         self.work = a.work
         self.ds = Dataset(a.data)
+        self.sds = Dataset(a.samples_data) if a.samples_data else None
         self.active = []
         self.notes = set()
         self.failed = {}       # (workload, reader key) -> why
@@ -939,7 +946,7 @@ class Bench:
             host, port = url.split("/")[2].rsplit(":", 1)
             return {"mode": "http", "host": host, "port": int(port), "counts": self.ds.counts,
                     "paths": [urlpath(url) + n for n in self.ds.names]}
-        return {"mode": "file", "paths": [mount.file(c) for c in range(len(self.ds.names))]}
+        return {"mode": "file", "paths": [mount.file(c) for c in range(len(mount.ds.names))]}
 
     def job_file(self, job):
         self.seq_no += 1
@@ -1008,8 +1015,9 @@ class Bench:
         if not res["bytes"]:
             raise Unavailable("not one byte read before the cap")
 
-    def check_items(self, res, plan):
-        bad = [k for k, sha in enumerate(res["sha256"]) if sha != self.ds.item_sha(*plan[k])]
+    def check_items(self, res, plan, ds=None):
+        ds = ds or self.ds
+        bad = [k for k, sha in enumerate(res["sha256"]) if sha != ds.item_sha(*plan[k])]
         if bad:
             raise Unavailable("WRONG BYTES: %d of %d items differ from the source (first: chunk %d item %d)"
                               % (len(bad), len(res["sha256"]), plan[bad[0]][0], plan[bad[0]][1]))
@@ -1028,8 +1036,8 @@ class Bench:
             return [dict(self.items_job(src, cap, p), sync=True) for p in self.par_plans]
         raise ValueError(wl)
 
-    def items_job(self, src, cap, plan):
-        need = sum(self.ds.item_size(c, i) for c, i in plan)
+    def items_job(self, src, cap, plan, ds=None):
+        need = sum((ds or self.ds).item_size(c, i) for c, i in plan)
         return {"kind": "items", "source": src, "cap": cap, "plan": plan, "buffer": need}
 
     def measure(self, wl, reader, jobs):
@@ -1194,6 +1202,30 @@ class Bench:
         self.record("epoch2", "2nd", reader, rep, res["bytes"] / (res["t1"] - res["t0"]) / MB, res["partial"],
                     first=first["bytes"] / (first["t1"] - first["t0"]) / MB, fetched=got)
 
+    def run_samples(self, reader, rep):
+        """--samples random small samples, each opened, read (offset pair, then the sample)
+        and closed, read once untimed and then timed: the second pass, all cached."""
+        ds = self.sds
+        plan = ds.pick(random.Random("%d-samples-%d" % (self.a.seed, rep)), self.a.samples)
+        if reader.key == "local":
+            src = {"mode": "file", "paths": [ds.path(c) for c in range(len(ds.names))]}
+            self.timed_samples(reader, rep, self.items_job(src, self.a.cap, plan, ds))
+            return
+        cache = self.fresh_cache(reader)
+        try:
+            with Mount(self, reader, "samples%d" % rep, self.a.samples_url, cache, ds) as m:
+                src = self.source(reader, m, None)
+                self.timed_samples(reader, rep, self.items_job(src, self.a.cap, plan, ds))
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+
+    def timed_samples(self, reader, rep, job):
+        self.run_jobs([job])
+        res = self.run_jobs([job])[0]
+        self.check_items(res, job["plan"], self.sds)
+        rate = res["done"] / (res["t1"] - res["t0"])
+        self.record("samples", "warm", reader, rep, rate, res["partial"], us=1e6 / rate)
+
     def settle(self, m):
         """Wait until the mount's cache writes stop: chunkfs's spills counter (rclone: its
         cache directory's size) still for SETTLE seconds, at most SETTLE_MAX."""
@@ -1237,6 +1269,10 @@ class Bench:
             if any(r.tool == "rclone" for r in self.readers):
                 e_readers.append(Reader("rclone-epoch", "rclone full", "rclone", ["--vfs-cache-mode", "full"]))
             plan.append(("epoch2", e_readers))
+        if "samples" in wls and self.sds:
+            plan.append(("samples", [Reader("local", "local disk", "local")] + cfs))
+        elif "samples" in wls:
+            self.notes.add("samples: not measured (no --samples-data)")
         if "remount" in wls and not self.reader("cfs-defaults"):
             self.notes.add("remount: not measured (needs chunkfs in --tools and defaults in --configs)")
         if "remount" in wls and "seq" not in wls:
@@ -1246,7 +1282,7 @@ class Bench:
     def run(self):
         plan = self.plan()
         fns = {"seq": self.run_main, "rnd": self.run_main, "par8": self.run_main, "ttfb": self.run_ttfb,
-               "rss": self.run_rss, "epoch2": self.run_epoch2}
+               "rss": self.run_rss, "epoch2": self.run_epoch2, "samples": self.run_samples}
         if "ttfb" in self.workloads:
             self.slow = SlowServer(self)
             self.slow.start()
@@ -1309,6 +1345,8 @@ def fmt_extra(k, v):
         return "%d B" % v
     if k == "first":
         return "%.0f MB/s" % v
+    if k == "us":
+        return "%.1f us per sample" % v
     return str(v)
 
 
@@ -1380,6 +1418,7 @@ class Report:
         self.checks()
         self.targets()
         self.epoch2_table()
+        self.samples_table()
         self.footer()
         return "\n".join(self.L) + "\n"
 
@@ -1501,7 +1540,7 @@ class Report:
         rows = TargetRows(self).rows()
         if not rows:
             return
-        self.out("### Targets of issue 11 (from this run)")
+        self.out("### Targets of issues 11 and 15 (from this run)")
         self.out()
         self.out("| target | measured | |")
         self.out("| --- | --- | --- |")
@@ -1531,6 +1570,32 @@ class Report:
                      % (labels[k], num(statistics.median(vals)), num(min(vals)), num(max(vals)),
                         "%.2fx" % r if r else "", num(first) if first else "",
                         ", ".join(str(g) for g in got)))
+        self.out()
+
+    def samples_table(self):
+        keys = [r.key for r in [Reader("local", "", "local")] + self.b.readers
+                if self.runs("samples", "warm", r.key)]
+        if not keys:
+            return
+        ds = self.b.sds
+        self.out("### Per-sample open, read, close of cached data (MosaicML MDS and LitData's pattern)")
+        self.out()
+        self.out("%d random samples of %d-%d bytes (`tests/litgen.py DIR %s`), each opened, its offset pair "
+                 "and its bytes read with pread, closed; the timed pass is the second, everything cached (the "
+                 "local disk's files in the page cache, the mount's in its memory tier and the page cache)."
+                 % (self.a.samples, min(min(o[i + 1] - o[i] for i in range(len(o) - 1)) for o in ds.offsets),
+                    max(max(o[i + 1] - o[i] for i in range(len(o) - 1)) for o in ds.offsets),
+                    self.a.samples_litgen))
+        self.out()
+        self.out("| reader | samples/s | us per sample | ratio to local disk |")
+        self.out("| --- | ---: | ---: | ---: |")
+        for k in keys:
+            vals = self.values("samples", "warm", k)
+            label = "local disk" if k == "local" else self.b.reader(k).label
+            self.out("| %s | %s (%s-%s) | %s | %s |"
+                     % (label, num(statistics.median(vals)), num(min(vals)), num(max(vals)),
+                        num(self.med("samples", "warm", k, "us")),
+                        fx(self.ratio("samples", "warm", k, "local"))))
         self.out()
 
     def footer(self):
@@ -1601,6 +1666,10 @@ class TargetRows:
                 x = r.med(wl, "cold", "cfs-defaults", "amp")
                 out.append((wl, "read amplification <= %.2f, %s cold, chunkfs defaults" % (limit, label),
                             "not measured" if x is None else "%.3f" % x, None if x is None else round(x, 2) <= limit))
+        if self.have("cfs-defaults"):
+            x = r.ratio("samples", "warm", "cfs-defaults", "local")
+            out.append(("samples", "per-sample open/read/close of cached data within 2x of the local disk's "
+                        "page cache (issue 15), chunkfs defaults", fx(x), None if x is None else x >= 0.5))
         out.append(self.rss())
         out.append(self.cpu())
         return [x for x in out if x is not None]
@@ -1694,11 +1763,15 @@ def parse_args():
     p.add_argument("--slow-rate", default="20m", help="ttfb: nginx limit_rate per connection (default 20m)")
     p.add_argument("--slow-delay", type=float, default=30.0, help="ttfb: ms added to every request (default 30)")
     p.add_argument("--epoch2-mem", default="64M", help="epoch2: chunkfs --mem-cache (default 64M)")
+    p.add_argument("--samples-url", default="", help="samples: URL of the small-sample dataset on nginx")
+    p.add_argument("--samples-data", default="", help="samples: the same dataset on local disk")
+    p.add_argument("--samples-litgen", default="", help="samples: its litgen arguments, for the report")
+    p.add_argument("--samples", type=int, default=6000, help="samples: samples read per pass (default 6000)")
     p.add_argument("--budget", type=int, default=1080,
                    help="seconds after which no new run is started (default 1080)")
     a = p.parse_args()
-    if a.reps < 1 or a.items < 1 or a.procs < 1 or a.per_proc < 1:
-        p.error("--reps, --items, --procs and --per-proc must be at least 1")
+    if a.reps < 1 or a.items < 1 or a.procs < 1 or a.per_proc < 1 or a.samples < 1:
+        p.error("--reps, --items, --procs, --per-proc and --samples must be at least 1")
     return a
 
 

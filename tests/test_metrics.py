@@ -36,6 +36,7 @@ COUNTERS = {
     ("chunkfs_checksum_failures_total", None): "checksum_failures",
     ("chunkfs_validations_total", None): "validations",
     ("chunkfs_errors_total", None): "errors",
+    ("chunkfs_opens_total", None): "opens",
 }
 GAUGES = {
     ("chunkfs_cache_bytes", "memory"): "mem_bytes",

@@ -1,6 +1,6 @@
 /*
- * FUSE low-level operations on the tree, the read path, mount and session
- * loop. Only this file, view_ops.c and handles.c include fuse_lowlevel.h.
+ * FUSE low-level operations on the tree, mount and session loop. Only the
+ * files of this folder include fuse_lowlevel.h.
  */
 #include "fuse/fs.h"
 
@@ -12,12 +12,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "cache/mem.h"
 #include "util/errors.h"
 #include "fetch/fetch.h"
 #include "util/log.h"
 #include "tree/object.h"
 #include "util/options.h"
+#include "util/stats.h"
 #include "tree/tree.h"
 #include "util/url.h"
 #include "views/view.h"
@@ -163,7 +163,13 @@ static struct cfs_node *ready_dir(fuse_req_t req, struct cfs_fs *fs, fuse_ino_t 
 
 static void op_init(void *data, struct fuse_conn_info *conn)
 {
-	(void)data;
+	struct cfs_fs *fs = data;
+	/*
+	 * No per-open state: where the kernel can skip OPEN and RELEASE, a
+	 * per-sample open and close (MosaicML's MDS reader, LitData's) costs
+	 * no round trip to this process.
+	 */
+	fs->no_open = conn->capable & FUSE_CAP_NO_OPEN_SUPPORT;
 	conn->max_background = MAX_BACKGROUND;
 	conn->congestion_threshold = CONGESTION_THRESHOLD;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
@@ -171,6 +177,32 @@ static void op_init(void *data, struct fuse_conn_info *conn)
 	conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA; /* objects never change */
 	/* Asynchronous direct I/O waits without sending interrupts: a killed reader would hang. */
 	conn->want &= ~(unsigned)FUSE_CAP_ASYNC_DIO;
+}
+
+static GBytes *render(const struct cfs_node *n)
+{
+	uint64_t len;
+	char *text = n->render(&len);
+	return g_bytes_new_take(text, len);
+}
+
+/*
+ * Answer a lookup of the rendered file n (the reference dropped) with a
+ * new snapshot inode of one rendering. The entry is not cached (timeout
+ * 0): each path walk looks it up again, so each open reads a rendering of
+ * its own from start to end; the snapshot's attributes never change.
+ */
+static void reply_snapshot(fuse_req_t req, struct cfs_fs *fs, struct cfs_node *n)
+{
+	GBytes *bytes = render(n);
+	cfs_node_put(n, 1);
+	int64_t now = g_get_real_time();
+	struct fuse_entry_param e = { .ino = snapshot_add(&fs->snapshots, bytes, now),
+				      .attr_timeout = entry_timeout(fs) };
+	fill_attr(fs, e.ino, false, g_bytes_get_size(bytes), now, &e.attr);
+	g_bytes_unref(bytes);
+	if (fuse_reply_entry(req, &e) != 0)
+		snapshot_forget(&fs->snapshots, e.ino, 1); /* the kernel did not take it */
 }
 
 /*
@@ -182,6 +214,10 @@ static void reply_lookup(fuse_req_t req, struct cfs_fs *fs, struct cfs_node *n)
 {
 	struct fuse_entry_param e = { .entry_timeout = entry_timeout(fs) };
 	GError *err = NULL;
+	if (n && n->kind == CFS_NODE_RENDERED) {
+		reply_snapshot(req, fs, n);
+		return;
+	}
 	if (n && !cfs_tree_prepare_file(fs->tree, n, &err)) {
 		fuse_reply_err(req, remote_errno(n, err));
 		cfs_node_put(n, 1);
@@ -215,11 +251,29 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	reply_lookup(req, fs, n);
 }
 
+static void snapshot_getattr(fuse_req_t req, struct cfs_fs *fs, uint64_t ino)
+{
+	int64_t mtime_us;
+	GBytes *bytes = snapshot_get(&fs->snapshots, ino, &mtime_us);
+	if (!bytes) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	struct stat st;
+	fill_attr(fs, ino, false, g_bytes_get_size(bytes), mtime_us, &st);
+	g_bytes_unref(bytes);
+	fuse_reply_attr(req, &st, entry_timeout(fs));
+}
+
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)fi;
 	struct cfs_fs *fs = fs_of(req);
 	after_init(fs);
+	if (ino_is_snapshot(ino)) {
+		snapshot_getattr(req, fs, ino);
+		return;
+	}
 	if (cfs_ino_is_virtual(ino)) {
 		struct cfs_view *view = view_of(fs, ino);
 		if (view)
@@ -239,10 +293,12 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	cfs_node_put(n, 1);
 }
 
-/* The kernel forgot nlookup lookups of ino: a tree node's, or a view's virtual inode's. */
+/* The kernel forgot nlookup lookups of ino: a tree node's, a view's or a snapshot's. */
 static void forget(struct cfs_fs *fs, uint64_t ino, uint64_t nlookup)
 {
-	if (cfs_ino_is_virtual(ino))
+	if (ino_is_snapshot(ino))
+		snapshot_forget(&fs->snapshots, ino, nlookup);
+	else if (cfs_ino_is_virtual(ino))
 		cfs_views_forget(fs->views, ino, nlookup);
 	else
 		cfs_tree_forget(fs->tree, ino, nlookup);
@@ -283,48 +339,16 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	g_free(d.buf);
 }
 
-static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	(void)ino;
-	handle_release(&fs_of(req)->handles, fi->fh);
-	fuse_reply_err(req, 0);
-}
-
-/*
- * What an open tree file reads: an object's bytes, bytes held in memory,
- * or one rendering of a control file taken at open, so that reads at
- * growing offsets never mix two renderings.
- */
-static struct handle *node_handle(const struct cfs_node *n, struct fuse_file_info *fi)
-{
-	switch (n->kind) {
-	case CFS_NODE_OBJECT:
-		fi->keep_cache = 1; /* objects are immutable: keep the page cache across opens */
-		return handle_new(NULL, n->object, 0, n->object->size);
-	case CFS_NODE_BYTES:
-		fi->keep_cache = 1;
-		return handle_new(n->bytes, NULL, 0, 0);
-	case CFS_NODE_RENDERED: {
-		uint64_t len;
-		char *text = n->render(&len);
-		GBytes *snap = g_bytes_new_take(text, len);
-		struct handle *h = handle_new(snap, NULL, 0, 0);
-		g_bytes_unref(snap);
-		fi->direct_io = 1; /* the size in stat was an earlier rendering's */
-		return h;
-	}
-	case CFS_NODE_DIR:
-	case CFS_NODE_VIEW:
-		break;
-	}
-	return NULL;
-}
-
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct cfs_fs *fs = fs_of(req);
+	cfs_stats_add(CFS_OPENS, 1);
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (fs->no_open) { /* the kernel opens every file by itself from now on */
+		fuse_reply_err(req, ENOSYS);
 		return;
 	}
 	struct cfs_view *view = cfs_ino_is_virtual(ino) ? view_of(fs, ino) : NULL;
@@ -332,102 +356,82 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		view_open(req, view, ino, fi);
 		return;
 	}
-	struct cfs_node *n = cfs_tree_get(fs->tree, ino);
-	if (!n)
+	GBytes *snap = ino_is_snapshot(ino) ? snapshot_get(&fs->snapshots, ino, NULL) : NULL;
+	struct cfs_node *n = snap ? NULL : cfs_tree_get(fs->tree, ino);
+	if (!snap && !n)
 		fuse_reply_err(req, ENOENT);
-	else if (node_is_dir(n))
+	else if (n && node_is_dir(n))
 		fuse_reply_err(req, EISDIR);
 	else
-		handle_open(&fs->handles, req, fi, node_handle(n, fi));
+		reply_open(req, fi);
+	if (snap)
+		g_bytes_unref(snap);
 	cfs_node_put(n, 1);
 }
 
-/*
- * A FUSE read waiting for the memory tier. It holds its object: the file
- * may be closed, and its node and object dropped by a relisting, while the
- * read waits, and an interrupt may still come for it.
- */
-struct pending_read {
-	fuse_req_t req;
-	struct cfs_object *obj;
-};
-
-static void pending_free(struct pending_read *p)
+/* A read of the tree file n: an object's bytes, bytes held in memory, a rendering. */
+static void read_node(fuse_req_t req, const struct cfs_node *n, size_t size, uint64_t off)
 {
-	cfs_object_unref(p->obj);
-	g_free(p);
-}
-
-static void read_done(void *cookie, const struct iovec *iov, int iovcnt, size_t len, int err)
-{
-	struct pending_read *p = cookie;
-	/*
-	 * libfuse may have taken read_interrupted() for a call just before the
-	 * reply: clearing it waits for such a call (under the request's lock)
-	 * and prevents later ones, which would use the object freed below.
-	 */
-	fuse_req_interrupt_func(p->req, NULL, NULL);
-	if (err)
-		fuse_reply_err(p->req, -err);
-	else if (len == 0)
-		fuse_reply_buf(p->req, NULL, 0);
-	else
-		fuse_reply_iov(p->req, iov, iovcnt);
-	pending_free(p);
-}
-
-static void read_interrupted(fuse_req_t req, void *data)
-{
-	struct pending_read *p = data;
-	if (cfs_cache_cancel(fs_of(req)->cache, p->obj, p)) {
-		fuse_reply_err(req, EINTR);
-		pending_free(p);
-	}
-}
-
-/*
- * Read [off, off + size) of h's file: the part inside the head is sent as
- * it is, the rest comes from the object through the memory tier.
- */
-static void read_handle(struct cfs_fs *fs, fuse_req_t req, struct handle *h, size_t size,
-			uint64_t off)
-{
-	gsize head_len = 0;
-	const char *head = h->head ? g_bytes_get_data(h->head, &head_len) : NULL;
-	uint64_t total = head_len + h->len;
-	uint64_t n = off < total ? MIN(size, total - off) : 0;
-	if (!h->obj || off + n <= head_len) {
-		fuse_reply_buf(req, n ? head + off : NULL, n);
+	GBytes *bytes = NULL;
+	switch (n->kind) {
+	case CFS_NODE_OBJECT:
+		reply_read(req, &(struct file_bytes){ .obj = n->object, .len = n->object->size },
+			   size, off);
+		return;
+	case CFS_NODE_BYTES:
+		bytes = g_bytes_ref(n->bytes);
+		break;
+	case CFS_NODE_RENDERED: /* by its own inode, which no lookup gives out (reply_snapshot) */
+		bytes = render(n);
+		break;
+	case CFS_NODE_DIR:
+	case CFS_NODE_VIEW:
+		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	GBytes *part = off < head_len ? g_bytes_new_from_bytes(h->head, off, head_len - off) : NULL;
-	uint64_t start = off > head_len ? off - head_len : 0;
-	uint64_t len = n - (part ? head_len - off : 0);
-	struct pending_read *p = g_new(struct pending_read, 1);
-	*p = (struct pending_read){ req, cfs_object_ref(h->obj) };
-	/* Registered first: the read may be answered, and req freed, by another thread. */
-	fuse_req_interrupt_func(req, read_interrupted, p);
-	cfs_cache_read_quick(fs->cache, h->obj, h->off + start, len, part, read_done, p);
-	if (part)
-		g_bytes_unref(part);
+	reply_read(req, &(struct file_bytes){ .head = bytes }, size, off);
+	g_bytes_unref(bytes);
 }
 
+/*
+ * Reads come by inode; no file handle holds anything (op_open). The kernel
+ * holds a lookup of the inode of a file open, so its node, view or
+ * snapshot stays until the kernel forgets it.
+ */
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	(void)ino;
+	(void)fi;
 	struct cfs_fs *fs = fs_of(req);
 	if (off < 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	struct handle *h = handle_get(&fs->handles, fi->fh);
-	if (!h) { /* released already: the reader is gone */
-		fuse_reply_err(req, EBADF);
+	struct cfs_view *view = cfs_ino_is_virtual(ino) ? view_of(fs, ino) : NULL;
+	GBytes *snap = ino_is_snapshot(ino) ? snapshot_get(&fs->snapshots, ino, NULL) : NULL;
+	struct cfs_node *n = view || snap ? NULL : cfs_tree_get(fs->tree, ino);
+	if (view)
+		view_read(req, view, ino, size, (uint64_t)off);
+	else if (snap)
+		reply_read(req, &(struct file_bytes){ .head = snap }, size, (uint64_t)off);
+	else if (n)
+		read_node(req, n, size, (uint64_t)off);
+	else
+		fuse_reply_err(req, ESTALE);
+	if (snap)
+		g_bytes_unref(snap);
+	cfs_node_put(n, 1);
+}
+
+static void snapshot_getxattr(fuse_req_t req, struct cfs_fs *fs, uint64_t ino, size_t size)
+{
+	GBytes *bytes = snapshot_get(&fs->snapshots, ino, NULL);
+	if (!bytes) {
+		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	read_handle(fs, req, h, size, (uint64_t)off);
-	handle_put(h);
+	xattr_reply_held(req, size, g_bytes_get_size(bytes));
+	g_bytes_unref(bytes);
 }
 
 /* The virtual extended attributes of files (xattr.c); a name not ours is not there. */
@@ -439,6 +443,10 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 									      : NULL;
 	if (view) {
 		view_getxattr(req, view, ino, kind, size);
+		return;
+	}
+	if (kind != XATTR_NONE && ino_is_snapshot(ino)) {
+		snapshot_getxattr(req, fs, ino, size);
 		return;
 	}
 	struct cfs_node *n = kind != XATTR_NONE ? cfs_tree_get(fs->tree, ino) : NULL;
@@ -511,7 +519,6 @@ static const struct fuse_lowlevel_ops ops = {
 	.readdir = op_readdir,
 	.open = op_open,
 	.read = op_read,
-	.release = op_release,
 	.statfs = op_statfs,
 	.getxattr = op_getxattr,
 	.setattr = op_setattr,
@@ -563,7 +570,7 @@ struct cfs_fs *cfs_fs_mount(const struct cfs_options *opts, struct cfs_tree *tre
 	fs->opts = opts;
 	fs->tree = tree;
 	fs->views = views;
-	handles_init(&fs->handles);
+	snapshots_init(&fs->snapshots);
 	clock_gettime(CLOCK_REALTIME, &fs->mount_time);
 	struct fuse_args args = mount_args(opts);
 	fs->se = fuse_session_new(&args, &ops, sizeof(ops), fs);
@@ -640,6 +647,6 @@ void cfs_fs_free(struct cfs_fs *fs)
 		fuse_session_unmount(fs->se);
 	if (fs->se)
 		fuse_session_destroy(fs->se);
-	handles_clear(&fs->handles);
+	snapshots_clear(&fs->snapshots);
 	g_free(fs);
 }

@@ -1,8 +1,8 @@
 /*
  * Private to the FUSE layer: the mount's state, and what the operations on
  * the tree (fs.c) and on views (view_ops.c) share. Calls go one way: fs.c
- * calls the view operations (view_ops.c); both reply with the handles,
- * attributes and directory entries of handles.c.
+ * calls the view operations (view_ops.c); both reply with the attributes,
+ * directory entries and file bytes of reply.c.
  */
 #ifndef CHUNKFS_FS_I_H
 #define CHUNKFS_FS_I_H
@@ -22,12 +22,23 @@ struct cfs_tree;
 struct cfs_view;
 struct cfs_views;
 
-/* The open files of a mount, by file handle (fuse_file_info.fh). */
-struct handles {
+/*
+ * Snapshot inodes (snapshots.c): one per lookup of a rendered file, holding
+ * that rendering until the kernel forgets the inode.
+ */
+struct snapshots {
 	GMutex lock;       /* guards the two below */
-	GHashTable *table; /* file handle (uint64_t *) -> struct handle * */
-	uint64_t next_fh;
+	GHashTable *table; /* inode (uint64_t *) -> struct snapshot * */
+	uint64_t next;
 };
+
+/* Snapshot inodes have this bit set, and not the views' (CFS_VINO_FLAG, bit 63). */
+#define SNAPSHOT_INO_FLAG (UINT64_C(1) << 62)
+
+static inline bool ino_is_snapshot(uint64_t ino)
+{
+	return (ino >> 62) == 1;
+}
 
 struct cfs_fs {
 	const struct cfs_options *opts;
@@ -39,37 +50,51 @@ struct cfs_fs {
 	bool mounted;
 	bool signals; /* libfuse's SIGINT/SIGTERM/SIGHUP handlers are set */
 	GOnce readahead_once;
-	struct handles handles;
+	bool no_open; /* the kernel skips OPEN and RELEASE once told ENOSYS (FUSE_CAP_NO_OPEN_SUPPORT) */
+	struct snapshots snapshots;
 };
 
 /*
- * An open file: the bytes of head, then [off, off + len) of obj (none when
- * obj is NULL). Reference-counted (g_atomic_rc_box): a read can still be
- * running when the kernel sends RELEASE for a killed reader.
+ * What a file reads: the bytes of head, then [off, off + len) of obj (none
+ * when obj is NULL). The caller holds both for the call.
  */
-struct handle {
+struct file_bytes {
 	GBytes *head;
 	struct cfs_object *obj;
 	uint64_t off, len;
 };
 
-/* A new handle (one reference) holding a reference to head and to obj (either may be NULL). */
-struct handle *handle_new(GBytes *head, struct cfs_object *obj, uint64_t off, uint64_t len);
-/* Drop a reference to h; the last one drops h's references to its head and object. */
-void handle_put(struct handle *h);
-
-/* An empty table of handles; handles_clear() drops every handle it still holds. */
-void handles_init(struct handles *hs);
-void handles_clear(struct handles *hs);
 /*
- * Register h (taking the caller's reference) under a new file handle, set
- * as fi->fh, and reply to the open. Thread-safe.
+ * Answer a read of size bytes at off (bytes) of the file f: the part in
+ * the head at once, the rest through the memory tier, replied from the
+ * thread that brings it (an interrupt cancels a read still waiting). The
+ * read takes its own reference to f->obj. Thread-safe.
  */
-void handle_open(struct handles *hs, fuse_req_t req, struct fuse_file_info *fi, struct handle *h);
-/* The handle of fh with a new reference (handle_put() it), or NULL once released. Thread-safe. */
-struct handle *handle_get(struct handles *hs, uint64_t fh);
-/* Forget fh (a RELEASE); reads still running keep their references. Thread-safe. */
-void handle_release(struct handles *hs, uint64_t fh);
+void reply_read(fuse_req_t req, const struct file_bytes *f, size_t size, uint64_t off);
+
+/*
+ * Answer the OPEN of a file, on a kernel without no-open support: file
+ * handle 0 (reads are served by inode) with keep_cache. Thread-safe.
+ */
+void reply_open(fuse_req_t req, struct fuse_file_info *fi);
+
+/* An empty table of snapshot inodes; snapshots_clear() frees what it still holds. */
+void snapshots_init(struct snapshots *ss);
+void snapshots_clear(struct snapshots *ss);
+/*
+ * A new snapshot inode of bytes (a reference taken), rendered at mtime_us
+ * (microseconds since the epoch), with one lookup of the kernel's.
+ * Thread-safe.
+ */
+uint64_t snapshot_add(struct snapshots *ss, GBytes *bytes, int64_t mtime_us);
+/*
+ * The bytes of snapshot inode ino with a new reference, and its rendering
+ * time (microseconds since the epoch) in *mtime_us when not NULL; NULL once
+ * forgotten. Thread-safe.
+ */
+GBytes *snapshot_get(struct snapshots *ss, uint64_t ino, int64_t *mtime_us);
+/* The kernel forgot nlookup lookups of ino; the last frees it. Thread-safe. */
+void snapshot_forget(struct snapshots *ss, uint64_t ino, uint64_t nlookup);
 
 static inline struct cfs_fs *fs_of(fuse_req_t req)
 {
@@ -137,6 +162,8 @@ void view_lookup(fuse_req_t req, struct cfs_view *view, uint64_t dir, const char
 void view_getattr(fuse_req_t req, struct cfs_view *view, uint64_t ino);
 void view_readdir(fuse_req_t req, struct cfs_view *view, uint64_t dir, size_t size, off_t off);
 void view_open(fuse_req_t req, struct cfs_view *view, uint64_t ino, struct fuse_file_info *fi);
+/* A read of size bytes at off (bytes) of file ino. */
+void view_read(fuse_req_t req, struct cfs_view *view, uint64_t ino, size_t size, uint64_t off);
 /* A getxattr of kind on file ino: ENODATA for a directory. */
 void view_getxattr(fuse_req_t req, struct cfs_view *view, uint64_t ino, enum xattr_kind kind,
 		   size_t size);

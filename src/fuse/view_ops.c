@@ -10,7 +10,7 @@
 #include "views/view.h"
 #include "fs_i.h"
 
-enum vop { VOP_LOOKUP, VOP_GETATTR, VOP_READDIR, VOP_OPEN, VOP_GETXATTR };
+enum vop { VOP_LOOKUP, VOP_GETATTR, VOP_READDIR, VOP_OPEN, VOP_READ, VOP_GETXATTR };
 
 /* A view operation being answered. */
 struct vreq {
@@ -19,8 +19,8 @@ struct vreq {
 	struct cfs_view *view;        /* a reference of the request's */
 	uint64_t ino;                 /* the directory of a lookup or readdir */
 	char *name;                   /* lookup */
-	size_t size;                  /* readdir, getxattr */
-	uint64_t off;                 /* readdir */
+	size_t size;                  /* readdir, read, getxattr */
+	uint64_t off;                 /* readdir, read */
 	struct fuse_file_info fi;     /* open */
 	enum xattr_kind xattr;        /* getxattr */
 };
@@ -55,14 +55,26 @@ static int run_readdir(struct vreq *q, const struct cfs_wait *w)
 	return rc;
 }
 
+/* On a kernel without no-open support: the file is located, so that a bad one fails here. */
 static int run_open(struct vreq *q, const struct cfs_wait *w)
+{
+	struct cfs_vfile f;
+	int rc = cfs_view_open(q->view, q->ino, CFS_OPEN_LOCATE, &f, w);
+	if (rc == 0) {
+		reply_open(q->req, &q->fi);
+		if (f.head)
+			g_bytes_unref(f.head);
+	}
+	return rc;
+}
+
+static int run_read(struct vreq *q, const struct cfs_wait *w)
 {
 	struct cfs_vfile f;
 	int rc = cfs_view_open(q->view, q->ino, CFS_OPEN_READ, &f, w);
 	if (rc == 0) {
-		q->fi.keep_cache = 1; /* items and members never change */
-		handle_open(&fs_of(q->req)->handles, q->req, &q->fi,
-			    handle_new(f.head, f.obj, f.off, f.len));
+		reply_read(q->req, &(struct file_bytes){ f.head, f.obj, f.off, f.len }, q->size,
+			   q->off);
 		if (f.head)
 			g_bytes_unref(f.head);
 	}
@@ -105,6 +117,8 @@ static int run(struct vreq *q, const struct cfs_wait *w)
 		return run_readdir(q, w);
 	case VOP_OPEN:
 		return run_open(q, w);
+	case VOP_READ:
+		return run_read(q, w);
 	case VOP_GETXATTR:
 		return run_getxattr(q, w);
 	}
@@ -187,6 +201,14 @@ void view_open(fuse_req_t req, struct cfs_view *view, uint64_t ino, struct fuse_
 {
 	struct vreq *q = vreq_new(req, VOP_OPEN, view, ino);
 	q->fi = *fi;
+	go(q);
+}
+
+void view_read(fuse_req_t req, struct cfs_view *view, uint64_t ino, size_t size, uint64_t off)
+{
+	struct vreq *q = vreq_new(req, VOP_READ, view, ino);
+	q->size = size;
+	q->off = off;
 	go(q);
 }
 

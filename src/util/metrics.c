@@ -54,6 +54,9 @@ static const struct family counters[] = {
 	  CFS_VALIDATIONS, NO_TIER },
 	{ "errors_total", "Failures reported to .chunkfs/errors, dropped ones included.",
 	  CFS_ERRORS, NO_TIER },
+	{ "opens_total",
+	  "FUSE OPEN requests: the first only where the kernel opens files by itself.", CFS_OPENS,
+	  NO_TIER },
 };
 
 static const struct family gauges[] = {

@@ -34,6 +34,7 @@ static const char *const counter_names[CFS_COUNTER_COUNT] = {
 	[CFS_DISK_EVICTIONS] = "disk_evictions",
 	[CFS_DISK_BAD_BLOCKS] = "checksum_failures",
 	[CFS_VALIDATIONS] = "validations",
+	[CFS_OPENS] = "opens",
 	[CFS_ERRORS] = "errors",
 };
 
