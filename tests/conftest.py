@@ -210,15 +210,17 @@ def _log_allow_of(request):
 @pytest.fixture
 def mount(request, chunkfs_bin, tmp_path, _watchdog):
     """Factory: mount(url, *args, foreground=True, expect_ok=True, env=None,
-    log_allow=()) -> Mount.
+    log_allow=(), mountpoint=None) -> Mount.
 
     env=None runs chunkfs with chunkfs_env() (this environment without the CA
     bundle variables); a given env is used as it is (build it with chunkfs_env).
 
-    Creates a fresh mountpoint, runs chunkfs and waits for index.json to be
-    visible (foreground) or checks it right after the command returned 0
-    (daemon). With expect_ok=False a failure to mount is not an error: the
-    Mount has ok=False and returncode set (the log tells why).
+    Creates a fresh mountpoint (or uses mountpoint, an existing empty
+    directory: to mount again where a mount was, or where another uid can
+    reach), runs chunkfs and waits for index.json to be visible (foreground)
+    or checks it right after the command returned 0 (daemon). With
+    expect_ok=False a failure to mount is not an error: the Mount has
+    ok=False and returncode set (the log tells why).
     Teardown unmounts, waits for the process and fails the test on a non-zero
     exit (foreground, expect_ok), a sanitizer report in the log, or a warning or
     error line that neither the test's log_allow markers nor this mount's
@@ -229,10 +231,12 @@ def mount(request, chunkfs_bin, tmp_path, _watchdog):
     mounts = []
     test_allow = _log_allow_of(request)
 
-    def start(url, *args, foreground=True, expect_ok=True, env=None, log_allow=()):
+    def start(url, *args, foreground=True, expect_ok=True, env=None, log_allow=(),
+              mountpoint=None):
         n = len(mounts)
-        path = str(tmp_path / ("mnt%d" % n))
-        os.mkdir(path)
+        path = mountpoint or str(tmp_path / ("mnt%d" % n))
+        if mountpoint is None:
+            os.mkdir(path)
         if not any(str(a).startswith(("--cache-dir", "--disk-cache")) for a in args):
             args = ("--cache-dir=%s" % (tmp_path / ("cache%d" % n)),) + args
         log = str(tmp_path / ("chunkfs%d.log" % n))
