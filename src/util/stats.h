@@ -9,27 +9,35 @@
 #include <stdint.h>
 
 enum cfs_counter {
-	CFS_READS,           /* FUSE reads answered with data */
-	CFS_READ_ERRORS,     /* FUSE reads answered with an errno */
-	CFS_BYTES_SERVED,    /* bytes returned to readers */
-	CFS_BYTES_FETCHED,   /* body bytes received from the server */
-	CFS_READAHEAD_BYTES, /* bytes requested by readahead, not by a read */
-	CFS_REQUESTS,        /* HTTP requests started, retries included */
-	CFS_REQUESTS_FAILED, /* requests that gave up after their retries */
-	CFS_RETRIES,         /* attempts after a failed attempt */
-	CFS_MEM_HITS,        /* reads answered from memory without waiting */
-	CFS_MEM_MISSES,      /* reads that had to wait for a fetch */
-	CFS_MEM_EVICTIONS,   /* blocks dropped from the memory tier */
+	CFS_READS,              /* FUSE reads answered with data */
+	CFS_READ_ERRORS,        /* FUSE reads answered with an errno */
+	CFS_BYTES_SERVED,       /* bytes returned to readers */
+	CFS_BYTES_FETCHED,      /* body bytes received from the server */
+	CFS_READAHEAD_BYTES,    /* bytes requested by readahead, not by a read */
+	CFS_REQUESTS,           /* HTTP requests started, retries included */
+	CFS_REQUESTS_FAILED,    /* requests that gave up after their retries */
+	CFS_RETRIES,            /* attempts after a failed attempt */
+	CFS_MEM_HITS,           /* reads answered from memory without waiting */
+	CFS_MEM_MISSES,         /* reads that had to wait for a fetch */
+	CFS_MEM_EVICTIONS,      /* blocks dropped from the memory tier */
 	CFS_DECOMPRESSED_BYTES, /* bytes produced by decompressing zstd chunks */
-	CFS_CHUNK_HEADERS,   /* chunk headers read to find items */
-	CFS_DISK_HITS,       /* blocks read back from the spill tier */
-	CFS_DISK_MISSES,     /* blocks the spill tier did not have when memory missed them */
-	CFS_SPILLS,          /* blocks written to the spill tier */
-	CFS_SPILL_ERRORS,    /* block writes that failed (no space, I/O error) */
-	CFS_DISK_EVICTIONS,  /* blocks dropped from the spill tier to make room */
+	CFS_CHUNK_HEADERS,      /* chunk headers read to find items */
+	CFS_DISK_HITS,          /* blocks read back from the spill tier */
+	CFS_DISK_MISSES,        /* blocks the spill tier did not have when memory missed them */
+	CFS_SPILLS,             /* blocks written to the spill tier */
+	CFS_SPILL_ERRORS,       /* block writes that failed (no space, I/O error) */
+	CFS_DISK_EVICTIONS,     /* blocks dropped from the spill tier to make room */
 	CFS_DISK_BAD_BLOCKS, /* spilled files refused on read: torn, truncated, corrupt, foreign */
 	CFS_VALIDATIONS,     /* HEADs made to learn an ETag before reusing spilled blocks */
 	CFS_ERRORS,          /* failures reported to .chunkfs/errors (errors.h), dropped ones too */
+	CFS_SHARED_HITS,     /* blocks the shared tier had, every part valid */
+	CFS_SHARED_MISSES,   /* blocks looked up in the shared tier and not had whole */
+	CFS_SHARED_STORES,   /* blocks stored in the shared tier */
+	CFS_SHARED_STORE_FAILURES, /* blocks a server did not take (down, slow, full) */
+	CFS_SHARED_STORE_DROPS,    /* blocks not stored: the store queue was full, or unmount */
+	CFS_SHARED_BAD_VALUES,     /* values from the shared tier that failed a check */
+	CFS_SHARED_TIMEOUTS,       /* shared tier operations that ran out of time */
+	CFS_SHARED_BYTES,          /* bytes of blocks read from the shared tier */
 	CFS_COUNTER_COUNT
 };
 
@@ -88,7 +96,7 @@ void cfs_stats_ttfb_snapshot(struct cfs_ttfb_snapshot *s);
  * Render all counters, gauges, TTFB p50/p99 (ms), read amplification
  * (bytes fetched / bytes served) and each tier's hit ratio (memory: reads
  * answered without waiting / reads; disk: blocks read back / blocks that
- * memory missed) as a pretty-printed JSON object followed
+ * memory missed; shared: blocks had / blocks looked up) as a pretty-printed JSON object followed
  * by a newline. Returns a g_malloc'd string the caller frees; *len gets its
  * length in bytes.
  */
