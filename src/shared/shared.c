@@ -8,17 +8,25 @@
 #include "util/stats.h"
 
 #define LOOKUP_THREADS 4
+/* Two: a store waits for each part's reply, and one thread falls behind a fast remote. */
+#define STORE_THREADS 2
 #define STORE_QUEUE_BYTES (UINT64_C(16) << 20)
 #define RETRY_TIMEOUT_S 2 /* a failed server is skipped this long, then tried again */
 #define MAX_SERVERS 64
+
+/* A store thread and its client. */
+struct storer {
+	struct cfs_shared *s;
+	memcached_st *mc;
+	GThread *thread;
+};
 
 struct cfs_shared {
 	memcached_st *master; /* the servers and behaviours every clone copies */
 	GAsyncQueue *idle;    /* memcached_st clones for the lookup threads */
 	memcached_st *handles[LOOKUP_THREADS];
 	GThreadPool *lookups;   /* struct lookup */
-	memcached_st *store_mc; /* the store thread's */
-	GThread *storer;
+	struct storer storers[STORE_THREADS];
 	GMutex lock; /* over the fields below */
 	GCond wake;
 	GQueue stores;   /* struct store, oldest first */
@@ -282,11 +290,12 @@ static struct store *next_store(struct cfs_shared *s)
 
 static gpointer store_thread(gpointer data)
 {
-	struct cfs_shared *s = data;
+	struct storer *t = data;
+	struct cfs_shared *s = t->s;
 	uint8_t *value = g_malloc(CFS_SHARED_HEADER_BYTES + CFS_SHARED_PART_BYTES);
 	struct store *st;
 	while ((st = next_store(s))) {
-		bool ok = send_block(s->store_mc, st, value);
+		bool ok = send_block(t->mc, st, value);
 		cfs_stats_add(ok ? CFS_SHARED_STORES : CFS_SHARED_STORE_FAILURES, 1);
 		g_mutex_lock(&s->lock);
 		s->queued -= st->len;
@@ -339,7 +348,8 @@ struct cfs_shared *cfs_shared_new(const struct cfs_shared_config *cfg, GError **
 		s->handles[i] = memcached_clone(NULL, master);
 		g_async_queue_push(s->idle, s->handles[i]);
 	}
-	s->store_mc = memcached_clone(NULL, master);
+	for (unsigned i = 0; i < STORE_THREADS; i++)
+		s->storers[i] = (struct storer){ s, memcached_clone(NULL, master), NULL };
 	g_mutex_init(&s->lock);
 	g_cond_init(&s->wake);
 	g_queue_init(&s->stores);
@@ -349,7 +359,8 @@ struct cfs_shared *cfs_shared_new(const struct cfs_shared_config *cfg, GError **
 void cfs_shared_start(struct cfs_shared *s)
 {
 	s->lookups = g_thread_pool_new(lookup_run, s, LOOKUP_THREADS, FALSE, NULL);
-	s->storer = g_thread_new("shared-store", store_thread, s);
+	for (unsigned i = 0; i < STORE_THREADS; i++)
+		s->storers[i].thread = g_thread_new("shared-store", store_thread, &s->storers[i]);
 }
 
 void cfs_shared_free(struct cfs_shared *s)
@@ -360,10 +371,11 @@ void cfs_shared_free(struct cfs_shared *s)
 		g_thread_pool_free(s->lookups, FALSE, TRUE);
 	g_mutex_lock(&s->lock);
 	s->stopping = true;
-	g_cond_signal(&s->wake);
+	g_cond_broadcast(&s->wake);
 	g_mutex_unlock(&s->lock);
-	if (s->storer)
-		g_thread_join(s->storer);
+	for (unsigned i = 0; i < STORE_THREADS; i++)
+		if (s->storers[i].thread)
+			g_thread_join(s->storers[i].thread);
 	struct store *st;
 	while ((st = g_queue_pop_head(&s->stores))) {
 		cfs_stats_add(CFS_SHARED_STORE_DROPS, 1);
@@ -371,7 +383,8 @@ void cfs_shared_free(struct cfs_shared *s)
 	}
 	for (unsigned i = 0; i < LOOKUP_THREADS; i++)
 		memcached_free(s->handles[i]);
-	memcached_free(s->store_mc);
+	for (unsigned i = 0; i < STORE_THREADS; i++)
+		memcached_free(s->storers[i].mc);
 	memcached_free(s->master);
 	g_async_queue_unref(s->idle);
 	g_cond_clear(&s->wake);
