@@ -9,7 +9,8 @@ import urllib.request
 
 from pymemcache.client.base import Client
 
-from cfsutil import (MiB, index_chunks, run_chunkfs, run_with_deadline, scaled,
+import formats
+from cfsutil import (MiB, data_dir, index_chunks, run_chunkfs, run_with_deadline, scaled,
                      sha256_bytes, shared_cache_arg, shared_keys, source_sha256, vm_hwm,
                      wait_for)
 from spillutil import DuSampler, check_all, open_direct, read_direct
@@ -219,3 +220,29 @@ def test_bad_server_list_refused(chunkfs_bin, small, tmp_path):
         r = run_chunkfs(chunkfs_bin, ["-f", "--disk-cache=0", "--shared-cache=" + value,
                                       "http://127.0.0.1:9/", str(tmp_path / "mnt")])
         assert r.returncode != 0 and "--shared-cache" in r.stderr, (value, r.stderr)
+
+
+def test_decompressed_blocks_are_shared(nginx, memcached, mount):
+    """Blocks of .decompressed/ objects are stored as decompressed (their own keys): node 2
+    reads every decompressed chunk (bytes equal to zstd -dc) from the tier, without a
+    byte of the compressed chunks from nginx."""
+    src = data_dir("litdata-mixed-zstd")
+    servers = memcached(3)
+    ngx = nginx(src)
+    arg = shared_cache_arg(servers)
+    names = [n for n, _ in index_chunks(src)]
+    want = {n: formats.zstd_decompress(os.path.join(src, n)) for n in names}
+    blocks = sum(-(-len(data) // BLOCK) for data in want.values())
+    for node in (1, 2):
+        before = len(ngx.requests())
+        m = mount(ngx.url, arg, "--disk-cache=0")
+        for n in names:
+            plain = n[:-len(".zstd.bin")] + ".bin"
+            with open(m.file(".decompressed", plain), "rb") as f:
+                assert f.read() == want[n], "WRONG BYTES in .decompressed/%s" % plain
+        if node == 1:
+            wait_stores(m, blocks)
+    assert chunk_requests(ngx.requests()[before:], names) == [], \
+        "node 2 fetched compressed chunk bytes from the remote"
+    st = m.stats()
+    assert (st["shared_hits"], st["shared_misses"]) == (blocks, 0), st

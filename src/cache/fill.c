@@ -25,7 +25,7 @@
  */
 #define MAX_REQUEST_BYTES (UINT64_C(32) << 20)
 static const struct cfs_fetch_ops fill_ops;
-static bool note_complete(struct cfs_cache *c, struct block *b, GPtrArray *complete);
+static void note_complete(struct cfs_cache *c, struct block *b, GPtrArray *complete);
 static void store_and_unpin(struct cfs_cache *c, struct cfs_object *obj, GPtrArray *complete);
 
 /* One request filling blocks; the blocks it covers stay pinned until it ends. */
@@ -309,8 +309,8 @@ static void zstd_deliver(void *ctx, struct cfs_object *obj, uint64_t off, const 
 			continue;
 		cache_pin(c, b);
 		fill_missing(c, b, (uint32_t)lo, (uint32_t)hi, buf, off);
-		if (!note_complete(c, b, complete))
-			cache_unpin(c, b);
+		note_complete(c, b, complete);
+		cache_unpin(c, b);
 	}
 	struct object_state *st = cache_object(c, obj);
 	forget_warm_failure(st, off, off + len);
@@ -450,18 +450,17 @@ static struct cfs_shared_id shared_id(const struct cfs_cache *c, const struct bl
 }
 
 /*
- * b, filled by the remote, became complete: pinned and added to complete,
+ * When b, filled by the remote, is complete: pin it and add it to complete,
  * to be stored in the shared tier once the lock is dropped (a block is
- * stored once). False when it is not to be stored.
+ * stored once).
  */
-static bool note_complete(struct cfs_cache *c, struct block *b, GPtrArray *complete)
+static void note_complete(struct cfs_cache *c, struct block *b, GPtrArray *complete)
 {
 	if (!c->shared || b->shared_stored || cfs_extents_bytes(&b->filled) != b->len)
-		return false;
+		return;
 	b->shared_stored = true;
 	cache_pin(c, b);
 	g_ptr_array_add(complete, b);
-	return true;
 }
 
 /*
