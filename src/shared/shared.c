@@ -344,15 +344,26 @@ struct cfs_shared *cfs_shared_new(const struct cfs_shared_config *cfg, GError **
 	struct cfs_shared *s = g_new0(struct cfs_shared, 1);
 	s->master = master;
 	s->idle = g_async_queue_new();
-	for (unsigned i = 0; i < LOOKUP_THREADS; i++) {
-		s->handles[i] = memcached_clone(NULL, master);
-		g_async_queue_push(s->idle, s->handles[i]);
-	}
-	for (unsigned i = 0; i < STORE_THREADS; i++)
-		s->storers[i] = (struct storer){ s, memcached_clone(NULL, master), NULL };
 	g_mutex_init(&s->lock);
 	g_cond_init(&s->wake);
 	g_queue_init(&s->stores);
+	bool ok = true;
+	for (unsigned i = 0; i < LOOKUP_THREADS; i++) {
+		s->handles[i] = memcached_clone(NULL, master);
+		ok &= s->handles[i] != NULL;
+	}
+	for (unsigned i = 0; i < STORE_THREADS; i++) {
+		s->storers[i] = (struct storer){ s, memcached_clone(NULL, master), NULL };
+		ok &= s->storers[i].mc != NULL;
+	}
+	if (!ok) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+			    "--shared-cache: libmemcached could not copy its client: out of memory");
+		cfs_shared_free(s);
+		return NULL;
+	}
+	for (unsigned i = 0; i < LOOKUP_THREADS; i++)
+		g_async_queue_push(s->idle, s->handles[i]);
 	return s;
 }
 
@@ -382,7 +393,7 @@ void cfs_shared_free(struct cfs_shared *s)
 		g_free(st);
 	}
 	for (unsigned i = 0; i < LOOKUP_THREADS; i++)
-		memcached_free(s->handles[i]);
+		memcached_free(s->handles[i]); /* NULL is a no-op */
 	for (unsigned i = 0; i < STORE_THREADS; i++)
 		memcached_free(s->storers[i].mc);
 	memcached_free(s->master);

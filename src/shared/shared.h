@@ -54,8 +54,9 @@ typedef void (*cfs_shared_done_fn)(void *ctx, bool hit);
 
 /*
  * Look up the block id of len bytes (1 to 64 MiB) and copy it into buf,
- * then call done(ctx, hit) from a lookup thread, within about twice the
- * timeout per server. buf stays the caller's and must stay valid and
+ * then call done(ctx, hit) from a lookup thread: at worst after the
+ * connect and poll timeouts of the servers holding its parts, and the
+ * wait for a free lookup thread (four). buf stays the caller's and must stay valid and
  * untouched by others until done returns. id's strings are copied before
  * the return. Thread-safe; never blocks on the network.
  */
