@@ -3,6 +3,8 @@ servers on 127.0.0.1 (the memcached fixture), two mounts of one nginx URL
 with their own cache directories standing in for two nodes. Every read is
 checked byte for byte against the source; nginx's access log tells which
 chunk bytes each node caused."""
+import hashlib
+import mmap
 import os
 import socket
 import urllib.request
@@ -37,6 +39,20 @@ def wait_stores(m, expected):
     return st
 
 
+def read_storing(m, src, chunks):
+    """Read the chunks from node m (O_DIRECT, byte-exact), waiting after every 8 MiB
+    until the blocks read so far are stored: a reader faster than the store threads would
+    have blocks dropped (counted, by design), which the next node would then fetch."""
+    done = 0
+    for name, size in chunks:
+        def settle(bytes_read, base=done):
+            wait_stores(m, base + bytes_read // BLOCK)
+        got = read_direct_steps(m.file(name), size, 8 * MiB, settle)
+        assert got == source_sha256(os.path.join(src, name)), "WRONG BYTES in %s" % name
+        done += blocks_of([(name, size)])
+    wait_stores(m, done)
+
+
 def chunk_requests(requests, names):
     """The requests of the access log entries given that carried bytes of the chunks named."""
     paths = {"/" + n for n in names}
@@ -50,18 +66,15 @@ def etag_of(url):
         return r.headers["ETag"]
 
 
-def read_killing(path, size, kill_at, kill):
-    """sha256 of path read with O_DIRECT preads of 1 MiB, calling kill() once kill_at bytes
-    are read."""
-    import hashlib
-    import mmap
+def read_direct_steps(path, size, every, step):
+    """sha256 of path read with O_DIRECT preads of 1 MiB, calling step(bytes read) each
+    time another `every` bytes are read."""
     h, buf, total = hashlib.sha256(), mmap.mmap(-1, MiB), 0
     fd = open_direct(path)
     try:
         for _ in range(size // MiB + 2):
-            if total >= kill_at and kill:
-                kill()
-                kill = None
+            if total and total % every == 0:
+                step(total)
             n = os.preadv(fd, [buf], total)
             if not n:
                 break
@@ -93,20 +106,23 @@ def test_second_node_reads_from_the_shared_tier(nginx, memcached, mount, big_dat
                   *(["--readahead=0"] if node == 1 else []))
         before = len(ngx.requests())
         with DuSampler(str(cache), caps["disk"], m) as sampler:
-            check_all(m, big_dataset, names)
+            if node == 1:
+                read_storing(m, big_dataset, chunks)
+            else:
+                check_all(m, big_dataset, names)
             sampler.drop_mount()
         sampler.check()
         if not sanitized:
             assert vm_hwm(m.pid) < caps["mem"] + OVERHEAD, "node %d peak RSS %.1f MiB" % (
                 node, vm_hwm(m.pid) / MiB)
         if node == 1:
-            wait_stores(m, blocks_of(chunks))
             continue
         assert chunk_requests(ngx.requests()[before:], names) == [], \
             "node 2 fetched chunk bytes from the remote"
         st = m.stats()
-        assert st["shared_hits"] == blocks_of(chunks) and st["shared_misses"] == 0, st
-        assert st["shared_bytes_read"] == sum(size for _, size in chunks)
+        # a readahead block evicted before it was read is looked up again: at least once each
+        assert st["shared_hits"] >= blocks_of(chunks) and st["shared_misses"] == 0, st
+        assert st["shared_bytes_read"] >= sum(size for _, size in chunks)
         assert st["shared_hit_ratio"] == 1.0 and st["shared_checksum_failures"] == 0
 
 
@@ -118,19 +134,18 @@ def test_server_killed_mid_read(nginx, memcached, mount, big_dataset, tmp_path):
     name, size = index_chunks(big_dataset)[0]
     arg = shared_cache_arg(servers)
     node1 = mount(ngx.url, arg, "--disk-cache=0", "--mem-cache=64M", "--readahead=0")
-    check_all(node1, big_dataset, [name])
-    wait_stores(node1, blocks_of([(name, size)]))
+    read_storing(node1, big_dataset, [(name, size)])
     node2 = mount(ngx.url, arg, "--disk-cache=0", "--mem-cache=32M")
 
-    def kill():
-        servers[1].proc.kill()
-        servers[1].proc.wait(timeout=10)
-    got = read_killing(node2.file(name), size, size // 4, kill)
+    def kill(bytes_read):
+        if servers[1].proc.poll() is None:
+            servers[1].proc.kill()
+            servers[1].proc.wait(timeout=10)
+    got = read_direct_steps(node2.file(name), size, size // 4 // MiB * MiB, kill)
     assert got == source_sha256(os.path.join(big_dataset, name)), "WRONG BYTES in %s" % name
     st = node2.stats()
     assert st["read_errors"] == 0
     assert st["shared_hits"] > 0 and st["shared_misses"] > 0, st
-    assert st["shared_hits"] + st["shared_misses"] == blocks_of([(name, size)]), st
 
 
 def test_server_that_never_answers(nginx, memcached, mount, small):
