@@ -26,7 +26,9 @@
 #define MAX_REQUEST_BYTES (UINT64_C(32) << 20)
 static const struct cfs_fetch_ops fill_ops;
 static void note_complete(struct cfs_cache *c, struct block *b, GPtrArray *complete);
-static void store_and_unpin(struct cfs_cache *c, struct cfs_object *obj, GPtrArray *complete);
+static char *complete_validator(struct cfs_cache *c, struct cfs_object *obj,
+				const GPtrArray *complete);
+static void store_and_unpin(struct cfs_cache *c, char *etag, GPtrArray *complete);
 
 /* One request filling blocks; the blocks it covers stay pinned until it ends. */
 struct fill {
@@ -229,9 +231,10 @@ static void fill_on_data(void *ctx, uint64_t off, const void *buf, size_t len)
 	}
 	f->next = off + len;
 	c->reads->landed(c, f->state, off, off + len, answers);
+	char *etag = complete_validator(c, f->obj, complete);
 	g_mutex_unlock(&c->lock);
 	c->reads->deliver(c, answers);
-	store_and_unpin(c, f->obj, complete);
+	store_and_unpin(c, etag, complete);
 }
 
 static void fill_on_done(void *ctx, int err)
@@ -315,8 +318,9 @@ static void zstd_deliver(void *ctx, struct cfs_object *obj, uint64_t off, const 
 	struct object_state *st = cache_object(c, obj);
 	forget_warm_failure(st, off, off + len);
 	c->reads->landed(c, st, off, off + len, answers);
+	char *etag = complete_validator(c, obj, complete);
 	c->reads->wake_unlock(c, &c->mem_wait, answers);
-	store_and_unpin(c, obj, complete);
+	store_and_unpin(c, etag, complete);
 }
 
 static void zstd_failed(void *ctx, struct cfs_object *obj, uint64_t off, int err, bool permanent)
@@ -463,21 +467,25 @@ static void note_complete(struct cfs_cache *c, struct block *b, GPtrArray *compl
 	g_ptr_array_add(complete, b);
 }
 
+/* The ETag the blocks of complete, all of obj, are stored under; NULL when there are none. */
+static char *complete_validator(struct cfs_cache *c, struct cfs_object *obj,
+				const GPtrArray *complete)
+{
+	return complete->len ? cache_validator(c, obj) : NULL;
+}
+
 /*
- * Queue the blocks of complete, all of obj, for the shared tier, then unpin
- * them. Called without the lock: filled bytes never change and the pins
- * keep the blocks in place. Blocks of an object without an ETag are not
- * stored: nothing would tell their versions apart.
+ * Queue the blocks of complete for the shared tier under etag (freed
+ * here), then unpin them. Called without the lock: filled bytes never
+ * change and the pins keep the blocks in place. Blocks of an object
+ * without an ETag are not stored: nothing would tell their versions apart.
  */
-static void store_and_unpin(struct cfs_cache *c, struct cfs_object *obj, GPtrArray *complete)
+static void store_and_unpin(struct cfs_cache *c, char *etag, GPtrArray *complete)
 {
 	if (!complete->len) {
 		g_ptr_array_free(complete, TRUE);
 		return;
 	}
-	g_mutex_lock(&c->lock);
-	char *etag = cache_validator(c, obj);
-	g_mutex_unlock(&c->lock);
 	for (guint i = 0; etag && *etag && i < complete->len; i++) {
 		struct block *b = g_ptr_array_index(complete, i);
 		struct cfs_shared_id id = shared_id(c, b, etag);
