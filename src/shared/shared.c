@@ -25,7 +25,7 @@ struct cfs_shared {
 	memcached_st *master; /* the servers and behaviours every clone copies */
 	GAsyncQueue *idle;    /* memcached_st clones for the lookup threads */
 	memcached_st *handles[LOOKUP_THREADS];
-	GThreadPool *lookups;   /* struct lookup */
+	GThreadPool *lookups; /* struct lookup */
 	struct storer storers[STORE_THREADS];
 	GMutex lock; /* over the fields below */
 	GCond wake;
@@ -358,7 +358,7 @@ struct cfs_shared *cfs_shared_new(const struct cfs_shared_config *cfg, GError **
 	}
 	if (!ok) {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
-			    "--shared-cache: libmemcached could not copy its client: out of memory");
+			    "--shared-cache: out of memory copying the memcached client");
 		cfs_shared_free(s);
 		return NULL;
 	}
