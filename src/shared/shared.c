@@ -1,4 +1,4 @@
-/* The shared tier on memcached: lookup threads, the write-behind store thread, the client. */
+/* The shared tier on memcached: the client, the lookup threads, the write-behind store threads. */
 #include "shared/shared.h"
 
 #include <gio/gio.h>
