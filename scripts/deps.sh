@@ -17,13 +17,14 @@ CFS_PYTHON=/usr/bin/python3
 
 CFS_PACKAGES=(meson ninja-build pkg-config gcc libfuse3-dev fuse3 libcurl4-openssl-dev
 	libglib2.0-dev libjson-glib-dev libzstd-dev libxxhash-dev libsystemd-dev libmicrohttpd-dev
-	nginx-light
+	libmemcached-dev memcached python3-pymemcache nginx-light
 	python3-pytest python3-pytest-xdist python3-numpy python3-pil python3-xxhash
 	python3-prometheus-client python3-torch zstd curl ca-certificates openssl
 	clang libclang-rt-14-dev clang-format-14 scdoc man-db)
 # Those of CFS_PACKAGES that only the tests, the fuzzers and the format check need.
-CFS_TEST_PACKAGES=(nginx-light python3-pytest python3-pytest-xdist python3-numpy python3-pil python3-xxhash
-	python3-prometheus-client python3-torch zstd curl openssl clang libclang-rt-14-dev clang-format-14)
+CFS_TEST_PACKAGES=(memcached python3-pymemcache nginx-light python3-pytest python3-pytest-xdist python3-numpy
+	python3-pil python3-xxhash python3-prometheus-client python3-torch zstd curl openssl clang
+	libclang-rt-14-dev clang-format-14)
 # shellcheck disable=SC2034 # used by the scripts that source this file
 CFS_BENCH_PACKAGES=(rclone httpdirfs)
 

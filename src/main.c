@@ -10,6 +10,7 @@
 #include <sys/prctl.h>
 #include <zstd.h>
 
+#include "shared/shared.h"
 #include "spill/spill.h"
 #include "cache/mem.h"
 #include "tree/dataset.h"
@@ -93,6 +94,13 @@ static struct cfs_disk *open_disk(const struct cfs_options *opts, const struct c
 	return disk;
 }
 
+/* The shared tier of --shared-cache, checked before the mount; its threads start in serve(). */
+static struct cfs_shared *open_shared(const struct cfs_options *opts, GError **error)
+{
+	struct cfs_shared_config cfg = { opts->shared_cache, opts->shared_cache_timeout_ms };
+	return cfs_shared_new(&cfg, error);
+}
+
 /* The socket of --metrics-addr, bound before the mount so that a port in use fails it. */
 static bool bind_metrics(const struct cfs_options *opts, struct cfs_metrics_http **metrics,
 			 GError **error)
@@ -150,7 +158,7 @@ static bool release_object(void *cache, struct cfs_object *obj)
 
 static int serve(const struct cfs_options *opts, const struct cfs_remote *remote,
 		 struct cfs_tree *tree, struct cfs_views *views, struct cfs_fs *fs,
-		 struct cfs_disk *disk)
+		 struct cfs_disk *disk, struct cfs_shared *shared)
 {
 	GError *error = NULL;
 	struct cfs_fetcher *fetcher = cfs_fetcher_new(opts, remote, &error);
@@ -158,15 +166,22 @@ static int serve(const struct cfs_options *opts, const struct cfs_remote *remote
 		g_warning("%s", error->message);
 		g_error_free(error);
 		cfs_disk_free(disk);
+		cfs_shared_free(shared);
 		return 1;
 	}
 	if (disk)
 		cfs_disk_start(disk);
+	if (shared)
+		cfs_shared_start(shared);
 	if (remote->creds)
 		cfs_creds_start(remote->creds);
 	struct cfs_source source = cfs_fetcher_source(fetcher);
-	struct cfs_cache_config cfg = { opts->mem_cache, opts->block_size, opts->readahead,
-					opts->eviction, cfs_fetch_read_bound_ms(opts) };
+	struct cfs_cache_config cfg = { opts->mem_cache,
+					opts->block_size,
+					opts->readahead,
+					opts->eviction,
+					cfs_fetch_read_bound_ms(opts),
+					shared };
 	struct cfs_cache *cache = cfs_cache_new(&cfg, &source, disk);
 	cfs_objects_set_release(release_object, cache);
 	cfs_views_start(views, cache, tree);
@@ -222,10 +237,12 @@ int main(int argc, char **argv)
 	struct cfs_tree *tree = NULL;
 	struct cfs_views *views = cfs_views_new();
 	struct cfs_disk *disk = NULL;
+	struct cfs_shared *shared = NULL;
 	struct cfs_metrics_http *metrics = NULL;
 	struct cfs_remote *remote = cfs_remote_new(&opts, &error);
 	bool ok = remote && bind_metrics(&opts, &metrics, &error) &&
-		  (opts.disk_cache == 0 || (disk = open_disk(&opts, remote, &error)));
+		  (opts.disk_cache == 0 || (disk = open_disk(&opts, remote, &error))) &&
+		  (!opts.shared_cache || (shared = open_shared(&opts, &error)));
 	if (ok)
 		tree = cfs_dataset_build(&opts, remote, views, &error);
 	if (tree)
@@ -236,10 +253,11 @@ int main(int argc, char **argv)
 		g_free(msg);
 		g_error_free(error);
 		cfs_disk_free(disk);
+		cfs_shared_free(shared);
 	} else {
 		cfs_fs_daemonize(opts.foreground);
 		start_metrics(metrics);
-		rc = serve(&opts, remote, tree, views, fs, disk);
+		rc = serve(&opts, remote, tree, views, fs, disk, shared);
 	}
 	cfs_metrics_http_free(metrics);
 	cfs_fs_free(fs);

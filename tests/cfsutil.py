@@ -740,6 +740,90 @@ class NginxServer:
 
 
 # --------------------------------------------------------------------------
+# memcached (the shared tier)
+
+MEMCACHED = shutil.which("memcached") or "/usr/bin/memcached"
+
+
+class MemcachedServer:
+    """A memcached on 127.0.0.1:port (TCP only, -U 0), memory_mb of item memory.
+    spec ("127.0.0.1:PORT"), port, pid, proc; stop() by its PID."""
+
+    def __init__(self, memory_mb=64):
+        self.memory_mb = memory_mb
+        self.proc = None
+        self.port = None
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    @property
+    def spec(self):
+        return "127.0.0.1:%d" % self.port
+
+    def start(self):
+        user = ["-u", "root"] if os.geteuid() == 0 else []
+        for _attempt in range(8):
+            self.port = free_port()
+            self.proc = subprocess.Popen(
+                [MEMCACHED, "-U", "0", "-l", "127.0.0.1", "-p", str(self.port),
+                 "-m", str(self.memory_mb)] + user,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if self._wait_ready(15):
+                return self
+            self.stop()
+        raise AssertionError("memcached did not start on a free port")
+
+    def _accepts(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                s.sendall(b"version\r\n")
+                return s.recv(64).startswith(b"VERSION ")
+        except OSError:
+            return False
+
+    def _wait_ready(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if self._accepts():
+                return True
+            time.sleep(0.01)
+        return False
+
+    def signal_stop(self):
+        """Send SIGTERM, without waiting; stop() then waits."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+
+    def stop(self):
+        stop_process(self.proc)
+
+
+def shared_cache_arg(servers):
+    """The --shared-cache option naming servers (MemcachedServer or "HOST:PORT")."""
+    return "--shared-cache=memcached://" + ",".join(
+        s if isinstance(s, str) else s.spec for s in servers)
+
+
+SHARED_PART_BYTES = 256 * KiB
+
+
+def shared_keys(url, etag, size, block_size, index, decompressed=False):
+    """The memcached keys of every part of a block, as docs/architecture.md
+    ("The shared tier") documents them: "chunkfs:" + XXH3-128 hex of the
+    block's identity + ":" + part number. url is the object's URL without
+    secrets, etag as the server sends it (quotes included)."""
+    import xxhash
+    block_len = min(block_size, size - index * block_size)
+    identity = "chunkfs-block-v1\n%s\n%s\n%d\n%d\n%d\n%s" % (
+        url, etag, size, block_size, index, "decompressed" if decompressed else "raw")
+    digest = xxhash.xxh3_128_hexdigest(identity.encode())
+    parts = max(1, -(-block_len // SHARED_PART_BYTES))
+    return ["chunkfs:%s:%d" % (digest, part) for part in range(parts)]
+
+
+# --------------------------------------------------------------------------
 # chunkfs mounts
 
 

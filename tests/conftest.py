@@ -2,7 +2,7 @@
 and everything tests import, are in cfsutil.py.
 
   fixtures:  chunkfs_bin, installed, sanitized, nginx, module_nginx, serve, small, mount,
-             big_dataset
+             big_dataset, memcached
   markers:   budget(seconds), log_allow(regex, ...) (see pytest.ini)
 
 Every warning or error line a mount logs fails the test at the mount's teardown,
@@ -22,8 +22,8 @@ import threading
 
 import pytest
 
-from cfsutil import (DEFAULT_BUDGET, SANITIZED, TEST_CACHE_HOME, MiB, Mount,
-                     NginxServer, Watchdog, chunkfs_bin_path, chunkfs_env, data_dir,
+from cfsutil import (DEFAULT_BUDGET, SANITIZED, TEST_CACHE_HOME, MemcachedServer, MiB,
+                     Mount, NginxServer, Watchdog, chunkfs_bin_path, chunkfs_env, data_dir,
                      finish_daemon_start, fuse_unavailable, litgen, meson_install,
                      sanitizer_env, scaled, tear_down_mounts, wait_foreground_ready)
 from faultserver import FaultServer
@@ -168,6 +168,29 @@ def module_nginx(tmp_path_factory):
         return server.start()
 
     yield start
+    for server in reversed(servers):
+        server.stop()
+
+
+@pytest.fixture
+def memcached():
+    """Factory: memcached(n=1, memory_mb=64) -> [MemcachedServer], n memcached
+    servers on free ports of 127.0.0.1, each accepting; every one stopped by
+    its PID at teardown. Tests list it before `mount`, so mounts go first."""
+    servers = []
+
+    def start(n=1, memory_mb=64):
+        started = []
+        for _ in range(n):
+            server = MemcachedServer(memory_mb)
+            servers.append(server)
+            started.append(server.start())
+        return started
+
+    yield start
+    # memcached takes about a second to exit on SIGTERM: signal them all, then wait for each.
+    for server in servers:
+        server.signal_stop()
     for server in reversed(servers):
         server.stop()
 

@@ -37,6 +37,14 @@ COUNTERS = {
     ("chunkfs_validations_total", None): "validations",
     ("chunkfs_errors_total", None): "errors",
     ("chunkfs_opens_total", None): "opens",
+    ("chunkfs_cache_hits_total", "shared"): "shared_hits",
+    ("chunkfs_cache_misses_total", "shared"): "shared_misses",
+    ("chunkfs_shared_stores_total", None): "shared_stores",
+    ("chunkfs_shared_store_failures_total", None): "shared_store_failures",
+    ("chunkfs_shared_store_drops_total", None): "shared_store_drops",
+    ("chunkfs_shared_checksum_failures_total", None): "shared_checksum_failures",
+    ("chunkfs_shared_timeouts_total", None): "shared_timeouts",
+    ("chunkfs_shared_read_bytes_total", None): "shared_bytes_read",
 }
 GAUGES = {
     ("chunkfs_cache_bytes", "memory"): "mem_bytes",
@@ -54,7 +62,7 @@ GAUGES = {
 }
 # Keys of .chunkfs/stats derived from the others: Prometheus computes them from the series.
 DERIVED = {"version", "ttfb_ms_p50", "ttfb_ms_p99", "read_amplification", "mem_hit_ratio",
-           "disk_hit_ratio"}
+           "disk_hit_ratio", "shared_hit_ratio"}
 TTFB = "chunkfs_time_to_first_byte_seconds"
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -222,7 +222,7 @@ static void check_hit(struct cfs_cache *c, struct cfs_object *obj, uint64_t off,
 /* A cache whose parked reads fail after read_timeout_ms (0: never). */
 static struct cfs_cache *cache_new_bounded(unsigned read_timeout_ms)
 {
-	struct cfs_cache_config cfg = { CAP, BLOCK, 0, "lru", read_timeout_ms };
+	struct cfs_cache_config cfg = { CAP, BLOCK, 0, "lru", read_timeout_ms, NULL };
 	struct cfs_source source = { &script_ops, NULL };
 	g_assert_true(g_queue_is_empty(&pending));
 	return cfs_cache_new(&cfg, &source, NULL);

@@ -112,6 +112,7 @@ struct block {
 	bool spilling;                /* being written to the spill tier, which pins it */
 	bool unspillable;             /* its spill failed: let go without another try */
 	bool cold;                    /* a cold arena slot: prefault what requests will fill */
+	bool shared_stored;           /* complete, and handed to the shared tier's store queue */
 	uint64_t spilled_bytes;       /* filled bytes when its spill began */
 };
 
@@ -141,6 +142,7 @@ struct cfs_cache {
 	struct cfs_source source;     /* where the bytes of objects come from */
 	struct cfs_zstd *zstd;        /* streams that fill decompressed objects */
 	struct cfs_disk *disk;        /* the spill tier, or NULL */
+	struct cfs_shared *shared;    /* the shared tier, or NULL */
 	struct cfs_policy *policy;
 	uint64_t spilling;            /* bytes of blocks being written to the spill tier */
 	GHashTable *blocks;           /* struct block_key * -> struct block * */
@@ -312,6 +314,14 @@ void cache_request_missing(struct cfs_cache *c, struct cfs_object *obj, uint64_t
 void cache_request_warm(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len);
 /* Read back from the spill tier the blocks of [off, off + len) that hold nothing yet. */
 void cache_load_blocks(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len);
+/*
+ * Look up in the shared tier the blocks of [off, off + len) that hold
+ * nothing and have nothing coming (after cache_load_blocks()), when the
+ * object's ETag is known: each is in flight until its lookup ends, then
+ * filled, or asked of the source at prio.
+ */
+void cache_lookup_shared(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len,
+			 enum cfs_fetch_priority prio);
 /*
  * A read that must wait for its object's ETag before the spill tier can be
  * trusted (a HEAD is started for it once): true when so.

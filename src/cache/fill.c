@@ -12,9 +12,11 @@
 #include <unistd.h>
 
 #include "cache_i.h"
+#include "shared/shared.h"
 #include "spill/spill.h"
 #include "tree/object.h"
 #include "util/stats.h"
+#include "util/url.h"
 #include "cache/zstream.h"
 
 /*
@@ -23,6 +25,10 @@
  */
 #define MAX_REQUEST_BYTES (UINT64_C(32) << 20)
 static const struct cfs_fetch_ops fill_ops;
+static void note_complete(struct cfs_cache *c, struct block *b, GPtrArray *complete);
+static char *complete_validator(struct cfs_cache *c, struct cfs_object *obj,
+				const GPtrArray *complete);
+static void store_and_unpin(struct cfs_cache *c, char *etag, GPtrArray *complete);
 
 /* One request filling blocks; the blocks it covers stay pinned until it ends. */
 struct fill {
@@ -214,17 +220,21 @@ static void fill_on_data(void *ctx, uint64_t off, const void *buf, size_t len)
 		memcpy(b->data + lo, (const uint8_t *)buf + (block_start(c, idx) + lo - off), hi - lo);
 	}
 	GArray *answers = cache_answers_new();
+	GPtrArray *complete = g_ptr_array_new();
 	g_mutex_lock(&c->lock);
 	FOR_EACH_BLOCK(c, off, len, idx, lo, hi) {
 		struct block *b = g_ptr_array_index(f->blocks, idx - first);
 		cfs_extents_add(&b->filled, (uint32_t)lo, (uint32_t)hi);
 		cfs_extents_remove(&b->inflight, (uint32_t)lo, (uint32_t)hi);
 		b->clean = false;
+		note_complete(c, b, complete);
 	}
 	f->next = off + len;
 	c->reads->landed(c, f->state, off, off + len, answers);
+	char *etag = complete_validator(c, f->obj, complete);
 	g_mutex_unlock(&c->lock);
 	c->reads->deliver(c, answers);
+	store_and_unpin(c, etag, complete);
 }
 
 static void fill_on_done(void *ctx, int err)
@@ -292,6 +302,7 @@ static void zstd_deliver(void *ctx, struct cfs_object *obj, uint64_t off, const 
 {
 	struct cfs_cache *c = ctx;
 	GArray *answers = cache_answers_new();
+	GPtrArray *complete = g_ptr_array_new();
 	g_mutex_lock(&c->lock);
 	FOR_EACH_BLOCK(c, off, len, idx, lo, hi) {
 		struct block *b = cache_block_get(c, obj, idx);
@@ -301,12 +312,15 @@ static void zstd_deliver(void *ctx, struct cfs_object *obj, uint64_t off, const 
 			continue;
 		cache_pin(c, b);
 		fill_missing(c, b, (uint32_t)lo, (uint32_t)hi, buf, off);
+		note_complete(c, b, complete);
 		cache_unpin(c, b);
 	}
 	struct object_state *st = cache_object(c, obj);
 	forget_warm_failure(st, off, off + len);
 	c->reads->landed(c, st, off, off + len, answers);
+	char *etag = complete_validator(c, obj, complete);
 	c->reads->wake_unlock(c, &c->mem_wait, answers);
+	store_and_unpin(c, etag, complete);
 }
 
 static void zstd_failed(void *ctx, struct cfs_object *obj, uint64_t off, int err, bool permanent)
@@ -425,6 +439,127 @@ void cache_load_blocks(struct cfs_cache *c, struct cfs_object *obj, uint64_t off
 	g_free(etag);
 }
 
+/* ---- the shared tier ---- */
+
+/* The shared tier's name of b's bytes of ETag etag; its url is the caller's to free. */
+static struct cfs_shared_id shared_id(const struct cfs_cache *c, const struct block *b,
+				      const char *etag)
+{
+	return (struct cfs_shared_id){ cfs_url_redact(cache_remote_of(b->obj)->url),
+				       etag,
+				       b->obj->size,
+				       c->block_size,
+				       b->key.index,
+				       b->obj->compressed != NULL };
+}
+
+/*
+ * When b, filled by the remote, is complete: pin it and add it to complete,
+ * to be stored in the shared tier once the lock is dropped (a block is
+ * stored once).
+ */
+static void note_complete(struct cfs_cache *c, struct block *b, GPtrArray *complete)
+{
+	if (!c->shared || b->shared_stored || cfs_extents_bytes(&b->filled) != b->len)
+		return;
+	b->shared_stored = true;
+	cache_pin(c, b);
+	g_ptr_array_add(complete, b);
+}
+
+/* The ETag the blocks of complete, all of obj, are stored under; NULL when there are none. */
+static char *complete_validator(struct cfs_cache *c, struct cfs_object *obj,
+				const GPtrArray *complete)
+{
+	return complete->len ? cache_validator(c, obj) : NULL;
+}
+
+/*
+ * Queue the blocks of complete for the shared tier under etag (freed
+ * here), then unpin them. Called without the lock: filled bytes never
+ * change and the pins keep the blocks in place. Blocks of an object
+ * without an ETag are not stored: nothing would tell their versions apart.
+ */
+static void store_and_unpin(struct cfs_cache *c, char *etag, GPtrArray *complete)
+{
+	if (!complete->len) {
+		g_ptr_array_free(complete, TRUE);
+		return;
+	}
+	for (guint i = 0; etag && *etag && i < complete->len; i++) {
+		struct block *b = g_ptr_array_index(complete, i);
+		struct cfs_shared_id id = shared_id(c, b, etag);
+		cfs_shared_store(c->shared, &id, b->data, b->len);
+		g_free((char *)id.url);
+	}
+	g_free(etag);
+	g_mutex_lock(&c->lock);
+	for (guint i = 0; i < complete->len; i++)
+		cache_unpin(c, g_ptr_array_index(complete, i));
+	g_ptr_array_free(complete, TRUE);
+	c->reads->wake_unlock(c, &c->mem_wait, cache_answers_new());
+}
+
+/* A block being looked up in the shared tier. */
+struct shared_lookup {
+	struct cfs_cache *c;
+	struct block *b;
+	enum cfs_fetch_priority prio; /* of the bytes that made the lookup */
+};
+
+static void shared_done(void *ctx, bool hit)
+{
+	struct shared_lookup *t = ctx;
+	struct cfs_cache *c = t->c;
+	struct block *b = t->b;
+	enum cfs_fetch_priority prio = t->prio;
+	g_free(t);
+	GArray *answers = cache_answers_new();
+	g_mutex_lock(&c->lock);
+	cfs_extents_remove(&b->inflight, 0, b->len);
+	if (hit) {
+		cfs_extents_add(&b->filled, 0, b->len);
+		b->clean = false; /* the spill tier does not hold it */
+	}
+	uint64_t start = block_start(c, b->key.index);
+	c->reads->landed(c, b->state, start, start + b->len, answers);
+	if (c->closing)
+		c->reads->lost(c, b->state, start, start + b->len, -ECANCELED, answers);
+	else if (!hit)
+		cache_request_missing(c, b->obj, start, b->len, prio);
+	cache_unpin(c, b);
+	c->reads->wake_unlock(c, &c->mem_wait, answers);
+}
+
+/* Start looking b up when it holds nothing and has nothing coming. */
+static void lookup_block(struct cfs_cache *c, struct block *b, const char *etag,
+			 enum cfs_fetch_priority prio)
+{
+	if (b->filled.n || b->inflight.n)
+		return;
+	struct shared_lookup *t = g_new(struct shared_lookup, 1);
+	*t = (struct shared_lookup){ c, b, prio };
+	cfs_extents_add(&b->inflight, 0, b->len);
+	cache_pin(c, b);
+	struct cfs_shared_id id = shared_id(c, b, etag);
+	cfs_shared_lookup(c->shared, &id, b->data, b->len, shared_done, t);
+	g_free((char *)id.url);
+}
+
+void cache_lookup_shared(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len,
+			 enum cfs_fetch_priority prio)
+{
+	if (!c->shared || c->closing)
+		return;
+	char *etag = cache_validator(c, obj);
+	FOR_EACH_BLOCK(c, off, len, idx, lo, hi) {
+		struct block *b = cache_block_get(c, obj, idx);
+		if (b && etag && *etag)
+			lookup_block(c, b, etag, prio);
+	}
+	g_free(etag);
+}
+
 /* ---- learning an ETag before a read-back ---- */
 
 struct check {
@@ -467,7 +602,7 @@ static bool disk_holds(struct cfs_cache *c, const struct parked *r)
 
 bool cache_needs_validation(struct cfs_cache *c, const struct parked *r)
 {
-	if (!c->disk)
+	if (!c->disk && !c->shared)
 		return false;
 	struct cfs_object *remote = cache_remote_of(r->obj);
 	struct object_state *st = cache_object(c, remote);
@@ -476,7 +611,8 @@ bool cache_needs_validation(struct cfs_cache *c, const struct parked *r)
 	if (st->validation == VALIDATING)
 		return true;
 	char *etag = cfs_object_etag(remote);
-	bool unknown = !etag && disk_holds(c, r);
+	/* The shared tier names blocks by ETag: without one no lookup can be made. */
+	bool unknown = !etag && (c->shared || disk_holds(c, r));
 	g_free(etag);
 	if (!unknown)
 		return false;

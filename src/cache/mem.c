@@ -9,6 +9,7 @@
 #include <errno.h>
 
 #include "cache_i.h"
+#include "shared/shared.h"
 #include "spill/spill.h"
 #include "util/errors.h"
 #include "remote/listing.h"
@@ -156,6 +157,7 @@ static void prefetch(struct cfs_cache *c, struct cfs_object *obj, uint64_t start
 	}
 	if (start < end) {
 		cache_load_blocks(c, obj, start, end - start);
+		cache_lookup_shared(c, obj, start, end - start, CFS_FETCH_READAHEAD);
 		cache_request_missing(c, obj, start, end - start, CFS_FETCH_READAHEAD);
 	}
 	for (guint i = 0; i < held->len; i++)
@@ -267,6 +269,7 @@ static enum outcome serve(struct cfs_cache *c, struct parked *r, struct answer *
 		return WAITING;
 	}
 	cache_load_blocks(c, r->obj, r->off, r->len);
+	cache_lookup_shared(c, r->obj, r->off, r->len, CFS_FETCH_DEMAND);
 	cache_request_missing(c, r->obj, r->off, r->len, CFS_FETCH_DEMAND);
 	g_queue_push_tail_link(&r->state->parked, &r->link);
 	start_deadline(c, r);
@@ -619,6 +622,7 @@ struct cfs_cache *cfs_cache_new(const struct cfs_cache_config *cfg,
 	c->readahead = MIN(cfg->readahead, cfg->cap / READAHEAD_CAP_DIVISOR);
 	c->source = *source;
 	c->disk = disk;
+	c->shared = cfg->shared;
 	c->zstd = cfs_zstd_new(source, &cache_zstd_sink, c, cfg->cap);
 	c->repliers = g_thread_pool_new(deliver_queued, c, REPLY_THREADS, TRUE, NULL);
 	c->read_timeout_us = (gint64)cfg->read_timeout_ms * 1000;
@@ -649,6 +653,7 @@ void cfs_cache_free(struct cfs_cache *c)
 	c->closing = true; /* normally already: cfs_cache_close() */
 	g_mutex_unlock(&c->lock);
 	stop_expirer(c);
+	cfs_shared_free(c->shared); /* waits for the lookups, whose ends unpin their blocks */
 	cfs_zstd_free(c->zstd);
 	/* Every block the spill tier lacks, so that the next mount finds it. */
 	g_mutex_lock(&c->lock);

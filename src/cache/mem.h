@@ -60,6 +60,8 @@ struct cfs_cache_config {
 	uint64_t readahead;   /* largest readahead window in bytes (0: none) */
 	const char *policy;   /* eviction policy name (policy.h) */
 	unsigned read_timeout_ms; /* a read parked longer fails with -ETIMEDOUT (0: never) */
+	struct cfs_shared *shared; /* the shared tier (shared/shared.h), which the cache then
+				      owns and frees; NULL: none */
 };
 
 /*

@@ -11,13 +11,18 @@
 #define TTFB_FIRST_OCTAVE 6 /* the first bucket: TTFBs under 2^6 us */
 #define TTFB_LAST_OCTAVE 26 /* the last finite bucket: under 2^26 us, about 67 s */
 
-/* A metric family: one series, or one per tier (memory, then disk). */
+/* A metric family: one series, or one per tier (memory, disk, and shared where it counts). */
 struct family {
 	const char *name; /* after the chunkfs_ prefix */
 	const char *help;
 	unsigned value; /* the counter or gauge; the memory tier's when disk is set */
 	unsigned disk;  /* the disk tier's counter or gauge, or NO_TIER */
 };
+
+/* The counter families of both tiers that have a shared tier's series too, by memory's counter. */
+static const struct {
+	unsigned mem, shared;
+} shared_series[] = { { CFS_MEM_HITS, CFS_SHARED_HITS }, { CFS_MEM_MISSES, CFS_SHARED_MISSES } };
 
 static const struct family counters[] = {
 	{ "reads_total", "FUSE reads answered with data.", CFS_READS, NO_TIER },
@@ -33,11 +38,11 @@ static const struct family counters[] = {
 	{ "retries_total", "HTTP attempts after a failed attempt.", CFS_RETRIES, NO_TIER },
 	{ "cache_hits_total",
 	  "memory: reads answered without waiting for a fetch; disk: blocks read back from the "
-	  "spill tier.",
+	  "spill tier; shared: blocks the shared tier had.",
 	  CFS_MEM_HITS, CFS_DISK_HITS },
 	{ "cache_misses_total",
 	  "memory: reads that had to wait for a fetch; disk: blocks the spill tier did not have "
-	  "when memory missed them.",
+	  "when memory missed them; shared: blocks looked up in the shared tier and not had.",
 	  CFS_MEM_MISSES, CFS_DISK_MISSES },
 	{ "evictions_total", "Blocks dropped from the tier to make room.", CFS_MEM_EVICTIONS,
 	  CFS_DISK_EVICTIONS },
@@ -56,6 +61,17 @@ static const struct family counters[] = {
 	  CFS_ERRORS, NO_TIER },
 	{ "opens_total",
 	  "FUSE OPEN requests: the first only where the kernel opens files by itself.", CFS_OPENS,
+	  NO_TIER },
+	{ "shared_stores_total", "Blocks stored in the shared tier.", CFS_SHARED_STORES, NO_TIER },
+	{ "shared_store_failures_total", "Blocks a shared tier server did not take.",
+	  CFS_SHARED_STORE_FAILURES, NO_TIER },
+	{ "shared_store_drops_total", "Blocks not stored: the shared tier's queue was full.",
+	  CFS_SHARED_STORE_DROPS, NO_TIER },
+	{ "shared_checksum_failures_total", "Values from the shared tier that failed a check.",
+	  CFS_SHARED_BAD_VALUES, NO_TIER },
+	{ "shared_timeouts_total", "Shared tier operations that ran out of time.",
+	  CFS_SHARED_TIMEOUTS, NO_TIER },
+	{ "shared_read_bytes_total", "Bytes of blocks read from the shared tier.", CFS_SHARED_BYTES,
 	  NO_TIER },
 };
 
@@ -166,6 +182,9 @@ static void append_families(GString *out, const struct family *f, size_t n, gboo
 		}
 		append(out, f[i].name, "memory", f[i].value);
 		append(out, f[i].name, "disk", f[i].disk);
+		for (size_t k = 0; counter && k < G_N_ELEMENTS(shared_series); k++)
+			if (shared_series[k].mem == f[i].value)
+				append(out, f[i].name, "shared", shared_series[k].shared);
 	}
 }
 

@@ -54,6 +54,8 @@
 #define DEFAULT_MAX_DIR_ENTRIES 10000000
 /* A listing entry costs about 150 bytes before it becomes a node: 100 million is 15 GB. */
 #define MAX_DIR_ENTRIES_MAX 100000000
+#define DEFAULT_SHARED_CACHE_TIMEOUT_MS 100
+#define SHARED_CACHE_TIMEOUT_MAX_MS 60000
 /* A --header-file holds a few tokens: 64 KiB and 1024 lines are far more than any server takes. */
 #define HEADER_FILE_MAX_BYTES (64 * 1024)
 #define HEADER_FILE_MAX_LINES 1024
@@ -111,6 +113,8 @@ struct raw_args {
 	gboolean spill_compress;
 	char *log_file;
 	char *metrics_addr;
+	char *shared_cache;
+	int shared_cache_timeout;
 	char **rest;
 };
 
@@ -517,6 +521,8 @@ static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
 	    !check_int_opt("retries", a->retries, 0, RETRIES_MAX, error) ||
 	    !check_int_opt("metadata-ttl", a->metadata_ttl, 0, METADATA_TTL_MAX_S, error) ||
 	    !check_int_opt("max-dir-entries", a->max_dir_entries, 1, MAX_DIR_ENTRIES_MAX, error) ||
+	    !check_int_opt("shared-cache-timeout", a->shared_cache_timeout, 1,
+			   SHARED_CACHE_TIMEOUT_MAX_MS, error) ||
 	    !check_sizes(o, error) || !check_headers(a->headers, error) ||
 	    !take_header_file(a, error) || !check_cacert(a->cacert, error) ||
 	    !check_addressing(a->s3_addressing, error) || !take_spill_settings(a, o, error) ||
@@ -536,6 +542,8 @@ static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
 	o->fuse_opts = g_strdup(a->fuse_opts);
 	o->log_file = g_steal_pointer(&a->log_file);
 	o->metrics_addr = g_steal_pointer(&a->metrics_addr);
+	o->shared_cache = g_steal_pointer(&a->shared_cache);
+	o->shared_cache_timeout_ms = (unsigned)a->shared_cache_timeout;
 
 	guint n = a->rest ? g_strv_length(a->rest) : 0;
 	if (n != 2) {
@@ -668,7 +676,8 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 			      .timeout = DEFAULT_TIMEOUT_S,
 			      .retries = DEFAULT_RETRIES,
 			      .metadata_ttl = DEFAULT_METADATA_TTL_S,
-			      .max_dir_entries = DEFAULT_MAX_DIR_ENTRIES };
+			      .max_dir_entries = DEFAULT_MAX_DIR_ENTRIES,
+			      .shared_cache_timeout = DEFAULT_SHARED_CACHE_TIMEOUT_MS };
 	GOptionEntry entries[] = {
 		{ "foreground", 'f', 0, G_OPTION_ARG_NONE, &a.foreground, "Stay in the foreground",
 		  NULL },
@@ -696,6 +705,13 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		  "Eviction policy of both tiers: lru, lfu or fifo (default lru)", "POLICY" },
 		{ "spill-compress", 0, 0, G_OPTION_ARG_NONE, &a.spill_compress,
 		  "zstd-compress spilled blocks that shrink", NULL },
+		{ "shared-cache", 0, 0, G_OPTION_ARG_STRING, &a.shared_cache,
+		  "Shared tier on memcached servers, between the spill tier and the remote",
+		  "memcached://HOST:PORT[,HOST:PORT...]" },
+		{ "shared-cache-timeout", 0, 0, G_OPTION_ARG_INT, &a.shared_cache_timeout,
+		  "Milliseconds each connect, send and receive of the shared tier may take"
+		  " (default 100)",
+		  "MS" },
 		{ "max-connections", 0, 0, G_OPTION_ARG_INT, &a.max_connections,
 		  "Concurrent HTTP requests (default 8)", "N" },
 		{ "fetch-threads", 0, 0, G_OPTION_ARG_INT, &a.fetch_threads,
@@ -802,6 +818,7 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 	g_free(a.views);
 	g_free(a.log_file);
 	g_free(a.metrics_addr);
+	g_free(a.shared_cache);
 	g_strfreev(a.rest);
 	if (!ok)
 		cfs_options_clear(opts);
@@ -881,5 +898,6 @@ void cfs_options_clear(struct cfs_options *opts)
 	g_free(opts->eviction);
 	g_free(opts->log_file);
 	g_free(opts->metrics_addr);
+	g_free(opts->shared_cache);
 	memset(opts, 0, sizeof(*opts));
 }

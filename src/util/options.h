@@ -39,6 +39,8 @@ struct cfs_options {
 	char *eviction;       /* --eviction: policy of both tiers (policy.h) */
 	bool spill_compress;  /* --spill-compress: zstd-compress spilled blocks */
 	char *metrics_addr;   /* --metrics-addr: [HOST:]PORT serving /metrics; NULL: none */
+	char *shared_cache; /* --shared-cache: memcached://HOST:PORT[,...]; NULL: no shared tier */
+	unsigned shared_cache_timeout_ms; /* --shared-cache-timeout: each memcached call's bound */
 	bool views_visible;   /* --views=visible: readdir lists the views and .chunkfs/ */
 };
 
@@ -56,7 +58,7 @@ bool cfs_parse_size(const char *text, uint64_t *out);
  * Parse argv into *opts, filling defaults first: mem_cache 1/8 of physical RAM
  * capped at 1 GiB, block_size 1 MiB, readahead 64 MiB, 8 connections over
  * 2 fetch threads, connect timeout 10 s, timeout 30 s, 4 retries,
- * max_dir_entries 10,000,000, cache_dir
+ * max_dir_entries 10,000,000, shared_cache_timeout_ms 100, cache_dir
  * $XDG_CACHE_HOME/chunkfs (an absolute one), else /var/cache/chunkfs for
  * root (euid 0), else $HOME/.cache/chunkfs (refused without an absolute
  * HOME unless disk_cache is 0), disk_cache CFS_DISK_CAP_AUTO, eviction "lru",

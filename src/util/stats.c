@@ -36,6 +36,14 @@ static const char *const counter_names[CFS_COUNTER_COUNT] = {
 	[CFS_VALIDATIONS] = "validations",
 	[CFS_OPENS] = "opens",
 	[CFS_ERRORS] = "errors",
+	[CFS_SHARED_HITS] = "shared_hits",
+	[CFS_SHARED_MISSES] = "shared_misses",
+	[CFS_SHARED_STORES] = "shared_stores",
+	[CFS_SHARED_STORE_FAILURES] = "shared_store_failures",
+	[CFS_SHARED_STORE_DROPS] = "shared_store_drops",
+	[CFS_SHARED_BAD_VALUES] = "shared_checksum_failures",
+	[CFS_SHARED_TIMEOUTS] = "shared_timeouts",
+	[CFS_SHARED_BYTES] = "shared_bytes_read",
 };
 
 static const char *const gauge_names[CFS_GAUGE_COUNT] = {
@@ -172,6 +180,8 @@ char *cfs_stats_render(uint64_t *len)
 		  cfs_stats_get(CFS_MEM_HITS) + cfs_stats_get(CFS_MEM_MISSES));
 	add_ratio(b, "disk_hit_ratio", cfs_stats_get(CFS_DISK_HITS),
 		  cfs_stats_get(CFS_DISK_HITS) + cfs_stats_get(CFS_DISK_MISSES));
+	add_ratio(b, "shared_hit_ratio", cfs_stats_get(CFS_SHARED_HITS),
+		  cfs_stats_get(CFS_SHARED_HITS) + cfs_stats_get(CFS_SHARED_MISSES));
 	json_builder_end_object(b);
 
 	JsonGenerator *gen = json_generator_new();

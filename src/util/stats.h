@@ -31,6 +31,14 @@ enum cfs_counter {
 	CFS_VALIDATIONS,     /* HEADs made to learn an ETag before reusing spilled blocks */
 	CFS_ERRORS,          /* failures reported to .chunkfs/errors (errors.h), dropped ones too */
 	CFS_OPENS,           /* FUSE OPENs: the first only, where the kernel opens by itself */
+	CFS_SHARED_HITS,     /* blocks the shared tier had, every part valid */
+	CFS_SHARED_MISSES,   /* blocks looked up in the shared tier and not had whole */
+	CFS_SHARED_STORES,   /* blocks stored in the shared tier */
+	CFS_SHARED_STORE_FAILURES, /* blocks a server did not take (down, slow, full) */
+	CFS_SHARED_STORE_DROPS,    /* blocks not stored: the store queue was full, or unmount */
+	CFS_SHARED_BAD_VALUES,     /* values from the shared tier that failed a check */
+	CFS_SHARED_TIMEOUTS,       /* shared tier operations that ran out of time */
+	CFS_SHARED_BYTES,          /* bytes of blocks read from the shared tier */
 	CFS_COUNTER_COUNT
 };
 
@@ -89,7 +97,7 @@ void cfs_stats_ttfb_snapshot(struct cfs_ttfb_snapshot *s);
  * Render all counters, gauges, TTFB p50/p99 (ms), read amplification
  * (bytes fetched / bytes served) and each tier's hit ratio (memory: reads
  * answered without waiting / reads; disk: blocks read back / blocks that
- * memory missed) as a pretty-printed JSON object followed
+ * memory missed; shared: blocks had / blocks looked up) as a pretty-printed JSON object followed
  * by a newline. Returns a g_malloc'd string the caller frees; *len gets its
  * length in bytes.
  */

@@ -97,6 +97,26 @@ def spill_seeds(out):
         write(out, "fuzz_spill", name, head + body)
 
 
+def shared_value(identity, block_len, part, data):
+    """A shared tier value (shared/value.h): header, then the part's data."""
+    parts = max(1, -(-block_len // (256 << 10)))
+    head = b"CFSB" + struct.pack("<HH", 1, 64) + xxhash.xxh3_128_digest(identity)
+    head += struct.pack("<5I", part, parts, part * (256 << 10), len(data), block_len) + bytes(12)
+    seed = xxhash.xxh3_64_intdigest(head)
+    return head + struct.pack("<Q", xxhash.xxh3_64_intdigest(data, seed=seed)) + data
+
+
+def shared_seeds(out):
+    """fuzz_shared: values as memcached holds them, whole, of a last part, and cut short."""
+    text = b"item 31 h\xc3\xa9llo " * 50
+    whole = shared_value(b"chunkfs-block-v1\nhttp://h/a\n\"e\"\n1000\n1048576\n0\nraw",
+                         len(text), 0, text)
+    write(out, "fuzz_shared", "whole", whole)
+    write(out, "fuzz_shared", "cut", whole[:100])
+    last = shared_value(b"id", (256 << 10) + len(text), 1, text)
+    write(out, "fuzz_shared", "last-part", last)
+
+
 S3_LISTING = b"""<?xml version="1.0" encoding="UTF-8"?>
 <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>bucket</Name>
 <Prefix>data/</Prefix><KeyCount>3</KeyCount><MaxKeys>1000</MaxKeys><Delimiter>/</Delimiter>
@@ -337,6 +357,7 @@ def main(out):
         write(out, "fuzz_chunk", dataset + "-first-items", fuzz_input(schema, first))
     synthetic(out)
     spill_seeds(out)
+    shared_seeds(out)
     for name in sorted(os.listdir(os.path.join(DATA, "wds"))):
         archive = read("wds", name)
         write(out, "fuzz_tar", name, archive)
