@@ -220,7 +220,7 @@ static void fill_on_data(void *ctx, uint64_t off, const void *buf, size_t len)
 		memcpy(b->data + lo, (const uint8_t *)buf + (block_start(c, idx) + lo - off), hi - lo);
 	}
 	GArray *answers = cache_answers_new();
-	GPtrArray *complete = g_ptr_array_new();
+	GPtrArray *complete = c->shared ? g_ptr_array_new() : NULL; /* NULL: no shared tier */
 	g_mutex_lock(&c->lock);
 	FOR_EACH_BLOCK(c, off, len, idx, lo, hi) {
 		struct block *b = g_ptr_array_index(f->blocks, idx - first);
@@ -302,7 +302,7 @@ static void zstd_deliver(void *ctx, struct cfs_object *obj, uint64_t off, const 
 {
 	struct cfs_cache *c = ctx;
 	GArray *answers = cache_answers_new();
-	GPtrArray *complete = g_ptr_array_new();
+	GPtrArray *complete = c->shared ? g_ptr_array_new() : NULL; /* NULL: no shared tier */
 	g_mutex_lock(&c->lock);
 	FOR_EACH_BLOCK(c, off, len, idx, lo, hi) {
 		struct block *b = cache_block_get(c, obj, idx);
@@ -454,13 +454,13 @@ static struct cfs_shared_id shared_id(const struct cfs_cache *c, const struct bl
 }
 
 /*
- * When b, filled by the remote, is complete: pin it and add it to complete,
- * to be stored in the shared tier once the lock is dropped (a block is
- * stored once).
+ * When b, filled by the remote, is complete: pin it and add it to complete
+ * (NULL without a shared tier: nothing to do), to be stored in the shared
+ * tier once the lock is dropped (a block is stored once).
  */
 static void note_complete(struct cfs_cache *c, struct block *b, GPtrArray *complete)
 {
-	if (!c->shared || b->shared_stored || cfs_extents_bytes(&b->filled) != b->len)
+	if (!complete || b->shared_stored || cfs_extents_bytes(&b->filled) != b->len)
 		return;
 	b->shared_stored = true;
 	cache_pin(c, b);
@@ -471,7 +471,7 @@ static void note_complete(struct cfs_cache *c, struct block *b, GPtrArray *compl
 static char *complete_validator(struct cfs_cache *c, struct cfs_object *obj,
 				const GPtrArray *complete)
 {
-	return complete->len ? cache_validator(c, obj) : NULL;
+	return complete && complete->len ? cache_validator(c, obj) : NULL;
 }
 
 /*
@@ -482,8 +482,9 @@ static char *complete_validator(struct cfs_cache *c, struct cfs_object *obj,
  */
 static void store_and_unpin(struct cfs_cache *c, char *etag, GPtrArray *complete)
 {
-	if (!complete->len) {
-		g_ptr_array_free(complete, TRUE);
+	if (!complete || !complete->len) {
+		if (complete)
+			g_ptr_array_free(complete, TRUE);
 		return;
 	}
 	for (guint i = 0; etag && *etag && i < complete->len; i++) {

@@ -21,8 +21,8 @@ struct cred_link {
 	char *token_file;          /* container: the file of that value; web identity: the token */
 	char *role_arn, *session_name;    /* web identity, assume role */
 	struct cfs_aws_keys *source_keys; /* assume role: the source profile's keys */
-	char *sigv4; /* assume role: CURLOPT_AWS_SIGV4's "aws:amz:REGION:sts" */
-	char **argv; /* credential_process, split as a shell would, not run by one */
+	char *sigv4;       /* assume role: CURLOPT_AWS_SIGV4's "aws:amz:REGION:sts" */
+	char **argv;       /* credential_process, split as a shell would, not run by one */
 	char *process_dir; /* credential_process's working directory: where chunkfs started */
 	struct cfs_creds_tls tls; /* the remote's TLS trust, for STS and https endpoints */
 };
@@ -32,9 +32,9 @@ extern cfs_creds_http_fn cred_http;
 
 /* What the links are configured from: each shared file is read once, for all of them. */
 struct cred_where {
-	const struct cfs_options *opts; /* --profile */
-	const char *region;             /* STS's */
-	GKeyFile *config, *shared;      /* the AWS config and credentials files, or NULL */
+	const struct cfs_options *opts;  /* --profile */
+	const char *region;              /* STS's */
+	GKeyFile *config, *shared;       /* the AWS config and credentials files, or NULL */
 	const struct cfs_creds_tls *tls; /* copied into each link */
 };
 

@@ -41,7 +41,7 @@ struct cfs_options {
 	char *metrics_addr;   /* --metrics-addr: [HOST:]PORT serving /metrics; NULL: none */
 	char *shared_cache; /* --shared-cache: memcached://HOST:PORT[,...]; NULL: no shared tier */
 	unsigned shared_cache_timeout_ms; /* --shared-cache-timeout: each memcached call's bound */
-	bool views_visible;   /* --views=visible: readdir lists the views and .chunkfs/ */
+	bool views_visible; /* --views=visible: readdir lists the views and .chunkfs/ */
 };
 
 
