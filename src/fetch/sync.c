@@ -388,6 +388,11 @@ static bool take_page(struct paging *p, struct cfs_listing *page, bool *more, GE
  * a few pages that hold next to nothing (a server may end a page early).
  */
 #define LISTING_MIN_PAGE_ENTRIES 100
+/*
+ * A page request the listing's deadline cut short may end a little before
+ * that deadline: libcurl keeps its own clock, in whole milliseconds.
+ */
+#define DEADLINE_SLACK_US 10000
 #define LISTING_SPARE_PAGES 10
 
 static unsigned max_pages(unsigned max_entries)
@@ -425,7 +430,7 @@ bool cfs_fetch_listing(const struct cfs_options *opts, const struct cfs_remote *
 		     take_page(&p, page, &more, &err);
 	}
 	if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_TIMED_OUT) &&
-	    g_get_monotonic_time() >= deadline_us)
+	    g_get_monotonic_time() + DEADLINE_SLACK_US >= deadline_us)
 		g_prefix_error(&err,
 			       "%s: listing of /%s: not complete by its deadline: ", remote->shown,
 			       dir);
