@@ -444,10 +444,9 @@ def pread_ok(fd, size, off):
         return None
 
 
-@pytest.mark.log_allow(r"renewal failed, retrying with back-off", r"HTTP 400")
-def test_no_valid_keys_left_is_eacces(world, ends, mount, tmp_path, dataset):
-    """Keys S3 refuses as expired while the endpoint cannot renew them: reads fail with
-    EACCES (not EIO), and read again once the endpoint is back."""
+def mount_with_refused_keys(world, mount, tmp_path):
+    """A mount on container keys that S3 refuses as expired by now, while the container
+    endpoint answers 500: (the endpoints, the mount)."""
     server, endpoints, issuer = world
     endpoints.s3_ttl = 2
     env = env_for(tmp_path, world, ["container"])
@@ -457,6 +456,14 @@ def test_no_valid_keys_left_is_eacces(world, ends, mount, tmp_path, dataset):
     revoked_at = issuer.keys[first]["s3_expires"] / 1000
     wait_for(lambda: time.time() > revoked_at + 0.5, scaled(10), "the keys' revocation")
     endpoints.mode["container"] = "500"
+    return endpoints, m
+
+
+@pytest.mark.log_allow(r"renewal failed, retrying with back-off", r"HTTP 400")
+def test_no_valid_keys_left_is_eacces(world, ends, mount, tmp_path, dataset):
+    """Keys S3 refuses as expired while the endpoint cannot renew them: reads fail with
+    EACCES (not EIO), and read again once the endpoint is back."""
+    endpoints, m = mount_with_refused_keys(world, mount, tmp_path)
     name = sorted(n for n in os.listdir(dataset) if n.endswith(".bin"))[-1]
     fd = open_direct(m.file(name))
     try:
@@ -480,15 +487,7 @@ def test_refused_keys_with_endpoint_down_back_off(world, ends, mount, tmp_path, 
     """Keys S3 refuses while the container endpoint answers 500: 20 reads all fail with
     EACCES, yet the endpoint is asked only as often as the failed renewal's back-off
     (1 s doubling) allows, not once per read, and the failure is logged once."""
-    server, endpoints, issuer = world
-    endpoints.s3_ttl = 2
-    env = env_for(tmp_path, world, ["container"])
-    m = mount("s3://%s/%s" % (BUCKET, PREFIX), *args_for(world, "--mem-cache=8MiB",
-                                                         "--disk-cache=0"), env=env)
-    first = [a for a, k in issuer.keys.items() if k["link"] == "container"][-1]
-    revoked_at = issuer.keys[first]["s3_expires"] / 1000
-    wait_for(lambda: time.time() > revoked_at + 0.5, scaled(10), "the keys' revocation")
-    endpoints.mode["container"] = "500"
+    endpoints, m = mount_with_refused_keys(world, mount, tmp_path)
     asked_before = sum(1 for _, path in endpoints.seen if path == "/container")
     name = sorted(n for n in os.listdir(dataset) if n.endswith(".bin"))[-1]
     fd = open_direct(m.file(name))

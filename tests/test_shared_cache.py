@@ -126,6 +126,20 @@ def test_second_node_reads_from_the_shared_tier(nginx, memcached, mount, big_dat
         assert st["shared_hit_ratio"] == 1.0 and st["shared_checksum_failures"] == 0
 
 
+def first_node(nginx, memcached, mount, src):
+    """Three memcached servers and node 1, which has read src (byte-exact) and stored
+    every block: (servers, the nginx serving src, its chunks, the --shared-cache
+    argument)."""
+    servers = memcached(3)
+    ngx = nginx(src)
+    chunks = index_chunks(src)
+    arg = shared_cache_arg(servers)
+    node1 = mount(ngx.url, arg, "--disk-cache=0")
+    check_all(node1, src)
+    wait_stores(node1, blocks_of(chunks))
+    return servers, ngx, chunks, arg
+
+
 def test_server_killed_mid_read(nginx, memcached, mount, big_dataset, tmp_path):
     """One of three servers killed (SIGKILL, by PID) while node 2 reads: every byte is
     right, its keys come from the remote, the others' from the tier."""
@@ -170,13 +184,7 @@ def test_bad_values_are_refused(nginx, memcached, mount, small):
     """Values overwritten with garbage, truncated, and another object's value under the
     right key (set on every server, as ketama decides which one is asked): each is
     refused and counted, its block comes from the remote, the rest from the tier."""
-    servers = memcached(3)
-    ngx = nginx(small)
-    chunks = index_chunks(small)
-    arg = shared_cache_arg(servers)
-    node1 = mount(ngx.url, arg, "--disk-cache=0")
-    check_all(node1, small)
-    wait_stores(node1, blocks_of(chunks))
+    servers, ngx, chunks, arg = first_node(nginx, memcached, mount, small)
     keys = [shared_keys(ngx.url + n, etag_of(ngx.url + n), size, BLOCK, 0)[0]
             for n, size in chunks[:4]]
     clients = [Client(("127.0.0.1", s.port), timeout=10, connect_timeout=10) for s in servers]
@@ -202,13 +210,7 @@ def test_bad_values_are_refused(nginx, memcached, mount, small):
 def test_changed_object_does_not_use_old_blocks(nginx, memcached, mount, small):
     """An object rewritten on the server (another ETag) between two mounts: the second
     mount reads its new bytes, with no shared hit for it."""
-    servers = memcached(3)
-    ngx = nginx(small)
-    chunks = index_chunks(small)
-    arg = shared_cache_arg(servers)
-    node1 = mount(ngx.url, arg, "--disk-cache=0")
-    check_all(node1, small)
-    wait_stores(node1, blocks_of(chunks))
+    servers, ngx, chunks, arg = first_node(nginx, memcached, mount, small)
     path = os.path.join(small, chunks[0][0])
     with open(path, "rb") as f:
         data = f.read()
