@@ -78,8 +78,9 @@ void reply_read(fuse_req_t req, const struct file_bytes *f, size_t size, uint64_
  */
 void reply_open(fuse_req_t req, struct fuse_file_info *fi);
 
-/* An empty table of snapshot inodes; snapshots_clear() frees what it still holds. */
+/* An empty table of snapshot inodes, before the session starts. */
 void snapshots_init(struct snapshots *ss);
+/* Free every snapshot the table still holds; not thread-safe: after the session ended. */
 void snapshots_clear(struct snapshots *ss);
 /*
  * A new snapshot inode of bytes (a reference taken), rendered at mtime_us

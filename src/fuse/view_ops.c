@@ -68,10 +68,17 @@ static int run_open(struct vreq *q, const struct cfs_wait *w)
 	return rc;
 }
 
+/*
+ * A file's first read counts as its opening for the in-order prefetch of
+ * the next chunk (note_open() in views/items.c); its other reads only
+ * locate it, so that one item read in many pieces does not crowd other
+ * readers out of that bookkeeping.
+ */
 static int run_read(struct vreq *q, const struct cfs_wait *w)
 {
 	struct cfs_vfile f;
-	int rc = cfs_view_open(q->view, q->ino, CFS_OPEN_READ, &f, w);
+	int rc = cfs_view_open(q->view, q->ino, q->off == 0 ? CFS_OPEN_READ : CFS_OPEN_LOCATE, &f,
+			       w);
 	if (rc == 0) {
 		reply_read(q->req, &(struct file_bytes){ f.head, f.obj, f.off, f.len }, q->size,
 			   q->off);
