@@ -543,7 +543,8 @@ static void lookup_block(struct cfs_cache *c, struct block *b, const char *etag,
 	cfs_extents_add(&b->inflight, 0, b->len);
 	cache_pin(c, b);
 	struct cfs_shared_id id = shared_id(c, b, etag);
-	cfs_shared_lookup(c->shared, &id, b->data, b->len, shared_done, t);
+	cfs_shared_lookup(c->shared, &id, b->data, b->len, prio == CFS_FETCH_DEMAND, shared_done,
+			  t);
 }
 
 void cache_lookup_shared(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len,
