@@ -53,18 +53,19 @@ struct cfs_shared {
 };
 
 /*
- * A lookup, shared by the pool and the deadline queue (refs). Whoever
- * claims it first (the lookup thread with its result, or the timer at its
- * deadline) writes buf and calls done; the other does nothing with buf.
+ * A lookup, shared by the pool and the deadline queue (refs). Whoever ends
+ * it first (its thread with its result, or the timer at its deadline)
+ * calls done; once ended, buf is never written again.
  */
 struct lookup {
 	struct cfs_shared_hash hash;
-	uint8_t *buf; /* the caller's block: written only by the lookup's claimer */
+	uint8_t *buf; /* the caller's block */
 	uint32_t len;
 	bool demand;
 	uint64_t order;
 	gint64 deadline; /* monotonic, in µs */
-	gint claimed;
+	GMutex lock;     /* over ended and each write into buf */
+	bool ended;
 	gint refs;
 	cfs_shared_done_fn done;
 	void *ctx;
@@ -286,9 +287,20 @@ static int part_of_key(const struct lookup *l, const char *const *keys, const ch
 	return (int)part;
 }
 
-/* Copy a result into block when it is the valid value of a part of l not yet had. */
-static bool take_part(const struct lookup *l, const char *const *keys, memcached_result_st *res,
-		      bool *got, uint8_t *block)
+/* Copy data into l's block at lo, unless l has ended (by its deadline): false then. */
+static bool copy_part(struct lookup *l, uint32_t lo, const uint8_t *data, uint32_t len)
+{
+	g_mutex_lock(&l->lock);
+	bool open = !l->ended;
+	if (open)
+		memcpy(l->buf + lo, data, len);
+	g_mutex_unlock(&l->lock);
+	return open;
+}
+
+/* Copy a result into l's block when it is the valid value of a part not yet had. */
+static bool take_part(struct lookup *l, const char *const *keys, memcached_result_st *res,
+		      bool *got)
 {
 	int part = part_of_key(l, keys, memcached_result_key_value(res),
 			       memcached_result_key_length(res));
@@ -303,9 +315,8 @@ static bool take_part(const struct lookup *l, const char *const *keys, memcached
 		cfs_stats_add(CFS_SHARED_BAD_VALUES, 1);
 		return false;
 	}
-	memcpy(block + p.lo, data, p.len);
-	got[part] = true;
-	return true;
+	got[part] = copy_part(l, p.lo, data, p.len);
+	return got[part];
 }
 
 /*
@@ -323,14 +334,14 @@ static bool fetch_ended_clean(memcached_return_t rc)
 }
 
 /*
- * One mget of every part of l into block (l->len bytes); a block is had
- * only when every part came valid. The fetch loop is bounded by the parts
- * asked. A server answering more, or a loop ended by an error (a timeout,
- * a value refused its allocation with its body unread), leaves the
- * handle's connections closed (memcached_quit()): the rest of a reply is
- * never read as the next one.
+ * One mget of every part of l into its block; a block is had only when
+ * every part came valid. The fetch loop is bounded by the parts asked. A
+ * server answering more, or a loop ended by an error (a timeout, a value
+ * refused its allocation with its body unread), leaves the handle's
+ * connections closed (memcached_quit()): the rest of a reply is never read
+ * as the next one.
  */
-static bool fetch_block(memcached_st *mc, const struct lookup *l, uint8_t *block)
+static bool fetch_block(memcached_st *mc, struct lookup *l)
 {
 	uint32_t parts = cfs_shared_parts(l->len), had = 0;
 	const char **keys = g_new(const char *, parts);
@@ -345,7 +356,7 @@ static bool fetch_block(memcached_st *mc, const struct lookup *l, uint8_t *block
 		memcached_result_create(mc, &res);
 		uint32_t n = 0;
 		while (n <= parts && memcached_fetch_result(mc, &res, &rc)) {
-			had += take_part(l, keys, &res, got, block);
+			had += take_part(l, keys, &res, got);
 			n++;
 		}
 		if (!fetch_ended_clean(rc) || n > parts)
@@ -363,25 +374,39 @@ static bool fetch_block(memcached_st *mc, const struct lookup *l, uint8_t *block
 
 static void lookup_unref(struct lookup *l)
 {
-	if (g_atomic_int_dec_and_test(&l->refs))
-		g_free(l);
+	if (!g_atomic_int_dec_and_test(&l->refs))
+		return;
+	g_mutex_clear(&l->lock);
+	g_free(l);
 }
 
-/*
- * End l with block (l->len bytes) as its result, NULL for a miss, unless
- * its deadline ended it first: then its buffer may be another block's by
- * now and is not touched.
- */
-static void end_lookup(struct lookup *l, const uint8_t *block)
+static bool has_ended(struct lookup *l)
 {
-	if (!g_atomic_int_compare_and_exchange(&l->claimed, 0, 1))
+	g_mutex_lock(&l->lock);
+	bool ended = l->ended;
+	g_mutex_unlock(&l->lock);
+	return ended;
+}
+
+/* End l: true for the first caller, who then calls done; from then on buf is not written. */
+static bool end_once(struct lookup *l)
+{
+	g_mutex_lock(&l->lock);
+	bool first = !l->ended;
+	l->ended = true;
+	g_mutex_unlock(&l->lock);
+	return first;
+}
+
+/* End l with the result of its thread, unless its deadline ended it first. */
+static void end_lookup(struct lookup *l, bool hit)
+{
+	if (!end_once(l))
 		return;
-	if (block)
-		memcpy(l->buf, block, l->len);
-	cfs_stats_add(block ? CFS_SHARED_HITS : CFS_SHARED_MISSES, 1);
-	if (block)
+	cfs_stats_add(hit ? CFS_SHARED_HITS : CFS_SHARED_MISSES, 1);
+	if (hit)
 		cfs_stats_add(CFS_SHARED_BYTES, l->len);
-	l->done(l->ctx, block != NULL);
+	l->done(l->ctx, hit);
 }
 
 static bool is_stopping(struct cfs_shared *s)
@@ -393,25 +418,20 @@ static bool is_stopping(struct cfs_shared *s)
 }
 
 /*
- * A lookup thread: fetch into a buffer of the tier's own, copied into the
- * caller's only by end_lookup(). A lookup already ended by its deadline, or
- * made while stopping, does not touch the network.
+ * A lookup thread. A lookup already ended by its deadline, or made while
+ * stopping, does not touch the network.
  */
 static void lookup_run(gpointer data, gpointer user)
 {
 	struct cfs_shared *s = user;
 	struct lookup *l = data;
-	uint8_t *block = NULL;
-	if (!g_atomic_int_get(&l->claimed) && !is_stopping(s)) {
-		block = g_malloc(l->len);
+	bool hit = false;
+	if (!has_ended(l) && !is_stopping(s)) {
 		memcached_st *mc = g_async_queue_pop(s->idle);
-		bool hit = fetch_block(mc, l, block);
+		hit = fetch_block(mc, l);
 		g_async_queue_push(s->idle, mc);
-		if (!hit)
-			g_clear_pointer(&block, g_free);
 	}
-	end_lookup(l, block);
-	g_free(block);
+	end_lookup(l, hit);
 	lookup_unref(l);
 }
 
@@ -428,7 +448,7 @@ static gint lookup_order(gconstpointer a, gconstpointer b, gpointer user)
 /* End l as a miss when its deadline passes before its thread ended it. */
 static void expire(struct lookup *l)
 {
-	if (!g_atomic_int_compare_and_exchange(&l->claimed, 0, 1))
+	if (!end_once(l))
 		return;
 	cfs_stats_add(CFS_SHARED_TIMEOUTS, 1);
 	cfs_stats_add(CFS_SHARED_MISSES, 1);
@@ -449,7 +469,7 @@ static gpointer deadline_thread(gpointer data)
 		struct lookup *l = g_queue_peek_head(&s->deadlines);
 		if (!l) {
 			g_cond_wait(&s->timer_wake, &s->lock);
-		} else if (!g_atomic_int_get(&l->claimed) && g_get_monotonic_time() < l->deadline) {
+		} else if (!has_ended(l) && g_get_monotonic_time() < l->deadline) {
 			g_cond_wait_until(&s->timer_wake, &s->lock, l->deadline);
 		} else {
 			g_queue_pop_head(&s->deadlines);
@@ -475,6 +495,7 @@ void cfs_shared_lookup(struct cfs_shared *s, const struct cfs_shared_id *id, uin
 			      .refs = 2,
 			      .done = done,
 			      .ctx = ctx };
+	g_mutex_init(&l->lock);
 	g_mutex_lock(&s->lock);
 	l->order = s->lookups_made++;
 	bool first = g_queue_is_empty(&s->deadlines);

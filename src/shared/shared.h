@@ -60,7 +60,7 @@ void cfs_shared_start(struct cfs_shared *s);
  * Called once a lookup ends, from a thread of the tier (a lookup thread, or
  * the timer at the lookup's deadline): hit is true when every part of the
  * block was present and valid, and all len bytes of buf hold it; else buf
- * is untouched.
+ * holds unspecified bytes. buf is never written after the call.
  */
 typedef void (*cfs_shared_done_fn)(void *ctx, bool hit);
 
@@ -70,7 +70,7 @@ typedef void (*cfs_shared_done_fn)(void *ctx, bool hit);
  * after this call (the wait for one of the four lookup threads included),
  * as a miss. Demand lookups are run before readahead ones. buf stays the
  * caller's and must stay valid and untouched by others until done is
- * called; it is never written after. id is not used after the return.
+ * called. id is not used after the return.
  * Thread-safe; never blocks on the network.
  */
 void cfs_shared_lookup(struct cfs_shared *s, const struct cfs_shared_id *id, uint8_t *buf,
