@@ -326,7 +326,6 @@ static bool take_part(struct lookup *l, const char *const *keys, memcached_resul
 static bool fetch_ended_clean(memcached_return_t rc)
 {
 	if (alloc_refused) {
-		alloc_refused = false;
 		cfs_stats_add(CFS_SHARED_BAD_VALUES, 1);
 		return false;
 	}
@@ -349,6 +348,7 @@ static bool fetch_block(memcached_st *mc, struct lookup *l)
 	char *text = keys_of(&l->hash, l->len, keys, lens);
 	bool *got = g_new0(bool, parts);
 	talking = true;
+	alloc_refused = false;
 	memcached_return_t rc = memcached_mget(mc, keys, lens, parts);
 	if (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_SOME_ERRORS) {
 		/* On the stack: memcached_fetch_result() frees a result it allocated at the end. */
