@@ -97,7 +97,8 @@ static struct cfs_disk *open_disk(const struct cfs_options *opts, const struct c
 /* The shared tier of --shared-cache, checked before the mount; its threads start in serve(). */
 static struct cfs_shared *open_shared(const struct cfs_options *opts, GError **error)
 {
-	struct cfs_shared_config cfg = { opts->shared_cache, opts->shared_cache_timeout_ms };
+	struct cfs_shared_config cfg = { opts->shared_cache, opts->shared_cache_timeout_ms,
+					 opts->block_size };
 	return cfs_shared_new(&cfg, error);
 }
 

@@ -812,12 +812,14 @@ SHARED_PART_BYTES = 256 * KiB
 def shared_keys(url, etag, size, block_size, index, decompressed=False):
     """The memcached keys of every part of a block, as docs/architecture.md
     ("The shared tier") documents them: "chunkfs:" + XXH3-128 hex of the
-    block's identity + ":" + part number. url is the object's URL without
-    secrets, etag as the server sends it (quotes included)."""
+    block's identity + ":" + part number. url is the object's full URL (only
+    its SHA-256 enters the identity), etag as the server sends it (quotes
+    included)."""
     import xxhash
     block_len = min(block_size, size - index * block_size)
-    identity = "chunkfs-block-v1\n%s\n%s\n%d\n%d\n%d\n%s" % (
-        url, etag, size, block_size, index, "decompressed" if decompressed else "raw")
+    identity = "chunkfs-block-v2\n%s\n%s\n%d\n%d\n%d\n%s" % (
+        hashlib.sha256(url.encode()).hexdigest(), etag, size, block_size, index,
+        "decompressed" if decompressed else "raw")
     digest = xxhash.xxh3_128_hexdigest(identity.encode())
     parts = max(1, -(-block_len // SHARED_PART_BYTES))
     return ["chunkfs:%s:%d" % (digest, part) for part in range(parts)]

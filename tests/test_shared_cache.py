@@ -7,7 +7,11 @@ import hashlib
 import mmap
 import os
 import socket
+import struct
+import threading
 import urllib.request
+
+import pytest
 
 from pymemcache.client.base import Client
 
@@ -263,3 +267,159 @@ def test_decompressed_blocks_are_shared(nginx, memcached, mount):
         "node 2 fetched compressed chunk bytes from the remote"
     st = m.stats()
     assert (st["shared_hits"], st["shared_misses"]) == (blocks, 0), st
+
+
+def test_blocks_larger_than_16_mib_are_stored(nginx, memcached, mount, big_dataset):
+    """With --block-size=32M (larger than the 16 MiB the store queue holds at least),
+    node 1 stores every block of a chunk (of three blocks), none dropped, and node 2
+    reads the chunk byte-exact from the tier without a chunk byte from nginx."""
+    block = 32 * MiB
+    servers = memcached(2, memory_mb=128)
+    ngx = nginx(big_dataset)
+    name, size = index_chunks(big_dataset)[0]
+    arg = shared_cache_arg(servers)
+    opts = ("--disk-cache=0", "--block-size=32M", "--mem-cache=128M",
+            "--shared-cache-timeout=1000")
+    node1 = mount(ngx.url, arg, *opts, "--readahead=0")
+    # waiting for the stores after each block, as the queue holds only two
+    got = read_direct_steps(node1.file(name), size, block,
+                            lambda bytes_read: wait_stores(node1, bytes_read // block))
+    assert got == source_sha256(os.path.join(big_dataset, name)), "WRONG BYTES in %s" % name
+    wait_stores(node1, -(-size // block))
+    before = len(ngx.requests())
+    node2 = mount(ngx.url, arg, *opts)
+    check_all(node2, big_dataset, [name])
+    assert chunk_requests(ngx.requests()[before:], [name]) == [], \
+        "node 2 fetched chunk bytes from the remote"
+
+
+class FakeMemcached:
+    """A memcached server of the test's own on a free port of 127.0.0.1: on each
+    connection it reads the first binary-protocol request (memcached's
+    protocol_binary.txt) and answers it with reply(server, sock, opcode, opaque, key),
+    which may trickle or lie. stop() ends the replies and closes every socket; it must
+    run before the mount's teardown, whose lookup threads may be reading a reply."""
+
+    def __init__(self, reply):
+        self.reply = reply
+        self.stopping = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self.listener.settimeout(0.1)
+        self.spec = "127.0.0.1:%d" % self.listener.getsockname()[1]
+        self.conns, self.threads = [], []
+        self.lock = threading.Lock()
+        self.threads.append(threading.Thread(target=self._accept, daemon=True))
+        self.threads[0].start()
+
+    def _accept(self):
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            with self.lock:
+                self.conns.append(conn)
+                self.threads.append(t)
+            t.start()
+
+    def _serve(self, conn):
+        try:
+            conn.settimeout(30)
+            header = recv_exact(conn, 24)
+            keylen, extlen = struct.unpack(">H", header[2:4])[0], header[4]
+            body = recv_exact(conn, struct.unpack(">I", header[8:12])[0])
+            self.reply(self, conn, header[1], header[12:16], body[extlen:extlen + keylen])
+        except OSError:
+            pass
+
+    def stop(self):
+        self.stopping.set()
+        self.listener.close()
+        with self.lock:
+            for conn in self.conns:
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                conn.close()
+            threads = list(self.threads)
+        for t in threads:
+            t.join(timeout=10)
+            assert not t.is_alive(), "a fake memcached thread did not end"
+
+
+def recv_exact(conn, n):
+    data = b""
+    while len(data) < n:
+        got = conn.recv(n - len(data))
+        if not got:
+            raise ConnectionError("closed after %d of %d bytes" % (len(data), n))
+        data += got
+    return data
+
+
+def get_reply(opcode, opaque, key, value_len):
+    """The header, flags and key of a hit of a get (binary protocol) whose value is
+    value_len bytes."""
+    return struct.pack(">BBHBBHI4sQ", 0x81, opcode, len(key), 4, 0, 0,
+                       4 + len(key) + value_len, opaque, 0) + b"\0" * 4 + key
+
+
+def trickle(server, conn, opcode, opaque, key):
+    """A valid-looking reply sent one byte every 50 ms (shorter than the mount's
+    --shared-cache-timeout), for longer than any test runs, or until stop()."""
+    reply = get_reply(opcode, opaque, key, 4096) + b"x" * 4096
+    for byte in reply:
+        if server.stopping.wait(0.05):
+            return
+        conn.sendall(bytes([byte]))
+
+
+def declare_huge(server, conn, opcode, opaque, key):
+    """A reply declaring a value of 1 GiB, then 64 MiB of it as fast as the reader
+    takes them, then the connection closed."""
+    conn.sendall(get_reply(opcode, opaque, key, 1 << 30))
+    junk = b"x" * MiB
+    for _ in range(64):
+        if server.stopping.is_set():
+            return
+        conn.sendall(junk)
+    conn.close()
+
+
+def test_server_that_trickles(nginx, mount, small):
+    """A server that answers every lookup one byte every 50 ms (each byte within the
+    100 ms timeout, which libmemcached restarts with each byte): every read completes
+    within a bound of the lookups' total deadline (2 x 100 ms each) plus the remote's
+    time, with the right bytes, the lookups ended by the deadline and counted."""
+    server = FakeMemcached(trickle)
+    try:
+        m = mount(nginx(small).url, shared_cache_arg([server.spec]),
+                  "--shared-cache-timeout=100", "--disk-cache=0")
+        run_with_deadline(lambda: check_all(m, small), scaled(20), "reads past a trickling server")
+        st = m.stats()
+        assert st["read_errors"] == 0 and st["shared_hits"] == 0, st
+        assert st["shared_timeouts"] > 0 and st["shared_misses"] >= len(index_chunks(small)), st
+    finally:
+        server.stop()
+
+
+def test_server_declaring_a_huge_value(nginx, mount, small, sanitized):
+    """A server that answers every lookup with a value declared 1 GiB long and sends
+    64 MiB of it: the value is refused before it is read (the daemon's peak RSS stays
+    small), and every read has the right bytes from the remote."""
+    server = FakeMemcached(declare_huge)
+    try:
+        m = mount(nginx(small).url, shared_cache_arg([server.spec]),
+                  "--shared-cache-timeout=1000", "--disk-cache=0", "--mem-cache=16M")
+        run_with_deadline(lambda: check_all(m, small), scaled(20), "reads past a huge value")
+        st = m.stats()
+        assert st["read_errors"] == 0 and st["shared_hits"] == 0, st
+        assert st["shared_checksum_failures"] > 0, st
+        if not sanitized:
+            assert m.vm_hwm() < 48 * MiB, "peak RSS %.1f MiB" % (m.vm_hwm() / MiB)
+    finally:
+        server.stop()

@@ -22,16 +22,26 @@ static void test_keys(void)
 	char key[CFS_SHARED_KEY_SIZE];
 	cfs_shared_key(&p, key);
 	/* XXH3-128 of the identity text, as python3-xxhash's xxh3_128_hexdigest() gives it */
-	g_assert_cmpstr(key, ==, "chunkfs:0f9cda585e23c069e4321fd1202d3613:3");
+	g_assert_cmpstr(key, ==, "chunkfs:f300500238db1f28ca395963fcbaacf2:3");
 	struct cfs_shared_id decompressed = known;
 	decompressed.decompressed = true;
 	h = cfs_shared_hash_of(&decompressed);
 	p = cfs_shared_part_of(&h, 1048576, 0);
 	cfs_shared_key(&p, key);
-	g_assert_cmpstr(key, ==, "chunkfs:73debaa8380cc085ebb85df74199b157:0");
+	g_assert_cmpstr(key, ==, "chunkfs:324f7720978633ece743ae3b363a1c50:0");
 	struct cfs_shared_part last = cfs_shared_part_of(&h, 64u << 20, 255);
 	cfs_shared_key(&last, key);
 	g_assert_cmpuint(strlen(key) + 1, <=, CFS_SHARED_KEY_SIZE);
+}
+
+/* URLs that differ only in their query (a presigned URL's signature) are other blocks. */
+static void test_url_query(void)
+{
+	struct cfs_shared_id a = known, b = known;
+	a.url = "http://127.0.0.1:8080/chunk-0-0.bin?X-Amz-Signature=aaaa";
+	b.url = "http://127.0.0.1:8080/chunk-0-0.bin?X-Amz-Signature=bbbb";
+	struct cfs_shared_hash ha = cfs_shared_hash_of(&a), hb = cfs_shared_hash_of(&b);
+	g_assert_true(memcmp(ha.b, hb.b, sizeof(ha.b)) != 0);
 }
 
 static void test_parts(void)
@@ -42,6 +52,9 @@ static void test_parts(void)
 	g_assert_cmpuint(cfs_shared_parts(CFS_SHARED_PART_BYTES + 1), ==, 2);
 	g_assert_cmpuint(cfs_shared_parts(1048576), ==, 4);
 	g_assert_cmpuint(cfs_shared_parts(64u << 20), ==, 256);
+	/* Lengths above the largest block, where block_len + part - 1 would wrap. */
+	g_assert_cmpuint(cfs_shared_parts(CFS_SHARED_MAX_BLOCK + 1), ==, 0);
+	g_assert_cmpuint(cfs_shared_parts(UINT32_MAX), ==, 0);
 	struct cfs_shared_part p = cfs_shared_part_of(&h, 900000, 3);
 	g_assert_cmpuint(p.lo, ==, 3 * CFS_SHARED_PART_BYTES);
 	g_assert_cmpuint(p.len, ==, 900000 - 3 * CFS_SHARED_PART_BYTES);
@@ -99,6 +112,25 @@ static void test_refused(void)
 	g_free(value);
 }
 
+/*
+ * A header declaring a block of nearly 4 GiB as one part, checksum right:
+ * refused (block_len + part - 1 once wrapped, making it one part).
+ */
+static void test_huge_block_refused(void)
+{
+	struct cfs_shared_hash h = cfs_shared_hash_of(&known);
+	struct cfs_shared_part p = cfs_shared_part_of(&h, CFS_SHARED_PART_BYTES, 0);
+	p.block_len = UINT32_MAX - 16;
+	uint8_t *value = g_malloc0(CFS_SHARED_HEADER_BYTES + p.len);
+	cfs_shared_value_encode(&p, value + CFS_SHARED_HEADER_BYTES, value);
+	struct cfs_shared_part got;
+	const uint8_t *data;
+	g_assert_cmpint(
+		cfs_shared_value_decode(value, CFS_SHARED_HEADER_BYTES + p.len, &got, &data), ==,
+		-EBADMSG);
+	g_free(value);
+}
+
 /* A valid value of another block or another part is decoded, and told apart. */
 static void test_other_identity(void)
 {
@@ -125,5 +157,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/shared/roundtrip", test_roundtrip);
 	g_test_add_func("/shared/refused", test_refused);
 	g_test_add_func("/shared/other-identity", test_other_identity);
+	g_test_add_func("/shared/huge-block-refused", test_huge_block_refused);
+	g_test_add_func("/shared/url-query", test_url_query);
 	return g_test_run();
 }

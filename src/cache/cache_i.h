@@ -318,7 +318,9 @@ void cache_load_blocks(struct cfs_cache *c, struct cfs_object *obj, uint64_t off
  * Look up in the shared tier the blocks of [off, off + len) that hold
  * nothing and have nothing coming (after cache_load_blocks()), when the
  * object's ETag is known: each is in flight until its lookup ends, then
- * filled, or asked of the source at prio.
+ * filled, or asked of the source at prio. Called with c->lock held; each
+ * block looked up is pinned until its shared_done() runs (from a thread of
+ * the tier, which takes c->lock).
  */
 void cache_lookup_shared(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len,
 			 enum cfs_fetch_priority prio);

@@ -16,7 +16,6 @@
 #include "spill/spill.h"
 #include "tree/object.h"
 #include "util/stats.h"
-#include "util/url.h"
 #include "cache/zstream.h"
 
 /*
@@ -441,16 +440,18 @@ void cache_load_blocks(struct cfs_cache *c, struct cfs_object *obj, uint64_t off
 
 /* ---- the shared tier ---- */
 
-/* The shared tier's name of b's bytes of ETag etag; its url is the caller's to free. */
+/*
+ * The shared tier's name of b's bytes of ETag etag: the full URL, whose
+ * query may be all that tells two objects apart (value.h keeps only its
+ * SHA-256).
+ */
 static struct cfs_shared_id shared_id(const struct cfs_cache *c, const struct block *b,
 				      const char *etag)
 {
-	return (struct cfs_shared_id){ cfs_url_redact(cache_remote_of(b->obj)->url),
-				       etag,
-				       b->obj->size,
-				       c->block_size,
-				       b->key.index,
-				       b->obj->compressed != NULL };
+	return (struct cfs_shared_id){
+		cache_remote_of(b->obj)->url, etag, b->obj->size, c->block_size, b->key.index,
+		b->obj->compressed != NULL
+	};
 }
 
 /*
@@ -491,7 +492,6 @@ static void store_and_unpin(struct cfs_cache *c, char *etag, GPtrArray *complete
 		struct block *b = g_ptr_array_index(complete, i);
 		struct cfs_shared_id id = shared_id(c, b, etag);
 		cfs_shared_store(c->shared, &id, b->data, b->len);
-		g_free((char *)id.url);
 	}
 	g_free(etag);
 	g_mutex_lock(&c->lock);
@@ -543,8 +543,8 @@ static void lookup_block(struct cfs_cache *c, struct block *b, const char *etag,
 	cfs_extents_add(&b->inflight, 0, b->len);
 	cache_pin(c, b);
 	struct cfs_shared_id id = shared_id(c, b, etag);
-	cfs_shared_lookup(c->shared, &id, b->data, b->len, shared_done, t);
-	g_free((char *)id.url);
+	cfs_shared_lookup(c->shared, &id, b->data, b->len, prio == CFS_FETCH_DEMAND, shared_done,
+			  t);
 }
 
 void cache_lookup_shared(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len,

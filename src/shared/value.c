@@ -14,13 +14,15 @@
 
 struct cfs_shared_hash cfs_shared_hash_of(const struct cfs_shared_id *id)
 {
-	char *text = g_strdup_printf("chunkfs-block-v1\n%s\n%s\n%" PRIu64 "\n%" PRIu64 "\n%" PRIu64
+	char *url = g_compute_checksum_for_string(G_CHECKSUM_SHA256, id->url, -1);
+	char *text = g_strdup_printf("chunkfs-block-v2\n%s\n%s\n%" PRIu64 "\n%" PRIu64 "\n%" PRIu64
 				     "\n%s",
-				     id->url, id->etag, id->size, id->block_size, id->index,
+				     url, id->etag, id->size, id->block_size, id->index,
 				     id->decompressed ? "decompressed" : "raw");
 	XXH128_canonical_t canon;
 	XXH128_canonicalFromHash(&canon, XXH3_128bits(text, strlen(text)));
 	g_free(text);
+	g_free(url);
 	struct cfs_shared_hash h;
 	memcpy(h.b, canon.digest, sizeof(h.b));
 	return h;
@@ -28,7 +30,11 @@ struct cfs_shared_hash cfs_shared_hash_of(const struct cfs_shared_id *id)
 
 uint32_t cfs_shared_parts(uint32_t block_len)
 {
-	return MAX(1, (block_len + CFS_SHARED_PART_BYTES - 1) / CFS_SHARED_PART_BYTES);
+	if (block_len > CFS_SHARED_MAX_BLOCK)
+		return 0;
+	uint32_t parts = block_len / CFS_SHARED_PART_BYTES +
+			 (block_len % CFS_SHARED_PART_BYTES != 0);
+	return MAX(1, parts);
 }
 
 struct cfs_shared_part cfs_shared_part_of(const struct cfs_shared_hash *hash, uint32_t block_len,
@@ -98,7 +104,8 @@ static bool header_valid(const uint8_t *b, size_t n)
 /* The part lies inside its block, in the place its number gives it. */
 static bool part_valid(const struct cfs_shared_part *p)
 {
-	if (p->block_len == 0 || p->part >= cfs_shared_parts(p->block_len))
+	if (p->block_len == 0 || p->block_len > CFS_SHARED_MAX_BLOCK ||
+	    p->part >= cfs_shared_parts(p->block_len))
 		return false;
 	struct cfs_shared_part want = cfs_shared_part_of(&p->hash, p->block_len, p->part);
 	return cfs_shared_part_equal(p, &want);

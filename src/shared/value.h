@@ -17,12 +17,14 @@
 
 #define CFS_SHARED_PART_BYTES (UINT32_C(256) << 10)
 #define CFS_SHARED_HEADER_BYTES 64
+/* The largest block the tier holds (256 parts): a header declaring more is refused. */
+#define CFS_SHARED_MAX_BLOCK (UINT32_C(64) << 20)
 /* "chunkfs:", 32 hex digits, ':', a part number of at most 3 digits, NUL. */
 #define CFS_SHARED_KEY_SIZE 48
 
 /* Which bytes a block holds: what its keys and values identify exactly. */
 struct cfs_shared_id {
-	const char *url;     /* the object's URL, redacted (util/url.h) */
+	const char *url;     /* the object's full URL, secrets included: only its SHA-256 is kept */
 	const char *etag;    /* the remote object's ETag, as sent; never empty */
 	uint64_t size;       /* bytes of the object (decompressed: of the output) */
 	uint64_t block_size; /* bytes, the mount's --block-size */
@@ -44,13 +46,19 @@ struct cfs_shared_part {
 };
 
 /*
- * The hash of id: XXH3-128 of the text "chunkfs-block-v1\n" URL "\n" ETag
- * "\n" size "\n" block size "\n" index "\n" then "raw" or "decompressed",
- * numbers in decimal. Thread-safe.
+ * The hash of id: XXH3-128 of the text "chunkfs-block-v2\n" SHA-256 of the
+ * URL (lowercase hex) "\n" ETag "\n" size "\n" block size "\n" index "\n"
+ * then "raw" or "decompressed", numbers in decimal. The URL goes in as its
+ * SHA-256 so that URLs differing only in their query are told apart while
+ * no secret of theirs (a presigned query, userinfo) reaches a key or a
+ * value. Thread-safe.
  */
 struct cfs_shared_hash cfs_shared_hash_of(const struct cfs_shared_id *id);
 
-/* Parts of a block of block_len bytes (1 to 256 for blocks up to 64 MiB). */
+/*
+ * Parts of a block of block_len bytes (1 to 256 for blocks up to
+ * CFS_SHARED_MAX_BLOCK; 0 above it, a length no header may declare).
+ */
 uint32_t cfs_shared_parts(uint32_t block_len);
 
 /*

@@ -709,8 +709,8 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		  "Shared tier on memcached servers, between the spill tier and the remote",
 		  "memcached://HOST:PORT[,HOST:PORT...]" },
 		{ "shared-cache-timeout", 0, 0, G_OPTION_ARG_INT, &a.shared_cache_timeout,
-		  "Milliseconds each connect, send and receive of the shared tier may take"
-		  " (default 100)",
+		  "Milliseconds each connect, send and receive of the shared tier may take,"
+		  " and a whole lookup twice that (default 100)",
 		  "MS" },
 		{ "max-connections", 0, 0, G_OPTION_ARG_INT, &a.max_connections,
 		  "Concurrent HTTP requests (default 8)", "N" },

@@ -2,10 +2,11 @@
  * libFuzzer target of the shared tier's values (shared/value.h), which come
  * from memcached servers other nodes write to. The input is decoded as a
  * value: refused, or accepted with a part inside its block whose data lies
- * inside the input, and which encodes back to exactly the input (so no two
- * inputs decode to the same part and data). Then the input's bytes are
- * taken as the data of a part of a block whose length the first four
- * bytes give (at most CFS_SHARED_PART_BYTES + 4096): encoded, it must decode back whole, and with its last byte
+ * inside the input, its parts covering the block, and which encodes back
+ * to exactly the input (so no two inputs decode to the same part and
+ * data). Then the input's bytes are taken as the data of a part of a block
+ * whose length the first four bytes give (at most CFS_SHARED_PART_BYTES +
+ * 4096): encoded, it must decode back whole, and with its last byte
  * changed it must be refused.
  */
 #include <errno.h>
@@ -23,7 +24,8 @@ static void decode_input(const uint8_t *data, size_t size)
 	const uint8_t *bytes;
 	if (cfs_shared_value_decode(data, size, &p, &bytes) != 0)
 		return;
-	if (p.part >= p.parts || p.lo + (uint64_t)p.len > p.block_len || bytes < data ||
+	if (p.part >= p.parts || p.lo + (uint64_t)p.len > p.block_len ||
+	    (uint64_t)p.parts * CFS_SHARED_PART_BYTES < p.block_len || bytes < data ||
 	    bytes + p.len != data + size)
 		abort();
 	uint8_t *again = g_malloc(CFS_SHARED_HEADER_BYTES + p.len);

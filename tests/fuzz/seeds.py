@@ -7,6 +7,7 @@ fuzz_chunk inputs are: schema number (1 byte), item count n and chunk size (uint
 then the chunk; the schema numbers are those of fuzz_chunk.c.
 Inputs that once crashed a target are in tests/fuzz/regressions/TARGET/ and are copied in too.
 """
+import hashlib
 import json
 import os
 import shutil
@@ -109,7 +110,8 @@ def shared_value(identity, block_len, part, data):
 def shared_seeds(out):
     """fuzz_shared: values as memcached holds them, whole, of a last part, and cut short."""
     text = b"item 31 h\xc3\xa9llo " * 50
-    whole = shared_value(b"chunkfs-block-v1\nhttp://h/a\n\"e\"\n1000\n1048576\n0\nraw",
+    url = hashlib.sha256(b"http://h/a").hexdigest().encode()
+    whole = shared_value(b"chunkfs-block-v2\n" + url + b"\n\"e\"\n1000\n1048576\n0\nraw",
                          len(text), 0, text)
     write(out, "fuzz_shared", "whole", whole)
     write(out, "fuzz_shared", "cut", whole[:100])
