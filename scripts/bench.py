@@ -1573,8 +1573,8 @@ class Report:
         self.out()
 
     def samples_table(self):
-        keys = [r.key for r in [Reader("local", "", "local")] + self.b.readers
-                if self.runs("samples", "warm", r.key)]
+        keys = [k for k in ["local"] + [r.key for r in self.b.readers]
+                if self.runs("samples", "warm", k)]
         if not keys:
             return
         ds = self.b.sds
