@@ -556,6 +556,19 @@ def test_web_identity_token_file_not_a_file(world, ends, mount, tmp_path):
     assert ends.seen == []
 
 
+@pytest.mark.log_allow(r"no AWS credentials")
+def test_web_identity_token_file_read_is_bounded(world, ends, mount, tmp_path):
+    """A token file of 1 GiB (sparse) is read no further than one byte past the 16 KiB
+    a token may hold: the mount fails at once, naming the file and why."""
+    token = tmp_path / "huge-token"
+    with open(token, "wb") as f:
+        f.truncate(1 << 30)
+    env = env_for(tmp_path, world, ["sts"], AWS_WEB_IDENTITY_TOKEN_FILE=str(token))
+    log = mount_fails(mount, world, env)
+    assert "web identity: %s: not a token: over 16 KiB" % token in log, log
+    assert ends.seen == []
+
+
 def test_relative_token_file_renews_after_daemonizing(world, ends, mount, tmp_path, dataset,
                                                      monkeypatch):
     """AWS_WEB_IDENTITY_TOKEN_FILE relative to where chunkfs started: the daemon (in / once
