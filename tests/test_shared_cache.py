@@ -423,3 +423,23 @@ def test_server_declaring_a_huge_value(nginx, mount, small, sanitized):
             assert m.vm_hwm() < 48 * MiB, "peak RSS %.1f MiB" % (m.vm_hwm() / MiB)
     finally:
         server.stop()
+
+
+def test_misses_are_fetched_in_merged_ranges(nginx, memcached, mount, big_dataset):
+    """With the tier on and an empty memcached, a cold sequential read of a chunk of 64
+    blocks asks nginx for about as few Range requests as the same read without the tier:
+    the blocks that missed in one batch of lookups are asked for as merged ranges, not
+    one request per block. Bytes checked."""
+    ngx = nginx(big_dataset)
+    name, size = index_chunks(big_dataset)[0]
+    arg = shared_cache_arg(memcached(1, memory_mb=128))
+    counts = {}
+    for tier in ("off", "on"):
+        before = len(ngx.requests())
+        m = mount(ngx.url, "--disk-cache=0", *([arg] if tier == "on" else []))
+        check_all(m, big_dataset, [name])
+        counts[tier] = len(chunk_requests(ngx.requests()[before:], [name]))
+    blocks = blocks_of([(name, size)])
+    st = m.stats()
+    assert st["shared_hits"] == 0 and st["shared_misses"] >= blocks, st
+    assert counts["on"] <= counts["off"] + 2 and counts["on"] <= blocks // 4, (counts, blocks)

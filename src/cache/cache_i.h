@@ -317,10 +317,13 @@ void cache_load_blocks(struct cfs_cache *c, struct cfs_object *obj, uint64_t off
 /*
  * Look up in the shared tier the blocks of [off, off + len) that hold
  * nothing and have nothing coming (after cache_load_blocks()), when the
- * object's ETag is known: each is in flight until its lookup ends, then
- * filled, or asked of the source at prio. Called with c->lock held; each
- * block looked up is pinned until its shared_done() runs (from a thread of
- * the tier, which takes c->lock).
+ * object's ETag is known, as one batch: each block is in flight from then
+ * on. A hit lands when its lookup ends; the blocks that missed stay in
+ * flight until every lookup of the batch has ended (within the tier's
+ * lookup deadline), then are asked of the source at prio as merged
+ * ranges, one cache_request_missing() per run of neighbouring blocks.
+ * Called with c->lock held; each block looked up is pinned until its batch
+ * ends (in a thread of the tier, which takes c->lock).
  */
 void cache_lookup_shared(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len,
 			 enum cfs_fetch_priority prio);

@@ -501,50 +501,122 @@ static void store_and_unpin(struct cfs_cache *c, char *etag, GPtrArray *complete
 	c->reads->wake_unlock(c, &c->mem_wait, cache_answers_new());
 }
 
-/* A block being looked up in the shared tier. */
-struct shared_lookup {
+/*
+ * The lookups of one cache_lookup_shared() call. The blocks that miss are
+ * asked of the source once every lookup has ended, in runs of neighbours:
+ * as few Range requests as without the tier, not one per block.
+ */
+struct shared_batch {
 	struct cfs_cache *c;
-	struct block *b;
-	enum cfs_fetch_priority prio; /* of the bytes that made the lookup */
+	struct cfs_object *obj;
+	enum cfs_fetch_priority prio; /* of the bytes that made the lookups */
+	GPtrArray *lookups;           /* struct shared_lookup *, in block order */
+	guint pending;                /* lookups not ended yet; under c->lock */
 };
 
+/* A block being looked up; pinned, and in flight until it hits or its batch ends. */
+struct shared_lookup {
+	struct shared_batch *batch;
+	struct block *b;
+	bool missed;
+};
+
+/*
+ * Ask the source for [start, end), a run of missed blocks of the object of
+ * st, unless nothing is asked for any more.
+ */
+static void request_run(struct shared_batch *batch, struct object_state *st, uint64_t start,
+			uint64_t end, GArray *answers)
+{
+	struct cfs_cache *c = batch->c;
+	if (start == end)
+		return;
+	if (c->closing)
+		c->reads->lost(c, st, start, end, -ECANCELED, answers);
+	else
+		cache_request_missing(c, batch->obj, start, end - start, batch->prio);
+}
+
+/*
+ * Every lookup of batch has ended: its missed blocks are no longer in
+ * flight and are asked for, one request per run of neighbouring blocks
+ * (cache_request_missing() splits a long run); then the pins go and the
+ * batch is freed. Lock held.
+ */
+static void end_batch(struct shared_batch *batch, GArray *answers)
+{
+	struct cfs_cache *c = batch->c;
+	struct object_state *st = NULL;
+	uint64_t run_start = 0, run_end = 0;
+	for (guint i = 0; i < batch->lookups->len; i++) {
+		struct shared_lookup *t = g_ptr_array_index(batch->lookups, i);
+		if (!t->missed)
+			continue;
+		cfs_extents_remove(&t->b->inflight, 0, t->b->len);
+		uint64_t start = block_start(c, t->b->key.index);
+		if (start != run_end) {
+			request_run(batch, st, run_start, run_end, answers);
+			run_start = start;
+		}
+		run_end = start + t->b->len;
+		st = t->b->state;
+	}
+	request_run(batch, st, run_start, run_end, answers);
+	for (guint i = 0; i < batch->lookups->len; i++) {
+		struct shared_lookup *t = g_ptr_array_index(batch->lookups, i);
+		cache_unpin(c, t->b);
+		g_free(t);
+	}
+	g_ptr_array_free(batch->lookups, TRUE);
+	g_free(batch);
+}
+
+/* A hit lands at once; a miss stays in flight until its batch ends. */
 static void shared_done(void *ctx, bool hit)
 {
 	struct shared_lookup *t = ctx;
-	struct cfs_cache *c = t->c;
+	struct shared_batch *batch = t->batch;
+	struct cfs_cache *c = batch->c;
 	struct block *b = t->b;
-	enum cfs_fetch_priority prio = t->prio;
-	g_free(t);
 	GArray *answers = cache_answers_new();
 	g_mutex_lock(&c->lock);
-	cfs_extents_remove(&b->inflight, 0, b->len);
+	t->missed = !hit;
+	uint64_t start = block_start(c, b->key.index);
 	if (hit) {
+		cfs_extents_remove(&b->inflight, 0, b->len);
 		cfs_extents_add(&b->filled, 0, b->len);
 		b->clean = false; /* the spill tier does not hold it */
+		c->reads->landed(c, b->state, start, start + b->len, answers);
 	}
-	uint64_t start = block_start(c, b->key.index);
-	c->reads->landed(c, b->state, start, start + b->len, answers);
 	if (c->closing)
 		c->reads->lost(c, b->state, start, start + b->len, -ECANCELED, answers);
-	else if (!hit)
-		cache_request_missing(c, b->obj, start, b->len, prio);
-	cache_unpin(c, b);
+	if (--batch->pending == 0)
+		end_batch(batch, answers);
 	c->reads->wake_unlock(c, &c->mem_wait, answers);
 }
 
-/* Start looking b up when it holds nothing and has nothing coming. */
-static void lookup_block(struct cfs_cache *c, struct block *b, const char *etag,
-			 enum cfs_fetch_priority prio)
+/* Add b to batch when it holds nothing and has nothing coming: in flight and pinned. */
+static void add_lookup(struct cfs_cache *c, struct shared_batch *batch, struct block *b)
 {
 	if (b->filled.n || b->inflight.n)
 		return;
 	struct shared_lookup *t = g_new(struct shared_lookup, 1);
-	*t = (struct shared_lookup){ c, b, prio };
+	*t = (struct shared_lookup){ batch, b, false };
 	cfs_extents_add(&b->inflight, 0, b->len);
 	cache_pin(c, b);
-	struct cfs_shared_id id = shared_id(c, b, etag);
-	cfs_shared_lookup(c->shared, &id, b->data, b->len, prio == CFS_FETCH_DEMAND, shared_done,
-			  t);
+	g_ptr_array_add(batch->lookups, t);
+}
+
+/* Start the lookups of batch, which end no earlier than the caller drops c->lock. */
+static void start_batch(struct cfs_cache *c, struct shared_batch *batch, const char *etag)
+{
+	batch->pending = batch->lookups->len;
+	for (guint i = 0; i < batch->lookups->len; i++) {
+		struct shared_lookup *t = g_ptr_array_index(batch->lookups, i);
+		struct cfs_shared_id id = shared_id(c, t->b, etag);
+		cfs_shared_lookup(c->shared, &id, t->b->data, t->b->len,
+				  batch->prio == CFS_FETCH_DEMAND, shared_done, t);
+	}
 }
 
 void cache_lookup_shared(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, uint64_t len,
@@ -553,10 +625,18 @@ void cache_lookup_shared(struct cfs_cache *c, struct cfs_object *obj, uint64_t o
 	if (!c->shared || c->closing)
 		return;
 	char *etag = cache_validator(c, obj);
+	struct shared_batch *batch = g_new(struct shared_batch, 1);
+	*batch = (struct shared_batch){ c, obj, prio, g_ptr_array_new(), 0 };
 	FOR_EACH_BLOCK(c, off, len, idx, lo, hi) {
 		struct block *b = cache_block_get(c, obj, idx);
 		if (b && etag && *etag)
-			lookup_block(c, b, etag, prio);
+			add_lookup(c, batch, b);
+	}
+	if (batch->lookups->len) {
+		start_batch(c, batch, etag);
+	} else {
+		g_ptr_array_free(batch->lookups, TRUE);
+		g_free(batch);
 	}
 	g_free(etag);
 }
