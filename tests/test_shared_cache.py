@@ -8,7 +8,10 @@ import mmap
 import os
 import socket
 import struct
+import subprocess
+import sys
 import threading
+import time
 import urllib.request
 
 import pytest
@@ -443,3 +446,72 @@ def test_misses_are_fetched_in_merged_ranges(nginx, memcached, mount, big_datase
     st = m.stats()
     assert st["shared_hits"] == 0 and st["shared_misses"] >= blocks, st
     assert counts["on"] <= counts["off"] + 2 and counts["on"] <= blocks // 4, (counts, blocks)
+
+
+NOOP = 0x0a
+
+
+class StoresHang(FakeMemcached):
+    """A memcached of the test's own that reads every request of each connection, answers
+    the NOOP that ends libmemcached's mget (its quiet gets unanswered: every lookup a miss)
+    until hang_lookups is set, then answers nothing, and never answers a store (a set):
+    stores, then lookups, stay in flight until the mount's timeouts end them."""
+
+    def __init__(self):
+        self.hang_lookups = threading.Event()
+        self.opcodes = []
+        super().__init__(None)
+
+    def _serve(self, conn):
+        try:
+            conn.settimeout(scaled(60))
+            while not self.stopping.is_set():
+                header = recv_exact(conn, 24)
+                recv_exact(conn, struct.unpack(">I", header[8:12])[0])
+                self.opcodes.append(header[1])
+                if header[1] == NOOP and not self.hang_lookups.is_set():
+                    conn.sendall(struct.pack(">BBHBBHI4sQ", 0x81, NOOP, 0, 0, 0, 0, 0,
+                                             header[12:16], 0))
+        except OSError:
+            pass
+
+
+def stores_ended(st):
+    """Blocks whose store ended: sent, failed or dropped."""
+    return st["shared_stores"] + st["shared_store_failures"] + st["shared_store_drops"]
+
+
+def test_unmount_with_lookups_and_stores_in_flight(nginx, mount, small):
+    """Unmounted while a store waits for a server that never answers it and a read's
+    lookup waits for a server that no longer answers (its reader killed by PID, so the
+    mount is not busy): the daemon exits within one --shared-cache-timeout plus slack,
+    with status 0 and no warning or error in its log (the mount fixture checks the log)."""
+    timeout_ms = 3000
+    server = StoresHang()
+    try:
+        ngx = nginx(small)
+        (first, _), (second, _) = index_chunks(small)[:2]
+        m = mount(ngx.url, shared_cache_arg([server.spec]), "--disk-cache=0",
+                  "--shared-cache-timeout=%d" % timeout_ms)
+        check_all(m, small, [first])
+        st = m.stats()
+        assert st["shared_misses"] == 1 and stores_ended(st) == 0, "no store in flight: %s" % st
+        server.hang_lookups.set()
+        reader = subprocess.Popen([sys.executable, "-c",
+                                   "import os, sys; os.pread(os.open(sys.argv[1], os.O_RDONLY), "
+                                   "4096, 0)", m.file(second)])
+        try:
+            wait_for(lambda: m.stats()["reads_parked"] == 1, scaled(10),
+                     "the read of %s parked on its lookup" % second)
+            st = m.stats()
+            assert st["shared_misses"] == 1 and stores_ended(st) == 0, st
+        finally:
+            reader.kill()
+            reader.wait(timeout=scaled(10))
+        start = time.monotonic()
+        problems = m.unmount()
+        took = time.monotonic() - start
+        assert problems == [] and m.returncode == 0, (problems, m.returncode)
+        assert took < timeout_ms / 1000 + scaled(5), "exit took %.1f s" % took
+    finally:
+        server.stop()
