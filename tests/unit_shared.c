@@ -3,12 +3,18 @@
  * documented key of a known identity (the same as the Python of
  * tests/cfsutil.py computes), the parts of a block, and value headers
  * encoded and decoded back, with every field, the length and the checksum
- * checked; run by `meson test`.
+ * checked; and the order in which the tier's lookup threads take queued
+ * lookups (shared/shared.h), against a memcached of the test's own that
+ * answers one lookup at a time; run by `meson test`.
  */
 #include <errno.h>
 #include <glib.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include "shared/shared.h"
 #include "shared/value.h"
 
 static const struct cfs_shared_id known = {
@@ -149,6 +155,259 @@ static void test_other_identity(void)
 	g_free(value);
 }
 
+/* ---- lookups in order: demand first, then as made ---- */
+
+#define WAIT_US (20 * G_USEC_PER_SEC)
+#define OP_NOOP 0x0a
+#define OP_GETKQ 0x0d
+#define BODY_MAX 4096 /* a get's body: at most a key of 250 bytes */
+
+/*
+ * A memcached of the test's own on 127.0.0.1, binary protocol (memcached's
+ * protocol_binary.txt): it records the key of every quiet get, in the
+ * order they come, and answers the NOOP that ends libmemcached's mget
+ * (the gets unanswered: a miss) only while the test allows one more, so
+ * that each lookup thread is held until the test frees exactly one.
+ */
+struct fake {
+	int listener;
+	uint16_t port;
+	GThread *acceptor;
+	GMutex lock;
+	GCond cond;
+	GPtrArray *keys;   /* char *, every quiet get's key as it came */
+	GPtrArray *conns;  /* GThread * of each connection */
+	GArray *fds;       /* int, each connection's socket */
+	unsigned noops;    /* NOOPs read */
+	unsigned allowed;  /* NOOPs that may be answered */
+	unsigned answered; /* NOOPs answered */
+	bool stopping;
+};
+
+struct conn {
+	struct fake *f;
+	int fd;
+};
+
+static bool read_full(int fd, uint8_t *buf, size_t n)
+{
+	for (size_t got = 0; got < n;) {
+		ssize_t r = read(fd, buf + got, n - got);
+		if (r <= 0)
+			return false;
+		got += (size_t)r;
+	}
+	return true;
+}
+
+/* Wait until NOOP number f->noops may be answered; false once stopping. Lock held. */
+static bool wait_allowed(struct fake *f)
+{
+	while (!f->stopping && f->answered >= f->allowed)
+		g_cond_wait(&f->cond, &f->lock);
+	return !f->stopping;
+}
+
+/* Note one request of opcode op and body; false when its connection ends. */
+static bool note_request(struct fake *f, uint8_t op, const uint8_t *body, uint16_t keylen,
+			 uint8_t extlen)
+{
+	bool go = true;
+	g_mutex_lock(&f->lock);
+	if (op == OP_GETKQ)
+		g_ptr_array_add(f->keys, g_strndup((const char *)body + extlen, keylen));
+	if (op == OP_NOOP) {
+		f->noops++;
+		g_cond_broadcast(&f->cond);
+		go = wait_allowed(f);
+		f->answered += go;
+	}
+	g_mutex_unlock(&f->lock);
+	return go;
+}
+
+static gpointer serve_conn(gpointer data)
+{
+	struct conn *k = data;
+	uint8_t hdr[24], body[BODY_MAX];
+	while (read_full(k->fd, hdr, sizeof(hdr))) {
+		uint32_t bodylen = (uint32_t)hdr[8] << 24 | (uint32_t)hdr[9] << 16 |
+				   (uint32_t)hdr[10] << 8 | hdr[11];
+		uint16_t keylen = (uint16_t)(hdr[2] << 8 | hdr[3]);
+		if (bodylen > sizeof(body) || (size_t)keylen + hdr[4] > bodylen ||
+		    !read_full(k->fd, body, bodylen) ||
+		    !note_request(k->f, hdr[1], body, keylen, hdr[4]))
+			break;
+		if (hdr[1] != OP_NOOP)
+			continue;
+		uint8_t reply[24] = { 0x81, OP_NOOP };
+		memcpy(reply + 12, hdr + 12, 4); /* the opaque */
+		if (write(k->fd, reply, sizeof(reply)) != sizeof(reply))
+			break;
+	}
+	g_free(k);
+	return NULL;
+}
+
+static gpointer accept_conns(gpointer data)
+{
+	struct fake *f = data;
+	int fd;
+	while ((fd = accept(f->listener, NULL, NULL)) >= 0) {
+		struct conn *k = g_new(struct conn, 1);
+		*k = (struct conn){ f, fd };
+		g_mutex_lock(&f->lock);
+		g_array_append_val(f->fds, fd);
+		g_ptr_array_add(f->conns, g_thread_new("fake-conn", serve_conn, k));
+		g_mutex_unlock(&f->lock);
+	}
+	return NULL;
+}
+
+static void fake_start(struct fake *f)
+{
+	*f = (struct fake){ .keys = g_ptr_array_new_with_free_func(g_free),
+			    .conns = g_ptr_array_new(),
+			    .fds = g_array_new(FALSE, FALSE, sizeof(int)) };
+	g_mutex_init(&f->lock);
+	g_cond_init(&f->cond);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	f->listener = socket(AF_INET, SOCK_STREAM, 0);
+	g_assert_cmpint(f->listener, >=, 0);
+	g_assert_cmpint(bind(f->listener, (struct sockaddr *)&a, sizeof(a)), ==, 0);
+	g_assert_cmpint(listen(f->listener, 16), ==, 0);
+	g_assert_cmpint(getsockname(f->listener, (struct sockaddr *)&a, &len), ==, 0);
+	f->port = ntohs(a.sin_port);
+	f->acceptor = g_thread_new("fake-accept", accept_conns, f);
+}
+
+/* End every connection (the tier's clients are freed already) and free what f holds. */
+static void fake_stop(struct fake *f)
+{
+	g_mutex_lock(&f->lock);
+	f->stopping = true;
+	g_cond_broadcast(&f->cond);
+	g_mutex_unlock(&f->lock);
+	shutdown(f->listener, SHUT_RDWR); /* accept() fails from now on */
+	g_thread_join(f->acceptor);
+	for (guint i = 0; i < f->fds->len; i++)
+		shutdown(g_array_index(f->fds, int, i), SHUT_RDWR);
+	for (guint i = 0; i < f->conns->len; i++)
+		g_thread_join(g_ptr_array_index(f->conns, i));
+	for (guint i = 0; i < f->fds->len; i++)
+		close(g_array_index(f->fds, int, i));
+	close(f->listener);
+	g_array_free(f->fds, TRUE);
+	g_ptr_array_free(f->conns, TRUE);
+	g_ptr_array_free(f->keys, TRUE);
+	g_cond_clear(&f->cond);
+	g_mutex_clear(&f->lock);
+}
+
+/* Wait until f has read n NOOPs: n lookups have reached it. */
+static void fake_wait_noops(struct fake *f, unsigned n)
+{
+	gint64 deadline = g_get_monotonic_time() + WAIT_US;
+	g_mutex_lock(&f->lock);
+	while (f->noops < n)
+		g_assert_true(g_cond_wait_until(&f->cond, &f->lock, deadline) || f->noops >= n);
+	g_mutex_unlock(&f->lock);
+}
+
+static void fake_allow(struct fake *f, unsigned n)
+{
+	g_mutex_lock(&f->lock);
+	f->allowed += n;
+	g_cond_broadcast(&f->cond);
+	g_mutex_unlock(&f->lock);
+}
+
+#define HELD 4   /* lookups holding the tier's four lookup threads */
+#define QUEUED 9 /* lookups queued behind them: readahead ones, then a demand one */
+#define LOOKUP_LEN 4096
+
+/* The lookups' ends, counted. */
+static GMutex ends_lock;
+static GCond ends_cond;
+static unsigned ends, hits;
+
+static void count_end(void *ctx, bool hit)
+{
+	(void)ctx;
+	g_mutex_lock(&ends_lock);
+	ends++;
+	hits += hit;
+	g_cond_broadcast(&ends_cond);
+	g_mutex_unlock(&ends_lock);
+}
+
+/* The key of the only part of the block of index idx (its lookup's). */
+static char *key_of(uint64_t idx)
+{
+	struct cfs_shared_id id = known;
+	id.index = idx;
+	struct cfs_shared_hash h = cfs_shared_hash_of(&id);
+	struct cfs_shared_part p = cfs_shared_part_of(&h, LOOKUP_LEN, 0);
+	char *key = g_malloc(CFS_SHARED_KEY_SIZE);
+	cfs_shared_key(&p, key);
+	return key;
+}
+
+static void lookup(struct cfs_shared *s, uint8_t *bufs, uint64_t idx, bool demand)
+{
+	struct cfs_shared_id id = known;
+	id.index = idx;
+	cfs_shared_lookup(s, &id, bufs + idx * LOOKUP_LEN, LOOKUP_LEN, demand, count_end, NULL);
+}
+
+/*
+ * The four lookup threads held by four lookups, then readahead lookups
+ * queued, then a demand one: the threads, freed one at a time, take the
+ * demand lookup first, then the readahead ones in the order they were
+ * made. The server's order of keys tells which lookup each freed thread
+ * took. The timeout (10 s, a deadline of 20 s) ends none of them.
+ */
+static void test_demand_first(void)
+{
+	struct fake f;
+	fake_start(&f);
+	char *servers = g_strdup_printf("memcached://127.0.0.1:%u", f.port);
+	struct cfs_shared_config cfg = { servers, 10000, UINT64_C(1) << 20 };
+	struct cfs_shared *s = cfs_shared_new(&cfg, NULL);
+	g_assert_nonnull(s);
+	cfs_shared_start(s);
+	uint8_t *bufs = g_malloc((HELD + QUEUED) * LOOKUP_LEN);
+	for (uint64_t i = 0; i < HELD; i++)
+		lookup(s, bufs, i, false);
+	fake_wait_noops(&f, HELD);
+	for (uint64_t i = HELD; i < HELD + QUEUED; i++)
+		lookup(s, bufs, i, i == HELD + QUEUED - 1);
+	for (unsigned i = 1; i <= QUEUED; i++) {
+		fake_allow(&f, 1);
+		fake_wait_noops(&f, HELD + i);
+	}
+	fake_allow(&f, HELD);
+	gint64 deadline = g_get_monotonic_time() + WAIT_US;
+	g_mutex_lock(&ends_lock);
+	while (ends < HELD + QUEUED)
+		g_assert_true(g_cond_wait_until(&ends_cond, &ends_lock, deadline) ||
+			      ends >= HELD + QUEUED);
+	g_mutex_unlock(&ends_lock);
+	g_assert_cmpuint(hits, ==, 0);
+	cfs_shared_free(s);
+	g_assert_cmpuint(f.keys->len, ==, HELD + QUEUED);
+	for (unsigned i = 0; i < QUEUED; i++) {
+		uint64_t want = i == 0 ? HELD + QUEUED - 1 : HELD + i - 1;
+		char *key = key_of(want);
+		g_assert_cmpstr(g_ptr_array_index(f.keys, HELD + i), ==, key);
+		g_free(key);
+	}
+	fake_stop(&f);
+	g_free(bufs);
+	g_free(servers);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -159,5 +418,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/shared/other-identity", test_other_identity);
 	g_test_add_func("/shared/huge-block-refused", test_huge_block_refused);
 	g_test_add_func("/shared/url-query", test_url_query);
+	g_test_add_func("/shared/demand-first", test_demand_first);
 	return g_test_run();
 }
