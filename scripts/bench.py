@@ -52,7 +52,21 @@ Workloads (--workloads). Each is repeated --reps times; the readers take turns r
            at --samples-url) in MosaicML MDS's and LitData's per-sample pattern (open, pread
            the offset pair, pread the sample, close), read once untimed and then timed: all
            cached, the mount against the same files on local disk in the page cache.
-rss, epoch2 and samples use --bin only, not --compare-bin. --budget: no run starts after that many
+  shared2  (extra) two nodes sharing a memcached tier (issue 17), on the ttfb workload's slow
+           server: a memcached of Debian's (/usr/bin/memcached -U 0 -m 16384, its default
+           1 MiB item size; README "A cache shared by every node") on a free port of
+           127.0.0.1, started for the round and stopped by its PID. Node 1, a fresh mount
+           with --shared-cache, reads the first --shared2-chunks chunks whole (1 MiB reads)
+           cold, waits until its write-behind stores are done (its stats count a store,
+           failure or drop of every block) and unmounts; node 2, another fresh mount of the
+           same URL and memcached, then reads the same bytes cold. As references, a fresh
+           mount without the tier reads them from the slow server, and one from the fast
+           local nginx. Reported: each node's MB/s and seconds, node 2 / node 1, node 2 /
+           the fast node, the chunk bytes each node caused on the slow server (its nginx
+           access log: GETs of the chunk files, index.json and listings aside) and the
+           daemons' bytes_fetched and shared hits and misses. Every read is capped at
+           --shared2-cap seconds; a node that stops there fails the round.
+rss, epoch2, samples and shared2 use --bin only, not --compare-bin. --budget: no run starts after that many
 seconds, so a slow machine gives fewer runs rather than a longer bench.
 
 Cold: a fresh mount, `sync; echo 3 > /proc/sys/vm/drop_caches`, then the server's files
@@ -99,11 +113,14 @@ HANG_GRACE = 30.0          # a worker past its cap by this much is killed: a han
 READY_TIMEOUT = 60.0       # par8: the processes must be ready to start within this
 SETTLE = 1.0               # epoch2: cache writes count as settled after this long still
 SETTLE_MAX = 30.0
+MEMCACHED = "/usr/bin/memcached"
+MEMCACHED_MB = 16384       # shared2: memcached -m, as the README's tier section starts it
+SHARED2_BLOCK = MiB        # shared2: chunkfs's default --block-size, one store per block
 RSS_INTERVAL = 0.01        # rss: VmRSS sample period
 RSS_SLACK = 32 * MiB       # rss: allowed above the memory cap
 REMOUNT_SLACK = 0.01       # remount: "finds the blocks" if it fetched <= 1% of the chunk
 
-WORKLOADS = ("seq", "rnd", "par8", "ttfb", "rss", "remount", "epoch2", "samples")
+WORKLOADS = ("seq", "rnd", "par8", "ttfb", "rss", "remount", "epoch2", "samples", "shared2")
 CONFIGS = {  # chunkfs configs: key -> (label, options besides --cache-dir)
     "defaults": ("defaults", []),
     "64M": ("--mem-cache=64M", ["--mem-cache=64M"]),
@@ -786,13 +803,15 @@ class Mount:
 
 
 class SlowServer:
-    """The ttfb workload's server: a second nginx (one process) with limit_rate per
-    connection, behind the delaying proxy of proxy_main."""
+    """The ttfb and shared2 workloads' server: a second nginx (one process) with limit_rate
+    per connection, behind the delaying proxy of proxy_main. Its access log has one line per
+    request: method, status, body bytes sent, path."""
 
     def __init__(self, bench):
         self.bench = bench
         self.nginx = self.proxy = None
         self.url = None
+        self.access_log = os.path.join(bench.work, "nginx-slow-access.log")
 
     def start(self):
         a, work = self.bench.a, self.bench.work
@@ -801,7 +820,8 @@ class SlowServer:
             port = free_port()
             conf = os.path.join(work, "nginx-slow.conf")
             with open(conf, "w") as f:
-                f.write(NGINX_SLOW_CONF % {"work": work, "port": port, "root": root, "rate": a.slow_rate})
+                f.write(NGINX_SLOW_CONF % {"work": work, "port": port, "root": root, "rate": a.slow_rate,
+                                           "log": self.access_log})
             with open(os.path.join(work, "nginx-slow.out"), "ab") as out:
                 self.nginx = subprocess.Popen(
                     ["nginx", "-p", work, "-c", conf, "-e", os.path.join(work, "nginx-slow-error.log"),
@@ -830,6 +850,24 @@ class SlowServer:
                 stop_child(p)
         self.proxy = self.nginx = None
 
+    def log_size(self):
+        """Bytes in the access log so far: where the next request's line will start."""
+        try:
+            return os.path.getsize(self.access_log)
+        except OSError:
+            return 0
+
+    def chunk_bytes(self, start, names):
+        """(body bytes, requests) of the GETs of the chunk files named that the access log
+        holds past offset start; index.json and listings are not chunk files."""
+        paths = {urlpath(self.bench.url) + n for n in names}
+        with open(self.access_log, "rb") as f:
+            f.seek(start)
+            lines = f.read().decode(errors="replace").split("\n")[:-1]   # whole lines only
+        sent = [int(w[2]) for w in (l.split(" ", 3) for l in lines)
+                if len(w) == 4 and w[0] == "GET" and w[3] in paths and w[2].isdigit()]
+        return sum(sent), len(sent)
+
 
 NGINX_SLOW_CONF = """master_process off;
 pid %(work)s/nginx-slow.pid;
@@ -838,7 +876,8 @@ events { worker_connections 1024; }
 http {
     default_type application/octet-stream;
     types { application/json json; }
-    access_log off;
+    log_format cfs_bytes '$request_method $status $body_bytes_sent $uri';
+    access_log %(log)s cfs_bytes;
     client_body_temp_path %(work)s/nginx-slow-body;
     proxy_temp_path %(work)s/nginx-slow-proxy;
     fastcgi_temp_path %(work)s/nginx-slow-fastcgi;
@@ -862,6 +901,52 @@ http {
 def urlpath(url):
     """/path/ of http://host:port/path/."""
     return "/" + url.split("/", 3)[3]
+
+
+class Memcached:
+    """shared2's memcached: Debian's, TCP only (-U 0) on a free port of 127.0.0.1, memory as
+    the README starts it, its default item size (chunkfs stores blocks as 256 KiB parts). A
+    context manager that stops it by its PID whatever happens; its -P file under the work
+    directory lets scripts/bench find one left over."""
+
+    def __init__(self, bench):
+        self.work = bench.work
+        self.proc = None
+        self.port = None
+
+    @property
+    def spec(self):
+        return "127.0.0.1:%d" % self.port
+
+    def __enter__(self):
+        user = ["-u", "root"] if os.geteuid() == 0 else []   # it refuses root without -u
+        out_path = os.path.join(self.work, "memcached.out")
+        for _ in range(5):
+            self.port = free_port()
+            argv = [MEMCACHED, "-U", "0", "-l", "127.0.0.1", "-p", str(self.port), "-m", str(MEMCACHED_MB),
+                    "-P", os.path.join(self.work, "memcached.pid")] + user
+            with open(out_path, "ab") as out:
+                try:
+                    self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+                except OSError as e:
+                    raise Unavailable("cannot run %s: %s" % (MEMCACHED, e))
+            if wait_for(lambda: self.proc.poll() is not None or self.answers(), 20) and self.proc.poll() is None:
+                log("memcached PID %d on %s" % (self.proc.pid, self.spec))
+                return self
+            stop_child(self.proc)
+        raise Unavailable("memcached would not start (%s)" % (tail(out_path) or "no output"))
+
+    def __exit__(self, *exc):
+        stop_child(self.proc)
+
+    def answers(self):
+        """True when the server answers the text protocol's version command."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(b"version\r\n")
+                return s.recv(64).startswith(b"VERSION ")
+        except OSError:
+            return False
 
 
 # ================================================================ the bench
@@ -1058,7 +1143,7 @@ class Bench:
     def record(self, wl, phase, reader, rep, value, partial, **extra):
         run = dict(wl=wl, phase=phase, reader=reader.key, rep=rep, value=value, partial=partial, **extra)
         self.runs.append(run)
-        unit = {"seq": "MB/s", "epoch2": "MB/s", "ttfb": "ms"}.get(wl, "items/s")
+        unit = {"seq": "MB/s", "epoch2": "MB/s", "shared2": "MB/s", "ttfb": "ms"}.get(wl, "items/s")
         more = "".join(", %s %s" % (k, fmt_extra(k, v)) for k, v in extra.items() if v is not None and k != "samples")
         log("  %s %s %s rep %d: %.1f %s%s%s" % (wl, phase, reader.label, rep + 1, value, unit,
                                                  " (partial: stopped at the cap)" if partial else "", more))
@@ -1226,6 +1311,63 @@ class Bench:
         rate = res["done"] / (res["t1"] - res["t0"])
         self.record("samples", "warm", reader, rep, rate, res["partial"], us=1e6 / rate)
 
+    # -- shared2 (extra)
+
+    def run_shared2(self, reader, rep):
+        """Node 1 and then node 2 of the slow server, sharing a memcached started for the
+        round; then a node without the tier on the slow server and one on the fast one."""
+        files = [[c, self.ds.sizes[c]] for c in range(min(self.a.shared2_chunks, len(self.ds.names)))]
+        with Memcached(self) as mc:
+            tier = ["--shared-cache=memcached://" + mc.spec]
+            self.shared2_node(reader, rep, "node1", tier, self.slow.url, files, stores=True)
+            self.shared2_node(reader, rep, "node2", tier, self.slow.url, files)
+        self.shared2_node(reader, rep, "notier", [], self.slow.url, files)
+        self.shared2_node(reader, rep, "local", [], self.url, files)
+
+    def shared2_node(self, reader, rep, phase, extra, url, files, stores=False):
+        """One node: a fresh mount (fresh cache dir and memory; extra: more options) of url
+        reads files whole and cold, every byte checked; with stores, it then waits for its
+        stores to the shared tier before its unmount. Recorded as phase, with the chunk bytes
+        it caused on the slow server."""
+        node = Reader("s2-" + phase, reader.label, "chunkfs", reader.args + extra, reader.bin)
+        cache = self.fresh_cache(node)
+        start = self.slow.log_size()
+        try:
+            with Mount(self, node, str(rep), url, cache) as m:
+                job = {"kind": "seq", "source": self.source(node, m, None), "cap": self.a.shared2_cap,
+                       "files": files}
+                self.cold([c for c, _ in files])
+                before = m.snapshot()
+                res = self.run_jobs([job])[0]
+                self.check_seq(res, files)
+                if res["partial"]:
+                    raise Unavailable("%s read %d of %d bytes within the %.0f s cap"
+                                      % (phase, res["bytes"], sum(n for _, n in files), self.a.shared2_cap))
+                if stores:
+                    self.wait_stores(m, files)
+                after = m.snapshot()
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+        secs = res["t1"] - res["t0"]
+        remote, requests = (self.slow.chunk_bytes(start, [self.ds.names[c] for c, _ in files])
+                            if url == self.slow.url else (None, None))
+        d = stats_delta(after, before, ("bytes_fetched", "shared_hits", "shared_misses", "shared_stores",
+                                        "shared_store_drops", "shared_store_failures"))
+        self.record("shared2", phase, reader, rep, res["bytes"] / secs / MB, False, secs=secs, remote=remote,
+                    requests=requests, **d)
+
+    def wait_stores(self, m, files):
+        """Wait until node m has stored, failed to store or dropped every block of files (one
+        store each), at most SETTLE_MAX seconds: its write-behind queue is then empty."""
+        want = sum(-(-size // SHARED2_BLOCK) for _, size in files)
+
+        def done():
+            st = m.stats() or {}
+            return st.get("shared_stores", 0) + st.get("shared_store_failures", 0) + \
+                st.get("shared_store_drops", 0) >= want
+        if not wait_for(done, SETTLE_MAX, 0.1):
+            self.notes.add("shared2: node 1 had not stored its %d blocks after %.0f s" % (want, SETTLE_MAX))
+
     def settle(self, m):
         """Wait until the mount's cache writes stop: chunkfs's spills counter (rclone: its
         cache directory's size) still for SETTLE seconds, at most SETTLE_MAX."""
@@ -1269,6 +1411,10 @@ class Bench:
             if any(r.tool == "rclone" for r in self.readers):
                 e_readers.append(Reader("rclone-epoch", "rclone full", "rclone", ["--vfs-cache-mode", "full"]))
             plan.append(("epoch2", e_readers))
+        if "shared2" in wls and cfs:
+            plan.append(("shared2", [Reader("cfs-shared2", "chunkfs defaults", "chunkfs", [], a.bin)]))
+        elif "shared2" in wls:
+            self.notes.add("shared2: not measured (needs chunkfs in --tools)")
         if "samples" in wls and self.sds:
             plan.append(("samples", [Reader("local", "local disk", "local")] + cfs))
         elif "samples" in wls:
@@ -1282,8 +1428,9 @@ class Bench:
     def run(self):
         plan = self.plan()
         fns = {"seq": self.run_main, "rnd": self.run_main, "par8": self.run_main, "ttfb": self.run_ttfb,
-               "rss": self.run_rss, "epoch2": self.run_epoch2, "samples": self.run_samples}
-        if "ttfb" in self.workloads:
+               "rss": self.run_rss, "epoch2": self.run_epoch2, "samples": self.run_samples,
+               "shared2": self.run_shared2}
+        if any(wl in ("ttfb", "shared2") for wl, _ in plan):
             self.slow = SlowServer(self)
             self.slow.start()
         try:
@@ -1329,6 +1476,14 @@ def fetched(after, before):
     return a.get("bytes_fetched", 0) - b.get("bytes_fetched", 0)
 
 
+def stats_delta(after, before, names):
+    """Growth of the chunkfs counters named between two snapshots ({} without stats)."""
+    a, b = after.get("stats"), before.get("stats")
+    if not a or not b:
+        return {}
+    return {n: a.get(n, 0) - b.get(n, 0) for n in names}
+
+
 def amplification(before, after, nbytes):
     got = fetched(after, before)
     return None if got is None or not nbytes else got / nbytes
@@ -1347,6 +1502,10 @@ def fmt_extra(k, v):
         return "%.0f MB/s" % v
     if k == "us":
         return "%.1f us per sample" % v
+    if k == "secs":
+        return "%.1f s" % v
+    if k in ("remote", "bytes_fetched"):
+        return "%d B" % v
     return str(v)
 
 
@@ -1367,6 +1526,14 @@ ROWS = [  # (workload, phase, label, unit, higher is better)
     ("par8", "cold", "8 readers, cold", "items/s", True),
     ("par8", "warm", "8 readers, warm", "items/s", True),
     ("ttfb", "cold", "time to first item, slow server", "ms", False),
+]
+
+
+SHARED2_NODES = [  # (phase, label) of the shared2 table
+    ("node1", "node 1: `--shared-cache`, slow server, memcached empty"),
+    ("node2", "node 2: `--shared-cache`, slow server, after node 1"),
+    ("notier", "a node without the tier, slow server"),
+    ("local", "a node without the tier, fast local server"),
 ]
 
 
@@ -1419,6 +1586,7 @@ class Report:
         self.targets()
         self.epoch2_table()
         self.samples_table()
+        self.shared2_table()
         self.footer()
         return "\n".join(self.L) + "\n"
 
@@ -1540,7 +1708,7 @@ class Report:
         rows = TargetRows(self).rows()
         if not rows:
             return
-        self.out("### Targets of issues 11 and 15 (from this run)")
+        self.out("### Targets of issues 11, 15 and 17 (from this run)")
         self.out()
         self.out("| target | measured | |")
         self.out("| --- | --- | --- |")
@@ -1597,6 +1765,48 @@ class Report:
                         num(self.med("samples", "warm", k, "us")),
                         fx(self.ratio("samples", "warm", k, "local"))))
         self.out()
+
+    def shared2_table(self):
+        key = "cfs-shared2"
+        phases = [p for p in SHARED2_NODES if self.runs("shared2", p[0], key)]
+        if not phases:
+            return
+        files = min(self.a.shared2_chunks, len(self.b.ds.names))
+        self.out("### Extra: two nodes sharing a memcached tier (issue 17)")
+        self.out()
+        self.out("Each node a fresh chunkfs mount (defaults, fresh `--cache-dir`), `drop_caches` before it, "
+                 "reading the first %d chunk(s) (%.0f MiB) whole with 1 MiB reads, every byte checked. Slow "
+                 "server: the ttfb workload's (`limit_rate %s`, %g ms per request; nginx applies limit_rate per "
+                 "request, once a response's first sendfile chunk, 2 MiB by default, is out, so requests of "
+                 "1 MiB are held only by the delay). Node 1 and "
+                 "node 2 mount it with `--shared-cache` on one `memcached -U 0 -m %d` (%s) started for the "
+                 "round; node 1 reads first and its stores are done before it unmounts. Remote chunk bytes: "
+                 "body bytes of the GETs of the chunk files in the slow nginx's access log, one figure per "
+                 "round; the other counters are the daemon's (`.chunkfs/stats`) over the read."
+                 % (files, sum(self.b.ds.sizes[:files]) / MiB, self.a.slow_rate, self.a.slow_delay, MEMCACHED_MB,
+                    cmd_version([MEMCACHED, "-V"], "memcached")))
+        self.out()
+        self.out("| node | MB/s | seconds | ratio to node 1 | ratio to the fast node | remote chunk bytes "
+                 "(requests) | bytes_fetched | shared hits / misses | stores / drops / failures |")
+        self.out("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for phase, label in phases:
+            runs = self.runs("shared2", phase, key)
+            vals = self.values("shared2", phase, key)
+            secs = [r["secs"] for r in runs]
+            remote = ", ".join("%d (%d)" % (r["remote"], r["requests"]) for r in runs
+                               if r.get("remote") is not None)
+            self.out("| %s | %s (%s-%s) | %s (%s-%s) | %s | %s | %s | %s | %s | %s |"
+                     % (label, num(statistics.median(vals)), num(min(vals)), num(max(vals)),
+                        num(statistics.median(secs)), num(min(secs)), num(max(secs)),
+                        fx(self.shared2_ratio(phase, "node1")), fx(self.shared2_ratio(phase, "local")),
+                        remote or "(fast server)", per_run(runs, "bytes_fetched"),
+                        per_run(runs, "shared_hits", "shared_misses"),
+                        per_run(runs, "shared_stores", "shared_store_drops", "shared_store_failures")))
+        self.out()
+
+    def shared2_ratio(self, phase, ref):
+        x, d = self.med("shared2", phase, "cfs-shared2"), self.med("shared2", ref, "cfs-shared2")
+        return None if x is None or not d else x / d
 
     def footer(self):
         b = self.b
@@ -1670,6 +1880,7 @@ class TargetRows:
             x = r.ratio("samples", "warm", "cfs-defaults", "local")
             out.append(("samples", "per-sample open/read/close of cached data within 2x of the local disk's "
                         "page cache (issue 15), chunkfs defaults", fx(x), None if x is None else x >= 0.5))
+        out.extend(self.shared2())
         out.append(self.rss())
         out.append(self.cpu())
         return [x for x in out if x is not None]
@@ -1682,6 +1893,18 @@ class TargetRows:
         limit = REMOUNT_SLACK * self.b.ds.sizes[0]
         return ("remount", "a remount still finds the blocks (chunkfs defaults): it fetches <= 1%% of the chunk "
                 "(%d bytes)" % limit, "%d bytes fetched at most (%d runs)" % (worst, len(got)), worst <= limit)
+
+    def shared2(self):
+        """Issue 17's benchmark goal: node 2 >= 5x node 1 on the slow server, 0 remote chunk
+        bytes from node 2."""
+        x = self.r.shared2_ratio("node2", "node1")
+        got = [r["remote"] for r in self.r.runs("shared2", "node2", "cfs-shared2") if r.get("remote") is not None]
+        worst = max(got) if got else None
+        return [("shared2", "two nodes sharing memcached: node 2 >= 5x node 1 on the slow server", fx(x),
+                 None if x is None else x >= 5),
+                ("shared2", "two nodes sharing memcached: node 2 causes 0 remote chunk bytes",
+                 "not measured" if worst is None else "%d bytes at most (%d runs)" % (worst, len(got)),
+                 None if worst is None else worst == 0)]
 
     def rss(self):
         if not self.b.rss:
@@ -1703,6 +1926,11 @@ class TargetRows:
                     "%.2f s/GB vs %.2f s/GB (%.2fx)" % (x, base, x / base), x <= base / 2)
         return ("seq", "daemon CPU s per GB on cold sequential, chunkfs defaults (<= half of the baseline's: "
                 "compare by hand, or with --compare-bin)", "%.2f s/GB" % x, None)
+
+
+def per_run(runs, *fields):
+    """The fields of each run, a/b within a run, runs separated by commas."""
+    return ", ".join("/".join(str(r.get(f, "n/a")) for f in fields) for r in runs)
 
 
 def fx(x):
@@ -1767,11 +1995,15 @@ def parse_args():
     p.add_argument("--samples-data", default="", help="samples: the same dataset on local disk")
     p.add_argument("--samples-litgen", default="", help="samples: its litgen arguments, for the report")
     p.add_argument("--samples", type=int, default=6000, help="samples: samples read per pass (default 6000)")
+    p.add_argument("--shared2-chunks", type=int, default=4,
+                   help="shared2: chunks each node reads, from the first (default 4: the dataset, 1 GiB)")
+    p.add_argument("--shared2-cap", type=float, default=240.0,
+                   help="shared2: seconds after which a node's read stops and fails the round (default 240)")
     p.add_argument("--budget", type=int, default=1080,
                    help="seconds after which no new run is started (default 1080)")
     a = p.parse_args()
-    if a.reps < 1 or a.items < 1 or a.procs < 1 or a.per_proc < 1 or a.samples < 1:
-        p.error("--reps, --items, --procs, --per-proc and --samples must be at least 1")
+    if a.reps < 1 or a.items < 1 or a.procs < 1 or a.per_proc < 1 or a.samples < 1 or a.shared2_chunks < 1:
+        p.error("--reps, --items, --procs, --per-proc, --samples and --shared2-chunks must be at least 1")
     return a
 
 
