@@ -182,7 +182,8 @@ static int serve(const struct cfs_options *opts, const struct cfs_remote *remote
 					opts->readahead,
 					opts->eviction,
 					cfs_fetch_read_bound_ms(opts),
-					shared };
+					shared,
+					!opts->lazy_memory };
 	struct cfs_cache *cache = cfs_cache_new(&cfg, &source, disk);
 	cfs_objects_set_release(release_object, cache);
 	cfs_views_start(views, cache, tree);

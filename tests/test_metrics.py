@@ -53,6 +53,7 @@ GAUGES = {
     ("chunkfs_cache_blocks", "disk"): "disk_blocks",
     ("chunkfs_cache_capacity_bytes", "memory"): "mem_cap",
     ("chunkfs_cache_capacity_bytes", "disk"): "disk_cap",
+    ("chunkfs_mem_idle_bytes", None): "mem_idle_bytes",
     ("chunkfs_reads_parked", None): "reads_parked",
     ("chunkfs_zstd_streams", None): "zstd_streams",
     ("chunkfs_nodes", None): "nodes",

@@ -44,6 +44,29 @@ static void test_slots_are_reused_last_in_first_out(void)
 	cfs_blockmem_free(m);
 }
 
+/*
+ * Fresh slots, taken for faulting in ahead, come once each and in order;
+ * put back, they are idle, handed out warm before any other.
+ */
+static void test_fresh_slots_become_idle(void)
+{
+	bool fresh; /* a cold slot */
+	struct cfs_blockmem *m = cfs_blockmem_new(2 * BLOCK, BLOCK);
+	uint8_t *a = cfs_blockmem_fresh_slot(m), *b = cfs_blockmem_fresh_slot(m);
+	g_assert_nonnull(a);
+	g_assert_true(b == a + BLOCK);
+	g_assert_null(cfs_blockmem_fresh_slot(m));
+	g_assert_cmpint(madvise(a, BLOCK, MADV_POPULATE_WRITE), ==, 0);
+	g_assert_cmpuint(resident_pages(a, BLOCK), ==, BLOCK / 4096);
+	cfs_blockmem_put(m, a, BLOCK);
+	g_assert_cmpuint(cfs_blockmem_idle_bytes(m), ==, BLOCK);
+	g_assert_true(cfs_blockmem_get(m, BLOCK, &fresh) == a);
+	g_assert_false(fresh);
+	cfs_blockmem_put(m, a, BLOCK);
+	cfs_blockmem_put(m, b, BLOCK);
+	cfs_blockmem_free(m);
+}
+
 /* Short buffers are mappings of their own; the arena's slots stay for full blocks. */
 static void test_short_buffers_are_mapped_alone(void)
 {
@@ -109,6 +132,7 @@ int main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/blockmem/reuse", test_slots_are_reused_last_in_first_out);
 	g_test_add_func("/blockmem/short", test_short_buffers_are_mapped_alone);
+	g_test_add_func("/blockmem/fresh", test_fresh_slots_become_idle);
 	g_test_add_func("/blockmem/trim", test_trim_gives_memory_back);
 	return g_test_run();
 }

@@ -222,7 +222,7 @@ static void check_hit(struct cfs_cache *c, struct cfs_object *obj, uint64_t off,
 /* A cache whose parked reads fail after read_timeout_ms (0: never). */
 static struct cfs_cache *cache_new_bounded(unsigned read_timeout_ms)
 {
-	struct cfs_cache_config cfg = { CAP, BLOCK, 0, "lru", read_timeout_ms, NULL };
+	struct cfs_cache_config cfg = { CAP, BLOCK, 0, "lru", read_timeout_ms, NULL, false };
 	struct cfs_source source = { &script_ops, NULL };
 	g_assert_true(g_queue_is_empty(&pending));
 	return cfs_cache_new(&cfg, &source, NULL);
@@ -256,7 +256,43 @@ static void check_used_within_cap(void)
 	g_assert_cmpint(cfs_stats_gauge_get(CFS_MEM_BYTES), <=, (int64_t)CAP);
 }
 
+/* Wait, up to WAIT_US, for gauge g to read value. */
+static void wait_gauge(enum cfs_gauge g, int64_t value)
+{
+	gint64 deadline = g_get_monotonic_time() + WAIT_US;
+	while (cfs_stats_gauge_get(g) != value && g_get_monotonic_time() < deadline)
+		g_usleep(1000);
+	g_assert_cmpint(cfs_stats_gauge_get(g), ==, value);
+}
+
 /* ---- tests ---- */
+
+/*
+ * Faulting in ahead: the arena becomes idle memory up to the cap, blocks
+ * take it, and blocks and idle memory together stay within the cap.
+ */
+static void test_fault_ahead(void)
+{
+	struct cfs_cache_config cfg = { CAP, BLOCK, 0, "lru", 0, NULL, true };
+	struct cfs_source source = { &script_ops, NULL };
+	struct cfs_cache *c = cfs_cache_new(&cfg, &source, NULL);
+	wait_gauge(CFS_MEM_IDLE, (int64_t)CAP);
+	struct cfs_object *obj = object_new(20, 6 * BLOCK);
+	struct result *r = read_quick(c, obj, BLOCK / 2, 2 * BLOCK);
+	answer_next(obj, BLOCK / 2, BLOCK / 2 + 2 * BLOCK);
+	check_bytes(r, obj, BLOCK / 2, 2 * BLOCK);
+	g_assert_cmpint(cfs_stats_gauge_get(CFS_MEM_BYTES), ==, (int64_t)(3 * BLOCK));
+	g_assert_cmpint(cfs_stats_gauge_get(CFS_MEM_IDLE), ==, (int64_t)BLOCK);
+	/* More blocks than the cap holds: eviction, and no idle memory beside a full tier. */
+	r = read_quick(c, obj, 3 * BLOCK, 3 * BLOCK);
+	answer_next(obj, 3 * BLOCK, 6 * BLOCK);
+	check_bytes(r, obj, 3 * BLOCK, 3 * BLOCK);
+	check_used_within_cap();
+	int64_t resident = cfs_stats_gauge_get(CFS_MEM_BYTES) + cfs_stats_gauge_get(CFS_MEM_IDLE);
+	g_assert_cmpint(resident, <=, (int64_t)CAP);
+	cache_free(c);
+	cfs_object_unref(obj);
+}
 
 /* A miss asks for exactly its missing bytes and is answered with them; the same bytes then hit. */
 static void test_miss_then_hit(void)
@@ -551,5 +587,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/cache/read-bound", test_read_bound);
 	g_test_add_func("/cache/cancel", test_cancel);
 	g_test_add_func("/cache/close", test_close);
+	g_test_add_func("/cache/fault-ahead", test_fault_ahead);
 	return g_test_run();
 }

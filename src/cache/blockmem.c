@@ -84,6 +84,13 @@ void *cfs_blockmem_get(struct cfs_blockmem *m, uint32_t len, bool *cold_slot)
 	return buf == MAP_FAILED ? NULL : buf;
 }
 
+void *cfs_blockmem_fresh_slot(struct cfs_blockmem *m)
+{
+	if (m->fresh >= m->nslots)
+		return NULL;
+	return m->map + (uint64_t)m->fresh++ * m->block_size;
+}
+
 void cfs_blockmem_put(struct cfs_blockmem *m, void *buf, uint32_t len)
 {
 	if (!in_arena(m, buf)) {

@@ -156,6 +156,7 @@ struct cfs_cache {
 	GQueue parked_by_age;         /* struct parked with a deadline, oldest (first due) first */
 	GCond expiry;                 /* wakes the expirer: a first deadline, or closing */
 	GThread *expirer;             /* fails the reads parked past their deadline; NULL without one */
+	GThread *faulter;             /* faults the arena in (faultahead.c); NULL: none */
 	GThreadPool *repliers;        /* sends struct answer * queued by other threads */
 };
 
@@ -248,6 +249,19 @@ struct block *cache_block_new(struct cfs_cache *c, struct cfs_object *obj, uint6
 void cache_block_free(struct cfs_cache *c, struct block *b);
 /* Make bytes more fit under the cap, evicting (or starting to spill) unpinned blocks. */
 bool cache_make_room(struct cfs_cache *c, uint64_t bytes);
+
+/* Give back idle block memory that no longer fits under the cap beside what is used. Lock held. */
+void cache_trim_idle(struct cfs_cache *c);
+
+/*
+ * Start faulting the arena's fresh slots in ahead of use, at the lowest
+ * priority, until the cap is resident (live blocks and idle slots) or
+ * c->closing is set; the slots become idle ones, the first handed out.
+ */
+void cache_fault_ahead_start(struct cfs_cache *c);
+
+/* Wait for the fault-ahead thread to end (after c->closing is set), without the lock. */
+void cache_fault_ahead_join(struct cfs_cache *c);
 /*
  * Count bytes that are in no block (a zstd stream's) as used, once room is
  * made for them; false, counting nothing, when it cannot be.

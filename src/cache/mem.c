@@ -629,6 +629,8 @@ struct cfs_cache *cfs_cache_new(const struct cfs_cache_config *cfg,
 	g_cond_init(&c->expiry);
 	if (c->read_timeout_us)
 		c->expirer = g_thread_new("read-expirer", expire_reads, c);
+	if (cfg->fault_ahead)
+		cache_fault_ahead_start(c);
 	cfs_stats_gauge_set(CFS_MEM_CAP, (int64_t)cfg->cap);
 	return c;
 }
@@ -643,6 +645,7 @@ void cfs_cache_close(struct cfs_cache *c)
 		g_queue_push_tail_link(&waiting, g_queue_pop_head_link(&c->val_wait));
 	retry_unlock(c, &waiting, cache_answers_new());
 	stop_expirer(c);
+	cache_fault_ahead_join(c);
 }
 
 void cfs_cache_free(struct cfs_cache *c)
@@ -653,6 +656,7 @@ void cfs_cache_free(struct cfs_cache *c)
 	c->closing = true; /* normally already: cfs_cache_close() */
 	g_mutex_unlock(&c->lock);
 	stop_expirer(c);
+	cache_fault_ahead_join(c);
 	cfs_shared_free(c->shared); /* waits for the lookups, whose ends unpin their blocks */
 	cfs_zstd_free(c->zstd);
 	/* Every block the spill tier lacks, so that the next mount finds it. */

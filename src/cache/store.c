@@ -108,6 +108,7 @@ void cache_block_free(struct cfs_cache *c, struct block *b)
 	cfs_extents_clear(&b->filled);
 	cfs_extents_clear(&b->inflight);
 	c->used -= b->len;
+	cache_trim_idle(c);
 	cfs_stats_gauge_set(CFS_MEM_BYTES, (int64_t)c->used);
 	cfs_stats_gauge_add(CFS_MEM_BLOCKS, -1);
 	g_free(b);
@@ -145,10 +146,10 @@ void cache_spill_all(struct cfs_cache *c)
 	spill_ahead(c, UINT_MAX, UINT64_MAX);
 }
 
-/* Give back idle block memory that no longer fits under the cap beside what is used. */
-static void trim_idle(struct cfs_cache *c)
+void cache_trim_idle(struct cfs_cache *c)
 {
 	cfs_blockmem_trim(c->mem, c->cap - MIN(c->used, c->cap));
+	cfs_stats_gauge_set(CFS_MEM_IDLE, (int64_t)cfs_blockmem_idle_bytes(c->mem));
 }
 
 bool cache_make_room(struct cfs_cache *c, uint64_t bytes)
@@ -176,7 +177,7 @@ static void use(struct cfs_cache *c, uint64_t bytes)
 {
 	c->used += bytes;
 	g_assert(c->used <= c->cap);
-	trim_idle(c);
+	cache_trim_idle(c);
 	cfs_stats_gauge_set(CFS_MEM_BYTES, (int64_t)c->used);
 }
 

@@ -81,6 +81,10 @@ static const struct family gauges[] = {
 	{ "cache_blocks", "Blocks resident in the tier.", CFS_MEM_BLOCKS, CFS_DISK_BLOCKS },
 	{ "cache_capacity_bytes", "The tier's cap in bytes; 0 when the tier is off.", CFS_MEM_CAP,
 	  CFS_DISK_CAP },
+	{ "mem_idle_bytes",
+	  "Block memory of the memory tier resident and free for the next blocks (faulted in"
+	  " ahead, or left by evicted ones).",
+	  CFS_MEM_IDLE, NO_TIER },
 	{ "reads_parked", "Reads waiting for bytes now.", CFS_READS_PARKED, NO_TIER },
 	{ "zstd_streams", "zstd decompression streams alive, idle ones included.", CFS_ZSTD_STREAMS,
 	  NO_TIER },

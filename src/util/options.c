@@ -111,6 +111,7 @@ struct raw_args {
 	char *cache_dir, *disk_cache, *eviction;
 	char *views;
 	gboolean spill_compress;
+	gboolean lazy_memory;
 	char *log_file;
 	char *metrics_addr;
 	char *shared_cache;
@@ -509,6 +510,7 @@ static void take_remote_settings(struct raw_args *a, struct cfs_options *o)
 
 static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
 {
+	o->lazy_memory = a->lazy_memory;
 	if (!parse_size_opt("mem-cache", a->mem_cache, &o->mem_cache, error) ||
 	    !parse_size_opt("block-size", a->block_size, &o->block_size, error) ||
 	    !parse_size_opt("readahead", a->readahead, &o->readahead, error) ||
@@ -688,6 +690,11 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		  "FILE" },
 		{ "mem-cache", 0, 0, G_OPTION_ARG_STRING, &a.mem_cache,
 		  "Memory tier cap (default 1/8 of RAM, at most 1G)", "SIZE" },
+		{ "lazy-memory", 0, 0, G_OPTION_ARG_NONE, &a.lazy_memory,
+		  "Fault the memory tier in as blocks arrive, not up to its cap right after"
+		  " mounting at the lowest priority (resident memory grows with use; first"
+		  " reads are slower)",
+		  NULL },
 		{ "block-size", 0, 0, G_OPTION_ARG_STRING, &a.block_size,
 		  "Cache block size, a power of two (default 1M)", "SIZE" },
 		{ "readahead", 0, 0, G_OPTION_ARG_STRING, &a.readahead,

@@ -17,6 +17,7 @@ struct cfs_options {
 	bool version;         /* --version: print the versions and exit */
 	char *fuse_opts;      /* -o items not ours, comma separated, for fuse_session_new */
 	uint64_t mem_cache;   /* bytes, memory tier cap */
+	bool lazy_memory;     /* --lazy-memory: no faulting of the memory tier in ahead of use */
 	uint64_t block_size;  /* bytes, power of two */
 	uint64_t readahead;   /* bytes, largest readahead window; 0 disables */
 	unsigned max_connections;

@@ -59,6 +59,7 @@ static const char *const gauge_names[CFS_GAUGE_COUNT] = {
 	[CFS_OBJECTS] = "objects",
 	[CFS_VIEWS] = "views",
 	[CFS_VIEW_BYTES] = "view_bytes",
+	[CFS_MEM_IDLE] = "mem_idle_bytes",
 };
 
 void cfs_stats_add(enum cfs_counter c, uint64_t n)

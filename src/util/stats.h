@@ -55,6 +55,7 @@ enum cfs_gauge {
 	CFS_OBJECTS,      /* objects alive: held, or waiting for the memory tier to let go */
 	CFS_VIEWS,        /* item and tar views alive: shown, or removed and still held */
 	CFS_VIEW_BYTES,   /* bytes of views' indexes and tables, outside the cap (about) */
+	CFS_MEM_IDLE,     /* block memory resident and free for the next blocks, bytes */
 	CFS_GAUGE_COUNT
 };
 
