@@ -429,6 +429,7 @@ static bool too_large(const struct cfs_cache *c, const struct parked *r)
 static void read_range(struct cfs_cache *c, struct cfs_object *obj, uint64_t off, size_t len,
 		       GBytes *head, bool quick, cfs_read_done_fn done, void *cookie)
 {
+	__atomic_store_n(&c->last_read_us, g_get_monotonic_time(), __ATOMIC_RELAXED);
 	struct parked *r = g_new0(struct parked, 1);
 	r->quick = quick;
 	r->obj = obj;
@@ -645,7 +646,7 @@ void cfs_cache_close(struct cfs_cache *c)
 		g_queue_push_tail_link(&waiting, g_queue_pop_head_link(&c->val_wait));
 	retry_unlock(c, &waiting, cache_answers_new());
 	stop_expirer(c);
-	cache_fault_ahead_join(c);
+	cache_fault_ahead_stop(c);
 }
 
 void cfs_cache_free(struct cfs_cache *c)
@@ -656,7 +657,7 @@ void cfs_cache_free(struct cfs_cache *c)
 	c->closing = true; /* normally already: cfs_cache_close() */
 	g_mutex_unlock(&c->lock);
 	stop_expirer(c);
-	cache_fault_ahead_join(c);
+	cache_fault_ahead_stop(c);
 	cfs_shared_free(c->shared); /* waits for the lookups, whose ends unpin their blocks */
 	cfs_zstd_free(c->zstd);
 	/* Every block the spill tier lacks, so that the next mount finds it. */
