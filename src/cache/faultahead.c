@@ -8,18 +8,17 @@
  * 2026-12-07), and the read is CPU-bound: with the arena faulted in
  * beforehand, the same read ran a third faster (docs/performance.md). The
  * tier fills up to its cap during a training epoch anyway; this moves the
- * cost to time the mount has to spare. It pauses while reads come: at
- * nice 19 alone, without the pause, it held 8 random readers at half
- * speed (preempted with the tier's lock or the address space's held). It
- * runs at nice 19 besides, so that reads the kernel answers from its page
- * cache, which the tier never sees, go first. --lazy-memory turns it off,
- * for a mount whose resident memory should grow only with use.
+ * cost to time the mount has to spare. It pauses while reads come, and
+ * keeps the daemon's priority: at nice 19 it held 8 random readers at half
+ * speed, preempted while holding the tier's lock or the address space's,
+ * which every other thread of the daemon then waited for (measured twice:
+ * without the pause, and with it while readers were served from the page
+ * cache, which the tier never sees). --lazy-memory turns it off, for a
+ * mount whose resident memory should grow only with use.
  */
 #include <errno.h>
 #include <glib.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include "cache/blockmem.h"
 #include "cache_i.h"
@@ -67,9 +66,6 @@ static bool fault_in(struct cfs_cache *c, uint8_t *slot)
 static gpointer fault_ahead(gpointer p)
 {
 	struct cfs_cache *c = p;
-	if (setpriority(PRIO_PROCESS, (id_t)gettid(), 19) != 0)
-		g_debug("memory tier: the fault-ahead thread keeps its priority: %s",
-			g_strerror(errno));
 	g_mutex_lock(&c->lock);
 	bool ok = true;
 	void *slot;
