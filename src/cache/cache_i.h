@@ -257,8 +257,9 @@ void cache_trim_idle(struct cfs_cache *c);
 
 /*
  * Start faulting the arena's fresh slots in ahead of use while no read
- * comes, until the cap is resident (live blocks and idle slots) or
- * c->closing is set; the slots become idle ones, the first handed out.
+ * comes, until the cap is resident (live blocks and idle slots), 1 GiB was
+ * faulted in, or c->closing is set; the slots become idle ones, the first
+ * handed out.
  */
 void cache_fault_ahead_start(struct cfs_cache *c);
 

@@ -8,7 +8,7 @@
  * 2026-12-07), and the read is CPU-bound: with the arena faulted in
  * beforehand, the same read ran a third faster (docs/performance.md). The
  * tier fills up to its cap during a training epoch anyway; this moves the
- * cost to time the mount has to spare. It pauses while reads come, and
+ * cost of its first GiB to time the mount has to spare. It pauses while reads come, and
  * keeps the daemon's priority: at nice 19 it held 8 random readers at half
  * speed, preempted while holding the tier's lock or the address space's,
  * which every other thread of the daemon then waited for (measured twice:
@@ -28,6 +28,14 @@
  * reading, which an mmap() elsewhere in the daemon waits for.
  */
 #define PIECE_BYTES (UINT64_C(128) << 10)
+/*
+ * At most this much is faulted in ahead, whatever the cap: it takes about a
+ * third of a core-second per GiB, which a larger cap would spend for
+ * seconds beside reads the kernel answers from its page cache (the tier
+ * never sees them, so nothing pauses it), while a first epoch starts well
+ * within it.
+ */
+#define AHEAD_MAX (UINT64_C(1) << 30)
 /* The mount is idle when no read came for this long: a reader's reads come far closer. */
 #define QUIET_US (20 * G_TIME_SPAN_MILLISECOND)
 
@@ -47,6 +55,12 @@ static bool wait_quiet(struct cfs_cache *c)
 		g_cond_wait_until(&c->faulter_wake, &c->lock, quiet_at);
 	}
 	return false;
+}
+
+/* Under AHEAD_MAX faulted in so far (done bytes), room for a slot, and the mount idle. */
+static bool may_fault_more(struct cfs_cache *c, uint64_t done)
+{
+	return done < AHEAD_MAX && wait_quiet(c) && room_for_slot(c);
 }
 
 /* Fault slot in, piece by piece; false when the kernel refuses. */
@@ -69,10 +83,11 @@ static gpointer fault_ahead(gpointer p)
 	g_mutex_lock(&c->lock);
 	bool ok = true;
 	void *slot;
-	while (ok && wait_quiet(c) && room_for_slot(c) &&
-	       (slot = cfs_blockmem_fresh_slot(c->mem))) {
+	uint64_t done = 0;
+	while (ok && may_fault_more(c, done) && (slot = cfs_blockmem_fresh_slot(c->mem))) {
 		g_mutex_unlock(&c->lock);
 		ok = fault_in(c, slot);
+		done += c->block_size;
 		g_mutex_lock(&c->lock);
 		cfs_blockmem_put(c->mem, slot, (uint32_t)c->block_size);
 		cache_trim_idle(c); /* blocks may have taken the room meanwhile */

@@ -62,7 +62,7 @@ struct cfs_cache_config {
 	unsigned read_timeout_ms; /* a read parked longer fails with -ETIMEDOUT (0: never) */
 	struct cfs_shared *shared; /* the shared tier (shared/shared.h), which the cache then
 				      owns and frees; NULL: none */
-	/* Fault block memory in up to the cap while no read comes
+	/* Fault block memory in up to the cap (at most 1 GiB) while no read comes
 	 * (cache/faultahead.c), rather than as blocks arrive. */
 	bool fault_ahead;
 };
