@@ -691,8 +691,8 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		{ "mem-cache", 0, 0, G_OPTION_ARG_STRING, &a.mem_cache,
 		  "Memory tier cap (default 1/8 of RAM, at most 1G)", "SIZE" },
 		{ "lazy-memory", 0, 0, G_OPTION_ARG_NONE, &a.lazy_memory,
-		  "Fault the memory tier in as blocks arrive, not up to its cap right after"
-		  " mounting at the lowest priority (resident memory grows with use; first"
+		  "Fault the memory tier in as blocks arrive, not ahead (up to the cap, at most"
+		  " 1G) while the mount has no reads (resident memory grows with use; first"
 		  " reads are slower)",
 		  NULL },
 		{ "block-size", 0, 0, G_OPTION_ARG_STRING, &a.block_size,
