@@ -34,7 +34,7 @@ Workloads (--workloads). Each is repeated --reps times; the readers take turns r
            pattern; items/s over the wall time from the first process's start to the
            last one's end (the processes start together, on a signal).
   ttfb     time to the first item on a slow server: a second nginx with limit_rate
-           (--slow-rate per connection) behind a delaying TCP proxy (--slow-delay per
+           (--slow-rate per request) behind a delaying TCP proxy (--slow-delay per
            request). nginx-light has no module that delays a request, so the proxy (this
            file's `_proxy`) holds each request for the delay before passing it on. On a
            fresh mount one random item of each chunk is read, each chunk's first touch:
@@ -804,7 +804,7 @@ class Mount:
 
 class SlowServer:
     """The ttfb and shared2 workloads' server: a second nginx (one process) with limit_rate
-    per connection, behind the delaying proxy of proxy_main. Its access log has one line per
+    per request, behind the delaying proxy of proxy_main. Its access log has one line per
     request: method, status, body bytes sent, path."""
 
     def __init__(self, bench):
@@ -1468,20 +1468,17 @@ def cpu_per_gb(before, after, nbytes):
     return (after["cpu"] - before["cpu"]) / (nbytes / 1e9)
 
 
-def fetched(after, before):
-    """bytes_fetched between two chunkfs snapshots (None for other readers)."""
-    a, b = after.get("stats"), before.get("stats")
-    if not a or not b:
-        return None
-    return a.get("bytes_fetched", 0) - b.get("bytes_fetched", 0)
-
-
 def stats_delta(after, before, names):
     """Growth of the chunkfs counters named between two snapshots ({} without stats)."""
     a, b = after.get("stats"), before.get("stats")
     if not a or not b:
         return {}
     return {n: a.get(n, 0) - b.get(n, 0) for n in names}
+
+
+def fetched(after, before):
+    """bytes_fetched between two chunkfs snapshots (None for other readers)."""
+    return stats_delta(after, before, ("bytes_fetched",)).get("bytes_fetched")
 
 
 def amplification(before, after, nbytes):
@@ -1988,7 +1985,7 @@ def parse_args():
                    help="seconds after which a timed run of direct or chunkfs stops (default 30)")
     p.add_argument("--rclone-cap", type=float, default=10.0, help="the same for rclone (default 10)")
     p.add_argument("--httpdirfs-cap", type=float, default=5.0, help="the same for httpdirfs (default 5)")
-    p.add_argument("--slow-rate", default="20m", help="ttfb: nginx limit_rate per connection (default 20m)")
+    p.add_argument("--slow-rate", default="20m", help="ttfb and shared2: nginx limit_rate, per request (default 20m)")
     p.add_argument("--slow-delay", type=float, default=30.0, help="ttfb: ms added to every request (default 30)")
     p.add_argument("--epoch2-mem", default="64M", help="epoch2: chunkfs --mem-cache (default 64M)")
     p.add_argument("--samples-url", default="", help="samples: URL of the small-sample dataset on nginx")
