@@ -540,6 +540,39 @@ static void test_read_bound(void)
 	cfs_object_unref(obj);
 }
 
+/* r, parked at parked_at (monotonic us), fails with ETIMEDOUT once the bound of ms has passed. */
+static void check_expires(struct result *r, gint64 parked_at, unsigned ms)
+{
+	g_test_expect_message(NULL, G_LOG_LEVEL_WARNING, "*the bound of a read*");
+	wait_done(r);
+	g_test_assert_expected_messages();
+	g_assert_cmpint(g_get_monotonic_time() - parked_at, >=, ms * 1000);
+	check_error(r, -ETIMEDOUT);
+}
+
+/*
+ * The expirer is woken only for a deadline before the one it sleeps until:
+ * a read parked behind one that is then answered, and a read parked once
+ * the queue has emptied, each still fail at their own bound.
+ */
+static void test_read_bound_after_answered(void)
+{
+	struct cfs_cache *c = cache_new_bounded(50);
+	struct cfs_object *obj = object_new(12, 4 * BLOCK);
+	struct result *first = read_quick(c, obj, 0, 1000);
+	gint64 start = g_get_monotonic_time();
+	struct result *behind = read_quick(c, obj, BLOCK, 1000);
+	answer_next(obj, 0, 1000);
+	check_bytes(first, obj, 0, 1000);
+	check_expires(behind, start, 50);
+	start = g_get_monotonic_time();
+	check_expires(read_quick(c, obj, 2 * BLOCK, 1000), start, 50);
+	answer_next(obj, BLOCK, BLOCK + 1000);
+	answer_next(obj, 2 * BLOCK, 2 * BLOCK + 1000);
+	cache_free(c);
+	cfs_object_unref(obj);
+}
+
 /* A withdrawn read is never answered; its bytes still land for the next reader. */
 static void test_cancel(void)
 {
@@ -585,6 +618,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/cache/bad-object", test_bad_object_fails_for_good);
 	g_test_add_func("/cache/read-larger-than-cap", test_read_larger_than_cap);
 	g_test_add_func("/cache/read-bound", test_read_bound);
+	g_test_add_func("/cache/read-bound-after-answered", test_read_bound_after_answered);
 	g_test_add_func("/cache/cancel", test_cancel);
 	g_test_add_func("/cache/close", test_close);
 	g_test_add_func("/cache/fault-ahead", test_fault_ahead);

@@ -154,7 +154,8 @@ struct cfs_cache {
 	gint64 read_timeout_us;       /* cfs_cache_config.read_timeout_ms; 0: reads wait as long
 					 as it takes */
 	GQueue parked_by_age;         /* struct parked with a deadline, oldest (first due) first */
-	GCond expiry;                 /* wakes the expirer: a first deadline, or closing */
+	GCond expiry;                 /* wakes the expirer: a deadline before expiry_at, or closing */
+	gint64 expiry_at;             /* when the expirer wakes; G_MAXINT64: when signalled */
 	GThread *expirer;             /* fails the reads parked past their deadline; NULL without one */
 	GThread *faulter;             /* faults the arena in (faultahead.c); NULL: none */
 	GCond faulter_wake;           /* wakes it: closing */
