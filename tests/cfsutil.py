@@ -1116,3 +1116,84 @@ def meson_install(build_dir, destdir, timeout=120):
     opts = meson_options(build_dir)
     # bindir and mandir are relative to the prefix unless given absolute; both go under destdir.
     return tuple(destdir + os.path.join(opts["prefix"], opts[name]) for name in ("bindir", "mandir"))
+
+
+def own_cgroup_dirs():
+    """[(version, directory)] of this process's control groups that limit memory: the
+    cgroup v1 memory controller's and cgroup v2's, where mounted (proc(5): /proc/self/cgroup
+    and /proc/self/mountinfo)."""
+    with open("/proc/self/cgroup") as f:
+        groups = [line.rstrip("\n").split(":", 2) for line in f if line.count(":") >= 2]
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split() for line in f]
+    found = []
+    for hid, controllers, path in groups:
+        v1 = "memory" in controllers.split(",")
+        if not v1 and (hid != "0" or controllers):
+            continue
+        for fields in mounts:
+            tail_ = fields[fields.index("-") + 1:] if "-" in fields else []
+            if len(tail_) < 3 or tail_[0] != ("cgroup" if v1 else "cgroup2"):
+                continue
+            if v1 and "memory" not in tail_[2].split(","):
+                continue
+            root, point = fields[3], fields[4]
+            if root != "/" and not path.startswith(root + "/"):
+                continue
+            rel = path[len(root):] if root != "/" else path
+            found.append((1 if v1 else 2, os.path.join(point, rel.lstrip("/"))))
+            break
+    return found
+
+
+class MemoryCgroup:
+    """A child control group of this process's with a memory limit, for a daemon
+    started while this process is in it (joined()); create() returns None where
+    none can be made (not root, no memory controller, cgroup v2 without memory
+    delegated to this group's children)."""
+
+    def __init__(self, version, path, origin):
+        self.version, self.path, self.origin = version, path, origin
+
+    @classmethod
+    def create(cls, limit):
+        for version, base in own_cgroup_dirs():
+            path = os.path.join(base, "chunkfs-test-%d-%d" % (os.getpid(), time.monotonic_ns()))
+            try:
+                os.mkdir(path)
+            except OSError:
+                continue
+            name = "memory.limit_in_bytes" if version == 1 else "memory.max"
+            try:
+                with open(os.path.join(path, name), "w") as f:
+                    f.write("%d\n" % limit)
+                return cls(version, path, base)
+            except OSError:
+                os.rmdir(path)
+        return None
+
+    def pids(self):
+        with open(os.path.join(self.path, "cgroup.procs")) as f:
+            return [int(x) for x in f.read().split()]
+
+    def _move(self, directory, pid):
+        with open(os.path.join(directory, "cgroup.procs"), "w") as f:
+            f.write("%d\n" % pid)
+
+    def joined(self):
+        """Context manager: this process in the group, back in its own on leaving;
+        the processes it starts meanwhile stay in the group."""
+        group = self
+
+        class _Joined:
+            def __enter__(self):
+                group._move(group.path, os.getpid())
+
+            def __exit__(self, *exc):
+                group._move(group.origin, os.getpid())
+        return _Joined()
+
+    def remove(self):
+        """Remove the group once the processes in it are gone (the caller stops them)."""
+        wait_for(lambda: not self.pids(), scaled(15), "the processes of %s to exit" % self.path)
+        os.rmdir(self.path)

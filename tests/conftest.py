@@ -22,8 +22,8 @@ import threading
 
 import pytest
 
-from cfsutil import (DEFAULT_BUDGET, SANITIZED, TEST_CACHE_HOME, MemcachedServer, MiB,
-                     Mount, NginxServer, Watchdog, chunkfs_bin_path, chunkfs_env, data_dir,
+from cfsutil import (DEFAULT_BUDGET, SANITIZED, TEST_CACHE_HOME, MemcachedServer, MemoryCgroup,
+                     MiB, Mount, NginxServer, Watchdog, chunkfs_bin_path, chunkfs_env, data_dir,
                      finish_daemon_start, fuse_unavailable, litgen, meson_install,
                      sanitizer_env, scaled, tear_down_mounts, wait_foreground_ready)
 from faultserver import FaultServer
@@ -228,6 +228,25 @@ def small(tmp_path):
 def _log_allow_of(request):
     """The regular expressions of every log_allow marker of the requesting test."""
     return [pattern for mark in request.node.iter_markers("log_allow") for pattern in mark.args]
+
+
+@pytest.fixture
+def memory_cgroup():
+    """Factory: memory_cgroup(limit) -> cfsutil.MemoryCgroup with that memory limit in
+    bytes, a child of this process's group; skips the test where none can be made.
+    Request it before mount, so that the mounts in it are stopped before it is removed."""
+    made = []
+
+    def create(limit):
+        group = MemoryCgroup.create(limit)
+        if group is None:
+            pytest.skip("no memory control group can be made here (needs root and the memory "
+                        "controller: cgroup v1, or v2 delegated to this group's children)")
+        made.append(group)
+        return group
+    yield create
+    for group in made:
+        group.remove()
 
 
 @pytest.fixture

@@ -12,9 +12,13 @@
 
 #include "spill/spill.h"
 #include "cache/policy/policy.h"
+#include "util/memlimit.h"
 
 #define DEFAULT_MEM_CAP_MAX (UINT64_C(1) << 30)
-/* The default memory cap is this fraction (1/N) of RAM: the loader reading it needs the rest. */
+/*
+ * The default memory cap is this fraction (1/N) of RAM or of the control
+ * groups' memory limit: the loader reading it needs the rest.
+ */
 #define DEFAULT_MEM_CAP_RAM_DIVISOR 8
 /* The default memory cap when the size of RAM is unknown: 1/8 of a small (2 GiB) machine. */
 #define DEFAULT_MEM_CAP_NO_RAM (256 * CFS_MIB)
@@ -90,14 +94,21 @@ bool cfs_parse_size(const char *text, uint64_t *out)
 	return true;
 }
 
+/*
+ * A fraction of the memory the daemon may use: the machine's, or its
+ * control groups' limit where that is smaller (a container's, a unit's
+ * MemoryMax=), so that the tier, faulted in from mounting on, leaves the
+ * rest to the loader beside it.
+ */
 static uint64_t default_mem_cache(void)
 {
 	long pages = sysconf(_SC_PHYS_PAGES);
 	long page = sysconf(_SC_PAGESIZE);
-	if (pages <= 0 || page <= 0)
+	uint64_t ram = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : UINT64_MAX;
+	uint64_t usable = MIN(ram, cfs_memory_limit_at("/"));
+	if (usable == UINT64_MAX)
 		return DEFAULT_MEM_CAP_NO_RAM;
-	uint64_t ram = (uint64_t)pages * (uint64_t)page;
-	return MIN(ram / DEFAULT_MEM_CAP_RAM_DIVISOR, DEFAULT_MEM_CAP_MAX);
+	return CLAMP(usable / DEFAULT_MEM_CAP_RAM_DIVISOR, MEM_CAP_MIN, DEFAULT_MEM_CAP_MAX);
 }
 
 struct raw_args {
@@ -689,7 +700,7 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		  "Log to FILE (appended, created 0600, not a symlink) instead of stderr or syslog",
 		  "FILE" },
 		{ "mem-cache", 0, 0, G_OPTION_ARG_STRING, &a.mem_cache,
-		  "Memory tier cap (default 1/8 of RAM, at most 1G)", "SIZE" },
+		  "Memory tier cap (default 1/8 of RAM or of the cgroup memory limit, at most 1G)", "SIZE" },
 		{ "lazy-memory", 0, 0, G_OPTION_ARG_NONE, &a.lazy_memory,
 		  "Fault the memory tier in as blocks arrive, not ahead (up to the cap, at most"
 		  " 1G) while the mount has no reads (resident memory grows with use; first"
