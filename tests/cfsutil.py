@@ -18,6 +18,7 @@ multiplied by SCALE when the binary is a sanitizer build (CHUNKFS_SANITIZED=1).
 chunkfs runs without this machine's CA bundle variables (CA_ENV_VARS) unless a
 test passes them explicitly: mount(..., env=chunkfs_env(CURL_CA_BUNDLE=ca)).
 """
+import contextlib
 import errno
 import functools
 import hashlib
@@ -1132,10 +1133,10 @@ def own_cgroup_dirs():
         if not v1 and (hid != "0" or controllers):
             continue
         for fields in mounts:
-            tail_ = fields[fields.index("-") + 1:] if "-" in fields else []
-            if len(tail_) < 3 or tail_[0] != ("cgroup" if v1 else "cgroup2"):
+            fs = fields[fields.index("-") + 1:] if "-" in fields else []  # type, source, options
+            if len(fs) < 3 or fs[0] != ("cgroup" if v1 else "cgroup2"):
                 continue
-            if v1 and "memory" not in tail_[2].split(","):
+            if v1 and "memory" not in fs[2].split(","):
                 continue
             root, point = fields[3], fields[4]
             if root != "/" and not path.startswith(root + "/"):
@@ -1180,18 +1181,15 @@ class MemoryCgroup:
         with open(os.path.join(directory, "cgroup.procs"), "w") as f:
             f.write("%d\n" % pid)
 
+    @contextlib.contextmanager
     def joined(self):
-        """Context manager: this process in the group, back in its own on leaving;
-        the processes it starts meanwhile stay in the group."""
-        group = self
-
-        class _Joined:
-            def __enter__(self):
-                group._move(group.path, os.getpid())
-
-            def __exit__(self, *exc):
-                group._move(group.origin, os.getpid())
-        return _Joined()
+        """This process in the group, back in its own on leaving; the processes it
+        starts meanwhile stay in the group."""
+        self._move(self.path, os.getpid())
+        try:
+            yield self
+        finally:
+            self._move(self.origin, os.getpid())
 
     def remove(self):
         """Remove the group once the processes in it are gone (the caller stops them)."""

@@ -90,8 +90,8 @@ static void test_v1(void)
 /* Hybrid: a v2 hierarchy without the memory controller beside v1's memory. */
 static void test_hybrid(void)
 {
-	char *root = system_new("4:memory:/svc\n0::/svc\n",
-				V1_MOUNT "41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n");
+	char *root = system_new("4:memory:/svc\n0::/svc\n", V1_MOUNT
+				"41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n");
 	put(root, "sys/fs/cgroup/unified/svc/cgroup.procs", "1\n");
 	put(root, "sys/fs/cgroup/memory/svc/memory.limit_in_bytes", "134217728\n");
 	g_assert_cmpuint(cfs_memory_limit_at(root), ==, UINT64_C(128) << 20);
@@ -104,8 +104,9 @@ static void test_hybrid(void)
  */
 static void test_container_mount_root(void)
 {
-	char *root = system_new("0::/kubepods/pod1/c1\n",
-				"30 23 0:26 /kubepods/pod1 /sys/fs/cgroup\\040x ro - cgroup2 cgroup2 rw\n");
+	char *root = system_new(
+		"0::/kubepods/pod1/c1\n",
+		"30 23 0:26 /kubepods/pod1 /sys/fs/cgroup\\040x ro - cgroup2 cgroup2 rw\n");
 	put(root, "sys/fs/cgroup x/c1/memory.max", "536870912\n");
 	g_assert_cmpuint(cfs_memory_limit_at(root), ==, UINT64_C(512) << 20);
 	put(root, "sys/fs/cgroup x/memory.max", "268435456\n");
@@ -116,7 +117,8 @@ static void test_container_mount_root(void)
 /* A group outside what the mount shows, or reached through "..", has no limit seen. */
 static void test_outside_the_mount(void)
 {
-	char *root = system_new("0::/other\n", "30 23 0:26 /kubepods /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
+	char *root = system_new("0::/other\n",
+				"30 23 0:26 /kubepods /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
 	put(root, "sys/fs/cgroup/memory.max", "536870912\n");
 	g_assert_cmpuint(cfs_memory_limit_at(root), ==, UINT64_MAX);
 	put(root, "proc/self/cgroup", "0::/kubepods/../x\n");

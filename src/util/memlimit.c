@@ -115,8 +115,8 @@ static char *group_of(const char *cgroup, const char *controller)
  * given) is mounted: its root in the hierarchy and its mount point, escapes
  * undone (proc(5), /proc/pid/mountinfo). False: not mounted.
  */
-static bool mount_of(const char *mountinfo, const char *fstype, const char *controller,
-		     char **root, char **point)
+static bool mount_of(const char *mountinfo, const char *fstype, const char *controller, char **root,
+		     char **point)
 {
 	char **lines = g_strsplit(mountinfo, "\n", -1);
 	bool found = false;
@@ -142,8 +142,7 @@ static bool mount_of(const char *mountinfo, const char *fstype, const char *cont
  * the mount shows; none when the group is outside the mount's root.
  */
 static uint64_t hierarchy_limit(const char *prefix, const char *mountinfo, const char *fstype,
-				const char *controller, const char *group,
-				const char *const *files)
+				const char *controller, const char *group, const char *const *files)
 {
 	char *root, *point;
 	if (!mount_of(mountinfo, fstype, controller, &root, &point))
@@ -175,7 +174,8 @@ uint64_t cfs_memory_limit_at(const char *root)
 	uint64_t limit = UINT64_MAX;
 	char *group;
 	if (mountinfo && (group = group_of(cgroup, NULL))) {
-		limit = MIN(limit, hierarchy_limit(root, mountinfo, "cgroup2", NULL, group, v2_files));
+		limit = MIN(limit,
+			    hierarchy_limit(root, mountinfo, "cgroup2", NULL, group, v2_files));
 		g_free(group);
 	}
 	if (mountinfo && (group = group_of(cgroup, "memory"))) {

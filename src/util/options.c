@@ -700,7 +700,8 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 		  "Log to FILE (appended, created 0600, not a symlink) instead of stderr or syslog",
 		  "FILE" },
 		{ "mem-cache", 0, 0, G_OPTION_ARG_STRING, &a.mem_cache,
-		  "Memory tier cap (default 1/8 of RAM or of the cgroup memory limit, at most 1G)", "SIZE" },
+		  "Memory tier cap (default 1/8 of RAM or of the cgroup memory limit, at most 1G)",
+		  "SIZE" },
 		{ "lazy-memory", 0, 0, G_OPTION_ARG_NONE, &a.lazy_memory,
 		  "Fault the memory tier in as blocks arrive, not ahead (up to the cap, at most"
 		  " 1G) while the mount has no reads (resident memory grows with use; first"
