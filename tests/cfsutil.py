@@ -1139,7 +1139,7 @@ def own_cgroup_dirs():
             if v1 and "memory" not in fs[2].split(","):
                 continue
             root, point = fields[3], fields[4]
-            if root != "/" and not path.startswith(root + "/"):
+            if root != "/" and path != root and not path.startswith(root + "/"):
                 continue
             rel = path[len(root):] if root != "/" else path
             found.append((1 if v1 else 2, os.path.join(point, rel.lstrip("/"))))
