@@ -72,13 +72,14 @@ seconds, so a slow machine gives fewer runs rather than a longer bench.
 Cold: a fresh mount that has started (chunkfs: its memory tier faulted in, mem_idle_bytes
 still for 0.3 s, as it is by the time a loader's first read comes), `sync; echo 3 >
 /proc/sys/vm/drop_caches`, then the server's files read once (so nginx serves them from
-memory), then the timed run. Warm: the same run
-again on the same mount. direct has nothing to keep: its warm run is a second run.
+memory), then the timed run. Warm: the same run again on the same mount. direct has
+nothing to keep: its warm run is a second run.
 
 For every mount: the daemon's peak RSS (VmHWM from /proc/PID/status before unmounting),
-its CPU seconds (utime + stime from /proc/PID/stat) until the mount has started, and over
-the timed cold run per GB the workload read, and for chunkfs the read amplification: bytes_fetched (MNT/.chunkfs/stats,
-its growth over the timed run) / bytes the workload read.
+its CPU seconds (utime + stime from /proc/PID/stat) until the mount has started and over
+the timed cold run per GB the workload read, and for chunkfs the read amplification:
+bytes_fetched (MNT/.chunkfs/stats, its growth over the timed run) / bytes the workload
+read.
 
 Every byte is checked: each timed run reads into one buffer and hashes it after the clock
 stops (sha256 of the chunk, of each item), against the source files.
