@@ -1153,8 +1153,8 @@ class MemoryCgroup:
     none can be made (not root, no memory controller, cgroup v2 without memory
     delegated to this group's children)."""
 
-    def __init__(self, version, path, origin):
-        self.version, self.path, self.origin = version, path, origin
+    def __init__(self, path, origin):
+        self.path, self.origin = path, origin
 
     @classmethod
     def create(cls, limit):
@@ -1168,16 +1168,18 @@ class MemoryCgroup:
             try:
                 with open(os.path.join(path, name), "w") as f:
                     f.write("%d\n" % limit)
-                return cls(version, path, base)
+                return cls(path, base)
             except OSError:
                 os.rmdir(path)
         return None
 
     def pids(self):
+        """The PIDs of the processes in the group."""
         with open(os.path.join(self.path, "cgroup.procs")) as f:
             return [int(x) for x in f.read().split()]
 
     def _move(self, directory, pid):
+        """Move process pid into the group at directory."""
         with open(os.path.join(directory, "cgroup.procs"), "w") as f:
             f.write("%d\n" % pid)
 
@@ -1192,6 +1194,18 @@ class MemoryCgroup:
             self._move(self.origin, os.getpid())
 
     def remove(self):
-        """Remove the group once the processes in it are gone (the caller stops them)."""
-        wait_for(lambda: not self.pids(), scaled(15), "the processes of %s to exit" % self.path)
+        """Remove the group once the processes in it are gone. The caller stops them;
+        any still there after a grace time are killed by PID (and reported)."""
+        try:
+            wait_for(lambda: not self.pids(), scaled(15), "the processes of %s to exit" % self.path)
+            left = []
+        except AssertionError:
+            left = self.pids()
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            wait_for(lambda: not self.pids(), scaled(15), "the killed processes of %s" % self.path)
         os.rmdir(self.path)
+        assert not left, "PIDs %r were still in %s after the test; killed" % (left, self.path)

@@ -33,6 +33,7 @@ static char *system_new(const char *cgroup, const char *mountinfo)
 	return root;
 }
 
+/* Remove path and everything under it; whether path itself went. */
 static gboolean remove_tree(const char *path)
 {
 	GDir *dir = g_dir_open(path, 0, NULL);
@@ -114,6 +115,29 @@ static void test_container_mount_root(void)
 	system_free(root);
 }
 
+/*
+ * A container with its own cgroup namespace: its group is "/", the root of
+ * the mount, whose files are the container's; a first mount that does not
+ * show the group is passed over.
+ */
+static void test_namespace_root(void)
+{
+	char *root = system_new(
+		"0::/\n", "29 23 0:26 /other /mnt/elsewhere rw - cgroup2 cgroup2 rw\n" V2_MOUNT);
+	put(root, "sys/fs/cgroup/memory.max", "536870912\n");
+	g_assert_cmpuint(cfs_memory_limit_at(root), ==, UINT64_C(512) << 20);
+	system_free(root);
+}
+
+/* A group whose name only begins with dots is a group like another. */
+static void test_dotted_name(void)
+{
+	char *root = system_new("0::/..x\n", V2_MOUNT);
+	put(root, "sys/fs/cgroup/..x/memory.max", "268435456\n");
+	g_assert_cmpuint(cfs_memory_limit_at(root), ==, UINT64_C(256) << 20);
+	system_free(root);
+}
+
 /* A group outside what the mount shows, or reached through "..", has no limit seen. */
 static void test_outside_the_mount(void)
 {
@@ -152,6 +176,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/memlimit/v1", test_v1);
 	g_test_add_func("/memlimit/hybrid", test_hybrid);
 	g_test_add_func("/memlimit/container-mount-root", test_container_mount_root);
+	g_test_add_func("/memlimit/namespace-root", test_namespace_root);
+	g_test_add_func("/memlimit/dotted-name", test_dotted_name);
 	g_test_add_func("/memlimit/outside-the-mount", test_outside_the_mount);
 	g_test_add_func("/memlimit/not-a-number", test_not_a_number);
 	return g_test_run();

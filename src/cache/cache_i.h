@@ -155,7 +155,8 @@ struct cfs_cache {
 					 as it takes */
 	GQueue parked_by_age;         /* struct parked with a deadline, oldest (first due) first */
 	GCond expiry;                 /* wakes the expirer: a deadline before expiry_at, or closing */
-	gint64 expiry_at;             /* when the expirer wakes; G_MAXINT64: when signalled */
+	gint64 expiry_at;             /* when the expirer wakes; G_MAXINT64: when signalled; past:
+					 awake, it reads the queue before it sleeps again */
 	GThread *expirer;             /* fails the reads parked past their deadline; NULL without one */
 	GThread *faulter;             /* faults the arena in (faultahead.c); NULL: none */
 	GCond faulter_wake;           /* wakes it: closing */

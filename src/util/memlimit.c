@@ -110,56 +110,82 @@ static char *group_of(const char *cgroup, const char *controller)
 	return path;
 }
 
+/* The part of group below root, a mount's root in the hierarchy; NULL: not below it. */
+static const char *below(const char *group, const char *root)
+{
+	size_t skip = strcmp(root, "/") ? strlen(root) : 0;
+	if (strncmp(group, root, skip) != 0 || (group[skip] != '/' && group[skip] != '\0'))
+		return NULL;
+	return group + skip + strspn(group + skip, "/");
+}
+
+/* Whether path has a ".." component: a group outside the cgroup namespace's root. */
+static bool climbs(const char *path)
+{
+	char **parts = g_strsplit(path, "/", -1);
+	bool up = g_strv_contains((const char *const *)parts, "..");
+	g_strfreev(parts);
+	return up;
+}
+
 /*
- * Where the hierarchy of fstype (with controller among its options, if
- * given) is mounted: its root in the hierarchy and its mount point, escapes
- * undone (proc(5), /proc/pid/mountinfo). False: not mounted.
+ * The directory of group under the mount of the hierarchy's root at point
+ * (both escaped as in mountinfo), g_free; *top: the mount point's (g_free).
+ * NULL: the mount does not show the group.
  */
-static bool mount_of(const char *mountinfo, const char *fstype, const char *controller, char **root,
-		     char **point)
+static char *dir_in_mount(const char *prefix, const char *root_esc, const char *point_esc,
+			  const char *group, char **top)
+{
+	char *root = g_strcompress(root_esc);
+	const char *rel = below(group, root);
+	char *dir = NULL;
+	if (rel) {
+		char *point = g_strcompress(point_esc);
+		*top = g_build_filename(prefix, point, NULL);
+		dir = g_build_filename(*top, rel, NULL);
+		g_free(point);
+	}
+	g_free(root);
+	return dir;
+}
+
+/*
+ * The directory of group in the first mount of the hierarchy of fstype
+ * (with controller among its options, if given) that shows it, g_free;
+ * *top: that mount point's (g_free). NULL: none does (proc(5),
+ * /proc/pid/mountinfo).
+ */
+static char *group_dir(const char *prefix, const char *mountinfo, const char *fstype,
+		       const char *controller, const char *group, char **top)
 {
 	char **lines = g_strsplit(mountinfo, "\n", -1);
-	bool found = false;
-	for (char **l = lines; *l && !found; l++) {
+	char *dir = NULL;
+	for (char **l = lines; *l && !dir; l++) {
 		char **f = g_strsplit(*l, " ", -1);
 		guint n = g_strv_length(f), dash = 6;
 		while (dash < n && strcmp(f[dash], "-") != 0)
 			dash++;
 		if (dash + 3 < n && !strcmp(f[dash + 1], fstype) &&
-		    (!controller || listed(f[dash + 3], controller))) {
-			*root = g_strcompress(f[3]);
-			*point = g_strcompress(f[4]);
-			found = true;
-		}
+		    (!controller || listed(f[dash + 3], controller)))
+			dir = dir_in_mount(prefix, f[3], f[4], group, top);
 		g_strfreev(f);
 	}
 	g_strfreev(lines);
-	return found;
+	return dir;
 }
 
-/*
- * The limit of group (a path in its hierarchy) and the groups above it that
- * the mount shows; none when the group is outside the mount's root.
- */
+/* The limit of group (a path in its hierarchy) and the groups above it that its mount shows. */
 static uint64_t hierarchy_limit(const char *prefix, const char *mountinfo, const char *fstype,
 				const char *controller, const char *group, const char *const *files)
 {
-	char *root, *point;
-	if (!mount_of(mountinfo, fstype, controller, &root, &point))
+	char *top;
+	char *dir = climbs(group) ? NULL
+				  : group_dir(prefix, mountinfo, fstype, controller, group, &top);
+	if (!dir)
 		return UINT64_MAX;
-	uint64_t limit = UINT64_MAX;
-	size_t skip = strcmp(root, "/") ? strlen(root) : 0;
-	bool inside = !strncmp(group, root, skip) && (group[skip] == '/' || !group[skip]) &&
-		      !strstr(group, "/..");
-	if (inside) {
-		char *top = g_build_filename(prefix, point, NULL);
-		char *dir = g_build_filename(top, group + skip, NULL);
-		limit = walk_up(top, dir, files);
-		g_free(dir);
-		g_free(top);
-	}
-	g_free(root);
-	g_free(point);
+	uint64_t limit = walk_up(top, dir, files);
+	g_free(dir);
+	g_free(top);
 	return limit;
 }
 

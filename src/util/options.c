@@ -150,7 +150,12 @@ static bool check_int_opt(const char *name, int value, int min, int max, GError 
 	return false;
 }
 
-static bool check_sizes(const struct cfs_options *o, GError **error)
+/*
+ * Check the sizes; without --mem-cache (cap_given false), set the default
+ * cap, raised to the minimum of 4 blocks, which a small control group's
+ * limit with a large --block-size would otherwise fall under.
+ */
+static bool check_sizes(struct cfs_options *o, bool cap_given, GError **error)
 {
 	if (o->block_size < BLOCK_SIZE_MIN || o->block_size > BLOCK_SIZE_MAX ||
 	    (o->block_size & (o->block_size - 1))) {
@@ -159,6 +164,8 @@ static bool check_sizes(const struct cfs_options *o, GError **error)
 		return false;
 	}
 	uint64_t min_cap = MAX(MEM_CAP_MIN_BLOCKS * o->block_size, MEM_CAP_MIN);
+	if (!cap_given)
+		o->mem_cache = MAX(default_mem_cache(), min_cap);
 	if (o->mem_cache < min_cap) {
 		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
 			    "--mem-cache must be at least %" G_GUINT64_FORMAT " MiB (4 blocks and 4 MiB)",
@@ -536,7 +543,7 @@ static bool convert(struct raw_args *a, struct cfs_options *o, GError **error)
 	    !check_int_opt("max-dir-entries", a->max_dir_entries, 1, MAX_DIR_ENTRIES_MAX, error) ||
 	    !check_int_opt("shared-cache-timeout", a->shared_cache_timeout, 1,
 			   SHARED_CACHE_TIMEOUT_MAX_MS, error) ||
-	    !check_sizes(o, error) || !check_headers(a->headers, error) ||
+	    !check_sizes(o, a->mem_cache != NULL, error) || !check_headers(a->headers, error) ||
 	    !take_header_file(a, error) || !check_cacert(a->cacert, error) ||
 	    !check_addressing(a->s3_addressing, error) || !take_spill_settings(a, o, error) ||
 	    !check_views(a->views, error))
@@ -796,7 +803,6 @@ bool cfs_options_parse(int argc, char **argv, struct cfs_options *opts, bool *ex
 	};
 	const GOptionEntry *const tables[] = { entries, mount_entries, NULL };
 	memset(opts, 0, sizeof(*opts));
-	opts->mem_cache = default_mem_cache();
 	opts->block_size = CFS_MIB;
 	opts->readahead = DEFAULT_READAHEAD;
 	opts->disk_cache = CFS_DISK_CAP_AUTO;
