@@ -159,7 +159,7 @@ struct cfs_cache {
 					 awake, it reads the queue before it sleeps again */
 	GThread *expirer;             /* fails the reads parked past their deadline; NULL without one */
 	GThread *faulter;             /* faults the arena in (faultahead.c); NULL: none */
-	GCond faulter_wake;           /* wakes it: closing */
+	GCond faulter_wake;           /* wakes it: closing; set up with the cache */
 	gint64 last_read_us;          /* monotonic time of the latest read; atomic, no lock */
 	GThreadPool *repliers;        /* sends struct answer * queued by other threads */
 };
@@ -258,15 +258,12 @@ bool cache_make_room(struct cfs_cache *c, uint64_t bytes);
 void cache_trim_idle(struct cfs_cache *c);
 
 /*
- * Start faulting the arena's fresh slots in ahead of use while no read
- * comes, until the cap is resident (live blocks and idle slots), 1 GiB was
- * faulted in, or c->closing is set; the slots become idle ones, the first
- * handed out.
+ * Start c->faulter, which faults the arena's fresh slots in ahead of use
+ * while no read comes, until the cap is resident (live blocks and idle
+ * slots), 1 GiB was faulted in, or c->closing is set (signalled through
+ * c->faulter_wake); the slots become idle ones, the first handed out.
  */
 void cache_fault_ahead_start(struct cfs_cache *c);
-
-/* Stop the fault-ahead thread (c->closing is set) and wait for it. Without the lock. */
-void cache_fault_ahead_stop(struct cfs_cache *c);
 /*
  * Count bytes that are in no block (a zstd stream's) as used, once room is
  * made for them; false, counting nothing, when it cannot be.

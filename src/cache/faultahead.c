@@ -98,18 +98,5 @@ static gpointer fault_ahead(gpointer p)
 
 void cache_fault_ahead_start(struct cfs_cache *c)
 {
-	g_cond_init(&c->faulter_wake);
 	c->faulter = g_thread_new("fault-ahead", fault_ahead, c);
-}
-
-void cache_fault_ahead_stop(struct cfs_cache *c)
-{
-	if (!c->faulter)
-		return;
-	g_mutex_lock(&c->lock);
-	g_cond_signal(&c->faulter_wake);
-	g_mutex_unlock(&c->lock);
-	g_thread_join(c->faulter);
-	c->faulter = NULL;
-	g_cond_clear(&c->faulter_wake);
 }

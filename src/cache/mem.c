@@ -608,16 +608,20 @@ static gpointer expire_reads(gpointer data)
 	return NULL;
 }
 
-/* Stop the expirer (c->closing is set). Without the lock. */
-static void stop_expirer(struct cfs_cache *c)
+/*
+ * Stop *thread, a thread of the tier that waits on wake under c->lock and
+ * ends when it sees c->closing (set), and wait for it. Without the lock;
+ * nothing to do when it is not running.
+ */
+static void stop_thread(struct cfs_cache *c, GThread **thread, GCond *wake)
 {
-	if (!c->expirer)
+	if (!*thread)
 		return;
 	g_mutex_lock(&c->lock);
-	g_cond_signal(&c->expiry);
+	g_cond_signal(wake);
 	g_mutex_unlock(&c->lock);
-	g_thread_join(c->expirer);
-	c->expirer = NULL;
+	g_thread_join(*thread);
+	*thread = NULL;
 }
 
 struct cfs_cache *cfs_cache_new(const struct cfs_cache_config *cfg,
@@ -636,6 +640,7 @@ struct cfs_cache *cfs_cache_new(const struct cfs_cache_config *cfg,
 	c->read_timeout_us = (gint64)cfg->read_timeout_ms * 1000;
 	c->expiry_at = G_MAXINT64;
 	g_cond_init(&c->expiry);
+	g_cond_init(&c->faulter_wake);
 	if (c->read_timeout_us)
 		c->expirer = g_thread_new("read-expirer", expire_reads, c);
 	if (cfg->fault_ahead)
@@ -653,8 +658,8 @@ void cfs_cache_close(struct cfs_cache *c)
 	while (c->val_wait.head)
 		g_queue_push_tail_link(&waiting, g_queue_pop_head_link(&c->val_wait));
 	retry_unlock(c, &waiting, cache_answers_new());
-	stop_expirer(c);
-	cache_fault_ahead_stop(c);
+	stop_thread(c, &c->expirer, &c->expiry);
+	stop_thread(c, &c->faulter, &c->faulter_wake);
 }
 
 void cfs_cache_free(struct cfs_cache *c)
@@ -664,8 +669,8 @@ void cfs_cache_free(struct cfs_cache *c)
 	g_mutex_lock(&c->lock);
 	c->closing = true; /* normally already: cfs_cache_close() */
 	g_mutex_unlock(&c->lock);
-	stop_expirer(c);
-	cache_fault_ahead_stop(c);
+	stop_thread(c, &c->expirer, &c->expiry);
+	stop_thread(c, &c->faulter, &c->faulter_wake);
 	cfs_shared_free(c->shared); /* waits for the lookups, whose ends unpin their blocks */
 	cfs_zstd_free(c->zstd);
 	/* Every block the spill tier lacks, so that the next mount finds it. */
@@ -676,6 +681,7 @@ void cfs_cache_free(struct cfs_cache *c)
 	g_thread_pool_free(c->repliers, FALSE, TRUE);
 	cache_store_free(c);
 	g_cond_clear(&c->expiry);
+	g_cond_clear(&c->faulter_wake);
 	g_mutex_clear(&c->lock);
 	g_free(c);
 }

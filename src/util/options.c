@@ -108,7 +108,7 @@ static uint64_t default_mem_cache(void)
 	uint64_t usable = MIN(ram, cfs_memory_limit_at("/"));
 	if (usable == UINT64_MAX)
 		return DEFAULT_MEM_CAP_NO_RAM;
-	return CLAMP(usable / DEFAULT_MEM_CAP_RAM_DIVISOR, MEM_CAP_MIN, DEFAULT_MEM_CAP_MAX);
+	return MIN(usable / DEFAULT_MEM_CAP_RAM_DIVISOR, DEFAULT_MEM_CAP_MAX);
 }
 
 struct raw_args {
