@@ -423,6 +423,20 @@ def wait_for(cond, timeout, interval=0.05):
         time.sleep(interval)
 
 
+def wait_still(probe, still, timeout, interval=0.05):
+    """Poll probe() until its value has stayed the same for still seconds (True) or
+    timeout seconds pass (False)."""
+    last, since, deadline = None, time.monotonic(), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value != last:
+            last, since = value, time.monotonic()
+        elif time.monotonic() - since >= still:
+            return True
+        time.sleep(interval)
+    return False
+
+
 def pid_alive(pid):
     try:
         with open("/proc/%d/stat" % pid) as f:
@@ -740,18 +754,10 @@ class Mount:
         """Wait until chunkfs has faulted in its memory tier (mem_idle_bytes still for STARTED
         seconds, at most SETTLE_MAX), as a mount has by the time a loader's first read comes;
         the daemon's CPU seconds so far (start-up, other tools at once)."""
-        if self.reader.tool == "chunkfs":
-            last, since, deadline = None, time.monotonic(), time.monotonic() + SETTLE_MAX
-            while time.monotonic() < deadline:
-                idle = (self.stats() or {}).get("mem_idle_bytes")
-                if idle != last:
-                    last, since = idle, time.monotonic()
-                elif time.monotonic() - since >= STARTED:
-                    break
-                time.sleep(0.05)
-            else:
-                self.bench.notes.add("a chunkfs mount was still faulting in its memory tier after %.0f s"
-                                     % SETTLE_MAX)
+        if self.reader.tool == "chunkfs" and \
+                not wait_still(lambda: (self.stats() or {}).get("mem_idle_bytes"), STARTED, SETTLE_MAX):
+            self.bench.notes.add("a chunkfs mount was still faulting in its memory tier after %.0f s"
+                                 % SETTLE_MAX)
         return proc_cpu(self.pid)
 
     def _mount_chunkfs(self):
@@ -1399,15 +1405,8 @@ class Bench:
                 st = m.stats() or {}
                 return st.get("spills"), st.get("spill_errors")
             return du(m.cache)
-        last, since, deadline = None, time.monotonic(), time.monotonic() + SETTLE_MAX
-        while time.monotonic() < deadline:
-            now_v = probe()
-            if now_v != last:
-                last, since = now_v, time.monotonic()
-            elif time.monotonic() - since >= SETTLE:
-                return
-            time.sleep(0.1)
-        self.notes.add("epoch2: the cache writes had not settled after %.0f s" % SETTLE_MAX)
+        if not wait_still(probe, SETTLE, SETTLE_MAX):
+            self.notes.add("epoch2: the cache writes had not settled after %.0f s" % SETTLE_MAX)
 
     # -- driver
 
